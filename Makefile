@@ -1,0 +1,63 @@
+# Entry points. Everything works from a fresh clone on a fresh machine:
+#   make demo    the demo stack up, then the collection's main job against it
+#   make test    every lint, sanity, unit and integration test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := build/collections/ansible_collections/edms/backup
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv collection stack-up stack-down demo test lint sanity unit integration molecule
+
+help:
+	@echo "make demo        bring up the demo stack and run the main job against it"
+	@echo "make test        lint, sanity, unit and integration tests (brings the stack up)"
+	@echo "make stack-up    the demo stack from nothing (engine, images, stack, seed)"
+	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
+	@echo "make lint | sanity | unit | integration | molecule"
+
+$(BIN)/activate: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/activate
+
+# Ansible finds the collection through this link (see ansible.cfg).
+collection: $(COLLECTION_LINK)
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+stack-up:
+	demo/bin/stack up
+
+stack-down:
+	demo/bin/stack down
+
+demo: venv collection stack-up
+	$(BIN)/ansible-playbook -i inventories/demo playbooks/stack_status.yml
+
+lint: venv collection
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint
+
+sanity: venv
+	tools/sanity.sh
+
+unit: venv collection
+	$(BIN)/pytest -q tests/unit
+
+integration: venv collection stack-up
+	$(BIN)/pytest -q tests/integration
+
+molecule: venv collection stack-up
+	$(BIN)/molecule test --all
+
+test: lint sanity unit integration molecule

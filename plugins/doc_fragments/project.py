@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Shared option documentation of the edms.backup modules; the argument spec
+# that goes with it is plugins/module_utils/_common.py.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  project_dir:
+    description:
+      - Directory of the Docker Compose project on the managed host (the
+        directory holding the compose files and the C(.env)).
+    type: path
+    required: true
+  compose_files:
+    description:
+      - Compose files of the project, relative to O(project_dir) or absolute,
+        in the order C(docker compose -f) takes them.
+    type: list
+    elements: str
+    default: [docker-compose.yml]
+  backend_service:
+    description:
+      - Compose service that runs the Django application.
+    type: str
+    default: backend
+  backend_python:
+    description:
+      - Python interpreter inside the backend container, the one that has
+        Django installed.
+    type: str
+    default: python
+  django_settings_module:
+    description:
+      - Django settings module for code run in the backend. When not set, the
+        container's own E(DJANGO_SETTINGS_MODULE) is used.
+    type: str
+requirements:
+  - docker (the Python SDK) on the managed host
+  - the Docker CLI with the Compose v2 plugin on the managed host
+"""

@@ -1,0 +1,21 @@
+# -*- coding: utf-8 -*-
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Options every module shares: where the deployment is and what it is made of.
+
+The documentation of these options is plugins/doc_fragments/project.py; keep
+the two in step.
+"""
+
+from __future__ import annotations
+
+DEFAULT_COUNT_MODELS = ["documents.Document", "users.User", "workflows.Workflow"]
+
+
+def project_argument_spec():
+    return dict(
+        project_dir=dict(type="path", required=True),
+        compose_files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+        backend_service=dict(type="str", default="backend"),
+        backend_python=dict(type="str", default="python"),
+        django_settings_module=dict(type="str"),
+    )

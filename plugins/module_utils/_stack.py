@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""What stack_info does, as plain Python: services, their state, record counts."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.edms.backup.plugins.module_utils._compose import (
+    ComposeError,
+    ComposeProject,
+)
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    DjangoError,
+    count_command,
+    normalize_model_labels,
+    parse_counts,
+)
+from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+
+
+class StackError(Exception):
+    """A failure with the part of the result gathered before it."""
+
+    def __init__(self, msg, **partial):
+        super().__init__(msg)
+        self.partial = partial
+
+
+def stack_info(params, runner=None, containers=None):
+    project_dir = params["project_dir"]
+    if not os.path.isdir(project_dir):
+        raise StackError("project directory %s does not exist" % project_dir)
+    compose = ComposeProject(project_dir=project_dir, files=params["compose_files"], runner=runner)
+    result = {"services": [], "commands": compose.commands, "execs": []}
+    try:
+        labels = normalize_model_labels(params["count_models"])
+        services = compose.services()
+    except (ComposeError, DjangoError) as exc:
+        raise StackError(str(exc), **result) from exc
+    result["services"] = [s.as_dict() for s in services]
+
+    backend_name = params["backend_service"]
+    backend = next((s for s in services if s.service == backend_name), None)
+    if backend is None:
+        raise StackError(
+            "service '%s' is not defined in %s (services: %s)"
+            % (backend_name, ", ".join(params["compose_files"]), ", ".join(s.service for s in services)),
+            **result,
+        )
+    if not backend.running:
+        raise StackError(
+            "cannot count records: service '%s' is not running (state: %s)" % (backend_name, backend.state),
+            **result,
+        )
+    try:
+        containers = containers or Containers()
+        result["execs"] = containers.execs
+        argv = count_command(params["backend_python"], labels, params.get("django_settings_module"))
+        answer = containers.exec(backend.container_id, argv, what="the record count")
+        result["counts"] = parse_counts(answer.stdout)
+    except (ExecError, DjangoError) as exc:
+        raise StackError("cannot count records in service '%s': %s" % (backend_name, exc), **result) from exc
+    return result

@@ -1,0 +1,85 @@
+"""The running demo stack, brought up once per test session (idempotent)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "demo")
+COMPOSE_FILE = os.path.join(DEMO, "docker-compose.prod.yml")
+PROJECT = "edms-demo"
+# ansible, ansible-playbook: those of the Python that runs the tests.
+BIN = os.path.dirname(sys.executable)
+
+# What `seed_demo --scale tiny` (the stack's default seed) writes.
+TINY = {"users": 12, "documents": 60, "versions": 2, "workflows": 30, "steps": 3, "file_size": 2048}
+
+
+def run(argv, check=True, env=None, input=None, timeout=600):
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, input=input, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            "command failed (exit %s): %s\nstdout:\n%s\nstderr:\n%s"
+            % (proc.returncode, " ".join(argv), proc.stdout[-4000:], proc.stderr[-4000:])
+        )
+    return proc
+
+
+def stack_up():
+    env = dict(os.environ)
+    env.pop("EDMS_SEED_ARGS", None)
+    return run([os.path.join(DEMO, "bin", "stack"), "up"], env=env, timeout=1800)
+
+
+def compose(*args, **kwargs):
+    return run(["docker", "compose", "--project-directory", DEMO, "-f", COMPOSE_FILE, *args], **kwargs)
+
+
+def backend(*argv, env=None, **kwargs):
+    """Run argv in the backend container; env: extra variables for that exec only."""
+    flags = []
+    for key, value in (env or {}).items():
+        flags += ["-e", "%s=%s" % (key, value)]
+    return compose("exec", "-T", *flags, "backend", *argv, **kwargs)
+
+
+def manage(*args, env=None, **kwargs):
+    return backend("python", "manage.py", *args, env=env, **kwargs)
+
+
+def django_json(code, env=None):
+    """Run Python code in the backend with Django set up; it prints one JSON line."""
+    script = (
+        "import json, django\n"
+        "django.setup()\n"
+        + code
+    )
+    out = backend("python", "-c", script, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def db_sql(sql, database=None):
+    """Run SQL as the database owner over the db container's local socket."""
+    cmd = 'psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "%s" -c "$0"' % (database or "$POSTGRES_DB")
+    return compose("exec", "-T", "db", "sh", "-c", cmd, sql).stdout
+
+
+def project_resources():
+    """Containers, networks and volumes that carry the project's Compose label."""
+    label = "label=com.docker.compose.project=%s" % PROJECT
+    return {
+        "containers": run(["docker", "ps", "-aq", "--filter", label]).stdout.split(),
+        "networks": run(["docker", "network", "ls", "-q", "--filter", label]).stdout.split(),
+        "volumes": run(["docker", "volume", "ls", "-q", "--filter", label]).stdout.split(),
+    }
+
+
+@pytest.fixture(scope="session")
+def stack():
+    stack_up()
+    return DEMO

@@ -1,0 +1,84 @@
+"""edms.backup.stack_info against the demo stack, the way Ansible runs it."""
+
+import json
+import os
+
+from .conftest import BIN, DEMO, ROOT, TINY, run
+
+INVENTORY = os.path.join(ROOT, "inventories", "demo")
+BASE_ARGS = {"project_dir": DEMO, "compose_files": ["docker-compose.prod.yml"]}
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    return env
+
+
+def stack_info(check_mode=False, **args):
+    """Run the module ad hoc on the demo host; return (rc, result)."""
+    argv = [os.path.join(BIN, "ansible"), "edms-demo", "-i", INVENTORY, "-o", "-m", "edms.backup.stack_info",
+            "-a", json.dumps({**BASE_ARGS, **args})]
+    if check_mode:
+        argv.append("--check")
+    proc = run(argv, env=ansible_env(), check=False)
+    line = proc.stdout.strip().splitlines()[-1]
+    assert " => " in line, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(line.split(" => ", 1)[1])
+
+
+def test_reports_services_and_counts(stack):
+    rc, result = stack_info()
+    assert rc == 0, result
+    assert result["changed"] is False
+    services = {s["service"]: s for s in result["services"]}
+    assert services["db"]["healthy"] and services["backend"]["healthy"]
+    total = TINY["documents"]
+    assert result["counts"]["documents.Document"] == {"rows": total, "visible": total - total // 10}
+    assert result["counts"]["users.User"]["rows"] == TINY["users"]
+    assert result["counts"]["workflows.Workflow"]["rows"] == TINY["workflows"]
+    assert any(" ps " in c for c in result["commands"])
+    assert [e["command"].split()[:2] for e in result["execs"]] == [["python", "-c"]]
+
+
+def test_check_mode_reports_the_same(stack):
+    _, normal = stack_info()
+    rc, checked = stack_info(check_mode=True)
+    assert rc == 0 and checked["counts"] == normal["counts"]
+
+
+def test_all_models_can_be_counted(stack):
+    rc, result = stack_info(count_models=["__all__"])
+    assert rc == 0, result
+    counts = result["counts"]
+    assert counts["documents.DocumentVersion"]["rows"] == TINY["documents"] * TINY["versions"]
+    assert counts["audit.AuditTrail"]["rows"] == TINY["documents"] + TINY["workflows"]
+
+
+def test_unknown_model_fails_naming_it(stack):
+    rc, result = stack_info(count_models=["documents.Nope"])
+    assert rc != 0
+    assert "unknown model(s) documents.Nope" in result["msg"]
+    assert "documents.document" in result["msg"]
+
+
+def test_wrong_backend_service_fails_naming_it(stack):
+    rc, result = stack_info(backend_service="web")
+    assert rc != 0
+    assert "service 'web' is not defined in docker-compose.prod.yml" in result["msg"]
+    assert "db, backend" in result["msg"]
+
+
+def test_missing_project_dir_fails_naming_it(stack):
+    rc, result = stack_info(project_dir="/nonexistent/edms")
+    assert rc != 0
+    assert result["msg"] == "project directory /nonexistent/edms does not exist"
+
+
+def test_status_playbook_prints_services_and_counts(stack):
+    proc = run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(ROOT, "playbooks", "stack_status.yml")],
+               env=ansible_env())
+    total = TINY["documents"]
+    assert "backend: running (healthy)" in proc.stdout
+    assert "documents.Document: %d rows (%d through the default manager)" % (total, total - total // 10) in proc.stdout
+    assert "failed=0" in proc.stdout

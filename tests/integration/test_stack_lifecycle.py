@@ -1,0 +1,51 @@
+"""The stack commands: up is idempotent, down leaves nothing of the project."""
+
+import json
+
+from .conftest import PROJECT, TINY, django_json, project_resources, run, stack_up, DEMO
+
+import os
+
+STACK = os.path.join(DEMO, "bin", "stack")
+
+
+def container_identities():
+    ids = project_resources()["containers"]
+    out = run(["docker", "inspect", *ids]).stdout
+    return sorted(
+        (c["Name"], c["Id"], c["Image"], c["State"]["StartedAt"], c["State"]["Status"])
+        for c in json.loads(out)
+    )
+
+
+def document_count():
+    return django_json("from apps.documents.models import Document\nprint(Document._base_manager.count())")
+
+
+def test_stack_up_twice_changes_nothing(stack):
+    before = container_identities()
+    count_before = document_count()
+    second = stack_up()
+    assert container_identities() == before
+    assert document_count() == count_before == TINY["documents"]
+    assert "images: up to date" in second.stderr
+    assert "engine: running, left as it is" in second.stderr
+    assert '"seeded": false' in second.stderr
+
+
+def test_down_removes_the_project_and_up_rebuilds_it(stack):
+    run([STACK, "down"])
+    assert project_resources() == {"containers": [], "networks": [], "volumes": []}
+    # Idempotent: a second teardown of nothing succeeds.
+    run([STACK, "down"])
+    # And the engine is still there for others.
+    run(["docker", "info"])
+
+    stack_up()
+    states = json.loads("[" + ",".join(run(
+        ["docker", "ps", "--filter", "label=com.docker.compose.project=%s" % PROJECT,
+         "--format", "{{json .}}"]).stdout.split("\n")[:-1]) + "]")
+    names = sorted(s["Names"] for s in states)
+    assert names == ["edms_demo_backend", "edms_demo_db"]
+    assert all("(healthy)" in s["Status"] for s in states), states
+    assert document_count() == TINY["documents"]

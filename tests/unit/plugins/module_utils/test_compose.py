@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from ansible_collections.edms.backup.plugins.module_utils._compose import (
+    ComposeError,
+    ComposeProject,
+    parse_ps_output,
+)
+
+
+def ps_row(service, state="running", health="healthy", cid="c1"):
+    return {"Service": service, "State": state, "Health": health, "ID": cid, "Name": "x_" + service}
+
+
+def test_reads_one_object_per_line():
+    text = "\n".join(json.dumps(r) for r in [ps_row("db"), ps_row("backend", health="")])
+    found = parse_ps_output(text)
+    assert sorted(found) == ["backend", "db"]
+    assert found["db"].healthy
+    assert found["backend"].health is None and found["backend"].healthy
+
+
+def test_reads_the_older_array_form():
+    found = parse_ps_output(json.dumps([ps_row("db", state="exited", health="")]))
+    assert found["db"].state == "exited"
+    assert not found["db"].running and not found["db"].healthy
+
+
+def test_unhealthy_running_container_is_not_healthy():
+    found = parse_ps_output(json.dumps(ps_row("db", health="unhealthy")))
+    assert found["db"].running and not found["db"].healthy
+
+
+def test_prefers_a_running_container_of_a_scaled_service():
+    rows = [ps_row("worker", state="exited", cid="a"), ps_row("worker", cid="b")]
+    found = parse_ps_output("\n".join(json.dumps(r) for r in rows))
+    assert found["worker"].container_id == "b"
+
+
+def test_empty_output_means_no_containers():
+    assert parse_ps_output("  \n") == {}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"State": "running"}'])
+def test_unreadable_output_is_an_error(text):
+    with pytest.raises(ComposeError):
+        parse_ps_output(text)
+
+
+def test_services_lists_defined_services_in_order_with_missing_ones():
+    calls = []
+
+    def runner(argv):
+        calls.append(argv)
+        if "config" in argv:
+            return 0, "db\nbackend\nworker\n", ""
+        return 0, json.dumps(ps_row("backend")) + "\n", ""
+
+    project = ComposeProject(project_dir="/srv/app", files=["a.yml", "/etc/b.yml"], runner=runner)
+    states = project.services()
+    assert [s.service for s in states] == ["db", "backend", "worker"]
+    assert [s.state for s in states] == ["missing", "running", "missing"]
+    assert calls[0][:8] == [
+        "docker", "compose", "--project-directory", "/srv/app", "-f", "/srv/app/a.yml", "-f", "/etc/b.yml"
+    ]
+    assert project.commands == [" ".join(c) for c in calls]
+
+
+def test_a_failing_compose_call_names_the_command_and_the_cause():
+    project = ComposeProject(project_dir="/srv/app", runner=lambda argv: (1, "", "no such file: x.yml\n"))
+    with pytest.raises(ComposeError, match=r"'docker compose config --services' failed in /srv/app \(exit 1\): no such file"):
+        project.service_names()
