@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Shared option documentation of the edms.backup modules; the argument spec
 # that goes with it is plugins/module_utils/_common.py.
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """Options every module shares: where the deployment is and what it is made of.
 

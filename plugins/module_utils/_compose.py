@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """A Docker Compose project as the collection sees it: its files, its services
 and the containers that run them, read through the `docker compose` CLI."""
@@ -81,14 +80,19 @@ class ComposeProject:
         rc, out, err = runner(argv)
         if rc != 0:
             raise ComposeError(
-                "'docker compose %s' failed in %s (exit %s): %s"
-                % (" ".join(args), self.project_dir, rc, (err or out).strip())
+                "'docker compose {}' failed in {} (exit {}): {}".format(
+                    " ".join(args), self.project_dir, rc, (err or out).strip()
+                )
             )
         return out
 
     def service_names(self):
         """The services the compose files define (profiles not active left out)."""
-        return [line.strip() for line in self._run(["config", "--services"]).splitlines() if line.strip()]
+        return [
+            line.strip()
+            for line in self._run(["config", "--services"]).splitlines()
+            if line.strip()
+        ]
 
     def services(self):
         """State of every defined service, in the order the files define them."""
@@ -113,11 +117,11 @@ def parse_ps_output(text):
         else:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     except ValueError as exc:
-        raise ComposeError("cannot read the output of 'docker compose ps': %s" % exc) from exc
+        raise ComposeError(f"cannot read the output of 'docker compose ps': {exc}") from exc
     result = {}
     for row in rows:
         if not isinstance(row, dict) or "Service" not in row:
-            raise ComposeError("unexpected row in 'docker compose ps' output: %r" % (row,))
+            raise ComposeError(f"unexpected row in 'docker compose ps' output: {row!r}")
         state = ServiceState(
             service=row["Service"],
             container_id=row.get("ID"),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """Django code run inside the backend container, and the reading of its answers.
 
@@ -71,12 +70,12 @@ def normalize_model_labels(value):
         parts = item.split(".")
         if len(parts) != 2 or not all(parts):
             raise DjangoError(
-                "model %r is not of the form app_label.ModelName (e.g. documents.Document)" % item
+                f"model {item!r} is not of the form app_label.ModelName (e.g. documents.Document)"
             )
         if item.lower() not in (label.lower() for label in labels):
             labels.append(item)
     if not labels:
-        raise DjangoError("no models to count: give app_label.ModelName labels or %s" % ALL_MODELS)
+        raise DjangoError(f"no models to count: give app_label.ModelName labels or {ALL_MODELS}")
     return labels
 
 
@@ -95,9 +94,9 @@ def parse_answer(stdout):
     try:
         answer = json.loads(lines[-1])
     except ValueError as exc:
-        raise DjangoError("the backend's answer is not JSON: %r" % lines[-1][:200]) from exc
+        raise DjangoError(f"the backend's answer is not JSON: {lines[-1][:200]!r}") from exc
     if not isinstance(answer, dict):
-        raise DjangoError("the backend's answer is not a JSON object: %r" % lines[-1][:200])
+        raise DjangoError(f"the backend's answer is not a JSON object: {lines[-1][:200]!r}")
     return answer
 
 
@@ -106,8 +105,9 @@ def parse_counts(stdout):
     answer = parse_answer(stdout)
     if "unknown" in answer:
         raise DjangoError(
-            "unknown model(s) %s; the backend has: %s"
-            % (", ".join(answer["unknown"]), ", ".join(answer.get("known", [])))
+            "unknown model(s) {}; the backend has: {}".format(
+                ", ".join(answer["unknown"]), ", ".join(answer.get("known", []))
+            )
         )
     if "error" in answer:
         raise DjangoError(str(answer["error"]))

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """Container execs through the Docker SDK, every exit code checked."""
 
@@ -37,7 +36,7 @@ def describe(argv, limit=120):
     for arg in argv:
         arg = str(arg)
         if len(arg) > limit or "\n" in arg:
-            arg = "<%d characters>" % len(arg)
+            arg = f"<{len(arg)} characters>"
         parts.append(arg)
     return " ".join(parts)
 
@@ -52,7 +51,7 @@ class Containers:
             try:
                 client = docker.from_env()
             except DockerException as exc:
-                raise ExecError("cannot reach the Docker engine: %s" % exc) from exc
+                raise ExecError(f"cannot reach the Docker engine: {exc}") from exc
         self.client = client
         self.execs = []
 
@@ -69,11 +68,9 @@ class Containers:
                 kwargs["workdir"] = workdir
             rc, (out, err) = container.exec_run(list(argv), **kwargs)
         except DockerException as exc:
-            raise ExecError("cannot run %s in container %s: %s" % (label, container_id[:12], exc)) from exc
+            raise ExecError(f"cannot run {label} in container {container_id[:12]}: {exc}") from exc
         result = ExecResult(rc=rc, stdout=out or b"", stderr=err or b"")
         if check and rc != 0:
             tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-2000:]
-            raise ExecError(
-                "%s failed in container %s (exit %s): %s" % (label, container_id[:12], rc, tail)
-            )
+            raise ExecError(f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}")
         return result

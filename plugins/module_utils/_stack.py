@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """What stack_info does, as plain Python: services, their state, record counts."""
 
@@ -30,7 +29,7 @@ class StackError(Exception):
 def stack_info(params, runner=None, containers=None):
     project_dir = params["project_dir"]
     if not os.path.isdir(project_dir):
-        raise StackError("project directory %s does not exist" % project_dir)
+        raise StackError(f"project directory {project_dir} does not exist")
     compose = ComposeProject(project_dir=project_dir, files=params["compose_files"], runner=runner)
     result = {"services": [], "commands": compose.commands, "execs": []}
     try:
@@ -44,13 +43,17 @@ def stack_info(params, runner=None, containers=None):
     backend = next((s for s in services if s.service == backend_name), None)
     if backend is None:
         raise StackError(
-            "service '%s' is not defined in %s (services: %s)"
-            % (backend_name, ", ".join(params["compose_files"]), ", ".join(s.service for s in services)),
+            "service '{}' is not defined in {} (services: {})".format(
+                backend_name,
+                ", ".join(params["compose_files"]),
+                ", ".join(s.service for s in services),
+            ),
             **result,
         )
     if not backend.running:
         raise StackError(
-            "cannot count records: service '%s' is not running (state: %s)" % (backend_name, backend.state),
+            f"cannot count records: service '{backend_name}' is not running"
+            f" (state: {backend.state})",
             **result,
         )
     try:
@@ -60,5 +63,7 @@ def stack_info(params, runner=None, containers=None):
         answer = containers.exec(backend.container_id, argv, what="the record count")
         result["counts"] = parse_counts(answer.stdout)
     except (ExecError, DjangoError) as exc:
-        raise StackError("cannot count records in service '%s': %s" % (backend_name, exc), **result) from exc
+        raise StackError(
+            f"cannot count records in service '{backend_name}': {exc}", **result
+        ) from exc
     return result

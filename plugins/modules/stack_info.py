@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
@@ -33,10 +32,12 @@ attributes:
     description: Reads only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is no difference to show.
   idempotent:
     support: full
+    description: Reads only.
 author:
-  - edms.backup developers
+  - edms.backup developers (@edms-backup)
 """
 
 EXAMPLES = r"""
@@ -68,7 +69,9 @@ services:
       running: true
       healthy: true
 counts:
-  description: Rows per model, through the base manager (C(rows)) and the default manager (C(visible)).
+  description:
+    - Rows per model, through the base manager (C(rows)) and the default
+      manager (C(visible)).
   returned: success
   type: dict
   sample: {"documents.Document": {"rows": 60, "visible": 54}}
@@ -85,21 +88,22 @@ execs:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._stack import StackError, stack_info
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._stack import StackError, stack_info
 
 
 def main():
     argument_spec = project_argument_spec()
-    argument_spec.update(count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS))
+    argument_spec.update(
+        count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS)
+    )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)

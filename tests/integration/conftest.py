@@ -24,8 +24,9 @@ def run(argv, check=True, env=None, input=None, timeout=600):
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            "command failed (exit %s): %s\nstdout:\n%s\nstderr:\n%s"
-            % (proc.returncode, " ".join(argv), proc.stdout[-4000:], proc.stderr[-4000:])
+            "command failed (exit {}): {}\nstdout:\n{}\nstderr:\n{}".format(
+                proc.returncode, " ".join(argv), proc.stdout[-4000:], proc.stderr[-4000:]
+            )
         )
     return proc
 
@@ -37,14 +38,16 @@ def stack_up():
 
 
 def compose(*args, **kwargs):
-    return run(["docker", "compose", "--project-directory", DEMO, "-f", COMPOSE_FILE, *args], **kwargs)
+    return run(
+        ["docker", "compose", "--project-directory", DEMO, "-f", COMPOSE_FILE, *args], **kwargs
+    )
 
 
 def backend(*argv, env=None, **kwargs):
     """Run argv in the backend container; env: extra variables for that exec only."""
     flags = []
     for key, value in (env or {}).items():
-        flags += ["-e", "%s=%s" % (key, value)]
+        flags += ["-e", f"{key}={value}"]
     return compose("exec", "-T", *flags, "backend", *argv, **kwargs)
 
 
@@ -54,24 +57,22 @@ def manage(*args, env=None, **kwargs):
 
 def django_json(code, env=None):
     """Run Python code in the backend with Django set up; it prints one JSON line."""
-    script = (
-        "import json, django\n"
-        "django.setup()\n"
-        + code
-    )
+    script = "import json, django\ndjango.setup()\n" + code
     out = backend("python", "-c", script, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def db_sql(sql, database=None):
     """Run SQL as the database owner over the db container's local socket."""
-    cmd = 'psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "%s" -c "$0"' % (database or "$POSTGRES_DB")
+    cmd = 'psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "%s" -c "$0"' % (
+        database or "$POSTGRES_DB"
+    )
     return compose("exec", "-T", "db", "sh", "-c", cmd, sql).stdout
 
 
 def project_resources():
     """Containers, networks and volumes that carry the project's Compose label."""
-    label = "label=com.docker.compose.project=%s" % PROJECT
+    label = f"label=com.docker.compose.project={PROJECT}"
     return {
         "containers": run(["docker", "ps", "-aq", "--filter", label]).stdout.split(),
         "networks": run(["docker", "network", "ls", "-q", "--filter", label]).stdout.split(),

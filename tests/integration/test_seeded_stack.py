@@ -32,12 +32,16 @@ def expected_counts(users, documents, versions, workflows, steps):
 
 def test_live_database_holds_the_default_seed(stack):
     counts = django_json(COUNT_ALL)
-    want = expected_counts(TINY["users"], TINY["documents"], TINY["versions"], TINY["workflows"], TINY["steps"])
+    want = expected_counts(
+        TINY["users"], TINY["documents"], TINY["versions"], TINY["workflows"], TINY["steps"]
+    )
     assert {label: counts[label] for label in want} == want
 
 
 def test_every_document_has_its_media_file_in_the_volume(stack):
-    listing = backend("find", "/app/storage/media", "-type", "f", "-printf", "%s %P\\n").stdout.split("\n")
+    listing = backend(
+        "find", "/app/storage/media", "-type", "f", "-printf", "%s %P\\n"
+    ).stdout.split("\n")
     files = dict(reversed(line.split(" ", 1)) for line in listing if line)
     names = django_json(
         "from apps.documents.models import Document\n"
@@ -70,27 +74,44 @@ def test_postgres_speaks_utf8_and_the_app_uses_its_time_zone(stack):
 @pytest.fixture
 def scratch_database(stack):
     name = "edms_seedcheck"
-    db_sql("DROP DATABASE IF EXISTS %s" % name, database="postgres")
-    db_sql("CREATE DATABASE %s" % name, database="postgres")
+    db_sql(f"DROP DATABASE IF EXISTS {name}", database="postgres")
+    db_sql(f"CREATE DATABASE {name}", database="postgres")
     yield name
-    db_sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, database="postgres")
+    db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
     backend("rm", "-rf", "/tmp/seedcheck-media")
 
 
 def test_seed_writes_exactly_the_requested_scale(scratch_database):
     env = {"POSTGRES_DB": scratch_database, "MEDIA_ROOT": "/tmp/seedcheck-media"}
     manage("migrate", "--noinput", env=env)
-    args = ["--users", "7", "--documents", "23", "--versions", "3", "--workflows", "11",
-            "--steps", "4", "--file-size", "333", "--seed", "5"]
+    args = [
+        "--users",
+        "7",
+        "--documents",
+        "23",
+        "--versions",
+        "3",
+        "--workflows",
+        "11",
+        "--steps",
+        "4",
+        "--file-size",
+        "333",
+        "--seed",
+        "5",
+    ]
     summary = json.loads(manage("seed_demo", *args, env=env).stdout.strip().splitlines()[-1])
     assert summary["seeded"] is True
     counts = django_json(COUNT_ALL, env=env)
     want = expected_counts(7, 23, 3, 11, 4)
     assert {label: counts[label] for label in want} == want
     sizes = backend("find", "/tmp/seedcheck-media", "-type", "f", "-printf", "%s\\n").stdout.split()
-    assert sorted(set(sizes)) == ["333"] and len(sizes) == 23
+    assert sorted(set(sizes)) == ["333"]
+    assert len(sizes) == 23
 
-    again = json.loads(manage("seed_demo", "--if-empty", *args, env=env).stdout.strip().splitlines()[-1])
+    again = json.loads(
+        manage("seed_demo", "--if-empty", *args, env=env).stdout.strip().splitlines()[-1]
+    )
     assert again["seeded"] is False
     assert django_json(COUNT_ALL, env=env) == counts
 
@@ -98,7 +119,18 @@ def test_seed_writes_exactly_the_requested_scale(scratch_database):
 def test_post_save_signal_audits_app_writes_but_not_raw_loads(scratch_database):
     env = {"POSTGRES_DB": scratch_database, "MEDIA_ROOT": "/tmp/seedcheck-media"}
     manage("migrate", "--noinput", env=env)
-    manage("seed_demo", "--users", "3", "--documents", "2", "--workflows", "1", "--file-size", "10", env=env)
+    manage(
+        "seed_demo",
+        "--users",
+        "3",
+        "--documents",
+        "2",
+        "--workflows",
+        "1",
+        "--file-size",
+        "10",
+        env=env,
+    )
     result = django_json(
         "from apps.audit.models import AuditTrail\n"
         "from apps.documents.models import Document, DocumentType\n"

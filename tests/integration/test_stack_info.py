@@ -17,8 +17,17 @@ def ansible_env():
 
 def stack_info(check_mode=False, **args):
     """Run the module ad hoc on the demo host; return (rc, result)."""
-    argv = [os.path.join(BIN, "ansible"), "edms-demo", "-i", INVENTORY, "-o", "-m", "edms.backup.stack_info",
-            "-a", json.dumps({**BASE_ARGS, **args})]
+    argv = [
+        os.path.join(BIN, "ansible"),
+        "edms-demo",
+        "-i",
+        INVENTORY,
+        "-o",
+        "-m",
+        "edms.backup.stack_info",
+        "-a",
+        json.dumps({**BASE_ARGS, **args}),
+    ]
     if check_mode:
         argv.append("--check")
     proc = run(argv, env=ansible_env(), check=False)
@@ -32,7 +41,8 @@ def test_reports_services_and_counts(stack):
     assert rc == 0, result
     assert result["changed"] is False
     services = {s["service"]: s for s in result["services"]}
-    assert services["db"]["healthy"] and services["backend"]["healthy"]
+    assert services["db"]["healthy"]
+    assert services["backend"]["healthy"]
     total = TINY["documents"]
     assert result["counts"]["documents.Document"] == {"rows": total, "visible": total - total // 10}
     assert result["counts"]["users.User"]["rows"] == TINY["users"]
@@ -42,9 +52,10 @@ def test_reports_services_and_counts(stack):
 
 
 def test_check_mode_reports_the_same(stack):
-    _, normal = stack_info()
+    normal = stack_info()[1]
     rc, checked = stack_info(check_mode=True)
-    assert rc == 0 and checked["counts"] == normal["counts"]
+    assert rc == 0
+    assert checked["counts"] == normal["counts"]
 
 
 def test_all_models_can_be_counted(stack):
@@ -76,9 +87,19 @@ def test_missing_project_dir_fails_naming_it(stack):
 
 
 def test_status_playbook_prints_services_and_counts(stack):
-    proc = run([os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(ROOT, "playbooks", "stack_status.yml")],
-               env=ansible_env())
+    proc = run(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            INVENTORY,
+            os.path.join(ROOT, "playbooks", "stack_status.yml"),
+        ],
+        env=ansible_env(),
+    )
     total = TINY["documents"]
     assert "backend: running (healthy)" in proc.stdout
-    assert "documents.Document: %d rows (%d through the default manager)" % (total, total - total // 10) in proc.stdout
+    assert (
+        f"documents.Document: {total} rows ({total - total // 10} through the default manager)"
+        in proc.stdout
+    )
     assert "failed=0" in proc.stdout

@@ -1,10 +1,9 @@
 """The stack commands: up is idempotent, down leaves nothing of the project."""
 
 import json
-
-from .conftest import PROJECT, TINY, django_json, project_resources, run, stack_up, DEMO
-
 import os
+
+from .conftest import DEMO, PROJECT, TINY, django_json, project_resources, run, stack_up
 
 STACK = os.path.join(DEMO, "bin", "stack")
 
@@ -19,7 +18,9 @@ def container_identities():
 
 
 def document_count():
-    return django_json("from apps.documents.models import Document\nprint(Document._base_manager.count())")
+    return django_json(
+        "from apps.documents.models import Document\nprint(Document._base_manager.count())"
+    )
 
 
 def test_stack_up_twice_changes_nothing(stack):
@@ -42,9 +43,22 @@ def test_down_removes_the_project_and_up_rebuilds_it(stack):
     run(["docker", "info"])
 
     stack_up()
-    states = json.loads("[" + ",".join(run(
-        ["docker", "ps", "--filter", "label=com.docker.compose.project=%s" % PROJECT,
-         "--format", "{{json .}}"]).stdout.split("\n")[:-1]) + "]")
+    states = json.loads(
+        "["
+        + ",".join(
+            run(
+                [
+                    "docker",
+                    "ps",
+                    "--filter",
+                    f"label=com.docker.compose.project={PROJECT}",
+                    "--format",
+                    "{{json .}}",
+                ]
+            ).stdout.split("\n")[:-1]
+        )
+        + "]"
+    )
     names = sorted(s["Names"] for s in states)
     assert names == ["edms_demo_backend", "edms_demo_db"]
     assert all("(healthy)" in s["Status"] for s in states), states

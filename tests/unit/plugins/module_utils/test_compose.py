@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -18,18 +17,21 @@ def test_reads_one_object_per_line():
     found = parse_ps_output(text)
     assert sorted(found) == ["backend", "db"]
     assert found["db"].healthy
-    assert found["backend"].health is None and found["backend"].healthy
+    assert found["backend"].health is None
+    assert found["backend"].healthy
 
 
 def test_reads_the_older_array_form():
     found = parse_ps_output(json.dumps([ps_row("db", state="exited", health="")]))
     assert found["db"].state == "exited"
-    assert not found["db"].running and not found["db"].healthy
+    assert not found["db"].running
+    assert not found["db"].healthy
 
 
 def test_unhealthy_running_container_is_not_healthy():
     found = parse_ps_output(json.dumps(ps_row("db", health="unhealthy")))
-    assert found["db"].running and not found["db"].healthy
+    assert found["db"].running
+    assert not found["db"].healthy
 
 
 def test_prefers_a_running_container_of_a_scaled_service():
@@ -62,12 +64,24 @@ def test_services_lists_defined_services_in_order_with_missing_ones():
     assert [s.service for s in states] == ["db", "backend", "worker"]
     assert [s.state for s in states] == ["missing", "running", "missing"]
     assert calls[0][:8] == [
-        "docker", "compose", "--project-directory", "/srv/app", "-f", "/srv/app/a.yml", "-f", "/etc/b.yml"
+        "docker",
+        "compose",
+        "--project-directory",
+        "/srv/app",
+        "-f",
+        "/srv/app/a.yml",
+        "-f",
+        "/etc/b.yml",
     ]
     assert project.commands == [" ".join(c) for c in calls]
 
 
 def test_a_failing_compose_call_names_the_command_and_the_cause():
-    project = ComposeProject(project_dir="/srv/app", runner=lambda argv: (1, "", "no such file: x.yml\n"))
-    with pytest.raises(ComposeError, match=r"'docker compose config --services' failed in /srv/app \(exit 1\): no such file"):
+    project = ComposeProject(
+        project_dir="/srv/app", runner=lambda argv: (1, "", "no such file: x.yml\n")
+    )
+    with pytest.raises(
+        ComposeError,
+        match=r"'docker compose config --services' failed in /srv/app \(exit 1\): no such file",
+    ):
         project.service_names()

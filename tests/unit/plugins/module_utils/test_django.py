@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from ansible_collections.edms.backup.plugins.module_utils._django import (
     ALL_MODELS,
     DjangoError,
@@ -38,13 +37,17 @@ def test_count_command_passes_the_request_as_one_json_argument():
 
 
 def test_counts_are_read_from_the_last_line():
-    out = b"a warning\n" + json.dumps({"counts": {"users.User": {"rows": 3, "visible": 3}}}).encode()
+    out = (
+        b"a warning\n" + json.dumps({"counts": {"users.User": {"rows": 3, "visible": 3}}}).encode()
+    )
     assert parse_counts(out) == {"users.User": {"rows": 3, "visible": 3}}
 
 
 def test_unknown_models_are_named_with_what_exists():
     out = json.dumps({"error": "unknown model", "unknown": ["shop.Book"], "known": ["users.user"]})
-    with pytest.raises(DjangoError, match=r"unknown model\(s\) shop.Book; the backend has: users.user"):
+    with pytest.raises(
+        DjangoError, match=r"unknown model\(s\) shop.Book; the backend has: users.user"
+    ):
         parse_counts(out)
 
 

@@ -3,4 +3,4 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import describ
 
 def test_describe_keeps_short_arguments_and_hides_inline_code():
     code = "import json\n" * 50
-    assert describe(["python", "-c", code, "x"]) == "python -c <%d characters> x" % len(code)
+    assert describe(["python", "-c", code, "x"]) == f"python -c <{len(code)} characters> x"

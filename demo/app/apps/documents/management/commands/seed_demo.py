@@ -374,7 +374,7 @@ class Seeder:
     def seed_groups(self):
         groups = []
         for name, wanted in GROUP_PERMISSIONS.items():
-            group, _ = Group.objects.get_or_create(name=name)
+            group = Group.objects.get_or_create(name=name)[0]
             permissions = []
             for app_label, codename in wanted:
                 try:
@@ -396,7 +396,7 @@ class Seeder:
     def seed_document_types(self):
         self.document_types = []
         for code, name in DOCUMENT_TYPES:
-            doc_type, _ = DocumentType.objects.update_or_create(code=code, defaults={"name": name})
+            doc_type = DocumentType.objects.update_or_create(code=code, defaults={"name": name})[0]
             self.document_types.append(doc_type)
 
     # Documents ----------------------------------------------------------------
