@@ -3,7 +3,7 @@
 import json
 import os
 
-from .conftest import BIN, DEMO, ROOT, TINY, run
+from .conftest import BIN, DEMO, ROOT, TINY, compose, run
 
 INVENTORY = os.path.join(ROOT, "inventories", "demo")
 BASE_ARGS = {"project_dir": DEMO, "compose_files": ["docker-compose.prod.yml"]}
@@ -103,3 +103,15 @@ def test_status_playbook_prints_services_and_counts(stack):
         in proc.stdout
     )
     assert "failed=0" in proc.stdout
+
+
+def test_stopped_backend_fails_saying_so_and_lists_the_services(stack):
+    compose("stop", "backend")
+    try:
+        rc, result = stack_info()
+    finally:
+        compose("up", "-d", "--wait", "backend")
+    assert rc != 0
+    assert result["msg"] == "cannot count records: service 'backend' is not running (state: exited)"
+    states = {s["service"]: s["state"] for s in result["services"]}
+    assert states == {"db": "running", "backend": "exited"}

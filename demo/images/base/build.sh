@@ -15,6 +15,7 @@ mirror=${mirror:-http://deb.debian.org/debian}
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "base image: installing debootstrap" >&2
+  apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
 fi
 
