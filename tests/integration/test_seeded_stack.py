@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .conftest import TINY, backend, db_sql, django_json, manage
+from .conftest import TINY, backend, compose, db_sql, django_json, manage
 
 COUNT_ALL = """
 from django.apps import apps
@@ -151,3 +151,32 @@ def test_post_save_signal_audits_app_writes_but_not_raw_loads(scratch_database):
     before, after_save, after_raw = result
     assert after_save == before + 1
     assert after_raw == after_save
+
+
+def test_worker_service_runs_the_activity_simulator(scratch_database):
+    env = {"POSTGRES_DB": scratch_database, "MEDIA_ROOT": "/tmp/seedcheck-media"}
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", "--users", "4", "--documents", "3", "--workflows", "2", env=env)
+    before = django_json(COUNT_ALL, env=env)
+    flags = [x for key, value in env.items() for x in ("-e", f"{key}={value}")]
+    out = compose(
+        "--profile",
+        "activity",
+        "run",
+        "--rm",
+        "--no-deps",
+        *flags,
+        "worker",
+        "python",
+        "manage.py",
+        "simulate_activity",
+        "--iterations",
+        "3",
+        "--interval",
+        "0",
+    ).stdout
+    iterations = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(iterations) == 3
+    after = django_json(COUNT_ALL, env=env)
+    for label in ("documents.document", "workflows.workflow", "audit.audittrail"):
+        assert after[label] > before[label], label
