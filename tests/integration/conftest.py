@@ -9,7 +9,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "demo")
-COMPOSE_FILE = os.path.join(DEMO, "docker-compose.prod.yml")
+# The deployment directory demo/bin/stack makes (its compose file and .env).
+RUN = os.path.join(DEMO, "run")
+COMPOSE_FILE = os.path.join(RUN, "docker-compose.prod.yml")
 PROJECT = "edms-demo"
 # ansible, ansible-playbook: those of the Python that runs the tests.
 BIN = os.path.dirname(sys.executable)
@@ -39,7 +41,7 @@ def stack_up():
 
 def compose(*args, **kwargs):
     return run(
-        ["docker", "compose", "--project-directory", DEMO, "-f", COMPOSE_FILE, *args], **kwargs
+        ["docker", "compose", "--project-directory", RUN, "-f", COMPOSE_FILE, *args], **kwargs
     )
 
 

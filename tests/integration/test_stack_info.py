@@ -3,10 +3,10 @@
 import json
 import os
 
-from .conftest import BIN, DEMO, ROOT, TINY, compose, run
+from .conftest import BIN, ROOT, RUN, TINY, compose, run
 
 INVENTORY = os.path.join(ROOT, "inventories", "demo")
-BASE_ARGS = {"project_dir": DEMO, "compose_files": ["docker-compose.prod.yml"]}
+BASE_ARGS = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 
 
 def ansible_env():

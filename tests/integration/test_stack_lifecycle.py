@@ -3,7 +3,16 @@
 import json
 import os
 
-from .conftest import DEMO, PROJECT, TINY, django_json, project_resources, run, stack_up
+from .conftest import (
+    COMPOSE_FILE,
+    DEMO,
+    PROJECT,
+    TINY,
+    django_json,
+    project_resources,
+    run,
+    stack_up,
+)
 
 STACK = os.path.join(DEMO, "bin", "stack")
 
@@ -37,6 +46,8 @@ def test_stack_up_twice_changes_nothing(stack):
 def test_down_removes_the_project_and_up_rebuilds_it(stack):
     run([STACK, "down"])
     assert project_resources() == {"containers": [], "networks": [], "volumes": []}
+    # The deployment's compose file goes too: the next start is the checklist's state.
+    assert not os.path.exists(COMPOSE_FILE)
     # Idempotent: a second teardown of nothing succeeds.
     run([STACK, "down"])
     # And the engine is still there for others.
