@@ -25,6 +25,11 @@ options:
       - Compose service that runs the Django application.
     type: str
     default: backend
+  db_service:
+    description:
+      - Compose service that runs PostgreSQL.
+    type: str
+    default: db
   backend_python:
     description:
       - Python interpreter inside the backend container, the one that has

@@ -15,6 +15,15 @@ def project_argument_spec():
         project_dir=dict(type="path", required=True),
         compose_files=dict(type="list", elements="str", default=["docker-compose.yml"]),
         backend_service=dict(type="str", default="backend"),
+        db_service=dict(type="str", default="db"),
         backend_python=dict(type="str", default="python"),
         django_settings_module=dict(type="str"),
+    )
+
+
+def backup_dir_argument_spec():
+    """Where archives live and how their times are shown (doc fragment backup_dir)."""
+    return dict(
+        backup_dir=dict(type="path", required=True),
+        display_timezone=dict(type="str", default="UTC"),
     )

@@ -29,6 +29,7 @@ class ServiceState:
     container_name: str | None = None
     state: str = "missing"
     health: str | None = None
+    project: str | None = None
 
     @property
     def running(self):
@@ -128,6 +129,7 @@ def parse_ps_output(text):
             container_name=row.get("Name"),
             state=(row.get("State") or "unknown").lower(),
             health=(row.get("Health") or None),
+            project=row.get("Project"),
         )
         previous = result.get(state.service)
         if previous is None or (state.running and not previous.running):

@@ -12,10 +12,11 @@ import json
 
 ALL_MODELS = "__all__"
 
-# Runs inside the backend. argv[1]: JSON {"models": [...] or "__all__",
-# "settings": module or null (then the container's DJANGO_SETTINGS_MODULE)}.
-# Prints one JSON object: {"counts": {label: {"rows", "visible"}}} or {"error"}.
-COUNT_SCRIPT = r"""
+# The start of every script run in the backend. argv[1]: JSON request with
+# "settings": a settings module, or null for the container's
+# DJANGO_SETTINGS_MODULE. Prints {"error": ...} and stops when Django cannot
+# be set up that way.
+SETUP = r"""
 import json, os, sys
 request = json.loads(sys.argv[1])
 if request.get("settings"):
@@ -27,31 +28,35 @@ import django
 django.setup()
 from django.apps import apps
 from django.db import connection, transaction
-
-wanted = request["models"]
-if wanted == "__all__":
-    models = [m for m in apps.get_models() if not m._meta.proxy and m._meta.managed]
-else:
-    by_label = {m._meta.label_lower: m for m in apps.get_models()}
-    models, unknown = [], []
-    for label in wanted:
-        model = by_label.get(label.lower())
-        (models if model is not None else unknown).append(model if model is not None else label)
-    if unknown:
-        print(json.dumps({"error": "unknown model", "unknown": unknown,
-                          "known": sorted(by_label)}))
-        sys.exit(0)
-counts = {}
-with transaction.atomic():
-    with connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    for model in models:
-        counts[model._meta.label] = {
-            "rows": model._base_manager.count(),
-            "visible": model._default_manager.count(),
-        }
-print(json.dumps({"counts": counts}))
 """
+
+# count_models(wanted): wanted is a list of labels or "__all__". Returns
+# {"counts": {label: {"rows", "visible"}}} from one repeatable-read, read-only
+# transaction, or {"error": "unknown model", "unknown": [...], "known": [...]}.
+COUNT_FUNCTION = r"""
+def count_models(wanted):
+    if wanted == "__all__":
+        models = [m for m in apps.get_models() if not m._meta.proxy and m._meta.managed]
+    else:
+        by_label = {m._meta.label_lower: m for m in apps.get_models()}
+        models = [by_label.get(label.lower()) for label in wanted]
+        unknown = [label for label, model in zip(wanted, models) if model is None]
+        if unknown:
+            return {"error": "unknown model", "unknown": unknown, "known": sorted(by_label)}
+    counts = {}
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for model in models:
+            counts[model._meta.label] = {
+                "rows": model._base_manager.count(),
+                "visible": model._default_manager.count(),
+            }
+    return {"counts": counts}
+"""
+
+# Request: {"settings", "models"}. Prints count_models' answer.
+COUNT_SCRIPT = SETUP + COUNT_FUNCTION + 'print(json.dumps(count_models(request["models"])))\n'
 
 
 class DjangoError(Exception):

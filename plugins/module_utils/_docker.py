@@ -74,3 +74,68 @@ class Containers:
             tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-2000:]
             raise ExecError(f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}")
         return result
+
+    def exec_stream(self, container_id, argv, user=None, workdir=None, what=None):
+        """An ExecStream: iterate it for the command's stdout as it comes."""
+        label = what or describe(argv)
+        self.execs.append({"container": container_id, "command": describe(argv)})
+        return ExecStream(self.client.api, container_id, argv, label, user=user, workdir=workdir)
+
+    def read_tree(self, container_id, path):
+        """A tar stream (iterator of bytes) of path in the container, and its stat."""
+        self.execs.append({"container": container_id, "command": f"get_archive {path}"})
+        try:
+            return self.client.containers.get(container_id).get_archive(path)
+        except DockerException as exc:
+            short = container_id[:12]
+            raise ExecError(f"cannot read {path} from container {short}: {exc}") from exc
+
+
+class ExecStream:
+    """A command in a container whose stdout is read as a stream of bytes.
+
+    Standard error is kept (it is small: diagnostics and a final report).
+    When the stream is exhausted the exit code is checked: non-zero raises
+    ExecError, which carries the stderr bytes in its ``stderr`` attribute.
+    """
+
+    def __init__(self, api, container_id, argv, label, user=None, workdir=None):
+        self.api = api
+        self.container_id = container_id
+        self.argv = list(argv)
+        self.label = label
+        self.user = user
+        self.workdir = workdir
+        self.rc = None
+        self.stderr = b""
+
+    def _error(self, message):
+        error = ExecError(message)
+        error.stderr = self.stderr
+        return error
+
+    def __iter__(self):
+        errors = []
+        short = self.container_id[:12]
+        try:
+            exec_id = self.api.exec_create(
+                self.container_id,
+                self.argv,
+                stdout=True,
+                stderr=True,
+                user=self.user or "",
+                workdir=self.workdir,
+            )["Id"]
+            for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
+                if err:
+                    errors.append(err)
+                if out:
+                    yield out
+            self.rc = self.api.exec_inspect(exec_id)["ExitCode"]
+        except DockerException as exc:
+            self.stderr = b"".join(errors)
+            raise self._error(f"cannot run {self.label} in container {short}: {exc}") from exc
+        self.stderr = b"".join(errors)
+        if self.rc != 0:
+            tail = self.stderr.decode("utf-8", "replace").strip()[-2000:]
+            raise self._error(f"{self.label} failed in container {short} (exit {self.rc}): {tail}")

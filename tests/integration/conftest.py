@@ -86,3 +86,31 @@ def project_resources():
 def stack():
     stack_up()
     return DEMO
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
+    env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+    return env
+
+
+def run_module(module, args, check_mode=False):
+    """Run an edms.backup module ad hoc on the demo host; return (rc, result)."""
+    argv = [
+        os.path.join(BIN, "ansible"),
+        "edms-demo",
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        "-m",
+        "edms.backup." + module,
+        "-a",
+        json.dumps(args),
+    ]
+    if check_mode:
+        argv.append("--check")
+    proc = run(argv, env=ansible_env(), check=False)
+    _host, sep, body = proc.stdout.partition(" => ")
+    assert sep, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(body)

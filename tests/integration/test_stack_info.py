@@ -1,39 +1,15 @@
 """edms.backup.stack_info against the demo stack, the way Ansible runs it."""
 
-import json
 import os
 
-from .conftest import BIN, ROOT, RUN, TINY, compose, run
+from .conftest import BIN, ROOT, RUN, TINY, ansible_env, compose, run, run_module
 
 INVENTORY = os.path.join(ROOT, "inventories", "demo")
 BASE_ARGS = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 
 
-def ansible_env():
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
-    return env
-
-
 def stack_info(check_mode=False, **args):
-    """Run the module ad hoc on the demo host; return (rc, result)."""
-    argv = [
-        os.path.join(BIN, "ansible"),
-        "edms-demo",
-        "-i",
-        INVENTORY,
-        "-o",
-        "-m",
-        "edms.backup.stack_info",
-        "-a",
-        json.dumps({**BASE_ARGS, **args}),
-    ]
-    if check_mode:
-        argv.append("--check")
-    proc = run(argv, env=ansible_env(), check=False)
-    line = proc.stdout.strip().splitlines()[-1]
-    assert " => " in line, proc.stdout + proc.stderr
-    return proc.returncode, json.loads(line.split(" => ", 1)[1])
+    return run_module("stack_info", {**BASE_ARGS, **args}, check_mode=check_mode)
 
 
 def test_reports_services_and_counts(stack):
@@ -87,6 +63,8 @@ def test_missing_project_dir_fails_naming_it(stack):
 
 
 def test_status_playbook_prints_services_and_counts(stack):
+    env = ansible_env()
+    del env["ANSIBLE_STDOUT_CALLBACK"]
     proc = run(
         [
             os.path.join(BIN, "ansible-playbook"),
@@ -94,7 +72,7 @@ def test_status_playbook_prints_services_and_counts(stack):
             INVENTORY,
             os.path.join(ROOT, "playbooks", "stack_status.yml"),
         ],
-        env=ansible_env(),
+        env=env,
     )
     total = TINY["documents"]
     assert "backend: running (healthy)" in proc.stdout
