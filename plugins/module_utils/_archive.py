@@ -1,0 +1,1212 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Backup archives: reading, writing and offline verification.
+
+The format is docs/archive-format.md. An archive is a ZIP file, or a plain
+directory of the same layout (the EDMS's own backups). Nothing is read from an
+archive before its member names, links and sizes have passed the safety
+checks; verification reads every member once, the fixture as a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import stat
+import time
+import zipfile
+import zlib
+from datetime import timezone
+from typing import NamedTuple
+
+from ansible_collections.edms.backup.plugins.module_utils._fixture import (
+    CHUNK_SIZE,
+    LIST_LIMIT,
+    FixtureAnalysis,
+    FixtureError,
+    iter_fixture,
+)
+
+FORMAT = "edms.backup"
+FORMAT_VERSION = 1
+FIXTURE = "database_backup.json"
+METADATA = "metadata.json"
+MEDIA_PREFIX = "media/"
+PGDUMP = "database.pgdump"
+
+DEFAULT_MAX_TOTAL_SIZE = 64 << 30
+DEFAULT_MAX_RATIO = 200
+DEFAULT_RATIO_MIN_SIZE = 1 << 20
+DEFAULT_RECREATED_MODELS = ("contenttypes.contenttype", "auth.permission")
+METADATA_MAX_SIZE = 64 << 20
+READ_SIZE = 1 << 20
+
+PASS = "pass"
+FAIL = "fail"
+NOT_CHECKABLE = "not_checkable"
+CHECKS = (
+    "archive_opens",
+    "member_names",
+    "no_links",
+    "no_bomb",
+    "zip_crc",
+    "metadata",
+    "member_checksums",
+    "fixture_parses",
+    "object_structure",
+    "counts",
+    "unique_pks",
+    "references",
+    "required_models",
+    "media_files",
+)
+_ARCHIVE_NAME = re.compile(r"edms_[0-9]{8}T[0-9]{6}Z[^/\\]*\.zip\Z")
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]*\Z")
+_DRIVE = re.compile(r"[A-Za-z]:")
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_EXAMPLES = 3
+
+
+def _labels(value):
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _per_label(test):
+    def mapping(value):
+        return isinstance(value, dict) and all(
+            isinstance(key, str) and test(item) for key, item in value.items()
+        )
+
+    return mapping
+
+
+def _relation(spec):
+    return (
+        isinstance(spec, dict)
+        and isinstance(spec.get("model"), str)
+        and isinstance(spec.get("many", False), bool)
+    )
+
+
+def _checksum(entry):
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and type(entry.get("size")) is int
+    )
+
+
+# The metadata keys that verification uses, all required in format version 1:
+# what each must be, and the test of it. A value that fails its test is not used.
+METADATA_KEYS = {
+    "members": ("an object of {sha256, size} per member", _per_label(_checksum)),
+    "counts": ("an object of a count per model", _per_label(lambda count: type(count) is int)),
+    "m2m_tables": ("a list of model labels", _labels),
+    "relations": (
+        "an object of {field: {model, many}} per model",
+        _per_label(_per_label(_relation)),
+    ),
+    "natural_keys": ("an object of field names per model", _per_label(_labels)),
+    "file_fields": ("an object of field names per model", _per_label(_labels)),
+    "recreated_models": ("a list of model labels", _labels),
+    "required_models": ("a list of model labels", _labels),
+}
+
+
+class ArchiveError(Exception):
+    """An archive cannot be read or written, or fails a safety check."""
+
+
+def is_archive_name(name):
+    """True for the file names of this collection's archives (edms_YYYYMMDDTHHMMSSZ*.zip)."""
+    return bool(_ARCHIVE_NAME.match(name))
+
+
+def archive_name(moment, suffix=""):
+    """The archive file name for an aware datetime, in UTC: edms_20260101T130029Z<suffix>.zip."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("an archive name needs an aware datetime, not a naive one")
+    if not _SUFFIX.match(suffix):
+        raise ValueError(f"archive name suffix {suffix!r} may hold only letters, digits, . _ -")
+    return f"edms_{moment.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z{suffix}.zip"
+
+
+def member_name_problem(name):
+    """Why `name` may not name a member (it would escape the extraction root), or None."""
+    if not name:
+        return "has an empty name"
+    if "\x00" in name:
+        return "has a NUL character in its name"
+    if "\\" in name:
+        return "has a backslash in its name"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if ".." in name.split("/"):
+        return "has a '..' component"
+    return None
+
+
+class Member(NamedTuple):
+    """One entry of an archive, as its directory (ZIP central directory or file system) says."""
+
+    name: str
+    size: int
+    compressed_size: int
+    kind: str  # "file", "dir", "link", or "other" (a device, FIFO or socket)
+
+    @property
+    def is_dir(self):
+        return self.kind == "dir"
+
+    @property
+    def is_link(self):
+        return self.kind == "link"
+
+
+class MemberReader:
+    """A member open for reading. What passes through read() is hashed and
+    counted; a read error (a CRC mismatch, damaged data) becomes an
+    ArchiveError naming the member."""
+
+    def __init__(self, name, raw):
+        self.name = name
+        self.size = 0
+        self._raw = raw
+        self._sha256 = hashlib.sha256()
+
+    def read(self, size=-1):
+        try:
+            data = self._raw.read(size)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"member {self.name!r} cannot be read: {exc}") from None
+        self._sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self):
+        """Read to the end (so that the digest and the CRC cover the whole member)."""
+        while self.read(READ_SIZE):
+            pass
+
+    @property
+    def sha256(self):
+        return self._sha256.hexdigest()
+
+    def close(self):
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class ArchiveReader:
+    """An archive open for reading. ArchiveReader.open(path) takes a ZIP file
+    or a directory of the same layout."""
+
+    kind = ""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def open(path):
+        if os.path.isdir(path):
+            return _DirectoryReader(path)
+        return _ZipReader(path)
+
+    def members(self):
+        """Every member, directories and links included, in archive order."""
+        raise NotImplementedError
+
+    def member(self, name):
+        """The Member called `name`, or None."""
+        raise NotImplementedError
+
+    def open_member(self, name):
+        """A MemberReader on the regular-file member `name`."""
+        member = self.member(name)
+        if member is None or member.kind != "file":
+            raise ArchiveError(f"archive '{self.path}' has no file member {name!r}")
+        return MemberReader(name, self._open(name))
+
+    def _open(self, name):
+        raise NotImplementedError
+
+    def check_safety(
+        self,
+        max_total_size=DEFAULT_MAX_TOTAL_SIZE,
+        max_ratio=DEFAULT_MAX_RATIO,
+        ratio_min_size=DEFAULT_RATIO_MIN_SIZE,
+    ):
+        """Raise ArchiveError naming every unsafe member: run before reading or extracting."""
+        members = self.members()
+        problems = (
+            name_problems(members)
+            + link_problems(members)
+            + bomb_problems(members, max_total_size, max_ratio, ratio_min_size)[0]
+        )
+        if problems:
+            raise ArchiveError(f"archive '{self.path}' is unsafe: " + "; ".join(problems))
+
+    def close(self):
+        """Release the archive (nothing to release for a directory)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class _ZipReader(ArchiveReader):
+    kind = "zip"
+
+    def __init__(self, path):
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ArchiveError(
+                f"'{path}' is not a complete ZIP file (truncated or damaged): {exc}"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(f"cannot read archive '{path}': {exc.strerror or exc}") from None
+        super().__init__(path)
+        # orig_filename keeps what zipfile cuts off a name (from a NUL on).
+        self._infos = {info.orig_filename: info for info in self._zip.infolist()}
+
+    def members(self):
+        return [_zip_member(info) for info in self._zip.infolist()]
+
+    def member(self, name):
+        info = self._infos.get(name)
+        return None if info is None else _zip_member(info)
+
+    def _open(self, name):
+        info = self._infos[name]
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"member {name!r} is encrypted")
+        if info.compress_type not in _READABLE_METHODS:
+            raise ArchiveError(
+                f"member {name!r} is compressed with ZIP method {info.compress_type}; "
+                "this collection reads stored and deflated members"
+            )
+        try:
+            return self._zip.open(info)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"member {name!r} cannot be read: {exc}") from None
+
+    def close(self):
+        self._zip.close()
+
+
+def _zip_member(info):
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        kind = "link"
+    elif info.is_dir():
+        kind = "dir"
+    elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        kind = "other"
+    else:
+        kind = "file"
+    return Member(info.orig_filename, info.file_size, info.compress_size, kind)
+
+
+class _DirectoryReader(ArchiveReader):
+    kind = "directory"
+
+    def __init__(self, path):
+        def fail(exc):
+            raise ArchiveError(f"cannot list archive directory '{path}': {exc}")
+
+        found = []
+        # os.walk does not descend into links to directories; lstat sees them as links.
+        for top, dirs, files in os.walk(path, onerror=fail):
+            for entry in dirs + files:
+                full = os.path.join(top, entry)
+                name = os.path.relpath(full, path).replace(os.sep, "/")
+                try:
+                    info = os.lstat(full)
+                except OSError as exc:
+                    fail(exc)
+                if stat.S_ISDIR(info.st_mode):
+                    found.append(Member(name + "/", 0, 0, "dir"))
+                elif stat.S_ISLNK(info.st_mode):
+                    found.append(Member(name, info.st_size, info.st_size, "link"))
+                elif stat.S_ISREG(info.st_mode):
+                    found.append(Member(name, info.st_size, info.st_size, "file"))
+                else:
+                    found.append(Member(name, 0, 0, "other"))
+        super().__init__(path)
+        self._members = sorted(found, key=lambda member: member.name)
+        self._by_name = {member.name: member for member in self._members}
+
+    def members(self):
+        return list(self._members)
+
+    def member(self, name):
+        return self._by_name.get(name)
+
+    def _open(self, name):
+        full = os.path.join(self.path, *name.split("/"))
+        try:
+            return os.fdopen(os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+        except OSError as exc:
+            raise ArchiveError(f"member {name!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def name_problems(members):
+    """One line per member whose name is unsafe or given twice."""
+    problems = []
+    seen = set()
+    for member in members:
+        problem = member_name_problem(member.name)
+        if problem:
+            problems.append(f"member {member.name!r} {problem}")
+        elif member.name in seen:
+            problems.append(f"member {member.name!r} appears twice")
+        seen.add(member.name)
+    return problems
+
+
+def link_problems(members):
+    """One line per member that is a link or neither a regular file nor a directory."""
+    problems = []
+    for member in members:
+        if member.kind == "link":
+            problems.append(f"member {member.name!r} is a symbolic link")
+        elif member.kind == "other":
+            problems.append(f"member {member.name!r} is neither a regular file nor a directory")
+    return problems
+
+
+def bomb_problems(members, max_total_size, max_ratio, ratio_min_size):
+    """(problems, numbers): members that expand too much, alone or together."""
+    problems = []
+    total = compressed = 0
+    highest = 0.0
+    for member in members:
+        total += member.size
+        compressed += member.compressed_size
+        ratio = member.size / max(member.compressed_size, 1)
+        highest = max(highest, ratio)
+        if total > max_total_size and total - member.size <= max_total_size:
+            problems.append(
+                f"the members add up to more than the limit of {max_total_size} bytes "
+                f"from member {member.name!r} on"
+            )
+        if member.size > ratio_min_size and ratio > max_ratio:
+            problems.append(
+                f"member {member.name!r} expands to {member.size} bytes from "
+                f"{member.compressed_size} ({ratio:.0f}:1, over the {max_ratio}:1 limit)"
+            )
+    numbers = {
+        "members": len(members),
+        "bytes": total,
+        "compressed_bytes": compressed,
+        "highest_ratio": round(highest, 1),
+    }
+    return problems, numbers
+
+
+def _zip_time(seconds):
+    # ZIP timestamps carry no time zone; this collection writes UTC, clamped
+    # to the range the format can hold.
+    moment = time.gmtime(seconds)[:6]
+    return min(max(moment, (1980, 1, 1, 0, 0, 0)), (2107, 12, 31, 23, 59, 58))
+
+
+def _blocks(source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+    elif hasattr(source, "read"):
+        while True:
+            block = source.read(READ_SIZE)
+            if not block:
+                return
+            yield block
+    else:
+        yield from source
+
+
+class ArchiveWriter:
+    """Writes one archive: to `<directory>/.<name>.partial` (mode `mode` from
+    creation on), renamed to `<directory>/<name>` by finish() once complete and
+    fsynced. Leaving the `with` block without finish(), or with an exception,
+    removes the partial file; a killed process leaves only the dot-file, which
+    is never named like an archive.
+
+    Members are written as they come, their sha256 and size computed on the
+    way (`members`); finish(metadata) writes metadata.json last.
+    """
+
+    def __init__(self, directory, name, mode=0o600):
+        if not is_archive_name(name):
+            raise ValueError(f"{name!r} is not an archive name (edms_YYYYMMDDTHHMMSSZ*.zip)")
+        self.directory = directory
+        self.path = os.path.join(directory, name)
+        self.partial_path = os.path.join(directory, f".{name}.partial")
+        self._members = {}
+        self._finished = False
+        if os.path.lexists(self.path):
+            raise ArchiveError(f"archive '{self.path}' already exists; it is never overwritten")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.partial_path, flags, mode)
+        except FileExistsError:
+            raise ArchiveError(
+                f"'{self.partial_path}' exists: another backup is writing it, or one was "
+                "interrupted (remove it if no backup is running)"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot create '{self.partial_path}': {exc.strerror or exc}"
+            ) from None
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
+        self._file = os.fdopen(fd, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
+
+    @property
+    def members(self):
+        """{member name: {"sha256", "size"}} for the members written so far."""
+        return {name: dict(entry) for name, entry in self._members.items()}
+
+    def add_stream(self, name, source, compress=None, mtime=None):
+        """Write member `name` from a binary file object, bytes, or an iterable
+        of bytes. compress: True (deflate) or False (store); by default media
+        files and the pg_dump are stored, everything else deflated."""
+        info = self._new_member(name, compress, time.time() if mtime is None else mtime)
+        info.external_attr = (stat.S_IFREG | 0o600) << 16
+        return self._write(info, source)
+
+    def add_file(self, name, path, compress=None):
+        """Write member `name` from the regular file at `path` (a link is refused)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot read '{path}' for member {name!r}: {exc.strerror}"
+            ) from None
+        with os.fdopen(fd, "rb") as source:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ArchiveError(f"'{path}' is not a regular file; member {name!r} not written")
+            member = self._new_member(name, compress, info.st_mtime)
+            member.external_attr = (stat.S_IFREG | stat.S_IMODE(info.st_mode)) << 16
+            return self._write(member, source)
+
+    def finish(self, metadata):
+        """Write metadata.json (with `members` filled in) last, close, fsync and
+        rename into place; return the archive's path."""
+        document = dict(metadata, members=self.members)
+        data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        info = self._new_member(METADATA, True, time.time(), reserved_ok=True)
+        info.external_attr = (stat.S_IFREG | 0o600) << 16
+        with self._zip.open(info, "w", force_zip64=True) as out:
+            out.write(data)
+        self._zip.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._place()
+        self._finished = True
+        return self.path
+
+    def _place(self):
+        """Rename the partial file to the final name, never over an existing file."""
+        try:
+            os.link(self.partial_path, self.path)
+        except FileExistsError:
+            raise ArchiveError(
+                f"archive '{self.path}' appeared while this one was written; "
+                "it is never overwritten"
+            ) from None
+        except OSError as exc:
+            # File systems without hard links: rename, after a last look.
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            if os.path.lexists(self.path):
+                raise ArchiveError(
+                    f"archive '{self.path}' appeared while this one was written; "
+                    "it is never overwritten"
+                ) from None
+            os.rename(self.partial_path, self.path)
+        else:
+            os.unlink(self.partial_path)
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def abort(self):
+        """Close and remove the partial file (nothing to do once finished)."""
+        if self._finished:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._zip.close()  # the partial file goes anyway
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.partial_path)
+
+    def _new_member(self, name, compress, mtime, reserved_ok=False):
+        if self._finished or self._file.closed:
+            raise ArchiveError(f"archive '{self.path}' is finished; member {name!r} not written")
+        problem = member_name_problem(name)
+        if problem or name.endswith("/"):
+            raise ValueError(f"member {name!r} {problem or 'names a directory'}")
+        if name in self._members or (name == METADATA and not reserved_ok):
+            raise ValueError(f"member {name!r} is already in the archive or reserved")
+        if compress is None:
+            compress = not (name.startswith(MEDIA_PREFIX) or name == PGDUMP)
+        info = zipfile.ZipInfo(name, date_time=_zip_time(mtime))
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        return info
+
+    def _write(self, info, source):
+        sha256 = hashlib.sha256()
+        size = 0
+        # Sizes are not known in advance: always ZIP64, so no member has a size limit.
+        with self._zip.open(info, "w", force_zip64=True) as out:
+            for block in _blocks(source):
+                out.write(block)
+                sha256.update(block)
+                size += len(block)
+        self._members[info.filename] = {"sha256": sha256.hexdigest(), "size": size}
+        return dict(self._members[info.filename])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.abort()
+
+
+def verify_archive(
+    path,
+    required_models=None,
+    recreated_models=None,
+    max_total_size=DEFAULT_MAX_TOTAL_SIZE,
+    max_ratio=DEFAULT_MAX_RATIO,
+    ratio_min_size=DEFAULT_RATIO_MIN_SIZE,
+    chunk_size=CHUNK_SIZE,
+    limit=LIST_LIMIT,
+):
+    """Verify an archive without a database; return the result as plain data.
+
+    {"archive", "layout", "ok", "checks": [{"name", "status", "detail",
+    "numbers", "items"}], "problems": [one line per failed check]}, the checks
+    in the order of CHECKS. A check that the archive (or what its metadata
+    says) cannot support is "not_checkable", with the reason; `ok` is true
+    when no check failed. required_models and recreated_models default to what
+    the metadata says.
+    """
+    verification = _Verification(
+        path,
+        required_models=required_models,
+        recreated_models=recreated_models,
+        limits=(max_total_size, max_ratio, ratio_min_size),
+        chunk_size=chunk_size,
+        limit=limit,
+    )
+    return verification.run()
+
+
+def _examples(items, render, count):
+    """The first few items rendered, and how many more there are."""
+    text = "; ".join(render(item) for item in items[:_EXAMPLES])
+    if count > _EXAMPLES:
+        text += f"; and {count - _EXAMPLES} more"
+    return text
+
+
+def _plural(count, word, plural=None):
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _show(value):
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _MediaFiles:
+    """The paths under media/ of an archive, looked up in the archive's own
+    directory rather than copied."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def __contains__(self, path):
+        member = self._reader.member(MEDIA_PREFIX + path)
+        return member is not None and member.kind == "file"
+
+    def __iter__(self):
+        for member in self._reader.members():
+            if member.kind == "file" and member.name.startswith(MEDIA_PREFIX):
+                yield member.name[len(MEDIA_PREFIX) :]
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+
+class _Verification:
+    """One run of verify_archive: reads the archive once, then reports each check."""
+
+    def __init__(self, path, required_models, recreated_models, limits, chunk_size, limit):
+        self.path = path
+        self.required_models = required_models
+        self.recreated_models = recreated_models
+        self.limits = limits
+        self.chunk_size = chunk_size
+        self.limit = limit
+        self.checks = {}
+        self.layout = "unknown"
+        self.metadata = {}
+        self.usable = {}  # the keys of METADATA_KEYS whose values pass their test
+        self.malformed = []  # and those whose values do not
+        self.read_count = 0  # members read in full, and their bytes
+        self.read_bytes = 0
+        self.read_errors = {}  # member name: why it could not be read
+        self.listed = None  # metadata's "members", when it has them
+        self.checksum_problems = []  # (member name, problem)
+        self.matched = 0
+        self.extra = 0
+        self.has_metadata = False
+        self.metadata_problem = None
+        self.has_fixture = False
+        self.fixture_error = None
+        self.fixture_size = 0
+        self.report = None
+        self.media = None
+        self.media_bytes = 0
+        self.skipped = "not run: the fixture cannot be read"
+
+    def check(self, name, status, detail, items=(), **numbers):
+        self.checks[name] = {
+            "name": name,
+            "status": status,
+            "detail": detail,
+            "numbers": numbers,
+            "items": list(items),
+        }
+
+    def run(self):
+        try:
+            reader = ArchiveReader.open(self.path)
+        except ArchiveError as exc:
+            self.check("archive_opens", FAIL, str(exc))
+            return self.result("not run: the archive cannot be opened")
+        with reader:
+            if not self.safety(reader):
+                return self.result(
+                    "not run: the archive failed a safety check, so nothing in it was read"
+                )
+            self.read(reader)
+            self.check_crc(reader.kind)
+            self.check_metadata(reader.kind)
+            self.check_checksums()
+            self.check_fixture()
+        return self.result(self.skipped)
+
+    def result(self, reason):
+        checks = [
+            self.checks.get(name)
+            or {
+                "name": name,
+                "status": NOT_CHECKABLE,
+                "detail": reason,
+                "numbers": {},
+                "items": [],
+            }
+            for name in CHECKS
+        ]
+        return {
+            "archive": self.path,
+            "layout": self.layout,
+            "ok": all(check["status"] != FAIL for check in checks),
+            "checks": checks,
+            "problems": [check["detail"] for check in checks if check["status"] == FAIL],
+        }
+
+    # Safety, from the archive's directory alone.
+
+    def safety(self, reader):
+        members = reader.members()
+        self.check(
+            "archive_opens",
+            PASS,
+            f"the archive opens as a {reader.kind} of {_plural(len(members), 'member')}",
+            members=len(members),
+        )
+        problems = name_problems(members)
+        self.check(
+            "member_names",
+            FAIL if problems else PASS,
+            _examples(problems, str, len(problems))
+            or "no member name is absolute, has '..', a backslash or a NUL",
+            items=problems[: self.limit],
+            members=len(members),
+            unsafe=len(problems),
+        )
+        links = link_problems(members)
+        self.check(
+            "no_links",
+            FAIL if links else PASS,
+            _examples(links, str, len(links)) or "no member is a link or a special file",
+            items=links[: self.limit],
+            members=len(members),
+            links=len(links),
+        )
+        bombs, numbers = bomb_problems(members, *self.limits)
+        self.check(
+            "no_bomb",
+            FAIL if bombs else PASS,
+            _examples(bombs, str, len(bombs))
+            or f"{numbers['bytes']} bytes in all, within the limit of {self.limits[0]}; "
+            f"no member over {self.limits[2]} bytes expands more than {self.limits[1]}:1",
+            items=bombs[: self.limit],
+            **numbers,
+        )
+        return not (problems or links or bombs)
+
+    # Reading: metadata first (it says what the fixture holds), then every
+    # other member once, in archive order.
+
+    def read(self, reader):
+        files = []
+        for member in reader.members():
+            if member.kind == "file":
+                files.append(member.name)
+                if member.name.startswith(MEDIA_PREFIX):
+                    self.media_bytes += member.size
+        self.media = _MediaFiles(reader)
+        self.has_metadata = reader.member(METADATA) is not None
+        self.has_fixture = reader.member(FIXTURE) is not None
+        if self.has_metadata:
+            self.read_metadata(reader, reader.member(METADATA))
+        self.listed = self.usable.get("members")
+        for name in files:
+            if name == METADATA:
+                continue
+            try:
+                with reader.open_member(name) as stream:
+                    if name == FIXTURE:
+                        self.read_fixture(stream)
+                    stream.drain()
+            except ArchiveError as exc:
+                self.read_errors[name] = str(exc)
+                self.compare(name, None, None)
+            else:
+                self.read_count += 1
+                self.read_bytes += stream.size
+                if name == FIXTURE:
+                    self.fixture_size = stream.size
+                self.compare(name, stream.sha256, stream.size)
+        if self.listed is not None:
+            present = set(files)
+            self.checksum_problems += [
+                (name, f"member {name!r} is listed in metadata.json but missing")
+                for name in self.listed
+                if name not in present
+            ]
+            self.checksum_problems.sort()
+
+    def compare(self, name, sha256, size):
+        """Compare a member read (sha256 None: it could not be) with metadata's list."""
+        if self.listed is None:
+            return
+        expected = self.listed.get(name)
+        if expected is None:
+            self.extra += 1
+            problem = f"member {name!r} is not listed in metadata.json"
+        elif sha256 is None:
+            problem = f"member {name!r} cannot be read, so its sha256 is unknown"
+        elif (sha256, size) != (expected["sha256"], expected["size"]):
+            problem = (
+                f"member {name!r} has sha256 {sha256} and size {size}; metadata.json "
+                f"says {expected['sha256']} and {expected['size']}"
+            )
+        else:
+            self.matched += 1
+            return
+        self.checksum_problems.append((name, problem))
+
+    def read_metadata(self, reader, member):
+        if member.size > METADATA_MAX_SIZE:
+            self.metadata_problem = (
+                f"metadata.json is {member.size} bytes, over the {METADATA_MAX_SIZE} "
+                "a metadata file may have"
+            )
+            return
+        try:
+            with reader.open_member(METADATA) as stream:
+                data = stream.read()
+            self.read_count += 1
+            self.read_bytes += stream.size
+        except ArchiveError as exc:
+            self.read_errors[METADATA] = str(exc)
+            self.metadata_problem = f"metadata.json cannot be read: {exc}"
+            return
+        try:
+            metadata = json.loads(data.decode("utf-8"))
+        except ValueError as exc:
+            self.metadata_problem = f"metadata.json is not valid JSON: {exc}"
+            return
+        if not isinstance(metadata, dict):
+            self.metadata_problem = "metadata.json is not a JSON object"
+            return
+        self.metadata = metadata
+        for key, (_, test) in METADATA_KEYS.items():
+            if key in metadata:
+                if test(metadata[key]):
+                    self.usable[key] = metadata[key]
+                else:
+                    self.malformed.append(key)
+
+    def read_fixture(self, stream):
+        usable = self.usable
+        recreated = self.recreated_models
+        if recreated is None:
+            recreated = usable.get("recreated_models", DEFAULT_RECREATED_MODELS)
+        analysis = FixtureAnalysis(
+            relations=usable.get("relations"),
+            natural_keys=usable.get("natural_keys"),
+            recreated_models=recreated,
+            file_fields=usable.get("file_fields"),
+            media_files=self.media,
+            limit=self.limit,
+        )
+        try:
+            for obj in iter_fixture(stream, self.chunk_size):
+                analysis.add(obj)
+        except FixtureError as exc:
+            self.fixture_error = str(exc)
+        self.report = analysis.report()
+
+    # The checks, in order.
+
+    def check_crc(self, kind):
+        errors = sorted(self.read_errors.values())
+        numbers = {
+            "members": self.read_count + len(errors),
+            "bytes": self.read_bytes,
+            "damaged": len(errors),
+        }
+        if errors:
+            self.check(
+                "zip_crc",
+                FAIL,
+                _examples(errors, str, len(errors)),
+                items=errors[: self.limit],
+                **numbers,
+            )
+        elif kind == "zip":
+            self.check(
+                "zip_crc",
+                PASS,
+                f"every member reads in full with a matching CRC-32 ({numbers['bytes']} bytes)",
+                **numbers,
+            )
+        else:
+            self.check(
+                "zip_crc",
+                NOT_CHECKABLE,
+                "a directory has no CRC-32s; every file in it reads in full",
+                **numbers,
+            )
+
+    def check_metadata(self, kind):
+        metadata = self.metadata
+        native = f"edms-native {'zip' if kind == 'zip' else 'directory'}"
+        if metadata.get("format") == FORMAT:
+            self.layout = f"{FORMAT} v{metadata.get('format_version', '?')}"
+        else:
+            self.layout = native
+        if not self.has_metadata:
+            self.check("metadata", FAIL, "metadata.json is missing")
+            return
+        if self.metadata_problem:
+            self.check("metadata", FAIL, self.metadata_problem)
+            return
+        numbers = {"keys": len(metadata)}
+        if self.layout not in (native, f"{FORMAT} v{FORMAT_VERSION}"):
+            self.check(
+                "metadata",
+                FAIL,
+                f"metadata.json is {FORMAT} format version {metadata.get('format_version')!r}; "
+                f"this collection reads version {FORMAT_VERSION}",
+                **numbers,
+            )
+            return
+        wrong = [f"{key} is not {METADATA_KEYS[key][0]}" for key in self.malformed]
+        if self.layout != native:
+            wrong = [f"{key} is missing" for key in METADATA_KEYS if key not in metadata] + wrong
+        if wrong:
+            self.check("metadata", FAIL, "in metadata.json, " + "; ".join(wrong), **numbers)
+        elif self.layout == native:
+            self.check(
+                "metadata",
+                PASS,
+                "metadata.json is not this collection's; of what verification uses it gives "
+                + (", ".join(self.usable) or "nothing"),
+                **numbers,
+            )
+        else:
+            self.check("metadata", PASS, f"metadata.json is {FORMAT} format version 1", **numbers)
+
+    def check_checksums(self):
+        if self.listed is None:
+            self.check(
+                "member_checksums",
+                NOT_CHECKABLE,
+                "metadata.json lists no member checksums",
+            )
+            return
+        problems = [problem for _, problem in self.checksum_problems]
+        numbers = {
+            "listed": len(self.listed),
+            "matched": self.matched,
+            "extra": self.extra,
+            "problems": len(problems),
+        }
+        if problems:
+            detail = _examples(problems, str, len(problems))
+            self.check("member_checksums", FAIL, detail, items=problems[: self.limit], **numbers)
+        else:
+            self.check(
+                "member_checksums",
+                PASS,
+                f"{_plural(self.matched, 'member')} listed, each with the sha256 and size "
+                "that metadata.json gives",
+                **numbers,
+            )
+
+    def check_fixture(self):
+        if not self.has_fixture:
+            self.check("fixture_parses", FAIL, f"{FIXTURE} is missing")
+            self.skipped = "not run: the archive has no fixture"
+            return
+        if FIXTURE in self.read_errors:
+            self.check("fixture_parses", FAIL, self.read_errors[FIXTURE])
+            return
+        size = self.fixture_size
+        report = self.report
+        if self.fixture_error:
+            self.check(
+                "fixture_parses",
+                FAIL,
+                f"{FIXTURE} does not parse: {self.fixture_error}",
+                objects=report["objects"],
+                bytes=size,
+            )
+            self.skipped = "not run: the fixture does not parse"
+            return
+        self.check(
+            "fixture_parses",
+            PASS,
+            f"{FIXTURE} parses: {_plural(report['objects'], 'object')}, {size} bytes",
+            objects=report["objects"],
+            bytes=size,
+        )
+        self.check_structure()
+        self.check_counts()
+        self.check_duplicates()
+        self.check_references()
+        self.check_required()
+        self.check_files()
+
+    def check_structure(self):
+        structure = self.report["structure"]
+        numbers = {"objects": self.report["objects"], "bad": structure["count"]}
+        if structure["count"]:
+            detail = f"malformed objects in the fixture ({structure['count']}): "
+            detail += _examples(structure["errors"], lambda e: e["problem"], structure["count"])
+            self.check("object_structure", FAIL, detail, items=structure["errors"], **numbers)
+        else:
+            self.check(
+                "object_structure",
+                PASS,
+                "every object has a model, a primary key and fields",
+                **numbers,
+            )
+
+    def check_counts(self):
+        declared = self.usable.get("counts")
+        if declared is None:
+            self.check("counts", NOT_CHECKABLE, "metadata.json gives no counts per model")
+            return
+        declared = {str(label).lower(): count for label, count in declared.items()}
+        found = self.report["counts"]
+        m2m_tables = self.usable.get("m2m_tables")
+        if m2m_tables is not None:
+            # This collection's metadata counts every model: compare them all,
+            # except the auto-created m2m tables, which are not fixture objects.
+            skip = {str(label).lower() for label in m2m_tables}
+            compared = (set(declared) | set(found)) - skip
+        else:
+            # Foreign counts may be partial, and may count m2m tables: compare
+            # the models the fixture or the relations know.
+            known = set(found) | set(self.usable.get("relations", {}))
+            compared = set(declared) & known
+        differing = [
+            {"model": label, "fixture": found.get(label, 0), "metadata": declared.get(label)}
+            for label in sorted(compared)
+            if found.get(label, 0) != declared.get(label)
+        ]
+        not_compared = sorted(set(declared) - compared)
+        numbers = {
+            "models": len(compared),
+            "differing": len(differing),
+            "not_compared": len(not_compared),
+        }
+        if differing:
+            detail = "object counts differ from metadata.json: " + _examples(
+                differing,
+                lambda d: (
+                    f"{d['model']} has {d['fixture']} in the fixture, "
+                    f"{d['metadata'] if d['metadata'] is not None else 'none'} in metadata"
+                ),
+                len(differing),
+            )
+            self.check("counts", FAIL, detail, items=differing[: self.limit], **numbers)
+        elif not compared:
+            self.check("counts", NOT_CHECKABLE, "no model of metadata.json counts can be compared")
+        else:
+            detail = f"the counts of {_plural(len(compared), 'model')} equal metadata.json"
+            if not_compared:
+                detail += f" ({_plural(len(not_compared), 'label')} not compared: "
+                detail += ", ".join(not_compared[: self.limit]) + ")"
+            self.check("counts", PASS, detail, items=not_compared[: self.limit], **numbers)
+
+    def check_duplicates(self):
+        duplicates = self.report["duplicates"]
+        numbers = {"objects": self.report["objects"], "duplicates": duplicates["count"]}
+        if duplicates["count"]:
+            detail = f"primary keys given twice ({duplicates['count']}): "
+            detail += _examples(
+                duplicates["items"],
+                lambda d: f"{d['model']} pk {_show(d['pk'])} again at object index {d['index']}",
+                duplicates["count"],
+            )
+            self.check("unique_pks", FAIL, detail, items=duplicates["items"], **numbers)
+        else:
+            self.check("unique_pks", PASS, "no model has a primary key twice", **numbers)
+
+    def check_references(self):
+        refs = self.report["references"]
+        if not refs["checkable"]:
+            self.check("references", NOT_CHECKABLE, f"not checkable: {refs['reason']}")
+            return
+        numbers = {
+            key: refs[key]
+            for key in ("checked", "resolved", "recreated", "not_checkable", "dangling", "null")
+        }
+        summary = (
+            f"{refs['resolved']} of {_plural(refs['checked'], 'reference')} resolve in the "
+            f"fixture, {refs['recreated']} to models the target recreates"
+        )
+        if refs["dangling"]:
+            detail = f"references that do not resolve ({refs['dangling']}): " + _examples(
+                refs["dangling_items"],
+                lambda d: (
+                    f"{d['model']} pk {_show(d['pk'])} (object index {d['index']}): "
+                    f"{d['field']} = {_show(d['value'])} is no {d['target']} in the fixture"
+                ),
+                refs["dangling"],
+            )
+            self.check(
+                "references", FAIL, f"{detail} ({summary})", items=refs["dangling_items"], **numbers
+            )
+        elif refs["not_checkable"]:
+            models = ", ".join(refs["not_checkable_models"])
+            self.check(
+                "references",
+                NOT_CHECKABLE,
+                f"{summary}; {refs['not_checkable']} natural-key references to {models} "
+                "cannot be checked: metadata.json gives no natural key for it",
+                items=refs["not_checkable_items"],
+                **numbers,
+            )
+        else:
+            self.check("references", PASS, summary, **numbers)
+
+    def check_required(self):
+        required = self.required_models
+        if required is None:
+            required = self.usable.get("required_models")
+        if not required:
+            self.check(
+                "required_models",
+                NOT_CHECKABLE,
+                "no required models were given and metadata.json names none",
+            )
+            return
+        required = [str(label).lower() for label in required]
+        counts = self.report["counts"]
+        missing = [label for label in required if not counts.get(label)]
+        numbers = {"required": len(required), "missing": len(missing)}
+        if missing:
+            self.check(
+                "required_models",
+                FAIL,
+                "required models without any object in the fixture: " + ", ".join(missing),
+                items=missing,
+                **numbers,
+            )
+        else:
+            self.check(
+                "required_models",
+                PASS,
+                "every required model has objects: "
+                + ", ".join(f"{label} ({counts[label]})" for label in required),
+                **numbers,
+            )
+
+    def check_files(self):
+        files = self.report["files"]
+        if not files["checkable"]:
+            self.check(
+                "media_files",
+                NOT_CHECKABLE,
+                f"not checkable: {files['reason']}",
+                media_files=len(self.media),
+                bytes=self.media_bytes,
+            )
+            return
+        numbers = {
+            "file_references": files["checked"],
+            "missing": files["missing"],
+            "media_files": files["media_files"],
+            "orphans": files["orphans"],
+            "bytes": self.media_bytes,
+        }
+        orphans = ""
+        if files["orphans"]:
+            orphans = f"; media files that no file field names: {files['orphans']}"
+        if files["missing"]:
+            detail = f"file field values without their file under media/ ({files['missing']}): "
+            detail += _examples(
+                files["missing_items"],
+                lambda m: f"{m['model']} pk {_show(m['pk'])} {m['field']} = {_show(m['value'])}",
+                files["missing"],
+            )
+            self.check(
+                "media_files", FAIL, detail + orphans, items=files["missing_items"], **numbers
+            )
+        else:
+            self.check(
+                "media_files",
+                PASS,
+                f"{_plural(files['checked'], 'file field value')}, each with its file under "
+                f"media/{orphans}",
+                items=files["orphan_items"],
+                **numbers,
+            )

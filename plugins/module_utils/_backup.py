@@ -1,0 +1,282 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Taking a backup: the fixture, the media and optionally a pg_dump, into one archive.
+
+Everything streams: the fixture from the backend's stdout, the media as a tar
+stream from the container, the pg_dump from the db container's stdout, each
+straight into the archive being written. Nothing is held whole in memory, and
+nothing that looks like an archive exists until the archive is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tarfile
+from datetime import datetime, timezone
+
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    ArchiveError,
+    ArchiveWriter,
+    archive_name,
+    verify_archive,
+)
+from ansible_collections.edms.backup.plugins.module_utils._catalog import (
+    record_status,
+    verification_entry,
+)
+from ansible_collections.edms.backup.plugins.module_utils._compose import (
+    ComposeError,
+    ComposeProject,
+)
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    Containers,
+    ExecError,
+    describe,
+)
+from ansible_collections.edms.backup.plugins.module_utils._dump import (
+    DumpError,
+    dump_command,
+    parse_report,
+)
+from ansible_collections.edms.backup.plugins.module_utils._timezones import (
+    TimeZoneError,
+    local_iso,
+    utc_iso,
+    zone,
+)
+
+FORMAT = "edms.backup"
+FORMAT_VERSION = 1
+TOOL_VERSION = "0.1.0"
+
+# pg_dump inside the db container, as the database owner, over its local
+# socket; the credentials stay in the container's environment.
+PGDUMP_SCRIPT = 'exec pg_dump -Fc --no-password -U "$POSTGRES_USER" "$POSTGRES_DB"'
+
+
+class BackupError(Exception):
+    """A backup that could not be taken, with what had been done so far."""
+
+    def __init__(self, msg, **partial):
+        super().__init__(msg)
+        self.partial = partial
+
+
+class IterStream:
+    """A read-only binary file over an iterator of byte chunks (for tarfile's stream mode)."""
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+        self.buffer = b""
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        while size < 0 or len(self.buffer) < size:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buffer += chunk
+        if size < 0:
+            data, self.buffer = self.buffer, b""
+        else:
+            data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+
+def running_service(services, name, role):
+    service = next((s for s in services if s.service == name), None)
+    if service is None:
+        raise BackupError(
+            "the {} service '{}' is not defined (services: {})".format(
+                role, name, ", ".join(s.service for s in services)
+            )
+        )
+    if not service.running:
+        raise BackupError(f"the {role} service '{name}' is not running (state: {service.state})")
+    return service
+
+
+def check_backup_dir(path):
+    if not os.path.isabs(path):
+        raise BackupError(f"backup directory {path!r} is not an absolute path")
+    if not os.path.isdir(path):
+        raise BackupError(
+            f"backup directory {path} does not exist: run the storage phase"
+            " (playbooks/storage.yml) or create it"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BackupError(f"backup directory {path} is not writable by this user")
+
+
+def add_media(writer, containers, container_id, media_dir):
+    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped)."""
+    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
+    files, size, skipped = 0, 0, []
+    with tarfile.open(fileobj=IterStream(chunks), mode="r|") as tar:
+        for member in tar:
+            # The tar's top directory is the media dir's own name.
+            parts = member.name.split("/", 1)
+            if len(parts) < 2 or not parts[1]:
+                continue
+            relative = parts[1]
+            if member.isdir():
+                continue
+            if not member.isfile():
+                skipped.append(relative)
+                continue
+            writer.add_stream("media/" + relative, tar.extractfile(member), compress=False)
+            files += 1
+            size += member.size
+    return files, size, skipped
+
+
+def build_metadata(report, created, params, project_name):
+    display = params["display_timezone"]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "label": params["label"],
+        "reason": params["reason"] or "",
+        "created_at": utc_iso(created),
+        "created_at_local": local_iso(created, display),
+        "display_timezone": display,
+        "snapshot_at": report["snapshot_at"],
+        "tool": {"name": FORMAT, "version": TOOL_VERSION},
+        "source": {
+            "host": socket.gethostname(),
+            "compose_project": project_name,
+            "backend_service": params["backend_service"],
+        },
+        "versions": report["versions"],
+        "database": report["database"],
+        "migrations": report["migrations"],
+        "counts": report["counts"],
+        "m2m_tables": report["m2m_tables"],
+        "file_fields": report["file_fields"],
+        "natural_keys": report["natural_keys"],
+        "relations": report["relations"],
+        "excluded_models": report["excluded_models"],
+        "recreated_models": report["recreated_models"],
+        "required_models": [label.lower() for label in params["required_models"]],
+    }
+
+
+def create_backup(params, runner=None, containers=None, now=None, check_mode=False):
+    """Take one archive; return the module's result. Raises BackupError.
+
+    In check mode the deployment is read and the backup directory checked,
+    and the result lists the container commands a real run would run.
+    """
+    result = {"changed": False, "commands": [], "execs": []}
+    try:
+        zone(params["display_timezone"])
+    except TimeZoneError as exc:
+        raise BackupError(f"display_timezone: {exc}", **result) from exc
+    backup_dir = params["backup_dir"]
+    compose = ComposeProject(
+        project_dir=params["project_dir"], files=params["compose_files"], runner=runner
+    )
+    result["commands"] = compose.commands
+    try:
+        services = compose.services()
+        backend = running_service(services, params["backend_service"], "backend")
+        db = running_service(services, params["db_service"], "db") if params["pgdump"] else None
+        check_backup_dir(backup_dir)
+    except ComposeError as exc:
+        raise BackupError(str(exc), **result) from exc
+    except BackupError as exc:
+        raise BackupError(str(exc), **result) from exc
+
+    created = now or datetime.now(timezone.utc)
+    name = archive_name(created)
+    result["archive"] = os.path.join(backup_dir, name)
+    argv = dump_command(
+        params["backend_python"], params["excludes"], params.get("django_settings_module")
+    )
+    if check_mode:
+        planned = [
+            {"container": backend.container_id, "command": describe(argv)},
+            {
+                "container": backend.container_id,
+                "command": f"get_archive {params['media_dir_container']}",
+            },
+        ]
+        if db is not None:
+            planned.append(
+                {"container": db.container_id, "command": describe(["sh", "-c", PGDUMP_SCRIPT])}
+            )
+        result.update(changed=True, name=name, execs=planned)
+        return result
+    try:
+        containers = containers or Containers()
+        result["execs"] = containers.execs
+        with ArchiveWriter(backup_dir, name) as writer:
+            dump = containers.exec_stream(backend.container_id, argv, what="the fixture dump")
+            try:
+                writer.add_stream("database_backup.json", dump, compress=True)
+            except ExecError as exc:
+                raise BackupError(dump_failure(exc), **result) from exc
+            report = parse_report(dump.stderr)
+
+            files, media_bytes, skipped = add_media(
+                writer, containers, backend.container_id, params["media_dir_container"]
+            )
+            if db is not None:
+                pgdump = containers.exec_stream(
+                    db.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
+                )
+                writer.add_stream("database.pgdump", pgdump, compress=False)
+            metadata = build_metadata(report, created, params, compose_project_name(services))
+            path = writer.finish(metadata)
+    except (ExecError, DumpError, ArchiveError, OSError) as exc:
+        raise BackupError(f"cannot write archive {name} in {backup_dir}: {exc}", **result) from exc
+    result["changed"] = True
+    result.update(
+        archive=path,
+        name=name,
+        size=os.path.getsize(path),
+        created_at=metadata["created_at"],
+        created_at_local=metadata["created_at_local"],
+        counts=metadata["counts"],
+        objects=report["objects"],
+        media={"files": files, "bytes": media_bytes, "skipped": skipped},
+        pgdump=db is not None,
+        members={
+            member: info
+            for member, info in writer.members.items()
+            if not member.startswith("media/")
+        },
+    )
+    result["verification"] = verify_archive(
+        path,
+        required_models=metadata["required_models"],
+        recreated_models=metadata["recreated_models"],
+    )
+    record_status(path, "verification", verification_entry(result["verification"]))
+    if not result["verification"]["ok"]:
+        raise BackupError(
+            "archive {} was written but does not verify: {}".format(
+                path, "; ".join(result["verification"]["problems"])
+            ),
+            **result,
+        )
+    return result
+
+
+def dump_failure(exc):
+    """The dump's own error from its report, else the exec's failure."""
+    try:
+        parse_report(getattr(exc, "stderr", b""))
+    except DumpError as report_error:
+        if "without a report" not in str(report_error):
+            return f"the fixture dump failed: {report_error}"
+    return str(exc)
+
+
+def compose_project_name(services):
+    for service in services:
+        if service.project:
+            return service.project
+    return None

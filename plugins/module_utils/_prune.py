@@ -1,0 +1,76 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Pruning a backup directory by the retention rules of _retention."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from ansible_collections.edms.backup.plugins.module_utils._catalog import (
+    CatalogError,
+    list_archives,
+    status_path,
+)
+from ansible_collections.edms.backup.plugins.module_utils._retention import select
+from ansible_collections.edms.backup.plugins.module_utils._timezones import parse_instant
+
+
+class PruneError(Exception):
+    def __init__(self, msg, **partial):
+        super().__init__(msg)
+        self.partial = partial
+
+
+def prune(params, check_mode=False, now=None):
+    try:
+        catalog = list_archives(params["backup_dir"], params["display_timezone"])
+    except CatalogError as exc:
+        raise PruneError(str(exc)) from exc
+    # Only this collection's archives are pruned; the EDMS's own backups are
+    # listed by archive_info but left to the people who made them.
+    ours = [a for a in catalog["archives"] if a["layout"] == "edms.backup v1"]
+    entries = [
+        {
+            "name": a["name"],
+            "created_at": parse_instant(a["created_at"]),
+            "label": a["label"],
+            "verified": a["verification"]["state"] == "passed",
+        }
+        for a in ours
+    ]
+    try:
+        selection = select(
+            entries,
+            now or datetime.now(timezone.utc),
+            keep_last=params["keep_last"],
+            keep_daily=params["keep_daily"],
+            keep_weekly=params["keep_weekly"],
+            display_timezone=params["display_timezone"],
+            safety_labels=tuple(params["safety_labels"]),
+            safety_min_age_days=params["safety_min_age_days"],
+        )
+    except ValueError as exc:
+        raise PruneError(str(exc)) from exc
+    paths = {a["name"]: a["path"] for a in ours}
+    deleted = []
+    for item in selection["delete"]:
+        path = paths[item["name"]]
+        if not check_mode:
+            try:
+                os.unlink(path)
+                if os.path.exists(status_path(path)):
+                    os.unlink(status_path(path))
+            except OSError as exc:
+                raise PruneError(
+                    f"cannot delete archive {path}: {exc.strerror}",
+                    deleted=deleted,
+                    keep=selection["keep"],
+                ) from exc
+        deleted.append(path)
+    return {
+        "changed": bool(deleted),
+        "deleted": deleted,
+        "keep": selection["keep"],
+        "newest_verified": selection["newest_verified"],
+        "not_pruned": [a["name"] for a in catalog["archives"] if a not in ours],
+    }

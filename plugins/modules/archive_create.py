@@ -1,0 +1,196 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_create
+short_description: Take a backup archive of a Compose-run Django + PostgreSQL application
+version_added: 0.1.0
+description:
+  - Writes one archive of format version 1 (see the collection's
+    C(docs/archive-format.md)) into O(backup_dir): the Django fixture, the
+    media files, C(metadata.json) and optionally a C(pg_dump -Fc) of the
+    database.
+  - The fixture is taken inside the backend container through the Django ORM
+    with C(dumpdata --natural-foreign --all) semantics (natural foreign keys,
+    primary keys kept, base managers), in one repeatable-read, read-only
+    transaction together with the counts, so a backup taken while the
+    application writes is one consistent snapshot. Datetimes keep their
+    microseconds.
+  - The fixture, the media and the pg_dump stream into the archive; none is
+    held whole in memory. The archive is written under a temporary dot-name,
+    fsynced and renamed into place (mode 0600) only when complete, then
+    verified; a backup that does not verify fails the task.
+extends_documentation_fragment:
+  - edms.backup.project
+  - edms.backup.backup_dir
+options:
+  media_dir_container:
+    description:
+      - Media root inside the backend container.
+    type: str
+    default: /app/storage/media
+  label:
+    description:
+      - Short label stored in the metadata, for example C(manual),
+        C(scheduled) or C(pre-restore safety).
+    type: str
+    default: manual
+  reason:
+    description:
+      - Free text stored in the metadata.
+    type: str
+  excludes:
+    description:
+      - App labels or C(app_label.ModelName) labels left out of the fixture.
+    type: list
+    elements: str
+    default: [contenttypes, auth.permission, sessions, admin.logentry]
+  required_models:
+    description:
+      - Models that must have at least one object in the archive for it to
+        verify.
+    type: list
+    elements: str
+    default: [documents.Document, users.User, workflows.Workflow]
+  pgdump:
+    description:
+      - Also store C(database.pgdump), taken with the C(pg_dump) inside the db
+        container (its version always matches the server), for an exact and
+        fast rollback. Uses the container's E(POSTGRES_USER) and
+        E(POSTGRES_DB).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Reads the deployment, checks the backup directory and returns the
+        commands a real run would run; writes nothing.
+  diff_mode:
+    support: none
+    description: A new archive has no previous state to compare with.
+  idempotent:
+    support: none
+    description: Every run writes a new archive.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Back up the EDMS
+  edms.backup.archive_create:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+    display_timezone: Asia/Singapore
+  register: edms_archive
+
+- name: A safety backup before a restore
+  edms.backup.archive_create:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+    label: pre-restore safety
+    reason: restore of edms_20260101T130029Z.zip
+"""
+
+RETURN = r"""
+archive:
+  description: Path of the archive (in check mode, the path it would have).
+  returned: always
+  type: str
+  sample: /home/lims/edms-staging/backups/edms_20260101T130029Z.zip
+name:
+  description: File name of the archive; it carries the UTC time.
+  returned: success
+  type: str
+size:
+  description: Size of the archive in bytes.
+  returned: success, not in check mode
+  type: int
+created_at:
+  description: When the backup started, UTC, ISO 8601 with C(Z).
+  returned: success, not in check mode
+  type: str
+created_at_local:
+  description: The same instant in O(display_timezone), with its offset.
+  returned: success, not in check mode
+  type: str
+counts:
+  description: Objects per model in the fixture, and rows per auto-created m2m table.
+  returned: success, not in check mode
+  type: dict
+objects:
+  description: Number of objects in the fixture.
+  returned: success, not in check mode
+  type: int
+media:
+  description:
+    - Media files copied (C(files), C(bytes)) and entries that were not
+      regular files (C(skipped)).
+  returned: success, not in check mode
+  type: dict
+members:
+  description: sha256 and size of the fixture and the pg_dump.
+  returned: success, not in check mode
+  type: dict
+verification:
+  description: The verification of the written archive (see M(edms.backup.archive_verify)).
+  returned: success, not in check mode
+  type: dict
+commands:
+  description: The C(docker compose) commands run.
+  returned: always
+  type: list
+  elements: str
+execs:
+  description: Commands run in containers, or in check mode the ones a real run would run.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._backup import (
+    BackupError,
+    create_backup,
+)
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    DEFAULT_COUNT_MODELS,
+    backup_dir_argument_spec,
+    project_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+from ansible_collections.edms.backup.plugins.module_utils._dump import DEFAULT_EXCLUDES
+
+
+def main():
+    argument_spec = project_argument_spec()
+    argument_spec.update(backup_dir_argument_spec())
+    argument_spec.update(
+        media_dir_container=dict(type="str", default="/app/storage/media"),
+        label=dict(type="str", default="manual"),
+        reason=dict(type="str"),
+        excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
+        required_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
+        pgdump=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = create_backup(
+            module.params, runner=module.run_command, check_mode=module.check_mode
+        )
+    except BackupError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_info
+short_description: List the backup archives in a backup directory
+version_added: 0.1.0
+description:
+  - Lists the archives of this collection and the EDMS's own backups (a
+    C(.zip) or a directory holding C(database_backup.json)) in O(backup_dir),
+    newest first, each with its metadata, its creation time in UTC and in
+    O(display_timezone), its size, counts per model, and its verification and
+    rehearsal state as recorded beside it (C(passed), C(failed),
+    C(unverified), or C(stale) when the archive changed after it was
+    verified).
+  - Also lists interrupted backups (hidden C(.partial) files), which are never
+    archives.
+extends_documentation_fragment:
+  - edms.backup.backup_dir
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+    description: Changes nothing.
+  idempotent:
+    support: full
+    description: Reads only.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: List the backups
+  edms.backup.archive_info:
+    backup_dir: /home/lims/edms-staging/backups
+    display_timezone: Asia/Singapore
+  register: edms_backups
+
+- name: Show the newest verified one
+  ansible.builtin.debug:
+    msg: "{{ edms_backups.newest_verified.name | default('none') }}"
+"""
+
+RETURN = r"""
+archives:
+  description: The archives, newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: edms_20260101T130029Z.zip
+      path: /home/lims/edms-staging/backups/edms_20260101T130029Z.zip
+      layout: edms.backup v1
+      size: 246299
+      created_at: "2026-01-01T13:00:29.512345Z"
+      created_at_local: "2026-01-01T21:00:29.512345+08:00"
+      label: manual
+      counts: {"documents.document": 60}
+      verification: {"state": "passed", "ok": true, "at": "2026-01-01T13:00:31.000000Z"}
+newest:
+  description: The newest archive, or null.
+  returned: always
+  type: dict
+newest_verified:
+  description: The newest archive whose last verification passed and is current, or null.
+  returned: always
+  type: dict
+partials:
+  description: Interrupted backups (hidden partial files).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edms.backup.plugins.module_utils._catalog import (
+    CatalogError,
+    list_archives,
+)
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    backup_dir_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._timezones import TimeZoneError, zone
+
+
+def main():
+    module = AnsibleModule(argument_spec=backup_dir_argument_spec(), supports_check_mode=True)
+    try:
+        zone(module.params["display_timezone"])
+        result = list_archives(module.params["backup_dir"], module.params["display_timezone"])
+    except (CatalogError, TimeZoneError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_prune
+short_description: Delete old backup archives by retention rules
+version_added: 0.1.0
+description:
+  - Keeps the newest O(keep_last) archives, the newest archive of each of the
+    last O(keep_daily) days that have one and of each of the last
+    O(keep_weekly) ISO weeks that have one, days and weeks counted in
+    O(display_timezone); deletes the other archives of this collection and
+    their status files.
+  - Never deletes the newest verified archive, nor an archive labelled as a
+    safety backup (O(safety_labels)) younger than O(safety_min_age_days).
+  - The EDMS's own backups in the same directory are never deleted.
+extends_documentation_fragment:
+  - edms.backup.backup_dir
+options:
+  keep_last:
+    description: Keep the newest N archives.
+    type: int
+    default: 7
+  keep_daily:
+    description: Keep the newest archive of each of the last N days that have one.
+    type: int
+    default: 7
+  keep_weekly:
+    description: Keep the newest archive of each of the last N ISO weeks that have one.
+    type: int
+    default: 4
+  safety_labels:
+    description: Labels of safety backups.
+    type: list
+    elements: str
+    default: [pre-restore safety]
+  safety_min_age_days:
+    description: Safety backups younger than this many days are kept.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    description: Lists what would be deleted and deletes nothing.
+  diff_mode:
+    support: none
+    description: The result lists what was deleted and what was kept, with reasons.
+  idempotent:
+    support: full
+    description: A second run with the same rules deletes nothing more.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Keep a week of dailies and a month of weeklies
+  edms.backup.archive_prune:
+    backup_dir: /home/lims/edms-staging/backups
+    display_timezone: Asia/Singapore
+    keep_last: 3
+    keep_daily: 7
+    keep_weekly: 4
+"""
+
+RETURN = r"""
+deleted:
+  description: Archives deleted (in check mode, that would be deleted).
+  returned: always
+  type: list
+  elements: str
+keep:
+  description: Archives kept, each with the reasons it is kept.
+  returned: always
+  type: list
+  elements: dict
+newest_verified:
+  description: Name of the newest verified archive, which is never deleted.
+  returned: always
+  type: str
+not_pruned:
+  description: Archives in the directory that are not this collection's (never deleted).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    backup_dir_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._prune import PruneError, prune
+
+
+def main():
+    argument_spec = backup_dir_argument_spec()
+    argument_spec.update(
+        keep_last=dict(type="int", default=7),
+        keep_daily=dict(type="int", default=7),
+        keep_weekly=dict(type="int", default=4),
+        safety_labels=dict(type="list", elements="str", default=["pre-restore safety"]),
+        safety_min_age_days=dict(type="int", default=30),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = prune(module.params, check_mode=module.check_mode)
+    except PruneError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+from ansible_collections.edms.backup.plugins.module_utils._backup import IterStream
+from ansible_collections.edms.backup.plugins.module_utils._dump import (
+    REPORT_MARKER,
+    DumpError,
+    dump_command,
+    parse_report,
+)
+
+
+def test_the_request_travels_as_one_json_argument():
+    argv = dump_command("python3", ["sessions"], "edms.settings")
+    assert argv[:2] == ["python3", "-c"]
+    assert json.loads(argv[3]) == {"settings": "edms.settings", "excludes": ["sessions"]}
+
+
+def test_the_report_is_the_last_marked_line_of_stderr():
+    stderr = (
+        "DeprecationWarning: something\n"
+        + REPORT_MARKER
+        + json.dumps({"objects": 1})
+        + "\n"
+        + REPORT_MARKER
+        + json.dumps({"objects": 416})
+        + "\n"
+    ).encode()
+    assert parse_report(stderr) == {"objects": 416}
+
+
+def test_a_reported_error_is_raised_with_its_message():
+    stderr = REPORT_MARKER + json.dumps({"error": "unknown app in excludes: x"})
+    with pytest.raises(DumpError, match=r"^unknown app in excludes: x$"):
+        parse_report(stderr)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "message"),
+    [
+        (b"", "the dump ended without a report$"),
+        (b"Traceback...\nMemoryError\n", "without a report: Traceback...\nMemoryError"),
+        ((REPORT_MARKER + "{oops").encode(), "the dump's report is not JSON"),
+    ],
+)
+def test_no_readable_report_is_an_error(stderr, message):
+    with pytest.raises(DumpError, match=message):
+        parse_report(stderr)
+
+
+def test_iter_stream_reads_across_chunks_in_any_sizes():
+    stream = IterStream(iter([b"ab", b"", b"cdef", b"g"]))
+    assert stream.read(3) == b"abc"
+    assert stream.read(0) == b""
+    assert stream.read(2) == b"de"
+    assert stream.read() == b"fg"
+    assert stream.read(5) == b""
