@@ -39,8 +39,9 @@ stack-up:
 stack-down:
 	demo/bin/stack down
 
+# Phase 1 on the demo stack: preflight, storage, a verified backup, its verification.
 demo: venv collection stack-up
-	$(BIN)/ansible-playbook -i inventories/demo playbooks/stack_status.yml
+	$(BIN)/ansible-playbook -i inventories/demo playbooks/site.yml
 
 lint: venv collection
 	$(BIN)/ruff check .

@@ -133,7 +133,7 @@ def obj(model, pk, **fields):
 
 
 def sentence(rng, words):
-    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+    return " ".join(rng.choice(WORDS) for _word in range(words)).capitalize() + "."
 
 
 class Dataset:
@@ -387,7 +387,7 @@ def measure(mode, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--sizes",
         type=float,
@@ -418,9 +418,9 @@ def main():
             start = time.monotonic()
             path, fixture_size, objects, media = write_archive(workdir, size, index)
             written = time.monotonic() - start
-            runs = [measure("verify", path) for _ in range(args.repeat)]
+            runs = [measure("verify", path) for _run in range(args.repeat)]
             copy = copy_fixture(path, os.path.join(workdir, f"fixture{index}"))
-            fixture_runs = [measure("fixture", copy) for _ in range(args.repeat)]
+            fixture_runs = [measure("fixture", copy) for _run in range(args.repeat)]
             bad = [run for run in runs + fixture_runs if not run["ok"]]
             if bad:
                 print(f"{path} does not verify: {bad[0]['problems']}", file=sys.stderr)

@@ -96,7 +96,7 @@ def _checksum(entry):
     return (
         isinstance(entry, dict)
         and isinstance(entry.get("sha256"), str)
-        and type(entry.get("size")) is int
+        and (isinstance(entry.get("size"), int) and not isinstance(entry.get("size"), bool))
     )
 
 
@@ -104,7 +104,10 @@ def _checksum(entry):
 # what each must be, and the test of it. A value that fails its test is not used.
 METADATA_KEYS = {
     "members": ("an object of {sha256, size} per member", _per_label(_checksum)),
-    "counts": ("an object of a count per model", _per_label(lambda count: type(count) is int)),
+    "counts": (
+        "an object of a count per model",
+        _per_label(lambda count: isinstance(count, int) and not isinstance(count, bool)),
+    ),
     "m2m_tables": ("a list of model labels", _labels),
     "relations": (
         "an object of {field: {model, many}} per model",
@@ -654,7 +657,7 @@ class _MediaFiles:
                 yield member.name[len(MEDIA_PREFIX) :]
 
     def __len__(self):
-        return sum(1 for _ in self)
+        return sum(1 for _member in self)
 
 
 class _Verification:
@@ -864,7 +867,7 @@ class _Verification:
             self.metadata_problem = "metadata.json is not a JSON object"
             return
         self.metadata = metadata
-        for key, (_, test) in METADATA_KEYS.items():
+        for key, (_description, test) in METADATA_KEYS.items():
             if key in metadata:
                 if test(metadata[key]):
                     self.usable[key] = metadata[key]
@@ -970,7 +973,7 @@ class _Verification:
                 "metadata.json lists no member checksums",
             )
             return
-        problems = [problem for _, problem in self.checksum_problems]
+        problems = [problem for _member, problem in self.checksum_problems]
         numbers = {
             "listed": len(self.listed),
             "matched": self.matched,

@@ -197,7 +197,7 @@ def _digest(*parts):
 
 def _key(value):
     """A primary-key value as compared: by its text, so "1" and 1 are the same key."""
-    if type(value) is int:
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = value if isinstance(value, str) else json.dumps(value)
     return int(text) if _DECIMAL.match(text) else text
@@ -206,7 +206,7 @@ def _key(value):
 def _natural_key_text(values):
     """An injective text of a natural key: length-prefixed strings in the
     usual case (all strings), JSON otherwise."""
-    if all(type(value) is str for value in values):
+    if all(isinstance(value, str) for value in values):
         return "".join(f"{len(value)}:{value}" for value in values)
     return "j" + json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
@@ -295,7 +295,7 @@ class _Identities:
 
     def add_pk(self, label, key):
         """Record a primary key; False if the model already had it."""
-        if type(key) is int and _INT64_MIN <= key <= _INT64_MAX:
+        if (isinstance(key, int) and not isinstance(key, bool)) and _INT64_MIN <= key <= _INT64_MAX:
             ranges = self._ranges.get(label)
             if ranges is None:
                 ranges = self._ranges[label] = _IntRanges()
@@ -308,7 +308,7 @@ class _Identities:
         return self._digests.add(_digest(label, "pk", str(key)))
 
     def has_pk(self, label, key):
-        if type(key) is int:
+        if isinstance(key, int) and not isinstance(key, bool):
             ranges = self._ranges.get(label)
             if ranges is not None and key in ranges:
                 return True
@@ -394,7 +394,9 @@ class FixtureAnalysis:
                 )
                 for label, fields in _lower_keys(relations).items()
             }
-        targets = {target for plan in (self._relations or {}).values() for _, target, _ in plan}
+        targets = {
+            target for plan in (self._relations or {}).values() for _field, target, _many in plan
+        }
         self._natural_keys = {
             label: tuple(fields)
             for label, fields in _lower_keys(natural_keys).items()

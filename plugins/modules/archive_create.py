@@ -9,8 +9,8 @@ short_description: Take a backup archive of a Compose-run Django + PostgreSQL ap
 version_added: 0.1.0
 description:
   - Writes one archive of format version 1 (see the collection's
-    C(docs/archive-format.md)) into O(backup_dir): the Django fixture, the
-    media files, C(metadata.json) and optionally a C(pg_dump -Fc) of the
+    C(docs/archive-format.md)) into O(backup_dir), holding the Django fixture,
+    the media files, C(metadata.json) and optionally a C(pg_dump -Fc) of the
     database.
   - The fixture is taken inside the backend container through the Django ORM
     with C(dumpdata --natural-foreign --all) semantics (natural foreign keys,

@@ -18,7 +18,7 @@ description:
     PostgreSQL.
   - Each finding has a severity (C(ok), C(warning), C(error)) and, when
     something is wrong, a fix hint, like the checklist's known issues.
-  - Changes nothing. A deployment with problems is not a module failure: the
+  - Changes nothing. A deployment with problems is not a module failure; the
     findings say so, and RV(ok) is false when any finding is an error.
 extends_documentation_fragment:
   - edms.backup.project

@@ -1,7 +1,9 @@
 """The running demo stack, brought up once per test session (idempotent)."""
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -114,3 +116,27 @@ def run_module(module, args, check_mode=False):
     _host, sep, body = proc.stdout.partition(" => ")
     assert sep, proc.stdout + proc.stderr
     return proc.returncode, json.loads(body)
+
+
+TEMPLATE = os.path.join(DEMO, "docker-compose.prod.yml")
+
+
+def backups_of_compose_file():
+    return set(glob.glob(COMPOSE_FILE + ".*.bak"))
+
+
+def reset():
+    """The checklist's state: the template compose file, the backend made from it."""
+    shutil.copyfile(TEMPLATE, COMPOSE_FILE)
+    compose("up", "-d", "--wait", "backend")
+
+
+@pytest.fixture
+def checklist_state(stack):
+    """Start from the template state and return to it, whatever the test did."""
+    copies = backups_of_compose_file()
+    reset()
+    yield
+    reset()
+    for path in backups_of_compose_file() - copies:
+        os.remove(path)

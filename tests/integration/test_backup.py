@@ -139,7 +139,7 @@ def test_a_backup_is_a_verified_archive_with_full_metadata(backup_dir):
 
 
 def test_the_list_shows_it_as_the_newest_verified_archive(backup_dir):
-    _, made = create(backup_dir)
+    made = create(backup_dir)[1]
     rc, listing = run_module(
         "archive_info", {"backup_dir": backup_dir, "display_timezone": "Asia/Singapore"}
     )
@@ -190,7 +190,7 @@ def test_bad_input_fails_naming_it_and_leaves_no_file(backup_dir, args, message)
 
 def test_the_fixture_is_lossless_through_plain_loaddata(backup_dir):
     """Every table's content equal after a load into an empty database, microseconds included."""
-    _, made = create(backup_dir, pgdump=False)
+    made = create(backup_dir, pgdump=False)[1]
     with zipfile.ZipFile(made["archive"]) as archive:
         fixture = archive.read("database_backup.json")
     target = "edms_lossless"

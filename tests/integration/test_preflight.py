@@ -37,10 +37,10 @@ def writable_backup_dir(stack):
     os.rmdir(path)
 
 
-def test_reports_the_checklist_state_as_findings(stack):
-    if os.path.isdir(BACKUP_DIR):
-        pytest.fail(f"{BACKUP_DIR} exists: the demo is not in the checklist's state")
-    rc, result = preflight()
+def test_reports_the_checklist_state_as_findings(checklist_state, tmp_path):
+    # The checklist's staging state: no backups directory, no mount, no BACKUP_DIR.
+    missing = str(tmp_path / "backups")
+    rc, result = preflight(backup_dir=missing)
     assert rc == 0, result
     assert result["changed"] is False
     findings = by_check(result)

@@ -423,7 +423,7 @@ def flip_byte_in_member(path, member):
         info = archive.getinfo(member)
     with open(path, "r+b") as handle:
         handle.seek(info.header_offset + 26)
-        name_length, extra_length = (int.from_bytes(handle.read(2), "little") for _ in range(2))
+        name_length, extra_length = (int.from_bytes(handle.read(2), "little") for _half in range(2))
         middle = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
         handle.seek(middle)
         byte = handle.read(1)[0]
@@ -741,7 +741,8 @@ FOREIGN_METADATA = {
 }
 
 
-def foreign_directory(root, metadata=FOREIGN_METADATA):
+def foreign_directory(root, metadata=None):
+    metadata = FOREIGN_METADATA if metadata is None else metadata
     root.mkdir()
     (root / FIXTURE).write_text(json.dumps(objects(), indent=2))
     (root / METADATA).write_text(json.dumps(metadata))
@@ -753,7 +754,7 @@ def foreign_directory(root, metadata=FOREIGN_METADATA):
 
 def foreign_zip(path, directory):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for top, _, files in os.walk(directory):
+        for top, _dirs, files in os.walk(directory):
             for name in files:
                 full = os.path.join(top, name)
                 archive.write(full, os.path.relpath(full, directory))

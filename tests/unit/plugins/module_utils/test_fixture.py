@@ -63,7 +63,7 @@ def test_memory_holds_one_object_and_one_chunk_not_the_file():
     for obj in objects:
         end += len(json.dumps(obj)) + 2
         ends.append(end)
-    for index, _ in enumerate(iter_fixture(stream, chunk_size=chunk)):
+    for index, _obj in enumerate(iter_fixture(stream, chunk_size=chunk)):
         assert stream.tell() <= ends[index] + chunk
     assert len(data) > 100 * chunk
 

@@ -112,7 +112,7 @@ def test_days_are_counted_in_the_display_zone_across_a_dst_change(change):
 
     result = select(archives, NOW, display_timezone="Europe/Berlin", **settings)
 
-    noons = [wall_time for wall_time, _ in reversed(table) if wall_time.endswith("12:00")]
+    noons = [wall_time for wall_time, _utc in reversed(table) if wall_time.endswith("12:00")]
     assert kept(result) == noons
     assert deleted(result) == [name.replace("12:00", "00:30") for name in noons]
     assert reasons(result)[noons[1]] == [f"keep_daily ({noons[1][:10]}, 2 of 3)"]
