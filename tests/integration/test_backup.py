@@ -20,6 +20,7 @@ from .conftest import (
     ROOT,
     RUN,
     TINY,
+    ansible_env,
     backend,
     compose,
     db_sql,
@@ -360,3 +361,29 @@ def test_verify_fails_on_a_damaged_archive_and_says_what(backup_dir):
     assert "database_backup.json" in result["msg"]
     rc, listing = run_module("archive_info", {"backup_dir": backup_dir})
     assert listing["archives"][0]["verification"]["state"] in ("failed", "stale")
+
+
+def test_the_backup_playbook_refuses_when_preflight_finds_an_error(backup_dir):
+    missing = os.path.join(backup_dir, "not-there")
+    env = ansible_env()
+    del env["ANSIBLE_STDOUT_CALLBACK"]
+    proc = subprocess.run(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            os.path.join(ROOT, "playbooks", "backup.yml"),
+            "-e",
+            json.dumps({"edms_backup_dir": missing}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Preflight found 1 error(s): the backup directory" in proc.stdout
+    assert f"{missing} does not exist on the host" in proc.stdout
+    # It stopped before the backup task.
+    assert "TASK [edms.backup.backup : Take the backup]" not in proc.stdout
+    assert os.listdir(backup_dir) == []
