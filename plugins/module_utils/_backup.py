@@ -9,6 +9,7 @@ nothing that looks like an archive exists until the archive is complete.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import tarfile
@@ -237,6 +238,7 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         archive=path,
         name=name,
         size=os.path.getsize(path),
+        sha256=file_sha256(path),
         created_at=metadata["created_at"],
         created_at_local=metadata["created_at_local"],
         counts=metadata["counts"],
@@ -263,6 +265,14 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             **result,
         )
     return result
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def dump_failure(exc):

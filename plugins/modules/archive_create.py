@@ -110,6 +110,10 @@ size:
   description: Size of the archive in bytes.
   returned: success, not in check mode
   type: int
+sha256:
+  description: sha256 of the archive file, to check copies of it against.
+  returned: success, not in check mode
+  type: str
 created_at:
   description: When the backup started, UTC, ISO 8601 with C(Z).
   returned: success, not in check mode

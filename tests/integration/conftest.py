@@ -95,6 +95,7 @@ def ansible_env():
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
     env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
     return env
 
 

@@ -1,5 +1,6 @@
 """Taking, listing and verifying archives against the demo stack."""
 
+import hashlib
 import json
 import os
 import re
@@ -83,6 +84,8 @@ def test_a_backup_is_a_verified_archive_with_full_metadata(backup_dir):
     assert re.fullmatch(r"edms_\d{8}T\d{6}Z\.zip", name)
     assert sorted(os.listdir(backup_dir)) == [name, name + ".status.json"]
     assert stat.S_IMODE(os.stat(result["archive"]).st_mode) == 0o600
+    with open(result["archive"], "rb") as handle:
+        assert result["sha256"] == hashlib.sha256(handle.read()).hexdigest()
     assert result["verification"]["ok"] is True
     assert {c["status"] for c in result["verification"]["checks"]} == {"pass"}
 
