@@ -14,8 +14,10 @@ ALL_MODELS = "__all__"
 
 # The start of every script run in the backend. argv[1]: JSON request with
 # "settings": a settings module, or null for the container's
-# DJANGO_SETTINGS_MODULE. Prints {"error": ...} and stops when Django cannot
-# be set up that way.
+# DJANGO_SETTINGS_MODULE; optionally "database": the name of another database
+# on the same server to work on (a rehearsal's), set in the settings before
+# the first connection, so the app need not read its name from any variable.
+# Prints {"error": ...} and stops when Django cannot be set up that way.
 SETUP = r"""
 import json, os, sys
 request = json.loads(sys.argv[1])
@@ -24,6 +26,9 @@ if request.get("settings"):
 if not os.environ.get("DJANGO_SETTINGS_MODULE"):
     print(json.dumps({"error": "DJANGO_SETTINGS_MODULE is not set in the backend container"}))
     sys.exit(0)
+if request.get("database"):
+    from django.conf import settings as _settings
+    _settings.DATABASES["default"]["NAME"] = request["database"]
 import django
 django.setup()
 from django.apps import apps
