@@ -228,6 +228,10 @@ class ArchiveReader:
 
     def members(self):
         """Every member, directories and links included, in archive order."""
+        return list(self.iter_members())
+
+    def iter_members(self):
+        """members() one at a time, without a list of them all."""
         raise NotImplementedError
 
     def member(self, name):
@@ -283,18 +287,35 @@ class _ZipReader(ArchiveReader):
         except OSError as exc:
             raise ArchiveError(f"cannot read archive '{path}': {exc.strerror or exc}") from None
         super().__init__(path)
-        # orig_filename keeps what zipfile cuts off a name (from a NUL on).
-        self._infos = {info.orig_filename: info for info in self._zip.infolist()}
+        # orig_filename keeps what zipfile cuts off a name (from a NUL on):
+        # zipfile's own index is by the cut name, so the few members whose
+        # names it cut are indexed here too (not every member: memory).
+        self._cut = {
+            info.orig_filename: info
+            for info in self._zip.infolist()
+            if info.orig_filename != info.filename
+        }
 
-    def members(self):
-        return [_zip_member(info) for info in self._zip.infolist()]
+    def iter_members(self):
+        return (_zip_member(info) for info in self._zip.infolist())
+
+    def _info(self, name):
+        """The ZipInfo of the last member called `name` (uncut), or None."""
+        info = self._cut.get(name)
+        if info is None:
+            info = self._zip.NameToInfo.get(name)
+            if info is not None and info.orig_filename != name:
+                # A cut name shadows this one in zipfile's index: look it up.
+                found = [i for i in self._zip.infolist() if i.orig_filename == name]
+                info = found[-1] if found else None
+        return info
 
     def member(self, name):
-        info = self._infos.get(name)
+        info = self._info(name)
         return None if info is None else _zip_member(info)
 
     def _open(self, name):
-        info = self._infos[name]
+        info = self._info(name)
         if info.flag_bits & 0x1:
             raise ArchiveError(f"member {name!r} is encrypted")
         if info.compress_type not in _READABLE_METHODS:
@@ -353,8 +374,8 @@ class _DirectoryReader(ArchiveReader):
         self._members = sorted(found, key=lambda member: member.name)
         self._by_name = {member.name: member for member in self._members}
 
-    def members(self):
-        return list(self._members)
+    def iter_members(self):
+        return iter(self._members)
 
     def member(self, name):
         return self._by_name.get(name)
@@ -652,12 +673,64 @@ class _MediaFiles:
         return member is not None and member.kind == "file"
 
     def __iter__(self):
-        for member in self._reader.members():
+        for member in self._reader.iter_members():
             if member.kind == "file" and member.name.startswith(MEDIA_PREFIX):
                 yield member.name[len(MEDIA_PREFIX) :]
 
     def __len__(self):
         return sum(1 for _member in self)
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
+_ENTRY = 41  # bytes per member in _Checksums: a flag, the sha256 digest, the size
+_LISTED, _PACKED = 1, 2
+
+
+class _Checksums:
+    """Metadata's member list, {name: {"sha256", "size"}}, held compactly for
+    the reading: one flat buffer of 41 bytes per archive member, in the
+    archive's order, instead of a dict and two strings per member (about
+    500 bytes). Nothing of the parsed list is kept, so its memory is free
+    again before the fixture is analysed. A sha256 that is not 64 lower-case
+    hex digits, or a size that does not fit 8 bytes, is kept as given."""
+
+    def __init__(self, members, names):
+        """members: the parsed list (emptied here); names: the archive's
+        file members, in the order that expected() is asked with."""
+        self._buffer = bytearray(_ENTRY * len(names))
+        self._unusual = {}  # index: (sha256, size), as metadata gives them
+        self._count = len(members)
+        for index, name in enumerate(names):
+            entry = members.pop(name, None)
+            if entry is None:
+                continue
+            sha256, size = entry["sha256"], entry["size"]
+            start = index * _ENTRY
+            if _SHA256_HEX.match(sha256) and 0 <= size < 1 << 64:
+                self._buffer[start] = _LISTED | _PACKED
+                self._buffer[start + 1 : start + _ENTRY] = bytes.fromhex(sha256) + size.to_bytes(
+                    8, "big"
+                )
+            else:
+                self._buffer[start] = _LISTED
+                self._unusual[index] = (sha256, size)
+        # Listed, but not in the archive.
+        self.missing = sorted(members)
+        members.clear()
+
+    def expected(self, index):
+        """(sha256, size) that metadata gives for archive member `index`, or None."""
+        start = index * _ENTRY
+        flags = self._buffer[start]
+        if not flags & _LISTED:
+            return None
+        if not flags & _PACKED:
+            return self._unusual[index]
+        packed = self._buffer[start + 1 : start + _ENTRY]
+        return packed[:32].hex(), int.from_bytes(packed[32:], "big")
+
+    def __len__(self):
+        return self._count
 
 
 class _Verification:
@@ -678,7 +751,7 @@ class _Verification:
         self.read_count = 0  # members read in full, and their bytes
         self.read_bytes = 0
         self.read_errors = {}  # member name: why it could not be read
-        self.listed = None  # metadata's "members", when it has them
+        self.listed = None  # metadata's "members" as _Checksums, when it has them
         self.checksum_problems = []  # (member name, problem)
         self.matched = 0
         self.extra = 0
@@ -785,7 +858,7 @@ class _Verification:
 
     def read(self, reader):
         files = []
-        for member in reader.members():
+        for member in reader.iter_members():
             if member.kind == "file":
                 files.append(member.name)
                 if member.name.startswith(MEDIA_PREFIX):
@@ -794,9 +867,9 @@ class _Verification:
         self.has_metadata = reader.member(METADATA) is not None
         self.has_fixture = reader.member(FIXTURE) is not None
         if self.has_metadata:
-            self.read_metadata(reader, reader.member(METADATA))
+            self.read_metadata(reader, reader.member(METADATA), files)
         self.listed = self.usable.get("members")
-        for name in files:
+        for index, name in enumerate(files):
             if name == METADATA:
                 continue
             try:
@@ -806,43 +879,42 @@ class _Verification:
                     stream.drain()
             except ArchiveError as exc:
                 self.read_errors[name] = str(exc)
-                self.compare(name, None, None)
+                self.compare(index, name, None, None)
             else:
                 self.read_count += 1
                 self.read_bytes += stream.size
                 if name == FIXTURE:
                     self.fixture_size = stream.size
-                self.compare(name, stream.sha256, stream.size)
+                self.compare(index, name, stream.sha256, stream.size)
         if self.listed is not None:
-            present = set(files)
             self.checksum_problems += [
                 (name, f"member {name!r} is listed in metadata.json but missing")
-                for name in self.listed
-                if name not in present
+                for name in self.listed.missing
             ]
             self.checksum_problems.sort()
 
-    def compare(self, name, sha256, size):
-        """Compare a member read (sha256 None: it could not be) with metadata's list."""
+    def compare(self, index, name, sha256, size):
+        """Compare file member `index` of the archive (sha256 None: it could not
+        be read) with metadata's list."""
         if self.listed is None:
             return
-        expected = self.listed.get(name)
+        expected = self.listed.expected(index)
         if expected is None:
             self.extra += 1
             problem = f"member {name!r} is not listed in metadata.json"
         elif sha256 is None:
             problem = f"member {name!r} cannot be read, so its sha256 is unknown"
-        elif (sha256, size) != (expected["sha256"], expected["size"]):
+        elif (sha256, size) != expected:
             problem = (
                 f"member {name!r} has sha256 {sha256} and size {size}; metadata.json "
-                f"says {expected['sha256']} and {expected['size']}"
+                f"says {expected[0]} and {expected[1]}"
             )
         else:
             self.matched += 1
             return
         self.checksum_problems.append((name, problem))
 
-    def read_metadata(self, reader, member):
+    def read_metadata(self, reader, member, files):
         if member.size > METADATA_MAX_SIZE:
             self.metadata_problem = (
                 f"metadata.json is {member.size} bytes, over the {METADATA_MAX_SIZE} "
@@ -859,10 +931,13 @@ class _Verification:
             self.metadata_problem = f"metadata.json cannot be read: {exc}"
             return
         try:
-            metadata = json.loads(data.decode("utf-8"))
+            text = data.decode("utf-8")
+            del data  # the text only, while it is parsed
+            metadata = json.loads(text)
         except ValueError as exc:
             self.metadata_problem = f"metadata.json is not valid JSON: {exc}"
             return
+        del text
         if not isinstance(metadata, dict):
             self.metadata_problem = "metadata.json is not a JSON object"
             return
@@ -873,6 +948,11 @@ class _Verification:
                     self.usable[key] = metadata[key]
                 else:
                     self.malformed.append(key)
+        if "members" in self.usable:
+            # The one part of the metadata that grows with the archive: held
+            # compactly from here on, before the fixture is analysed.
+            checksums = _Checksums(self.usable["members"], files)
+            self.usable["members"] = metadata["members"] = checksums
 
     def read_fixture(self, stream):
         usable = self.usable

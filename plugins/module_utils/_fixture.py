@@ -286,12 +286,30 @@ class _IntRanges:
         return i >= 0 and key <= self._ends[i]
 
 
-class _Identities:
-    """The primary keys and natural keys seen so far, per model label."""
+class _TextRun:
+    """The text primary keys of a model that nothing references, while they
+    arrive in increasing order (as dumpdata writes them): a key above the
+    last one cannot be a duplicate, so their digests are only appended to a
+    flat array (8 bytes per key, no hash table), until a key breaks the order."""
 
-    def __init__(self):
+    __slots__ = ("digests", "last")
+
+    def __init__(self, key, digest):
+        self.last = key
+        self.digests = array("Q", [digest])
+
+
+class _Identities:
+    """The primary keys and natural keys seen so far, per model label.
+
+    referenced: the model labels that references can point to (None: all);
+    only their keys are ever looked up."""
+
+    def __init__(self, referenced=None):
         self._ranges = {}
         self._digests = _DigestTable()
+        self._referenced = referenced
+        self._runs = {}  # label: _TextRun, or None once its order broke
 
     def add_pk(self, label, key):
         """Record a primary key; False if the model already had it."""
@@ -305,14 +323,33 @@ class _Identities:
                 return True
             if key in ranges:
                 return False
-        return self._digests.add(_digest(label, "pk", str(key)))
+        digest = _digest(label, "pk", str(key))
+        if isinstance(key, str) and self._referenced is not None and label not in self._referenced:
+            run = self._runs.get(label, False)
+            if run is False:
+                self._runs[label] = _TextRun(key, digest)
+                return True
+            if run is not None:
+                if key > run.last:
+                    run.last = key
+                    run.digests.append(digest)
+                    return True
+                # Out of order: from here on, this model's keys go to the table.
+                self._runs[label] = None
+                for earlier in run.digests:
+                    self._digests.add(earlier)
+        return self._digests.add(digest)
 
     def has_pk(self, label, key):
         if isinstance(key, int) and not isinstance(key, bool):
             ranges = self._ranges.get(label)
             if ranges is not None and key in ranges:
                 return True
-        return _digest(label, "pk", str(key)) in self._digests
+        digest = _digest(label, "pk", str(key))
+        run = self._runs.get(label)
+        if run is not None and digest in run.digests:
+            return True
+        return digest in self._digests
 
     def add_natural_key(self, label, values):
         self._digests.add(_digest(label, "nk", _natural_key_text(values)))
@@ -406,7 +443,7 @@ class FixtureAnalysis:
         self._file_fields = None if file_fields is None else _lower_keys(file_fields)
         self._media = media_files
         self._referenced_media = _DigestTable()
-        self._ids = _Identities()
+        self._ids = _Identities(targets)
         self._limit = limit
 
         self.objects = 0

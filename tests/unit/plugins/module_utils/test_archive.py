@@ -490,6 +490,56 @@ def test_members_that_do_not_match_metadata_are_named(tmp_path):
     ]
 
 
+def test_checksums_that_metadata_gives_in_unusual_forms_are_compared_as_given(tmp_path):
+    objs = objects()
+    with ArchiveWriter(str(tmp_path), NAME) as writer:
+        writer.add_stream(FIXTURE, fixture_bytes(objs))
+        writer.add_stream("media/" + FILE1, b"1")
+        writer.add_stream("media/" + FILE2, b"2")
+        path = writer.finish(metadata_for(objs))
+    with zipfile.ZipFile(path) as archive:
+        stored = json.loads(archive.read(METADATA))
+    upper = hashlib.sha256(b"1").hexdigest().upper()
+    stored["members"]["media/" + FILE1]["sha256"] = upper
+    stored["members"]["media/" + FILE2]["size"] = 1 << 70
+    stored["members"][FIXTURE]["size"] -= 1
+    rewrite_metadata(path, stored)
+    result = verify_archive(path)
+    check = check_of(result, "member_checksums")
+    assert check["numbers"] == {"listed": 3, "matched": 0, "extra": 0, "problems": 3}
+    fixture_sha256 = stored["members"][FIXTURE]["sha256"]
+    fixture_size = stored["members"][FIXTURE]["size"]
+    assert check["items"] == [
+        f"member '{FIXTURE}' has sha256 {fixture_sha256} and size {fixture_size + 1}; "
+        f"metadata.json says {fixture_sha256} and {fixture_size}",
+        f"member 'media/{FILE1}' has sha256 {upper.lower()} and size 1; "
+        f"metadata.json says {upper} and 1",
+        f"member 'media/{FILE2}' has sha256 {hashlib.sha256(b'2').hexdigest()} and size 1; "
+        f"metadata.json says {hashlib.sha256(b'2').hexdigest()} and {1 << 70}",
+    ]
+
+
+def test_a_member_name_that_zipfile_cuts_does_not_hide_the_member_it_is_cut_to(tmp_path):
+    path = str(tmp_path / "cut.zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.txt", b"real")
+        archive.writestr("a.txtQx", b"other")
+    # zipfile cannot write a NUL into a name: put one in place of the Q. On
+    # reading, zipfile cuts that name to "a.txt", the name of the first member.
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data.replace(b"a.txtQx", b"a.txt\x00x"))
+    with ArchiveReader.open(path) as reader:
+        names = [member.name for member in reader.members()]
+        assert reader.member("a.txt").size == 4
+        with reader.open_member("a.txt") as stream:
+            assert stream.read() == b"real"
+        assert names == ["a.txt", "a.txt\x00x"]
+        assert reader.member("a.txt\x00x") == _archive.Member("a.txt\x00x", 5, 5, "file")
+        assert reader.member("nothing") is None
+
+
 def rewrite_metadata(path, metadata):
     """Copy the archive with another metadata.json."""
     copy = path + ".tmp"

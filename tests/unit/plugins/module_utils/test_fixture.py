@@ -232,6 +232,45 @@ def test_duplicates_among_integer_keys_out_of_order():
     assert [d["pk"] for d in report["duplicates"]["items"]] == [3, 10, 4000, 5000]
 
 
+def version(pk):
+    # A model that no relation points to: its text keys, while in order, are
+    # kept in a flat run rather than the table.
+    return {"model": "documents.documentversion", "pk": pk, "fields": {}}
+
+
+@pytest.mark.parametrize("relations", [RELATIONS, None])
+def test_duplicate_text_keys_of_an_unreferenced_model_are_found_in_and_out_of_order(relations):
+    uids = [str(uuid.UUID(int=i * 7919)) for i in range(1, 2001)]
+    ordered = sorted(uids)
+    pks = [*ordered, ordered[-1], ordered[5], "zzz", ordered[1999], ordered[7], "zzz", "aaa"]
+    report = analyse([version(pk) for pk in pks], relations=relations)
+    found = [(d["index"], d["pk"]) for d in report["duplicates"]["items"]]
+    assert found == [
+        (2000, ordered[-1]),
+        (2001, ordered[5]),
+        (2003, ordered[1999]),
+        (2004, ordered[7]),
+        (2005, "zzz"),
+    ]
+    assert report["duplicates"]["count"] == 5
+
+
+def test_ordered_text_keys_of_an_unreferenced_model_have_no_false_duplicates():
+    uids = sorted(str(uuid.UUID(int=i * 7919)) for i in range(1, 3001))
+    report = analyse([version(pk) for pk in uids] + [version(pk) for pk in ("a", "b", "c")])
+    assert report["duplicates"]["count"] == 0
+    assert report["counts"] == {"documents.documentversion": 3003}
+
+
+def test_text_keys_of_a_referenced_model_resolve_whatever_their_order():
+    uids = sorted(str(uuid.UUID(int=i * 7919)) for i in range(1, 501))
+    report = analyse(
+        [*(doc(uid) for uid in uids), workflow(1, document=uids[0]), workflow(2, document="x")]
+    )
+    assert report["references"]["resolved"] == 1
+    assert report["references"]["dangling"] == 1
+
+
 def test_many_distinct_keys_have_no_false_duplicates_and_all_resolve():
     uids = [str(uuid.UUID(int=i * 7919)) for i in range(1, 6001)]
     docs = [doc(uid) for uid in uids]
