@@ -43,7 +43,6 @@ options:
   token:
     description: With O(state=absent), the RV(token) returned when the lock was taken.
     type: str
-    no_log: true
 attributes:
   check_mode:
     support: full

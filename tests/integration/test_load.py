@@ -1,0 +1,225 @@
+"""The restore engine's database load (LOAD_SCRIPT) against the demo stack.
+
+Every test loads into a scratch database of its own, migrated, and drops it
+afterwards; the live database is only read (to make the archive).
+"""
+
+import json
+import shutil
+import tempfile
+import uuid
+import zipfile
+
+import pytest
+from ansible_collections.edms.backup.plugins.module_utils._docker import Containers
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    LOAD_SCRIPT,
+    LoadError,
+    load_command,
+    load_request,
+    parse_report,
+    put_fixture,
+    remove_fixture,
+)
+
+from .conftest import RUN, backend, compose, db_sql, django_json, manage, run_module
+from .test_backup import DIGESTS
+
+PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
+FIXTURE_DIR = "/tmp/edms-load-test"
+# Where seed_demo writes the seeded scratch databases' files, in the backend.
+MEDIA_DIR = "/tmp/edms-load-media"
+
+# Objects a restore must not add: audit rows (post_save with raw=True, and the
+# participants m2m_changed receiver, which checks the restore marker).
+AUDIT_COUNT = "from apps.audit.models import AuditTrail\nprint(AuditTrail.objects.count())"
+
+
+@pytest.fixture(scope="module")
+def source(stack):
+    """An archive of the live database, its fixture in the backend, the live digests."""
+    backup_dir = tempfile.mkdtemp(prefix="edms-load-")
+    rc, made = run_module("archive_create", {**PROJECT, "backup_dir": backup_dir, "pgdump": False})
+    assert rc == 0, made.get("msg")
+    with zipfile.ZipFile(made["archive"]) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    containers = Containers()
+    backend_id = compose("ps", "-q", "backend").stdout.strip()
+    containers.exec(backend_id, ["mkdir", "-p", FIXTURE_DIR])
+    path = put_fixture(containers, backend_id, made["archive"], FIXTURE_DIR)
+    yield {
+        "containers": containers,
+        "backend": backend_id,
+        "fixture": path,
+        "metadata": metadata,
+        "digests": django_json(DIGESTS),
+    }
+    remove_fixture(containers, backend_id, path)
+    containers.exec(backend_id, ["rmdir", FIXTURE_DIR], check=False)
+    containers.exec(backend_id, ["rm", "-rf", MEDIA_DIR], check=False)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def scratch(name, seed=False):
+    db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+    db_sql(f"CREATE DATABASE {name}", database="postgres")
+    env = {"POSTGRES_DB": name, "MEDIA_ROOT": MEDIA_DIR}
+    manage("migrate", "--noinput", env=env)
+    if seed:
+        manage(
+            "seed_demo",
+            *("--users", "5", "--documents", "7", "--workflows", "3", "--seed", "9"),
+            env=env,
+        )
+    return env
+
+
+@pytest.fixture
+def scratch_db(stack):
+    name = "edms_load_" + uuid.uuid4().hex[:10]
+    yield name
+    db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+
+
+def load(source, database, expected=None, fail_at=None, fixture=None, script=None):
+    """(exit code, report or LoadError) of LOAD_SCRIPT (or script) run in the backend."""
+    meta = source["metadata"]
+    request = load_request(
+        fixture or source["fixture"],
+        meta["counts"] if expected is None else expected,
+        meta["m2m_tables"],
+        database=database,
+        fail_at=fail_at,
+    )
+    argv = load_command("python", request)
+    if script is not None:
+        argv[2] = script
+    result = source["containers"].exec(source["backend"], argv, check=False)
+    try:
+        return result.rc, parse_report(result.stderr)
+    except LoadError as exc:
+        return result.rc, exc
+
+
+def test_a_load_into_an_empty_database_gives_the_source_content(source, scratch_db):
+    env = scratch(scratch_db)
+    rc, report = load(source, scratch_db)
+    assert rc == 0, report
+    assert report["database"] == scratch_db
+    assert report["streamed"] is True
+    meta = source["metadata"]
+    objects = sum(n for label, n in meta["counts"].items() if label not in meta["m2m_tables"])
+    assert report["objects"] == objects
+    for label, count in source["metadata"]["counts"].items():
+        assert report["counts"][label] == count, label
+    assert report["peak_rss_kb"] > 0
+    assert report["seconds"] > 0
+    restored = django_json(DIGESTS, env=env)
+    assert restored == source["digests"]
+    # Neither post_save (raw) nor the participants receiver (marker) wrote audit rows.
+    assert django_json(AUDIT_COUNT, env=env) == source["metadata"]["counts"]["audit.audittrail"]
+    # Sequences were reset: new rows get free primary keys.
+    made = django_json(
+        "from apps.workflows.models import Workflow, WorkflowStep\n"
+        "w = Workflow.objects.order_by('pk').first()\n"
+        "s = WorkflowStep.objects.create(workflow=w, order=999, assignee=w.initiated_by,"
+        " action='REVIEW')\n"
+        "print(json.dumps([s.pk, WorkflowStep.objects.count()]))",
+        env=env,
+    )
+    assert made[1] == source["metadata"]["counts"]["workflows.workflowstep"] + 1
+    # Outside a restore the receiver does record participant changes.
+    outside = django_json(
+        "from apps.audit.models import AuditTrail\n"
+        "from apps.workflows.models import Workflow\n"
+        "from apps.users.models import User\n"
+        "w = Workflow.objects.order_by('pk').first()\n"
+        "w.participants.add(User.objects.exclude(workflows=w).first())\n"
+        "print(AuditTrail.objects.filter(details__participants='post_add').count())",
+        env=env,
+    )
+    assert outside == 1
+
+
+def test_a_load_replaces_what_the_target_held(source, scratch_db):
+    env = scratch(scratch_db, seed=True)
+    before = django_json(DIGESTS, env=env)
+    assert before != source["digests"]
+    rc, report = load(source, scratch_db)
+    assert rc == 0, report
+    assert django_json(DIGESTS, env=env) == source["digests"]
+
+
+@pytest.mark.parametrize(
+    ("fail_at", "stage"),
+    [
+        ("empty", "empty"),
+        ("load", "load"),
+        ("count_check", "count_check"),
+        ("before_commit", "commit"),
+    ],
+)
+def test_a_failed_load_leaves_the_target_as_it_was(source, scratch_db, fail_at, stage):
+    env = scratch(scratch_db, seed=True)
+    before = django_json(DIGESTS, env=env)
+    rc, error = load(source, scratch_db, fail_at=fail_at)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert error.stage == stage
+    assert f"injected failure at {fail_at}" in str(error)
+    assert django_json(DIGESTS, env=env) == before
+
+
+def test_counts_that_differ_from_the_archive_fail_and_change_nothing(source, scratch_db):
+    env = scratch(scratch_db, seed=True)
+    before = django_json(DIGESTS, env=env)
+    expected = dict(source["metadata"]["counts"])
+    expected["documents.document"] += 1
+    rc, error = load(source, scratch_db, expected=expected)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert error.stage == "count_check"
+    count = source["metadata"]["counts"]["documents.document"]
+    assert f"documents.document expected {count + 1}, found {count}" in str(error)
+    assert django_json(DIGESTS, env=env) == before
+
+
+REINDENT = (
+    "import json, sys\njson.dump(json.load(open(sys.argv[1])), open(sys.argv[2], 'w'), indent=2)"
+)
+
+
+def test_a_fixture_in_another_layout_is_read_whole_and_says_so(source, scratch_db):
+    """A fixture of `dumpdata --indent 2`'s layout, not one object per line."""
+    env = scratch(scratch_db, seed=True)
+    other = FIXTURE_DIR + "/indented.json"
+    backend("python", "-c", REINDENT, source["fixture"], other)
+    try:
+        rc, report = load(source, scratch_db, fixture=other)
+    finally:
+        backend("rm", "-f", other)
+    assert rc == 0, report
+    assert report["streamed"] is False
+    assert django_json(DIGESTS, env=env) == source["digests"]
+
+
+def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source, scratch_db):
+    """The m2m receiver writes audit rows during the load if the marker is not
+    set; the fixture's raw saves would overwrite them by pk unnoticed (counts
+    and content end up right). The load detects it and rolls back."""
+    env = scratch(scratch_db, seed=True)
+    before = django_json(DIGESTS, env=env)
+    unmarked = LOAD_SCRIPT
+    for line in (
+        'os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"',
+        "settings.EDMS_RESTORE_IN_PROGRESS = True",
+    ):
+        assert line in unmarked
+        unmarked = unmarked.replace(line, "pass")
+    rc, error = load(source, scratch_db, script=unmarked)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert error.stage == "load"
+    assert "overwrote rows written during the load" in str(error)
+    assert "audit.AuditTrail(pk=1)" in str(error)
+    assert django_json(DIGESTS, env=env) == before

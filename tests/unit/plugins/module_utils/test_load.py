@@ -1,0 +1,142 @@
+import io
+import json
+import os
+import tarfile
+import zipfile
+
+import pytest
+from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    FIXTURE_MEMBER,
+    KEEP_TABLES_OF,
+    LOAD_SCRIPT,
+    REPORT_MARKER,
+    LoadError,
+    _TarOfOne,
+    compare_counts,
+    load_command,
+    load_request,
+    parse_report,
+)
+
+
+def test_the_request_travels_as_one_json_argument():
+    request = load_request(
+        "/tmp/f/database_backup.json",
+        {"Users.User": 3, "workflows.workflow_participants": 4},
+        ["workflows.workflow_participants"],
+        database="edms_scratch",
+        settings_module="edms.settings",
+    )
+    argv = load_command("python3", request)
+    assert argv[:3] == ["python3", "-c", LOAD_SCRIPT]
+    assert json.loads(argv[3]) == {
+        "settings": "edms.settings",
+        "fixture": "/tmp/f/database_backup.json",
+        "database": "edms_scratch",
+        "expected": {"users.user": 3, "workflows.workflow_participants": 4},
+        "m2m_tables": ["workflows.workflow_participants"],
+        "keep_tables_of": KEEP_TABLES_OF,
+        "fail_at": None,
+    }
+
+
+def test_the_script_is_python_that_compiles():
+    compile(LOAD_SCRIPT, "<load>", "exec")
+    assert REPORT_MARKER in LOAD_SCRIPT
+
+
+def test_an_unknown_fault_stage_is_refused():
+    with pytest.raises(LoadError, match="unknown fail_at stage 'later'"):
+        load_request("/f.json", {}, [], fail_at="later")
+    assert load_request("/f.json", {}, [], fail_at="before_commit")["fail_at"] == "before_commit"
+
+
+def test_the_report_is_the_last_marked_line_of_stderr():
+    stderr = (
+        "Traceback (most recent call last): noise\n"
+        + REPORT_MARKER
+        + json.dumps({"objects": 1})
+        + "\n"
+        + REPORT_MARKER
+        + json.dumps({"objects": 416, "streamed": True})
+        + "\n"
+    ).encode()
+    assert parse_report(stderr) == {"objects": 416, "streamed": True}
+
+
+def test_a_reported_error_is_raised_with_its_stage():
+    stderr = REPORT_MARKER + json.dumps(
+        {"error": "RuntimeError: injected failure at load", "stage": "load"}
+    )
+    with pytest.raises(LoadError, match=r"^the load failed \(stage load\): RuntimeError") as info:
+        parse_report(stderr)
+    assert info.value.stage == "load"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "message"),
+    [
+        (b"", "the load ended without a report$"),
+        (b"Traceback...\nMemoryError\n", "without a report: Traceback...\nMemoryError"),
+        ((REPORT_MARKER + "{oops").encode(), "the load's report is not JSON"),
+        ((REPORT_MARKER + "[1]").encode(), "not a JSON object"),
+    ],
+)
+def test_no_readable_report_is_an_error(stderr, message):
+    with pytest.raises(LoadError, match=message) as info:
+        parse_report(stderr)
+    assert info.value.stage is None
+
+
+def test_count_differences_name_model_expected_and_found():
+    expected = {"users.user": 3, "workflows.workflow_participants": 4, "gone.model": 1}
+    found = {"users.user": 3, "workflows.workflow_participants": 5, "audit.audittrail": 2}
+    assert compare_counts(expected, found, ["workflows.workflow_participants"]) == [
+        {"model": "audit.audittrail", "expected": 0, "found": 2, "kind": "model"},
+        {"model": "gone.model", "expected": 1, "found": None, "kind": "model"},
+        {
+            "model": "workflows.workflow_participants",
+            "expected": 4,
+            "found": 5,
+            "kind": "m2m table",
+        },
+    ]
+    assert compare_counts({"a.b": 1}, {"a.b": 1, "c.d": 0}, []) == []
+
+
+FIXTURE = b'[\n{"model": "users.user", "pk": 1, "fields": {}}\n]\n' * 300
+
+
+@pytest.fixture(params=["zip", "directory"])
+def archive(request, tmp_path):
+    if request.param == "zip":
+        path = tmp_path / "a.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr(FIXTURE_MEMBER, FIXTURE)
+            out.writestr("metadata.json", "{}")
+    else:
+        path = tmp_path / "a"
+        os.mkdir(path)
+        (path / FIXTURE_MEMBER).write_bytes(FIXTURE)
+    return str(path)
+
+
+def test_the_fixture_is_sent_as_a_tar_stream_made_on_the_way(archive):
+    """The tar of one member that put_fixture sends (the Docker side of it is
+    tested against the real engine in tests/integration/test_load.py)."""
+    with ArchiveReader.open(archive) as reader:
+        info = tarfile.TarInfo(FIXTURE_MEMBER)
+        info.size = reader.member(FIXTURE_MEMBER).size
+        info.mode, info.uid, info.gid = 0o600, 1000, 1001
+        source = reader.open_member(FIXTURE_MEMBER)
+        chunks = list(_TarOfOne(info, source))
+        source.close()
+    data = b"".join(chunks)
+    assert len(chunks) > 1
+    assert len(data) % tarfile.BLOCKSIZE == 0
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        (member,) = tar.getmembers()
+        assert member.name == FIXTURE_MEMBER
+        assert (member.mode, member.uid, member.gid) == (0o600, 1000, 1001)
+        assert tar.extractfile(member).read() == FIXTURE
