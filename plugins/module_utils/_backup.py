@@ -25,6 +25,7 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     record_status,
     verification_entry,
 )
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -55,12 +56,8 @@ TOOL_VERSION = "0.1.0"
 PGDUMP_SCRIPT = 'exec pg_dump -Fc --no-password -U "$POSTGRES_USER" "$POSTGRES_DB"'
 
 
-class BackupError(Exception):
+class BackupError(ModuleFailure):
     """A backup that could not be taken, with what had been done so far."""
-
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
 
 
 class IterStream:

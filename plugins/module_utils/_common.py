@@ -10,6 +10,15 @@ from __future__ import annotations
 DEFAULT_COUNT_MODELS = ["documents.Document", "users.User", "workflows.Workflow"]
 
 
+class ModuleFailure(Exception):
+    """A failure a module reports with fail_json: its message, and in
+    ``partial`` the part of the result gathered before it (commands, execs...)."""
+
+    def __init__(self, msg, **partial):
+        super().__init__(msg)
+        self.partial = partial
+
+
 def project_argument_spec():
     return dict(
         project_dir=dict(type="path", required=True),

@@ -68,6 +68,28 @@ class DjangoError(Exception):
     """The code run in the backend failed or gave an answer that cannot be read."""
 
 
+def read_marked_report(stderr, marker, what):
+    """The JSON object on the last stderr line that starts with marker.
+
+    Scripts whose stdout is data (the dump) or who may print noise report so.
+    Raises DjangoError naming ``what`` ("the dump", "the load") when there is
+    no such line, or it is not a JSON object; a report with "error" is
+    returned as it is, for the caller to raise in its own terms.
+    """
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    for line in reversed(text.splitlines()):
+        if line.startswith(marker):
+            try:
+                report = json.loads(line[len(marker) :])
+            except ValueError as exc:
+                raise DjangoError(f"{what}'s report is not JSON: {exc}") from exc
+            if not isinstance(report, dict):
+                raise DjangoError(f"{what}'s report is not a JSON object")
+            return report
+    tail = text.strip()[-2000:]
+    raise DjangoError(f"{what} ended without a report" + (f": {tail}" if tail else ""))
+
+
 def normalize_model_labels(value):
     """Validate a model selection: ``__all__`` or a list of ``app_label.ModelName``."""
     if value == ALL_MODELS or value == [ALL_MODELS]:

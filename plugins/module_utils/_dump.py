@@ -23,6 +23,11 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    DjangoError,
+    read_marked_report,
+)
+
 REPORT_MARKER = "EDMS-BACKUP-REPORT "
 
 DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
@@ -338,15 +343,10 @@ def dump_command(python, excludes, settings_module=None):
 
 def parse_report(stderr):
     """The dump's report: the last stderr line that carries the marker."""
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    for line in reversed(text.splitlines()):
-        if line.startswith(REPORT_MARKER):
-            try:
-                report = json.loads(line[len(REPORT_MARKER) :])
-            except ValueError as exc:
-                raise DumpError(f"the dump's report is not JSON: {exc}") from exc
-            if "error" in report:
-                raise DumpError(report["error"])
-            return report
-    tail = text.strip()[-2000:]
-    raise DumpError("the dump ended without a report" + (f": {tail}" if tail else ""))
+    try:
+        report = read_marked_report(stderr, REPORT_MARKER, "the dump")
+    except DjangoError as exc:
+        raise DumpError(str(exc)) from exc
+    if "error" in report:
+        raise DumpError(report["error"])
+    return report

@@ -57,6 +57,10 @@ import json
 import tarfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    DjangoError,
+    read_marked_report,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 
 REPORT_MARKER = "EDMS-RESTORE-REPORT "
@@ -334,69 +338,40 @@ def load_command(python, request):
 
 def parse_report(stderr):
     """The load's report: the last stderr line that carries the marker."""
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    for line in reversed(text.splitlines()):
-        if line.startswith(REPORT_MARKER):
-            try:
-                report = json.loads(line[len(REPORT_MARKER) :])
-            except ValueError as exc:
-                raise LoadError(f"the load's report is not JSON: {exc}") from exc
-            if not isinstance(report, dict):
-                raise LoadError("the load's report is not a JSON object")
-            if "error" in report:
-                stage = report.get("stage")
-                where = f" (stage {stage})" if stage else ""
-                raise LoadError(f"the load failed{where}: {report['error']}", stage=stage)
-            return report
-    tail = text.strip()[-2000:]
-    raise LoadError("the load ended without a report" + (f": {tail}" if tail else ""))
+    try:
+        report = read_marked_report(stderr, REPORT_MARKER, "the load")
+    except DjangoError as exc:
+        raise LoadError(str(exc)) from exc
+    if "error" in report:
+        stage = report.get("stage")
+        where = f" (stage {stage})" if stage else ""
+        raise LoadError(f"the load failed{where}: {report['error']}", stage=stage)
+    return report
 
 
 CHUNK = 1024 * 1024
 
 
-class _TarOfOne:
-    """A file-like tar stream of one member read from `source` (size known up front).
+def tar_of_one(info, source):
+    """A tar stream, as chunks, of one member read from `source` (size known up front).
 
     The header comes from tarfile; the content is copied in chunks, then the
     padding and the end-of-archive blocks: nothing holds more than one chunk.
     """
-
-    def __init__(self, info, source):
-        self._parts = self._generate(info, source)
-        self._buffer = b""
-
-    @staticmethod
-    def _generate(info, source):
-        yield info.tobuf(format=tarfile.PAX_FORMAT)
-        left = info.size
-        while left > 0:
-            data = source.read(min(CHUNK, left))
-            if not data:
-                raise LoadError(f"{info.name} ended {left} bytes short of its size")
-            left -= len(data)
-            yield data
-        if source.read(1):
-            raise LoadError(f"{info.name} is longer than its recorded size")
-        remainder = info.size % tarfile.BLOCKSIZE
-        if remainder:
-            yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
-        yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
-
-    def __iter__(self):
-        return self._parts
-
-    def read(self, size=-1):
-        while size < 0 or len(self._buffer) < size:
-            data = next(self._parts, None)
-            if data is None:
-                break
-            self._buffer += data
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    left = info.size
+    while left > 0:
+        data = source.read(min(CHUNK, left))
+        if not data:
+            raise LoadError(f"{info.name} ended {left} bytes short of its size")
+        left -= len(data)
+        yield data
+    if source.read(1):
+        raise LoadError(f"{info.name} is longer than its recorded size")
+    remainder = info.size % tarfile.BLOCKSIZE
+    if remainder:
+        yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
+    yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
 
 
 def container_owner(containers, container_id):
@@ -428,10 +403,9 @@ def put_fixture(containers, container_id, archive_path, dest_dir):
             info.size = member.size
             info.mode = 0o600
             info.uid, info.gid = uid, gid
-            stream = _TarOfOne(info, source)
             try:
                 done = containers.client.containers.get(container_id).put_archive(
-                    dest_dir, iter(stream)
+                    dest_dir, tar_of_one(info, source)
                 )
             except Exception as exc:  # DockerException and the transport's errors
                 raise ExecError(

@@ -23,15 +23,14 @@ import socket
 import subprocess
 from datetime import datetime, timezone
 
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._timezones import utc_iso
 
 LOCK_NAME = ".edms-backup.lock"
 
 
-class LockError(Exception):
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
+class LockError(ModuleFailure):
+    """The lock cannot be taken or released."""
 
 
 def lock_path(project_dir):

@@ -18,6 +18,7 @@ import shutil
 import stat
 from datetime import datetime, timezone
 
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -79,12 +80,8 @@ print(json.dumps(answer))
 )
 
 
-class PreflightError(Exception):
+class PreflightError(ModuleFailure):
     """Preflight could not look (as opposed to finding problems, which are findings)."""
-
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
 
 
 class Findings:

@@ -11,14 +11,13 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     list_archives,
     status_path,
 )
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._retention import select
 from ansible_collections.edms.backup.plugins.module_utils._timezones import parse_instant
 
 
-class PruneError(Exception):
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
+class PruneError(ModuleFailure):
+    """Archives cannot be listed or pruned."""
 
 
 def prune(params, check_mode=False, now=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -18,12 +19,8 @@ from ansible_collections.edms.backup.plugins.module_utils._django import (
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
 
 
-class StackError(Exception):
-    """A failure with the part of the result gathered before it."""
-
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
+class StackError(ModuleFailure):
+    """The services or the counts of a deployment cannot be read."""
 
 
 def stack_info(params, runner=None, containers=None):

@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -37,12 +38,8 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
 )
 
 
-class StorageError(Exception):
+class StorageError(ModuleFailure):
     """A failure of the storage phase, with the part of the result gathered."""
-
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
 
 
 def parse_mode(mode):

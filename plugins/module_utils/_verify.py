@@ -15,12 +15,11 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     record_status,
     verification_entry,
 )
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 
 
-class VerifyError(Exception):
-    def __init__(self, msg, **partial):
-        super().__init__(msg)
-        self.partial = partial
+class VerifyError(ModuleFailure):
+    """An archive cannot be verified, or does not verify."""
 
 
 def choose_archive(archive, backup_dir, display_timezone):

@@ -12,11 +12,11 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     LOAD_SCRIPT,
     REPORT_MARKER,
     LoadError,
-    _TarOfOne,
     compare_counts,
     load_command,
     load_request,
     parse_report,
+    tar_of_one,
 )
 
 
@@ -130,7 +130,7 @@ def test_the_fixture_is_sent_as_a_tar_stream_made_on_the_way(archive):
         info.size = reader.member(FIXTURE_MEMBER).size
         info.mode, info.uid, info.gid = 0o600, 1000, 1001
         source = reader.open_member(FIXTURE_MEMBER)
-        chunks = list(_TarOfOne(info, source))
+        chunks = list(tar_of_one(info, source))
         source.close()
     data = b"".join(chunks)
     assert len(chunks) > 1
