@@ -1,0 +1,241 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""A rehearsal: an archive restored into a separate database, compared, dropped.
+
+The checklist's Test 3: a database of its own on the same server (by default
+``edms_test_restore``) is created and marked as a rehearsal's, migrated with
+the application's code, checked against the archive's migration state,
+loaded with the restore engine (_load: one transaction, counts compared with
+the metadata before commit) and dropped again, whatever happened. The live
+database is never written. The result is recorded beside the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sys
+import time
+import zipfile
+from datetime import datetime, timezone
+
+from ansible_collections.edms.backup.plugins.module_utils._archive import verify_archive
+from ansible_collections.edms.backup.plugins.module_utils._catalog import record_status
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._compose import (
+    ComposeError,
+    ComposeProject,
+)
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    SETUP,
+    DjangoError,
+    parse_answer,
+)
+from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    LoadError,
+    load_command,
+    load_request,
+    parse_report,
+    put_fixture,
+)
+from ansible_collections.edms.backup.plugins.module_utils._migrations import (
+    compare,
+    migrations_command,
+)
+from ansible_collections.edms.backup.plugins.module_utils._timezones import utc_iso
+from ansible_collections.edms.backup.plugins.module_utils._verify import choose_archive
+
+MARK = "edms.backup rehearsal database"
+DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Request: {"settings", "database"}. Migrates that database; prints its name.
+MIGRATE_SCRIPT = (
+    SETUP
+    + r"""
+from django.core.management import call_command
+call_command("migrate", interactive=False, verbosity=0)
+print(json.dumps({"database": connection.settings_dict["NAME"]}))
+"""
+)
+
+# Request: {"settings"}. Prints the name of the application's own database.
+LIVE_NAME_SCRIPT = SETUP + 'print(json.dumps({"database": connection.settings_dict["NAME"]}))\n'
+
+# psql as the database owner over the db container's socket; the SQL and the
+# database come as arguments, the credentials stay in the container.
+PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
+
+
+class RehearsalError(ModuleFailure):
+    """A rehearsal that could not run, or whose load failed."""
+
+
+class Rehearsal:
+    def __init__(self, params, runner=None, containers=None):
+        self.params = params
+        self.runner = runner
+        self.containers = containers
+        self.name = params["database"]
+        self.result = {"changed": False, "commands": [], "execs": [], "database": self.name}
+
+    def fail(self, msg, cause=None):
+        error = RehearsalError(msg, **self.result)
+        if cause is not None:
+            raise error from cause
+        raise error
+
+    def psql(self, sql, database="postgres"):
+        answer = self.containers.exec(
+            self.db.container_id, ["sh", "-c", PSQL, "psql", database, sql], what="psql"
+        )
+        return answer.stdout.decode("utf-8", "replace").strip()
+
+    def backend_script(self, script, request, what):
+        argv = [self.params["backend_python"], "-c", script, json.dumps(request)]
+        answer = self.containers.exec(self.backend.container_id, argv, what=what)
+        return parse_answer(answer.stdout)
+
+    def locate(self):
+        compose = ComposeProject(
+            project_dir=self.params["project_dir"],
+            files=self.params["compose_files"],
+            runner=self.runner,
+        )
+        self.result["commands"] = compose.commands
+        try:
+            services = {s.service: s for s in compose.services()}
+        except ComposeError as exc:
+            self.fail(str(exc), exc)
+        for role, name in (("backend", "backend_service"), ("db", "db_service")):
+            service = services.get(self.params[name])
+            if service is None or not service.running:
+                state = service.state if service else "not defined"
+                self.fail(f"the {role} service '{self.params[name]}' is not running ({state})")
+            setattr(self, role, service)
+        self.containers = self.containers or Containers()
+        self.result["execs"] = self.containers.execs
+
+    def prepare_database(self):
+        """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
+        settings = self.params.get("django_settings_module")
+        live = self.backend_script(LIVE_NAME_SCRIPT, {"settings": settings}, "the database name")
+        if live.get("database") == self.name:
+            self.fail(f"database {self.name} is the application's own; a rehearsal needs another")
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.name}'")
+        if exists:
+            mark = self.psql(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '')"
+                f" FROM pg_database WHERE datname = '{self.name}'"
+            )
+            if mark != MARK:
+                self.fail(
+                    f"database {self.name} exists and is not a rehearsal's; choose another"
+                    " name or drop it yourself"
+                )
+            self.psql(f'DROP DATABASE "{self.name}" WITH (FORCE)')
+            self.result["dropped_leftover"] = True
+        self.psql(f'CREATE DATABASE "{self.name}"')
+        self.psql(f"COMMENT ON DATABASE \"{self.name}\" IS '{MARK}'")
+        self.result["changed"] = True
+
+    def drop_database(self):
+        self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        left = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.name}'")
+        self.result["dropped"] = not left
+
+    def run(self):
+        params = self.params
+        if not DATABASE_NAME.match(self.name or ""):
+            self.fail(f"database {self.name!r} is not a plain PostgreSQL name (a-z, 0-9, _)")
+        try:
+            path = choose_archive(params["archive"], params["backup_dir"], "UTC")
+        except ModuleFailure as exc:
+            self.fail(str(exc), exc)
+        self.result["archive"] = path
+        verification = verify_archive(path)
+        if not verification["ok"]:
+            self.fail(
+                "archive {} does not verify, so it is not rehearsed: {}".format(
+                    path, "; ".join(verification["problems"])
+                )
+            )
+        if verification["layout"] != "edms.backup v1":
+            self.fail(f"archive {path} is not of this collection's format; it cannot be loaded")
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+        self.locate()
+        started = time.monotonic()
+        fixture_dir = "/tmp/edms-rehearsal-" + secrets.token_hex(6)
+        settings = params.get("django_settings_module")
+        try:
+            self.prepare_database()
+            request = {"settings": settings, "database": self.name}
+            self.backend_script(MIGRATE_SCRIPT, request, "migrate")
+            argv = migrations_command(params["backend_python"], settings, self.name)
+            answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
+            differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
+            self.result["migration_differences"] = differences
+            if differences and not params["allow_migration_mismatch"]:
+                self.fail(
+                    "the archive's migrations differ from the application's: "
+                    + "; ".join(differences)
+                    + " (allow_migration_mismatch goes on anyway)"
+                )
+            self.containers.exec(self.backend.container_id, ["mkdir", "-m", "700", fixture_dir])
+            fixture = put_fixture(self.containers, self.backend.container_id, path, fixture_dir)
+            load = load_request(
+                fixture,
+                metadata["counts"],
+                metadata.get("m2m_tables", []),
+                database=self.name,
+                settings_module=settings,
+            )
+            stream = self.containers.exec_stream(
+                self.backend.container_id,
+                load_command(params["backend_python"], load),
+                what="the load",
+            )
+            try:
+                for _chunk in stream:
+                    pass
+            except ExecError:
+                pass  # the report on stderr says why; read below
+            report = parse_report(stream.stderr)
+            self.result["load"] = report
+        except (ExecError, DjangoError, LoadError) as exc:
+            self.record(False, started, str(exc))
+            self.fail(f"rehearsal of {path} in database {self.name} failed: {exc}", exc)
+        except RehearsalError as exc:
+            self.record(False, started, str(exc))
+            raise
+        finally:
+            if hasattr(self, "backend"):
+                self.containers.exec(
+                    self.backend.container_id, ["rm", "-rf", fixture_dir], check=False
+                )
+            if self.result["changed"]:
+                self.drop_database()
+            failure = sys.exc_info()[1]
+            if isinstance(failure, RehearsalError):
+                failure.partial.update(self.result)  # what the cleanup did, too
+        self.record(True, started)
+        self.result["counts"] = report["counts"]
+        return self.result
+
+    def record(self, ok, started, error=None):
+        entry = {
+            "ok": ok,
+            "at": utc_iso(datetime.now(timezone.utc)),
+            "seconds": round(time.monotonic() - started, 1),
+            "database": self.name,
+        }
+        if error:
+            entry["error"] = error
+        self.result["seconds"] = entry["seconds"]
+        record_status(self.result["archive"], "rehearsal", entry)
+        self.result["recorded"] = entry
+
+
+def rehearse(params, runner=None, containers=None):
+    return Rehearsal(params, runner=runner, containers=containers).run()

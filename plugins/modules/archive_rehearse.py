@@ -1,0 +1,138 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_rehearse
+short_description: Restore an archive into a separate database, compare, drop it
+version_added: 0.1.0
+description:
+  - The checklist's Test 3, restore to a separate database. Verifies the
+    archive; creates O(database) on the same PostgreSQL server and marks it as
+    a rehearsal's (a leftover of an interrupted rehearsal, so marked, is
+    dropped first; any other database of that name is refused); migrates it
+    with the application's code; compares its migrations with the archive's;
+    loads the fixture through the Django ORM in one transaction that compares
+    every count with the archive's metadata before it commits; drops the
+    database again whatever happened.
+  - The application's own database is never written, and is refused as
+    O(database).
+  - Records the result beside the archive (shown by M(edms.backup.archive_info)).
+extends_documentation_fragment:
+  - edms.backup.project
+options:
+  archive:
+    description: The archive on the managed host; the newest in O(backup_dir) when not set.
+    type: path
+  backup_dir:
+    description: Backup directory to take the newest archive from.
+    type: path
+  database:
+    description: The separate database.
+    type: str
+    default: edms_test_restore
+  allow_migration_mismatch:
+    description: Go on when the archive's migrations differ from the application's.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: none
+    description: A rehearsal is the check; it creates and drops a database.
+  diff_mode:
+    support: none
+    description: Nothing of the deployment changes.
+  idempotent:
+    support: full
+    description: Leaves no database behind; only the record beside the archive changes.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Rehearse the newest backup
+  edms.backup.archive_rehearse:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+"""
+
+RETURN = r"""
+archive:
+  description: The archive rehearsed.
+  returned: always
+  type: str
+database:
+  description: The separate database used.
+  returned: always
+  type: str
+counts:
+  description: Rows per model and m2m table after the load; equal to the archive's metadata.
+  returned: success
+  type: dict
+load:
+  description: The load's report (objects, counts, seconds, peak_rss_kb, streamed).
+  returned: success
+  type: dict
+migration_differences:
+  description: Differences between the archive's migrations and the application's.
+  returned: when the database was migrated
+  type: list
+  elements: str
+dropped:
+  description: Whether the separate database is gone again.
+  returned: when it was created
+  type: bool
+seconds:
+  description: How long the rehearsal took.
+  returned: when it ran
+  type: float
+recorded:
+  description: What was recorded beside the archive.
+  returned: when it ran
+  type: dict
+commands:
+  description: The C(docker compose) commands run.
+  returned: always
+  type: list
+  elements: str
+execs:
+  description: Commands run in containers.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
+    RehearsalError,
+    rehearse,
+)
+
+
+def main():
+    argument_spec = project_argument_spec()
+    argument_spec.update(
+        archive=dict(type="path"),
+        backup_dir=dict(type="path"),
+        database=dict(type="str", default="edms_test_restore"),
+        allow_migration_mismatch=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("archive", "backup_dir")])
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = rehearse(module.params, runner=module.run_command)
+    except RehearsalError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

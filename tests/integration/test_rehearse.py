@@ -1,0 +1,144 @@
+"""edms.backup.archive_rehearse: the checklist's Test 3 against the demo stack."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+
+import pytest
+
+from .conftest import BIN, ROOT, RUN, ansible_env, db_sql, django_json, run_module
+from .test_backup import DIGESTS
+
+PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
+NAME = "edms_test_restore"
+
+
+def database_exists(name):
+    return (
+        db_sql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'", "postgres").strip()
+        == "1"
+    )
+
+
+@pytest.fixture
+def archive(stack):
+    directory = tempfile.mkdtemp(prefix="edms-rehearse-")
+    rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory, "pgdump": False})
+    assert rc == 0, made.get("msg")
+    yield made["archive"]
+    shutil.rmtree(directory, ignore_errors=True)
+    db_sql(f"DROP DATABASE IF EXISTS {NAME} WITH (FORCE)", "postgres")
+
+
+def rehearse(**args):
+    return run_module("archive_rehearse", {**PROJECT, **args})
+
+
+def test_a_fresh_backup_rehearses_clean_and_leaves_nothing(archive):
+    live_before = django_json(DIGESTS)
+    rc, result = rehearse(archive=archive)
+    assert rc == 0, result.get("msg")
+    with zipfile.ZipFile(archive) as opened:
+        metadata = json.loads(opened.read("metadata.json"))
+    assert {k: result["counts"][k] for k in metadata["counts"]} == metadata["counts"]
+    assert result["load"]["objects"] == sum(
+        v for k, v in metadata["counts"].items() if k not in metadata["m2m_tables"]
+    )
+    assert result["migration_differences"] == []
+    assert result["dropped"] is True
+    assert not database_exists(NAME)
+    assert django_json(DIGESTS) == live_before  # the live database untouched
+    listing = run_module("archive_info", {"backup_dir": os.path.dirname(archive)})[1]
+    rehearsal = listing["archives"][0]["rehearsal"]
+    assert rehearsal["ok"] is True
+    assert rehearsal["database"] == NAME
+
+
+def test_the_applications_own_database_is_refused(archive):
+    rc, result = rehearse(archive=archive, database="edms")
+    assert rc != 0
+    assert result["msg"] == "database edms is the application's own; a rehearsal needs another"
+
+
+def test_a_foreign_database_of_that_name_is_refused_and_kept(archive):
+    db_sql(f"CREATE DATABASE {NAME}", "postgres")
+    rc, result = rehearse(archive=archive)
+    assert rc != 0
+    assert f"database {NAME} exists and is not a rehearsal's" in result["msg"]
+    assert database_exists(NAME)
+
+
+def test_a_leftover_rehearsal_database_is_dropped_first(archive):
+    db_sql(f"CREATE DATABASE {NAME}", "postgres")
+    db_sql(f"COMMENT ON DATABASE {NAME} IS 'edms.backup rehearsal database'", "postgres")
+    rc, result = rehearse(archive=archive)
+    assert rc == 0, result.get("msg")
+    assert result["dropped_leftover"] is True
+    assert not database_exists(NAME)
+
+
+def test_a_migration_mismatch_stops_it_and_the_database_is_dropped(archive):
+    # metadata.json is not among the checksummed members: rewrite its migrations.
+    tampered = archive.replace(".zip", "X.zip")
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(tampered, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata["migrations"]["documents"].append("0002_from_the_future")
+                data = json.dumps(metadata).encode()
+            target.writestr(info, data)
+    rc, result = rehearse(archive=tampered)
+    assert rc != 0
+    assert "documents: the target lacks 0002_from_the_future" in result["msg"]
+    assert result["dropped"] is True
+    assert not database_exists(NAME)
+    listing = run_module("archive_info", {"backup_dir": os.path.dirname(archive)})[1]
+    entry = next(a for a in listing["archives"] if a["path"] == tampered)
+    assert entry["rehearsal"]["ok"] is False
+
+
+def test_an_archive_that_does_not_verify_is_not_rehearsed(archive):
+    with open(archive, "r+b") as handle:
+        handle.seek(-30, os.SEEK_END)
+        handle.write(b"\0" * 8)
+    rc, result = rehearse(archive=archive)
+    assert rc != 0
+    assert "does not verify, so it is not rehearsed" in result["msg"]
+    assert not database_exists(NAME)
+
+
+def test_the_playbook_releases_the_lock_even_when_the_rehearsal_fails(archive):
+    env = ansible_env()
+    del env["ANSIBLE_STDOUT_CALLBACK"]
+    playbook = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        os.path.join(ROOT, "playbooks", "rehearse.yml"),
+        "-e",
+    ]
+    failed = subprocess.run(
+        [*playbook, json.dumps({"edms_archive": archive, "rehearse_database": "edms"})],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode != 0
+    assert "database edms is the application's own" in failed.stdout
+    assert "TASK [edms.backup.rehearse : Release the project lock]" in failed.stdout
+    assert not os.path.exists(os.path.join(RUN, ".edms-backup.lock"))
+
+    passed = subprocess.run(
+        [*playbook, json.dumps({"edms_archive": archive})],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    assert "Rehearsal   passed in" in passed.stdout
