@@ -29,6 +29,7 @@ from ansible_collections.edms.backup.plugins.module_utils._common import ModuleF
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    running_service,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     Containers,
@@ -81,19 +82,6 @@ class IterStream:
         else:
             data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
-
-
-def running_service(services, name, role):
-    service = next((s for s in services if s.service == name), None)
-    if service is None:
-        raise BackupError(
-            "the {} service '{}' is not defined (services: {})".format(
-                role, name, ", ".join(s.service for s in services)
-            )
-        )
-    if not service.running:
-        raise BackupError(f"the {role} service '{name}' is not running (state: {service.state})")
-    return service
 
 
 def check_backup_dir(path):

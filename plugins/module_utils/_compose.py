@@ -102,6 +102,20 @@ class ComposeProject:
         return [found.get(name) or ServiceState(service=name) for name in names]
 
 
+def running_service(services, name, role):
+    """The service called name among services, running; ComposeError naming it otherwise."""
+    service = next((s for s in services if s.service == name), None)
+    if service is None:
+        raise ComposeError(
+            "the {} service '{}' is not defined (services: {})".format(
+                role, name, ", ".join(s.service for s in services)
+            )
+        )
+    if not service.running:
+        raise ComposeError(f"the {role} service '{name}' is not running (state: {service.state})")
+    return service
+
+
 def parse_ps_output(text):
     """Parse `docker compose ps --format json` output into {service: ServiceState}.
 

@@ -25,6 +25,7 @@ from ansible_collections.edms.backup.plugins.module_utils._common import ModuleF
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    running_service,
 )
 from ansible_collections.edms.backup.plugins.module_utils._django import (
     SETUP,
@@ -104,15 +105,11 @@ class Rehearsal:
         )
         self.result["commands"] = compose.commands
         try:
-            services = {s.service: s for s in compose.services()}
+            services = compose.services()
+            self.backend = running_service(services, self.params["backend_service"], "backend")
+            self.db = running_service(services, self.params["db_service"], "db")
         except ComposeError as exc:
             self.fail(str(exc), exc)
-        for role, name in (("backend", "backend_service"), ("db", "db_service")):
-            service = services.get(self.params[name])
-            if service is None or not service.running:
-                state = service.state if service else "not defined"
-                self.fail(f"the {role} service '{self.params[name]}' is not running ({state})")
-            setattr(self, role, service)
         self.containers = self.containers or Containers()
         self.result["execs"] = self.containers.execs
 

@@ -4,7 +4,9 @@ import pytest
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    ServiceState,
     parse_ps_output,
+    running_service,
 )
 
 
@@ -85,3 +87,17 @@ def test_a_failing_compose_call_names_the_command_and_the_cause():
         match=r"'docker compose config --services' failed in /srv/app \(exit 1\): no such file",
     ):
         project.service_names()
+
+
+def test_running_service_names_what_is_missing_or_stopped():
+    found = parse_ps_output(json.dumps(ps_row("db", state="exited", health="")))
+    services = [found["db"], ServiceState(service="backend", state="running")]
+    assert running_service(services, "backend", "backend").service == "backend"
+    with pytest.raises(
+        ComposeError, match=r"^the db service 'db' is not running \(state: exited\)$"
+    ):
+        running_service(services, "db", "db")
+    with pytest.raises(
+        ComposeError, match=r"service 'web' is not defined \(services: db, backend\)"
+    ):
+        running_service(services, "web", "backend")
