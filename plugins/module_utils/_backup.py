@@ -9,7 +9,6 @@ nothing that looks like an archive exists until the archive is complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import tarfile
@@ -41,6 +40,8 @@ from ansible_collections.edms.backup.plugins.module_utils._dump import (
     dump_command,
     parse_report,
 )
+from ansible_collections.edms.backup.plugins.module_utils._media import WORK_PREFIX
+from ansible_collections.edms.backup.plugins.module_utils._session import file_sha256
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     local_iso,
@@ -107,6 +108,8 @@ def add_media(writer, containers, container_id, media_dir):
             if len(parts) < 2 or not parts[1]:
                 continue
             relative = parts[1]
+            if relative.split("/", 1)[0].startswith(WORK_PREFIX):
+                continue  # a restore's work directory (see _media), never media
             if member.isdir():
                 continue
             if not member.isfile():
@@ -250,14 +253,6 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             **result,
         )
     return result
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def dump_failure(exc):

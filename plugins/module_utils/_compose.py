@@ -95,10 +95,14 @@ class ComposeProject:
             if line.strip()
         ]
 
+    def containers(self):
+        """{service: ServiceState} of every service with a container, any profile."""
+        return parse_ps_output(self._run(["ps", "--all", "--format", "json"]))
+
     def services(self):
         """State of every defined service, in the order the files define them."""
         names = self.service_names()
-        found = parse_ps_output(self._run(["ps", "--all", "--format", "json"]))
+        found = self.containers()
         return [found.get(name) or ServiceState(service=name) for name in names]
 
 

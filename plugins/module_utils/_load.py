@@ -388,18 +388,27 @@ def put_fixture(containers, container_id, archive_path, dest_dir):
     """Copy the archive's fixture into the container; return its path there.
 
     The file lands as ``<dest_dir>/database_backup.json``, mode 0600, owned by
-    the container's user (it holds password hashes). The tar stream is made
-    while it is sent: the Docker SDK passes a generator body on to requests,
-    which sends it chunked, so the fixture is never whole in memory.
+    the container's user (it holds password hashes).
+    """
+    return put_member(containers, container_id, archive_path, FIXTURE_MEMBER, dest_dir)
+
+
+def put_member(containers, container_id, archive_path, name, dest_dir):
+    """Copy one member of the archive into the container; return its path there.
+
+    The file lands as ``<dest_dir>/<name>``, mode 0600, owned by the user the
+    container runs commands as. The tar stream is made while it is sent: the
+    Docker SDK passes a generator body on to requests, which sends it chunked,
+    so the member is never whole in memory.
     """
     uid, gid = container_owner(containers, container_id)
-    path = dest_dir.rstrip("/") + "/" + FIXTURE_MEMBER
+    path = dest_dir.rstrip("/") + "/" + name
     containers.execs.append({"container": container_id, "command": f"put_archive {path}"})
     with ArchiveReader.open(archive_path) as archive:
-        member = archive.member(FIXTURE_MEMBER)
-        source = archive.open_member(FIXTURE_MEMBER)
+        member = archive.member(name)
+        source = archive.open_member(name)
         try:
-            info = tarfile.TarInfo(FIXTURE_MEMBER)
+            info = tarfile.TarInfo(name)
             info.size = member.size
             info.mode = 0o600
             info.uid, info.gid = uid, gid
@@ -409,12 +418,12 @@ def put_fixture(containers, container_id, archive_path, dest_dir):
                 )
             except Exception as exc:  # DockerException and the transport's errors
                 raise ExecError(
-                    f"cannot copy the fixture into container {container_id[:12]}: {exc}"
+                    f"cannot copy {name} into container {container_id[:12]}: {exc}"
                 ) from exc
         finally:
             source.close()
     if not done:
-        raise ExecError(f"the Docker engine refused the fixture at {path}")
+        raise ExecError(f"the Docker engine refused {name} at {path}")
     return path
 
 

@@ -22,17 +22,12 @@ from datetime import datetime, timezone
 from ansible_collections.edms.backup.plugins.module_utils._archive import verify_archive
 from ansible_collections.edms.backup.plugins.module_utils._catalog import record_status
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._compose import (
-    ComposeError,
-    ComposeProject,
-    running_service,
-)
 from ansible_collections.edms.backup.plugins.module_utils._django import (
     SETUP,
     DjangoError,
     parse_answer,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     LoadError,
     load_command,
@@ -44,6 +39,7 @@ from ansible_collections.edms.backup.plugins.module_utils._migrations import (
     compare,
     migrations_command,
 )
+from ansible_collections.edms.backup.plugins.module_utils._session import Session
 from ansible_collections.edms.backup.plugins.module_utils._timezones import utc_iso
 from ansible_collections.edms.backup.plugins.module_utils._verify import choose_archive
 
@@ -63,55 +59,18 @@ print(json.dumps({"database": connection.settings_dict["NAME"]}))
 # Request: {"settings"}. Prints the name of the application's own database.
 LIVE_NAME_SCRIPT = SETUP + 'print(json.dumps({"database": connection.settings_dict["NAME"]}))\n'
 
-# psql as the database owner over the db container's socket; the SQL and the
-# database come as arguments, the credentials stay in the container.
-PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
-
 
 class RehearsalError(ModuleFailure):
     """A rehearsal that could not run, or whose load failed."""
 
 
-class Rehearsal:
+class Rehearsal(Session):
+    failure = RehearsalError
+
     def __init__(self, params, runner=None, containers=None):
-        self.params = params
-        self.runner = runner
-        self.containers = containers
+        super().__init__(params, runner=runner, containers=containers)
         self.name = params["database"]
-        self.result = {"changed": False, "commands": [], "execs": [], "database": self.name}
-
-    def fail(self, msg, cause=None):
-        error = RehearsalError(msg, **self.result)
-        if cause is not None:
-            raise error from cause
-        raise error
-
-    def psql(self, sql, database="postgres"):
-        answer = self.containers.exec(
-            self.db.container_id, ["sh", "-c", PSQL, "psql", database, sql], what="psql"
-        )
-        return answer.stdout.decode("utf-8", "replace").strip()
-
-    def backend_script(self, script, request, what):
-        argv = [self.params["backend_python"], "-c", script, json.dumps(request)]
-        answer = self.containers.exec(self.backend.container_id, argv, what=what)
-        return parse_answer(answer.stdout)
-
-    def locate(self):
-        compose = ComposeProject(
-            project_dir=self.params["project_dir"],
-            files=self.params["compose_files"],
-            runner=self.runner,
-        )
-        self.result["commands"] = compose.commands
-        try:
-            services = compose.services()
-            self.backend = running_service(services, self.params["backend_service"], "backend")
-            self.db = running_service(services, self.params["db_service"], "db")
-        except ComposeError as exc:
-            self.fail(str(exc), exc)
-        self.containers = self.containers or Containers()
-        self.result["execs"] = self.containers.execs
+        self.result["database"] = self.name
 
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
@@ -207,7 +166,7 @@ class Rehearsal:
             self.record(False, started, str(exc))
             raise
         finally:
-            if hasattr(self, "backend"):
+            if self.backend is not None:
                 self.containers.exec(
                     self.backend.container_id, ["rm", "-rf", fixture_dir], check=False
                 )

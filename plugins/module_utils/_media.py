@@ -1,0 +1,262 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Media replaced all-or-nothing inside the backend container.
+
+The media root is usually a volume's mount point: it cannot be renamed or
+replaced as a whole. So a restore works inside it, in a work directory of its
+own, ``<media root>/.edms-restore-<token>/``:
+
+1. ``new/`` is filled with the archive's media (a tar stream made while it is
+   sent, never whole in memory; directories and files owned by the
+   container's user);
+2. the swap moves every live entry of the media root into ``old/`` and every
+   entry of ``new/`` into the media root: renames within one file system, so
+   no file is copied and each move is complete or not done. A failure during
+   the swap moves back what was moved, in reverse order;
+3. ``old/`` (the previous media) is kept until the run ends: a rollback puts it
+   back with the same renames (``putback``); a successful run removes the work
+   directory (``finish``).
+
+Entries of the media root whose names start with ``.edms-restore-`` are work
+directories, never media: backups leave them out, a restore refuses to start
+while one is there (it may hold the only copy of the previous media).
+
+MEDIA_SCRIPT runs with the backend's own Python; argv[1] is the request
+``{"action", "root", "work", "fail_at"}`` and the answer is one JSON line on
+stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+
+from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._django import parse_answer
+from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
+
+WORK_PREFIX = ".edms-restore-"
+MEDIA_PREFIX = "media/"
+
+MEDIA_SCRIPT = r'''
+import hashlib, json, os, shutil, sys
+
+PREFIX = ".edms-restore-"
+request = json.loads(sys.argv[1])
+root = request["root"]
+work = request.get("work")
+answer = {}
+
+
+def live_entries():
+    return sorted(name for name in os.listdir(root) if not name.startswith(PREFIX))
+
+
+def move(names, source, target, moved):
+    for name in names:
+        os.rename(os.path.join(source, name), os.path.join(target, name))
+        moved.append(name)
+
+
+def exchange(incoming_dir, outgoing_dir, fail_at=None):
+    """Live entries into outgoing_dir, then incoming_dir's entries into the root.
+
+    On any failure what was moved goes back, last first; the answer says so.
+    """
+    os.mkdir(outgoing_dir, 0o700)
+    moved_out, moved_in = [], []
+    try:
+        move(live_entries(), root, outgoing_dir, moved_out)
+        incoming = sorted(os.listdir(incoming_dir))
+        half = len(incoming) // 2
+        for number, name in enumerate(incoming):
+            if fail_at == "media_swap" and number == half:
+                raise RuntimeError("injected failure at media_swap")
+            move([name], incoming_dir, root, moved_in)
+        if fail_at == "media_swap" and not incoming:
+            raise RuntimeError("injected failure at media_swap")
+    except Exception as exc:
+        undone = True
+        for name in reversed(moved_in):
+            try:
+                os.rename(os.path.join(root, name), os.path.join(incoming_dir, name))
+            except OSError:
+                undone = False
+        for name in reversed(moved_out):
+            try:
+                os.rename(os.path.join(outgoing_dir, name), os.path.join(root, name))
+            except OSError:
+                undone = False
+        if undone:
+            os.rmdir(outgoing_dir)  # empty again: nothing for a putback to find
+        return {"error": "%s: %s" % (type(exc).__name__, exc), "undone": undone,
+                "moved_out": len(moved_out), "moved_in": len(moved_in)}
+    return {"moved_out": len(moved_out), "moved_in": len(moved_in)}
+
+
+def hashes():
+    found = {}
+    for top in live_entries():
+        path = os.path.join(root, top)
+        if os.path.isfile(path) and not os.path.islink(path):
+            walk = [(root, [], [top])]
+        else:
+            walk = os.walk(path)
+        for directory, _dirs, files in walk:
+            for name in files:
+                full = os.path.join(directory, name)
+                if os.path.islink(full) or not os.path.isfile(full):
+                    continue
+                digest = hashlib.sha256()
+                with open(full, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+                found[os.path.relpath(full, root)] = digest.hexdigest()
+    return found
+
+
+action = request["action"]
+if not os.path.isdir(root):
+    answer = {"error": "media root %s is not a directory" % root}
+elif action == "leftovers":
+    answer = {"leftovers": sorted(n for n in os.listdir(root) if n.startswith(PREFIX))}
+elif action == "prepare":
+    os.makedirs(os.path.join(work, "new"), 0o700)
+    answer = {"work": work}
+elif action == "swap":
+    answer = exchange(os.path.join(work, "new"), os.path.join(work, "old"),
+                      request.get("fail_at"))
+elif action == "putback":
+    old = os.path.join(work, "old")
+    if not os.path.isdir(old):
+        answer = {"previous": False}
+    else:
+        answer = exchange(old, os.path.join(work, "discarded"))
+        answer["previous"] = True
+        if "error" not in answer:
+            shutil.rmtree(work)
+elif action == "finish":
+    existed = os.path.isdir(work)
+    if existed:
+        shutil.rmtree(work)
+    answer = {"removed": existed}
+elif action == "hashes":
+    answer = {"hashes": hashes()}
+else:
+    answer = {"error": "unknown action %s" % action}
+print(json.dumps(answer))
+'''
+
+
+class MediaError(Exception):
+    """A media step in the backend failed; ``answer`` is what the script said."""
+
+    def __init__(self, message, answer=None):
+        super().__init__(message)
+        self.answer = answer or {}
+
+
+def work_dir(media_root, token):
+    return posixpath.join(media_root.rstrip("/"), WORK_PREFIX + token)
+
+
+def media_step(containers, container_id, python, action, root, work=None, fail_at=None):
+    """Run one MEDIA_SCRIPT action in the backend; its answer, or MediaError."""
+    request = {"action": action, "root": root.rstrip("/"), "work": work, "fail_at": fail_at}
+    answer = containers.exec(
+        container_id,
+        [python, "-c", MEDIA_SCRIPT, json.dumps(request)],
+        what=f"media {action}",
+    )
+    result = parse_answer(answer.stdout)
+    if "error" in result:
+        raise MediaError(f"media {action} in {root} failed: {result['error']}", result)
+    return result
+
+
+def archive_media(metadata):
+    """{relative path: sha256} of the archive's media, from its metadata."""
+    return {
+        name[len(MEDIA_PREFIX) :]: entry["sha256"]
+        for name, entry in (metadata.get("members") or {}).items()
+        if name.startswith(MEDIA_PREFIX) and not name.endswith("/")
+    }
+
+
+def media_differences(expected, found, limit=10):
+    """Lines describing how two {path: sha256} maps differ; empty when equal."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    changed = sorted(p for p in set(expected) & set(found) if expected[p] != found[p])
+    lines = []
+    kinds = (("missing", missing), ("not in the archive", extra), ("different", changed))
+    for what, paths in kinds:
+        if paths:
+            shown = ", ".join(paths[:limit]) + (" ..." if len(paths) > limit else "")
+            lines.append(f"{len(paths)} file(s) {what}: {shown}")
+    return lines
+
+
+def media_tar(archive, names, uid, gid, chunk=1024 * 1024):
+    """A tar stream, as chunks, of the archive's media under ``new/``.
+
+    Directories come first with the container's owner, so the container's
+    user can rename them; file contents are copied chunk by chunk.
+    """
+    made = set()
+    for name in names:
+        relative = name[len(MEDIA_PREFIX) :]
+        parts = relative.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            directory = "/".join(parts[:depth])
+            if directory in made:
+                continue
+            made.add(directory)
+            info = tarfile.TarInfo("new/" + directory)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid, info.gid = uid, gid
+            yield info.tobuf(format=tarfile.PAX_FORMAT)
+        member = archive.member(name)
+        info = tarfile.TarInfo("new/" + relative)
+        info.size = member.size
+        info.mode = 0o644
+        info.uid, info.gid = uid, gid
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        with archive.open_member(name) as source:
+            left = member.size
+            while left > 0:
+                data = source.read(min(chunk, left))
+                if not data:
+                    raise MediaError(f"{name} ended {left} bytes short of its size")
+                left -= len(data)
+                yield data
+        remainder = member.size % tarfile.BLOCKSIZE
+        if remainder:
+            yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
+    yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+
+
+def stage_media(containers, container_id, archive_path, work, owner):
+    """Unpack the archive's media into ``<work>/new`` in the container; count files."""
+    uid, gid = owner
+    containers.execs.append({"container": container_id, "command": f"put_archive {work}/new"})
+    with ArchiveReader.open(archive_path) as archive:
+        names = sorted(
+            m.name
+            for m in archive.iter_members()
+            if m.name.startswith(MEDIA_PREFIX) and m.kind == "file"
+        )
+        try:
+            done = containers.client.containers.get(container_id).put_archive(
+                work, media_tar(archive, names, uid, gid)
+            )
+        except MediaError:
+            raise
+        except Exception as exc:  # DockerException and the transport's errors
+            raise ExecError(
+                f"cannot copy the archive's media into container {container_id[:12]}: {exc}"
+            ) from exc
+    if not done:
+        raise ExecError(f"the Docker engine refused the media at {work}")
+    return len(names)

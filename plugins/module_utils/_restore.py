@@ -1,0 +1,423 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The live restore and its way back.
+
+LiveRestore replaces the application's database and media with an archive's:
+
+1. verify the archive (refuse one that fails, one of another format, one that
+   changed since the caller verified it); compare its migrations with the
+   live database's (refuse a difference unless told to go on); refuse while a
+   restore work directory is left in the media root;
+2. media: unpack beside the live media and swap in (_media); the previous
+   media are kept in the work directory;
+3. database: the fixture loaded in one transaction that empties the tables,
+   loads, checks foreign keys, resets sequences and compares every count with
+   the metadata before commit (_load); a failure puts the previous media back
+   (the database was not touched: the transaction rolled back);
+4. the media hash list and the counts compared with the archive after commit.
+
+Rollback puts a safety backup back: the database from its ``database.pgdump``
+with ``pg_restore --single-transaction --clean`` in the db container (the
+fixture through _load when the archive has no pgdump), the media from the
+work directory of the failed restore when it is there (exact, renames only),
+else from the safety archive; then counts and media are compared with the
+safety archive's.
+
+Both report ``stage`` on failure: where it failed, so that the caller can
+say what happened.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError, parse_answer
+from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    FAIL_STAGES,
+    LoadError,
+    container_owner,
+    load_command,
+    load_request,
+    parse_report,
+    put_fixture,
+    put_member,
+)
+from ansible_collections.edms.backup.plugins.module_utils._media import (
+    MediaError,
+    archive_media,
+    media_differences,
+    media_step,
+    stage_media,
+    work_dir,
+)
+from ansible_collections.edms.backup.plugins.module_utils._migrations import (
+    compare,
+    migrations_command,
+)
+from ansible_collections.edms.backup.plugins.module_utils._session import (
+    Session,
+    verified_archive,
+)
+
+# Where a fault can be injected into a live restore (tests only): the load's
+# stages, the media swap, and after everything committed (as if what follows,
+# the restart, failed).
+RESTORE_FAIL_STAGES = ("media_swap", *FAIL_STAGES, "after_commit")
+
+PGDUMP_MEMBER = "database.pgdump"
+
+# pg_restore in the db container as the database owner; $1 is the dump's path.
+PG_RESTORE = (
+    "exec pg_restore --single-transaction --clean --if-exists --no-owner --exit-on-error"
+    ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
+)
+
+
+class RestoreError(ModuleFailure):
+    """A restore refused or failed; ``partial`` has ``stage`` and what was done."""
+
+
+class RollbackError(ModuleFailure):
+    """A rollback that failed; ``partial`` says what it did and did not do."""
+
+
+def run_load(session, archive, metadata, fail_at=None):
+    """Load the archive's fixture into the live database (one transaction); its report."""
+    params = session.params
+    backend = session.backend.container_id
+    scratch = "/tmp/edms-restore-" + secrets.token_hex(6)
+    session.containers.exec(backend, ["mkdir", "-m", "700", scratch])
+    try:
+        fixture = put_fixture(session.containers, backend, archive, scratch)
+        request = load_request(
+            fixture,
+            metadata["counts"],
+            metadata.get("m2m_tables", []),
+            settings_module=params.get("django_settings_module"),
+            fail_at=fail_at,
+        )
+        stream = session.containers.exec_stream(
+            backend, load_command(params["backend_python"], request), what="the load"
+        )
+        try:
+            for _chunk in stream:
+                pass
+        except ExecError:
+            pass  # the report on stderr says why
+        return parse_report(stream.stderr)
+    finally:
+        session.containers.exec(backend, ["rm", "-rf", scratch], check=False)
+
+
+def check_media(session, metadata):
+    """Differences between the live media and the archive's (empty when equal)."""
+    answer = media_step(
+        session.containers,
+        session.backend.container_id,
+        session.params["backend_python"],
+        "hashes",
+        session.params["media_dir_container"],
+    )
+    return media_differences(archive_media(metadata), answer["hashes"])
+
+
+class LiveRestore(Session):
+    failure = RestoreError
+
+    def __init__(self, params, runner=None, containers=None, check_mode=False):
+        super().__init__(params, runner=runner, containers=containers)
+        self.check_mode = check_mode
+        self.result["stage"] = "verify"
+
+    def media(self, action, work=None, fail_at=None):
+        return media_step(
+            self.containers,
+            self.backend.container_id,
+            self.params["backend_python"],
+            action,
+            self.params["media_dir_container"],
+            work=work,
+            fail_at=fail_at,
+        )
+
+    def verify(self):
+        """Everything checked before anything changes; the archive's metadata."""
+        params = self.params
+        path = params["archive"]
+        self.result["archive"] = path
+        metadata = verified_archive(self, path, params.get("archive_sha256"))
+        self.locate()
+        settings = params.get("django_settings_module")
+        try:
+            argv = migrations_command(params["backend_python"], settings)
+            answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
+            differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
+            self.result["migration_differences"] = differences
+            if differences and not params["allow_migration_mismatch"]:
+                self.fail(
+                    f"archive {path} does not match the application's migrations, so it is"
+                    " not restored: "
+                    + "; ".join(differences)
+                    + " (allow_migration_mismatch goes on anyway)"
+                )
+            leftovers = self.media("leftovers")["leftovers"]
+            if leftovers:
+                self.fail(
+                    "the media root {} holds the work directory of an earlier restore ({}),"
+                    " which may hold the only copy of the media from before it: put it back"
+                    " with playbooks/rollback.yml (restore_token={}) or, once you are sure,"
+                    " remove it".format(
+                        params["media_dir_container"],
+                        ", ".join(leftovers),
+                        leftovers[0].rsplit("-", 1)[-1],
+                    )
+                )
+            before = self.count_against(metadata)
+        except (ExecError, DjangoError, MediaError) as exc:
+            self.fail(f"cannot check the deployment before the restore: {exc}", exc)
+        if "error" in before:
+            self.fail(f"archive {path} does not fit this application: {before['error']}")
+        self.result["counts_before"] = before["counts"]
+        self.result["counts_archive"] = metadata["counts"]
+        self.result["media_files"] = len(archive_media(metadata))
+        return metadata
+
+    def plan(self):
+        params = self.params
+        return [
+            f"copy the media of {params['archive']} beside the live media in"
+            f" {params['media_dir_container']} and swap them in (the previous media kept"
+            " until the run ends)",
+            "empty the application's tables and load the archive's fixture in one"
+            " transaction that compares every count with the archive's before it commits",
+            "compare the media with the archive's hash list",
+        ]
+
+    def run(self):
+        params = self.params
+        metadata = self.verify()
+        self.result["plan"] = self.plan()
+        if params["verify_only"]:
+            self.result["stage"] = "verified"
+            return self.result
+        if self.check_mode:
+            self.result.update(changed=True, stage="check")
+            return self.result
+        fail_at = params.get("fail_at")
+        token = secrets.token_hex(6)
+        work = work_dir(params["media_dir_container"], token)
+        self.result.update(token=token, media_previous=work + "/old")
+        backend = self.backend.container_id
+        self.result["stage"] = "media_stage"
+        try:
+            self.media("prepare", work)
+            self.result["changed"] = True
+            owner = container_owner(self.containers, backend)
+            staged = stage_media(self.containers, backend, params["archive"], work, owner)
+            self.result["stage"] = "media_swap"
+            swap = self.media("swap", work, fail_at=fail_at)
+            self.result["media"] = {"files": staged, **swap}
+            differences = check_media(self, metadata)
+            if differences:
+                raise MediaError(
+                    "the media after the swap differ from the archive's: " + "; ".join(differences)
+                )
+        except (ExecError, DjangoError, MediaError) as exc:
+            undone = getattr(exc, "answer", {}).get("undone")
+            self.put_back_media(work, undone)
+            self.fail(f"restore of {params['archive']} failed at the media: {exc}", exc)
+
+        self.result["stage"] = "database"
+        try:
+            report = run_load(self, params["archive"], metadata, fail_at=_load_stage(fail_at))
+        except (ExecError, DjangoError, LoadError) as exc:
+            if getattr(exc, "stage", None):
+                self.result["stage"] = "database_" + exc.stage
+            self.put_back_media(work)
+            self.fail(
+                f"restore of {params['archive']} failed loading the database: {exc}"
+                " (the load is one transaction: the database is as it was)",
+                exc,
+            )
+        self.result["load"] = report
+        self.result["counts"] = report["counts"]
+        self.result["stage"] = "committed"
+        try:
+            check = self.count_against(metadata)
+        except (ExecError, DjangoError) as exc:
+            self.fail(f"cannot count after the restore: {exc}", exc)
+        if "error" in check or check["differences"]:
+            self.fail(
+                "the restored database differs from archive {}: {}".format(
+                    params["archive"], check.get("error") or check["differences"]
+                )
+            )
+        if fail_at == "after_commit":
+            self.fail("injected failure after commit")
+        self.result["stage"] = "done"
+        return self.result
+
+    def put_back_media(self, work, undone=None):
+        """After a failure: the previous media back, the work directory gone."""
+        try:
+            if undone is True:
+                self.result["media_put_back"] = "swap undone"
+                self.media("finish", work)
+                return
+            answer = self.media("putback", work)
+            if answer.get("previous"):
+                self.result["media_put_back"] = "previous media moved back"
+            elif undone is not True:
+                self.result["media_put_back"] = "media not swapped yet"
+            self.media("finish", work)
+        except (ExecError, DjangoError, MediaError) as exc:
+            self.result["media_put_back"] = f"FAILED: {exc}"
+
+
+def _load_stage(fail_at):
+    return fail_at if fail_at in FAIL_STAGES else None
+
+
+class Rollback(Session):
+    failure = RollbackError
+
+    def __init__(self, params, runner=None, containers=None, check_mode=False):
+        super().__init__(params, runner=runner, containers=containers)
+        self.check_mode = check_mode
+
+    def media(self, action, work=None):
+        return media_step(
+            self.containers,
+            self.backend.container_id,
+            self.params["backend_python"],
+            action,
+            self.params["media_dir_container"],
+            work=work,
+        )
+
+    def run(self):
+        params = self.params
+        path = params["archive"]
+        self.result["archive"] = path
+        metadata = verified_archive(self, path)
+        if metadata.get("members", {}).get(PGDUMP_MEMBER) and params["method"] != "fixture":
+            method = "pgdump"
+        elif params["method"] == "pgdump":
+            self.fail(f"archive {path} has no {PGDUMP_MEMBER}; use method fixture")
+        else:
+            method = "fixture"
+        self.result["database_method"] = method
+        self.locate()
+        token = params.get("token")
+        work = work_dir(params["media_dir_container"], token) if token else None
+        if self.check_mode:
+            self.result["changed"] = True
+            self.result["plan"] = [
+                f"database from {PGDUMP_MEMBER} with pg_restore in one transaction"
+                if method == "pgdump"
+                else "database from the fixture in one transaction",
+                f"media: the previous media kept in {work}/old, else those of the archive"
+                if work
+                else "media: those of the archive, if the live media differ",
+            ]
+            return self.result
+        self.result["changed"] = True
+        try:
+            if method == "pgdump":
+                self.pg_restore(path)
+            else:
+                run_load(self, path, metadata)
+        except (ExecError, DjangoError, LoadError) as exc:
+            self.result["database"] = f"FAILED: {exc}"
+            self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
+        self.result["database"] = "restored"
+        try:
+            self.restore_media(path, metadata, work)
+            check = self.count_against(metadata)
+            media = check_media(self, metadata)
+        except (ExecError, DjangoError, MediaError) as exc:
+            self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
+        if "error" in check:
+            self.fail(f"rollback to {path}: cannot count: {check['error']}")
+        self.result["counts"] = check["counts"]
+        self.result["count_differences"] = check["differences"]
+        self.result["media_differences"] = media
+        if check["differences"] or media:
+            self.fail(
+                "rollback to {} finished but the deployment differs from it: {}".format(
+                    path,
+                    "; ".join(
+                        [
+                            f"{d['model']} expected {d['expected']}, found {d['found']}"
+                            for d in check["differences"]
+                        ]
+                        + media
+                    ),
+                )
+            )
+        self.result["verified"] = True
+        return self.result
+
+    def pg_restore(self, path):
+        db = self.db.container_id
+        scratch = "/tmp/edms-rollback-" + secrets.token_hex(6)
+        self.containers.exec(db, ["mkdir", "-m", "700", scratch])
+        try:
+            dump = put_member(self.containers, db, path, PGDUMP_MEMBER, scratch)
+            self.containers.exec(
+                db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore"
+            )
+        finally:
+            self.containers.exec(db, ["rm", "-rf", scratch], check=False)
+
+    def restore_media(self, path, metadata, work):
+        if work:
+            answer = self.media("putback", work)
+            if answer.get("previous"):
+                self.result["media"] = "previous media moved back"
+                return
+            self.media("finish", work)
+        if not check_media(self, metadata):
+            self.result["media"] = "unchanged (already equal to the archive's)"
+            return
+        work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))
+        self.media("prepare", work)
+        backend = self.backend.container_id
+        owner = container_owner(self.containers, backend)
+        stage_media(self.containers, backend, path, work, owner)
+        swap = self.media("swap", work)
+        self.media("finish", work)
+        self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])
+
+
+def restore(params, runner=None, containers=None, check_mode=False):
+    return LiveRestore(params, runner=runner, containers=containers, check_mode=check_mode).run()
+
+
+def rollback(params, runner=None, containers=None, check_mode=False):
+    return Rollback(params, runner=runner, containers=containers, check_mode=check_mode).run()
+
+
+def finish(params, runner=None, containers=None, check_mode=False):
+    """Remove the work directory (the previous media) a successful restore kept."""
+    session = Session(params, runner=runner, containers=containers)
+    session.failure = RestoreError
+    session.locate()
+    work = work_dir(params["media_dir_container"], params["token"])
+    session.result["work"] = work
+    if check_mode:
+        return session.result
+    try:
+        answer = media_step(
+            session.containers,
+            session.backend.container_id,
+            params["backend_python"],
+            "finish",
+            params["media_dir_container"],
+            work=work,
+        )
+    except (ExecError, DjangoError, MediaError) as exc:
+        session.fail(f"cannot remove {work}: {exc}", exc)
+    session.result["changed"] = answer["removed"]
+    return session.result

@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_restore
+short_description: Replace the live database and media with an archive's (destructive)
+version_added: 0.1.0
+description:
+  - B(Destructive.) Replaces the application's database and media with those
+    of O(archive). Use it through the C(edms.backup.restore) role, which takes
+    and verifies a safety backup first, asks for confirmation, stops the
+    services that write and rolls back on failure.
+  - Before anything changes, verifies the archive (refusing one that fails,
+    one of another format, one that changed since RV(sha256) was taken when
+    O(archive_sha256) is given), compares its migrations with the live
+    database's (refusing a difference unless O(allow_migration_mismatch)), and
+    refuses while the work directory of an earlier restore is in the media
+    root.
+  - The media are unpacked beside the live media inside the media root and
+    swapped in by renames; the previous media are kept in RV(media_previous)
+    until M(edms.backup.restore_finish) removes them or
+    M(edms.backup.archive_rollback) puts them back. A failure during the swap
+    moves everything back.
+  - The database is replaced in one transaction through the Django ORM in
+    the backend container (tables emptied, fixture loaded with C(loaddata)'s
+    semantics, foreign keys checked, sequences reset, every count compared
+    with the archive's metadata before commit). If the load fails, the
+    database is as it was and the previous media are put back.
+  - Receivers see C(raw=True) as under C(loaddata); the application can tell
+    a restore runs from E(EDMS_RESTORE_IN_PROGRESS=1) and
+    C(settings.EDMS_RESTORE_IN_PROGRESS).
+extends_documentation_fragment:
+  - edms.backup.project
+options:
+  archive:
+    description: The archive to restore, on the managed host.
+    type: path
+    required: true
+  archive_sha256:
+    description:
+      - The archive's sha256 as an earlier O(verify_only) run returned it; the
+        archive is refused if it changed since.
+    type: str
+  media_dir_container:
+    description: Media root inside the backend container.
+    type: str
+    default: /app/storage/media
+  allow_migration_mismatch:
+    description: Go on when the archive's migrations differ from the live database's.
+    type: bool
+    default: false
+  verify_only:
+    description: Run only the checks made before anything changes, and return the plan.
+    type: bool
+    default: false
+  fail_at:
+    description:
+      - B(For tests only.) Injects a failure at a step, to prove the rollback.
+    type: str
+    choices: [media_swap, empty, load, count_check, before_commit, after_commit]
+attributes:
+  check_mode:
+    support: full
+    description: Runs every check of O(verify_only) and returns the plan; changes nothing.
+  diff_mode:
+    support: none
+    description: RV(counts_before) and RV(counts_archive) show what changes.
+  idempotent:
+    support: none
+    description: Every run replaces the database and media.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Check an archive can be restored here
+  edms.backup.archive_restore:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    archive: /home/lims/edms-staging/backups/edms_20260101T130029Z.zip
+    verify_only: true
+  register: restore_plan
+"""
+
+RETURN = r"""
+archive:
+  description: The archive restored.
+  returned: always
+  type: str
+sha256:
+  description: The archive's sha256.
+  returned: when the archive was read
+  type: str
+stage:
+  description:
+    - Where the run ended; on failure where it failed (C(verify), C(media_stage),
+      C(media_swap), C(database), C(database_<load stage>), C(committed)).
+  returned: always
+  type: str
+plan:
+  description: What a real run does.
+  returned: when the checks passed
+  type: list
+  elements: str
+counts_before:
+  description: Rows per model in the live database before the restore.
+  returned: when the checks passed
+  type: dict
+counts_archive:
+  description: Objects per model in the archive.
+  returned: when the checks passed
+  type: dict
+counts:
+  description: Rows per model and m2m table after the load; equal to the archive's.
+  returned: success
+  type: dict
+migration_differences:
+  description: Differences between the archive's migrations and the live database's.
+  returned: when compared
+  type: list
+  elements: str
+token:
+  description: Names this run's work directory in the media root.
+  returned: when something changed
+  type: str
+media_previous:
+  description: Where the previous media are kept until the run ends.
+  returned: when something changed
+  type: str
+media_put_back:
+  description: After a failure, what happened to the media.
+  returned: on failure after the media were touched
+  type: str
+load:
+  description: The load's report (objects, counts, seconds, peak_rss_kb, streamed).
+  returned: success
+  type: dict
+commands:
+  description: The C(docker compose) commands run.
+  returned: always
+  type: list
+  elements: str
+execs:
+  description: Commands run in containers.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+from ansible_collections.edms.backup.plugins.module_utils._restore import (
+    RESTORE_FAIL_STAGES,
+    RestoreError,
+    restore,
+)
+
+
+def main():
+    argument_spec = project_argument_spec()
+    argument_spec.update(
+        archive=dict(type="path", required=True),
+        archive_sha256=dict(type="str"),
+        media_dir_container=dict(type="str", default="/app/storage/media"),
+        allow_migration_mismatch=dict(type="bool", default=False),
+        verify_only=dict(type="bool", default=False),
+        fail_at=dict(type="str", choices=list(RESTORE_FAIL_STAGES)),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = restore(module.params, runner=module.run_command, check_mode=module.check_mode)
+    except RestoreError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

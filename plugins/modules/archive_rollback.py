@@ -1,0 +1,149 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive_rollback
+short_description: Put a safety backup back (destructive), the fast and exact way
+version_added: 0.1.0
+description:
+  - B(Destructive.) Puts the database and media of O(archive), normally the
+    safety backup a restore took, back in place, and proves it.
+  - The database from the archive's C(database.pgdump) with C(pg_restore
+    --single-transaction --clean) in the db container (one transaction: all
+    of it or nothing); from the fixture through the Django ORM in one
+    transaction when the archive has no pg_dump or O(method=fixture).
+  - The media from the work directory of the failed restore named by
+    O(token), when it still holds the previous media (renames only, exact);
+    otherwise from the archive, swapped in all-or-nothing, unless the live
+    media already equal the archive's.
+  - Then compares the count of every model and m2m table, and every media
+    file's sha256, with the archive's; a difference fails the task.
+extends_documentation_fragment:
+  - edms.backup.project
+options:
+  archive:
+    description: The archive to put back (a safety backup), on the managed host.
+    type: path
+    required: true
+  token:
+    description: RV(edms.backup.archive_restore#module:token) of the restore being rolled back.
+    type: str
+  media_dir_container:
+    description: Media root inside the backend container.
+    type: str
+    default: /app/storage/media
+  method:
+    description:
+      - How the database is put back. V(auto) takes the pg_dump when the
+        archive has one, else the fixture.
+    type: str
+    choices: [auto, pgdump, fixture]
+    default: auto
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the archive and returns the plan; changes nothing.
+  diff_mode:
+    support: none
+    description: The result says what was put back.
+  idempotent:
+    support: none
+    description: Every run rewrites the database.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Put the safety backup back
+  edms.backup.archive_rollback:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    archive: /home/lims/edms-staging/backups/edms_20260101T130029Z.zip
+"""
+
+RETURN = r"""
+archive:
+  description: The archive put back.
+  returned: always
+  type: str
+database_method:
+  description: C(pgdump) or C(fixture).
+  returned: when the archive verified
+  type: str
+database:
+  description: C(restored), or what failed.
+  returned: when tried
+  type: str
+media:
+  description: What was done with the media.
+  returned: success
+  type: str
+counts:
+  description: Rows per model and m2m table afterwards.
+  returned: when counted
+  type: dict
+count_differences:
+  description: Differences against the archive's counts (empty on success).
+  returned: when counted
+  type: list
+  elements: dict
+media_differences:
+  description: Differences against the archive's media (empty on success).
+  returned: when compared
+  type: list
+  elements: str
+verified:
+  description: Counts and media equal the archive's.
+  returned: success
+  type: bool
+plan:
+  description: What a real run does.
+  returned: in check mode
+  type: list
+  elements: str
+commands:
+  description: The C(docker compose) commands run.
+  returned: always
+  type: list
+  elements: str
+execs:
+  description: Commands run in containers.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+from ansible_collections.edms.backup.plugins.module_utils._restore import (
+    RollbackError,
+    rollback,
+)
+
+
+def main():
+    argument_spec = project_argument_spec()
+    argument_spec.update(
+        archive=dict(type="path", required=True),
+        token=dict(type="str", no_log=False),
+        media_dir_container=dict(type="str", default="/app/storage/media"),
+        method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    try:
+        result = rollback(module.params, runner=module.run_command, check_mode=module.check_mode)
+    except RollbackError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

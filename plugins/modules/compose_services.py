@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: compose_services
+short_description: Stop the services that write for a maintenance window, start them again
+version_added: 0.1.0
+description:
+  - Stops (V(stopped)) or starts (V(started)) the containers of Compose
+    services through the Docker engine, and with V(started) waits until each
+    runs and, if it has a health check, is healthy.
+  - Without O(services), V(stopped) stops every running service but the
+    backend and the db (the restore runs in them) and returns their names in
+    RV(stopped); pass that list to V(started) afterwards, so that what was
+    stopped before is left stopped.
+  - The backend and db services are refused.
+extends_documentation_fragment:
+  - edms.backup.project
+options:
+  state:
+    description: V(stopped) or V(started).
+    type: str
+    choices: [stopped, started]
+    required: true
+  services:
+    description: The services; by default every running one but the backend and the db.
+    type: list
+    elements: str
+  timeout:
+    description: Seconds to wait for each container to stop, or to run and be healthy.
+    type: int
+    default: 60
+attributes:
+  check_mode:
+    support: full
+    description: Says which services would be stopped or started.
+  diff_mode:
+    support: none
+    description: RV(stopped) and RV(started) say what changed.
+  idempotent:
+    support: full
+    description: Services already in the state are left alone.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: Stop the services that write
+  edms.backup.compose_services:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    state: stopped
+  register: maintenance
+
+- name: Start them again
+  edms.backup.compose_services:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    state: started
+    services: "{{ maintenance.stopped }}"
+"""
+
+RETURN = r"""
+services:
+  description: The services handled.
+  returned: always
+  type: list
+  elements: str
+stopped:
+  description: The services this run stopped (or would stop).
+  returned: with state=stopped
+  type: list
+  elements: str
+started:
+  description: The services this run started (or would start).
+  returned: with state=started
+  type: list
+  elements: str
+commands:
+  description: The C(docker compose) commands run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+from ansible_collections.edms.backup.plugins.module_utils._services import (
+    ServicesError,
+    manage_services,
+)
+
+
+def main():
+    argument_spec = project_argument_spec()
+    argument_spec.update(
+        state=dict(type="str", choices=["stopped", "started"], required=True),
+        services=dict(type="list", elements="str"),
+        timeout=dict(type="int", default=60),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    if module.params["timeout"] < 1:
+        module.fail_json(msg=f"timeout must be at least 1 second, not {module.params['timeout']}")
+    try:
+        result = manage_services(
+            module.params, runner=module.run_command, check_mode=module.check_mode
+        )
+    except ServicesError as exc:
+        module.fail_json(msg=str(exc), **exc.partial)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
