@@ -1,0 +1,253 @@
+"""The live restore, its refusals and its rollback (the checklist's Test 4) on the demo stack.
+
+Every test compares a content digest per table and the sha256 of every media
+file, before and after, not only counts. The archive restored is an older
+backup: the deployment is changed after it was taken, so a restore or a
+rollback that did nothing would show.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
+import pytest
+from ansible_collections.edms.backup.plugins.module_utils._media import MEDIA_SCRIPT
+
+from .conftest import BIN, ROOT, RUN, ansible_env, backend, compose, manage, run, run_module
+from .test_backup import DIGESTS
+
+PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
+HOST = "edms-demo"
+BACKUPS = os.path.join(RUN, "backups")
+MEDIA = "/app/storage/media"
+
+
+def digests():
+    script = "import json, django\ndjango.setup()\n" + DIGESTS
+    out = backend("python", "-c", script).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def media_hashes():
+    request = json.dumps({"action": "hashes", "root": MEDIA})
+    return json.loads(backend("python", "-c", MEDIA_SCRIPT, request).stdout)["hashes"]
+
+
+def state():
+    return {"tables": digests(), "media": media_hashes()}
+
+
+def work_dirs():
+    out = backend("ls", "-a", MEDIA).stdout.split()
+    return [name for name in out if name.startswith(".edms-restore-")]
+
+
+def activity(iterations=2):
+    manage("simulate_activity", "--iterations", str(iterations), "--interval", "0")
+
+
+def playbook(name, *extra, check=False):
+    argv = [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", name)]
+    for item in extra:
+        argv += ["-e", item]
+    if check:
+        argv.append("--check")
+    env = ansible_env()
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    return run(argv, env=env, check=False, timeout=900)
+
+
+def safety_archives():
+    return sorted(n for n in os.listdir(BACKUPS) if n.endswith(".zip"))
+
+
+def lock_is_free():
+    return not os.path.exists(os.path.join(RUN, ".edms-backup.lock"))
+
+
+def backend_healthy():
+    out = run(["docker", "inspect", "-f", "{{.State.Health.Status}}", "edms_demo_backend"])
+    return out.stdout.strip() == "healthy"
+
+
+@pytest.fixture(scope="module")
+def older(stack):
+    """An archive of the deployment as it is now; then the deployment changes."""
+    directory = tempfile.mkdtemp(prefix="edms-restore-")
+    rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory})
+    assert rc == 0, made.get("msg")
+    taken = state()
+    activity()
+    assert state() != taken
+    yield {"archive": made["archive"], "state": taken, "directory": directory}
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def restore(archive, *extra, check=False):
+    return playbook("restore.yml", f"edms_archive={archive}", *extra, check=check)
+
+
+def assert_unchanged(before, proc):
+    assert state() == before, proc.stdout[-3000:]
+    assert work_dirs() == []
+    assert lock_is_free()
+    assert backend_healthy()
+
+
+def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
+    before = state()
+    archives = set(safety_archives())
+    proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    after = state()
+    assert after["tables"] == older["state"]["tables"]
+    assert after["media"] == older["state"]["media"]
+    assert work_dirs() == []
+    assert lock_is_free()
+    assert backend_healthy()
+    # The safety backup holds the state before the restore and verifies.
+    made = sorted(set(safety_archives()) - archives)
+    assert len(made) == 1, made
+    safety = os.path.join(BACKUPS, made[0])
+    rc, verified = run_module("archive_verify", {"archive": safety})
+    assert rc == 0, verified
+    assert verified["ok"], verified
+    with zipfile.ZipFile(safety) as opened:
+        metadata = json.loads(opened.read("metadata.json"))
+        assert "database.pgdump" in opened.namelist()
+    assert metadata["label"] == "pre-restore safety"
+    assert {"media/" + path for path in before["media"]} == {
+        name for name in metadata["members"] if name.startswith("media/")
+    }
+    # A new row can be written: the sequences were reset.
+    activity(1)
+    # playbooks/rollback.yml puts the safety backup back on its own.
+    proc = playbook("rollback.yml", f"edms_archive={safety}", f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert state() == before
+    assert lock_is_free()
+
+
+@pytest.mark.parametrize(
+    ("stage", "says"),
+    [
+        ("load", "failed loading the database"),
+        ("media_swap", "injected failure at media_swap"),
+        ("count_check", "injected failure at count_check"),
+        ("after_commit", "injected failure after commit"),
+    ],
+)
+def test_a_failure_at_each_destructive_step_ends_in_the_state_before(older, stage, says):
+    activity(1)  # the state differs from the archive's
+    before = state()
+    assert before["tables"] != older["state"]["tables"]
+    proc = restore(older["archive"], f"edms_restore_confirm={HOST}", f"restore_fail_at={stage}")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "RESTORE FAILED" in out, out[-4000:]
+    assert says in out, out[-4000:]
+    assert "ROLLBACK HELD" in out, out[-4000:]
+    assert_unchanged(before, proc)
+
+
+def test_without_or_with_a_wrong_confirmation_nothing_changes(older):
+    before = state()
+    proc = restore(older["archive"])
+    assert proc.returncode != 0
+    assert "Nothing was changed" in proc.stdout
+    assert f"edms_restore_confirm={HOST}" in proc.stdout
+    assert_unchanged(before, proc)
+    proc = restore(older["archive"], "edms_restore_confirm=staging")
+    assert proc.returncode != 0
+    assert "'staging', which is not this host's name" in proc.stdout
+    assert_unchanged(before, proc)
+
+
+def copy_with(older, name, change):
+    path = os.path.join(older["directory"], name)
+    with zipfile.ZipFile(older["archive"]) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, change(info.filename, source.read(info.filename)))
+    return path
+
+
+def test_a_corrupt_a_foreign_and_a_mismatched_archive_are_refused_before_any_change(older):
+    before = state()
+
+    def corrupt(name, data):
+        return (
+            data.replace(b'"documents.document"', b'"documents.documenx"', 1)
+            if (name == "database_backup.json")
+            else data
+        )
+
+    def mismatch(name, data):
+        if name != "metadata.json":
+            return data
+        metadata = json.loads(data)
+        metadata["migrations"]["documents"].append("0099_from_another_branch")
+        return json.dumps(metadata).encode()
+
+    foreign = os.path.join(older["directory"], "foreign.zip")
+    with zipfile.ZipFile(foreign, "w") as target:
+        target.writestr("dump.sql", "CREATE TABLE t (id int);\n")
+    cases = [
+        (copy_with(older, "corrupt.zip", corrupt), "does not verify"),
+        (foreign, "does not verify"),
+        (copy_with(older, "mismatch.zip", mismatch), "0099_from_another_branch"),
+    ]
+    for archive, says in cases:
+        proc = restore(archive, f"edms_restore_confirm={HOST}")
+        assert proc.returncode != 0
+        assert says in proc.stdout, proc.stdout[-3000:]
+        assert_unchanged(before, proc)
+
+
+def test_a_second_restore_is_refused_by_the_lock(older):
+    before = state()
+    rc, lock = run_module(
+        "lock", {"project_dir": RUN, "owner": "first restore", "operation": "restore"}
+    )
+    assert rc == 0, lock
+    try:
+        proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
+        assert proc.returncode != 0
+        assert "first restore" in proc.stdout, proc.stdout[-3000:]
+        assert state() == before
+    finally:
+        run_module("lock", {"project_dir": RUN, "state": "absent", "token": lock["token"]})
+
+
+def test_check_mode_runs_the_whole_order_and_changes_nothing(older):
+    before = state()
+    archives = safety_archives()
+    proc = restore(older["archive"], check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "CHECK MODE: nothing was changed" in proc.stdout
+    assert "A real run stops here unless edms_restore_confirm" in proc.stdout
+    assert safety_archives() == archives
+    assert_unchanged(before, proc)
+
+
+@pytest.fixture
+def worker(stack):
+    compose("--profile", "activity", "up", "-d", "worker")
+    yield
+    compose("--profile", "activity", "rm", "-sf", "worker")
+
+
+def container_started_at(name):
+    return run(["docker", "inspect", "-f", "{{.State.StartedAt}}", name]).stdout.strip()
+
+
+def test_the_writers_are_stopped_and_the_rollback_point_taken_after_them(older, worker):
+    name = compose("--profile", "activity", "ps", "-q", "worker").stdout.strip()
+    started = container_started_at(name)
+    proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "stopped and started again: worker" in proc.stdout
+    assert "(writers stopped; verified, with pg_dump)" in proc.stdout
+    assert container_started_at(name) != started
+    assert run(["docker", "inspect", "-f", "{{.State.Running}}", name]).stdout.strip() == "true"
