@@ -1,0 +1,41 @@
+# The deployment's content, printed as one JSON object: a digest of every
+# table of the application's data (auto-created m2m tables by their pairs)
+# and the sha256 of every media file. Run in the backend with Django set up.
+import hashlib
+import json
+import os
+
+import django
+
+django.setup()
+from django.apps import apps  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+tables = {}
+with connection.cursor() as cursor:
+    for m in apps.get_models(include_auto_created=True):
+        if m._meta.app_label in {"contenttypes", "sessions", "admin"}:
+            continue
+        if m._meta.label == "auth.Permission":
+            continue
+        columns = [
+            f.column
+            for f in m._meta.local_fields
+            if not (m._meta.auto_created and f.primary_key)
+        ]
+        row = "row(%s)::text" % ", ".join('"%s"' % c for c in columns)
+        cursor.execute(
+            "SELECT count(*), md5(coalesce(string_agg(%s, chr(10) ORDER BY %s), ''))"
+            ' FROM "%s"' % (row, row, m._meta.db_table)
+        )
+        tables[m._meta.db_table] = list(cursor.fetchone())
+media = {}
+for directory, dirs, files in os.walk(settings.MEDIA_ROOT):
+    dirs[:] = [d for d in dirs if not d.startswith(".edms-restore-")]
+    for name in files:
+        path = os.path.join(directory, name)
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        media[os.path.relpath(path, settings.MEDIA_ROOT)] = digest
+print(json.dumps({"tables": tables, "media": media}, sort_keys=True))
