@@ -14,8 +14,11 @@ description:
     dropped first; any other database of that name is refused); migrates it
     with the application's code; compares its migrations with the archive's;
     loads the fixture through the Django ORM in one transaction that compares
-    every count with the archive's metadata before it commits; drops the
+    every count with the archive's metadata before it commits; compares every
+    object's primary key (UUIDs included) with the archive's; drops the
     database again whatever happened.
+  - Compares the archive's media hash list with the live media and reports
+    the differences (RV(media)); the live media are not changed.
   - The application's own database is never written, and is refused as
     O(database).
   - Records the result beside the archive (shown by M(edms.backup.archive_info)).
@@ -32,6 +35,10 @@ options:
     description: The separate database.
     type: str
     default: edms_test_restore
+  media_dir_container:
+    description: Media root inside the backend, whose files are compared with the archive's.
+    type: str
+    default: /app/storage/media
   allow_migration_mismatch:
     description: Go on when the archive's migrations differ from the application's.
     type: bool
@@ -73,6 +80,14 @@ counts:
   type: dict
 load:
   description: The load's report (objects, counts, seconds, peak_rss_kb, streamed).
+  returned: success
+  type: dict
+identities:
+  description: Primary keys compared with the archive's (models, objects, equal).
+  returned: success
+  type: dict
+media:
+  description: The archive's media against the live media (files, equal_to_live, differences).
   returned: success
   type: dict
 migration_differences:
@@ -122,6 +137,7 @@ def main():
         archive=dict(type="path"),
         backup_dir=dict(type="path"),
         database=dict(type="str", default="edms_test_restore"),
+        media_dir_container=dict(type="str", default="/app/storage/media"),
         allow_migration_mismatch=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("archive", "backup_dir")])

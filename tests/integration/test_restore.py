@@ -82,6 +82,11 @@ def older(stack):
     activity()
     assert state() != taken
     yield {"archive": made["archive"], "state": taken, "directory": directory}
+    # Back to the content the module started with, for the tests that follow.
+    rc, result = run_module("archive_restore", {**PROJECT, "archive": made["archive"]})
+    assert rc == 0, result.get("msg")
+    run_module("restore_finish", {**PROJECT, "token": result["token"]})
+    assert state() == taken
     shutil.rmtree(directory, ignore_errors=True)
 
 
