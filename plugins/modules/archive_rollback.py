@@ -11,7 +11,7 @@ description:
   - B(Destructive.) Puts the database and media of O(archive), normally the
     safety backup a restore took, back in place, and proves it.
   - The database from the archive's C(database.pgdump) with C(pg_restore
-    --single-transaction --clean) in the db container (one transaction: all
+    --single-transaction --clean) in the db container (one transaction, all
     of it or nothing); from the fixture through the Django ORM in one
     transaction when the archive has no pg_dump or O(method=fixture).
   - The media from the work directory of the failed restore named by

@@ -20,14 +20,12 @@ with connection.cursor() as cursor:
         if m._meta.label == "auth.Permission":
             continue
         columns = [
-            f.column
-            for f in m._meta.local_fields
-            if not (m._meta.auto_created and f.primary_key)
+            f.column for f in m._meta.local_fields if not (m._meta.auto_created and f.primary_key)
         ]
-        row = "row(%s)::text" % ", ".join('"%s"' % c for c in columns)
+        row = "row({})::text".format(", ".join(f'"{c}"' for c in columns))
         cursor.execute(
-            "SELECT count(*), md5(coalesce(string_agg(%s, chr(10) ORDER BY %s), ''))"
-            ' FROM "%s"' % (row, row, m._meta.db_table)
+            f"SELECT count(*), md5(coalesce(string_agg({row}, chr(10) ORDER BY {row}), ''))"
+            f' FROM "{m._meta.db_table}"'
         )
         tables[m._meta.db_table] = list(cursor.fetchone())
 media = {}
