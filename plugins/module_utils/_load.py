@@ -352,12 +352,10 @@ def parse_report(stderr):
 CHUNK = 1024 * 1024
 
 
-def tar_of_one(info, source):
-    """A tar stream, as chunks, of one member read from `source` (size known up front).
-
-    The header comes from tarfile; the content is copied in chunks, then the
-    padding and the end-of-archive blocks: nothing holds more than one chunk.
-    """
+def tar_member(info, source):
+    """One member of a tar stream, as chunks: header, content read from `source`
+    (its size known up front) chunk by chunk, padding. Nothing holds more than
+    one chunk."""
     yield info.tobuf(format=tarfile.PAX_FORMAT)
     left = info.size
     while left > 0:
@@ -371,6 +369,11 @@ def tar_of_one(info, source):
     remainder = info.size % tarfile.BLOCKSIZE
     if remainder:
         yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
+
+
+def tar_of_one(info, source):
+    """A whole tar stream, as chunks, of one member (tar_member, then the end blocks)."""
+    yield from tar_member(info, source)
     yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
 
 

@@ -34,6 +34,7 @@ import tarfile
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._django import parse_answer
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
+from ansible_collections.edms.backup.plugins.module_utils._load import tar_member
 
 WORK_PREFIX = ".edms-restore-"
 MEDIA_PREFIX = "media/"
@@ -197,11 +198,11 @@ def media_differences(expected, found, limit=10):
     return lines
 
 
-def media_tar(archive, names, uid, gid, chunk=1024 * 1024):
+def media_tar(archive, names, uid, gid):
     """A tar stream, as chunks, of the archive's media under ``new/``.
 
     Directories come first with the container's owner, so the container's
-    user can rename them; file contents are copied chunk by chunk.
+    user can rename them; file contents are copied chunk by chunk (tar_member).
     """
     made = set()
     for name in names:
@@ -222,18 +223,8 @@ def media_tar(archive, names, uid, gid, chunk=1024 * 1024):
         info.size = member.size
         info.mode = 0o644
         info.uid, info.gid = uid, gid
-        yield info.tobuf(format=tarfile.PAX_FORMAT)
         with archive.open_member(name) as source:
-            left = member.size
-            while left > 0:
-                data = source.read(min(chunk, left))
-                if not data:
-                    raise MediaError(f"{name} ended {left} bytes short of its size")
-                left -= len(data)
-                yield data
-        remainder = member.size % tarfile.BLOCKSIZE
-        if remainder:
-            yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
+            yield from tar_member(info, source)
     yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
 
 
@@ -251,8 +242,6 @@ def stage_media(containers, container_id, archive_path, work, owner):
             done = containers.client.containers.get(container_id).put_archive(
                 work, media_tar(archive, names, uid, gid)
             )
-        except MediaError:
-            raise
         except Exception as exc:  # DockerException and the transport's errors
             raise ExecError(
                 f"cannot copy the archive's media into container {container_id[:12]}: {exc}"

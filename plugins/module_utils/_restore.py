@@ -122,13 +122,8 @@ def check_media(session, metadata):
     return media_differences(archive_media(metadata), answer["hashes"])
 
 
-class LiveRestore(Session):
-    failure = RestoreError
-
-    def __init__(self, params, runner=None, containers=None, check_mode=False):
-        super().__init__(params, runner=runner, containers=containers)
-        self.check_mode = check_mode
-        self.result["stage"] = "verify"
+class MediaSession(Session):
+    """A session that also runs the media steps (_media) in the backend."""
 
     def media(self, action, work=None, fail_at=None):
         return media_step(
@@ -140,6 +135,15 @@ class LiveRestore(Session):
             work=work,
             fail_at=fail_at,
         )
+
+
+class LiveRestore(MediaSession):
+    failure = RestoreError
+
+    def __init__(self, params, runner=None, containers=None, check_mode=False):
+        super().__init__(params, runner=runner, containers=containers)
+        self.check_mode = check_mode
+        self.result["stage"] = "verify"
 
     def verify(self):
         """Everything checked before anything changes; the archive's metadata."""
@@ -279,22 +283,12 @@ def _load_stage(fail_at):
     return fail_at if fail_at in FAIL_STAGES else None
 
 
-class Rollback(Session):
+class Rollback(MediaSession):
     failure = RollbackError
 
     def __init__(self, params, runner=None, containers=None, check_mode=False):
         super().__init__(params, runner=runner, containers=containers)
         self.check_mode = check_mode
-
-    def media(self, action, work=None):
-        return media_step(
-            self.containers,
-            self.backend.container_id,
-            self.params["backend_python"],
-            action,
-            self.params["media_dir_container"],
-            work=work,
-        )
 
     def run(self):
         params = self.params
