@@ -60,6 +60,8 @@ def playbook(name, *extra, check=False):
 
 
 def safety_archives():
+    if not os.path.isdir(BACKUPS):
+        return []
     return sorted(n for n in os.listdir(BACKUPS) if n.endswith(".zip"))
 
 
