@@ -30,6 +30,7 @@ from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeProject,
     running_service,
 )
+from ansible_collections.edms.backup.plugins.module_utils._django import NoReport
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     Containers,
     ExecError,
@@ -63,26 +64,36 @@ class BackupError(ModuleFailure):
 
 
 class IterStream:
-    """A read-only binary file over an iterator of byte chunks (for tarfile's stream mode)."""
+    """A read-only binary file over an iterator of byte chunks (for tarfile's stream mode).
+
+    tarfile reads a record (10 KiB) at a time while the engine sends chunks of
+    up to megabytes: the current chunk is kept with an offset into it, so a
+    read copies only what it returns.
+    """
 
     def __init__(self, chunks):
         self.chunks = iter(chunks)
-        self.buffer = b""
+        self.chunk = b""
+        self.offset = 0
 
     def readable(self):
         return True
 
     def read(self, size=-1):
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buffer += chunk
-        if size < 0:
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
+        parts = []
+        while size < 0 or size > 0:
+            if self.offset >= len(self.chunk):
+                self.chunk, self.offset = next(self.chunks, None), 0
+                if self.chunk is None:
+                    self.chunk = b""
+                    break
+                continue
+            end = len(self.chunk) if size < 0 else min(len(self.chunk), self.offset + size)
+            parts.append(self.chunk[self.offset : end])
+            if size > 0:
+                size -= end - self.offset
+            self.offset = end
+        return b"".join(parts)
 
 
 def check_backup_dir(path):
@@ -260,7 +271,7 @@ def dump_failure(exc):
     try:
         parse_report(getattr(exc, "stderr", b""))
     except DumpError as report_error:
-        if "without a report" not in str(report_error):
+        if not isinstance(report_error.__cause__, NoReport):
             return f"the fixture dump failed: {report_error}"
     return str(exc)
 

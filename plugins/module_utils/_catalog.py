@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import is_archive_name
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
+    TimeZoneError,
     local_iso,
     parse_instant,
     utc_iso,
+    zone,
 )
 
 STATUS_SUFFIX = ".status.json"
@@ -182,6 +184,10 @@ def describe_archive(path, display_timezone):
 
 def list_archives(backup_dir, display_timezone):
     """Archives in backup_dir, newest first, and interrupted partial files."""
+    try:
+        zone(display_timezone)
+    except TimeZoneError as exc:
+        raise CatalogError(f"display_timezone: {exc}") from exc
     try:
         names = sorted(os.listdir(backup_dir))
     except OSError as exc:

@@ -68,12 +68,16 @@ class DjangoError(Exception):
     """The code run in the backend failed or gave an answer that cannot be read."""
 
 
+class NoReport(DjangoError):
+    """The code run in the backend ended without writing its report."""
+
+
 def read_marked_report(stderr, marker, what):
     """The JSON object on the last stderr line that starts with marker.
 
     Scripts whose stdout is data (the dump) or who may print noise report so.
-    Raises DjangoError naming ``what`` ("the dump", "the load") when there is
-    no such line, or it is not a JSON object; a report with "error" is
+    Raises NoReport naming ``what`` ("the dump", "the load") when there is no
+    such line, DjangoError when it is not a JSON object; a report with "error" is
     returned as it is, for the caller to raise in its own terms.
     """
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
@@ -87,7 +91,7 @@ def read_marked_report(stderr, marker, what):
                 raise DjangoError(f"{what}'s report is not a JSON object")
             return report
     tail = text.strip()[-2000:]
-    raise DjangoError(f"{what} ended without a report" + (f": {tail}" if tail else ""))
+    raise NoReport(f"{what} ended without a report" + (f": {tail}" if tail else ""))
 
 
 def normalize_model_labels(value):

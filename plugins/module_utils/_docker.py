@@ -81,6 +81,14 @@ class Containers:
         self.execs.append({"container": container_id, "command": describe(argv)})
         return ExecStream(self.client.api, container_id, argv, label, user=user, workdir=workdir)
 
+    def inspect(self, container_id):
+        """The engine's description of the container (its Mounts, State...)."""
+        self.execs.append({"container": container_id, "command": "inspect"})
+        try:
+            return self.client.api.inspect_container(container_id)
+        except DockerException as exc:
+            raise ExecError(f"cannot inspect container {container_id[:12]}: {exc}") from exc
+
     def read_tree(self, container_id, path):
         """A tar stream (iterator of bytes) of path in the container, and its stat."""
         self.execs.append({"container": container_id, "command": f"get_archive {path}"})

@@ -346,7 +346,7 @@ def parse_report(stderr):
     try:
         report = read_marked_report(stderr, REPORT_MARKER, "the dump")
     except DjangoError as exc:
-        raise DumpError(str(exc)) from exc
+        raise DumpError(str(exc)) from exc  # the cause says whether a report was there
     if "error" in report:
         raise DumpError(report["error"])
     return report

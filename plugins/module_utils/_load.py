@@ -45,8 +45,12 @@ The request (argv[1], JSON):
   the TRUNCATE, after every object and deferred field is saved, after the
   counts matched, and as the last statement of the transaction.
 
+Before commit it also compares every model's primary keys in the database
+with the fixture's (PK_DIGEST_FUNCTION): a load that kept the count but not the
+identities (new UUIDs) fails.
+
 The report: ``{"objects", "counts", "seconds", "peak_rss_kb", "streamed",
-"database"}``, or ``{"error", "stage"}`` with stage ``setup`` (before the
+"database", "identities"}``, or ``{"error", "stage"}`` with stage ``setup`` (before the
 transaction), ``empty``, ``load``, ``count_check`` or ``commit``; the exit code
 is then non-zero.
 """
@@ -91,6 +95,31 @@ def compare_counts(expected, found, m2m_tables):
     return differences
 """
 
+# The identity of every object: per model, how many primary keys and an
+# order-free digest of them (the sum of each key's hash, so that nothing has to
+# sort or hold them). The load sums the fixture's keys as it reads them and
+# the database's after the load, and compares. str() of a key is the same for
+# the fixture's JSON value and the database's (UUIDs in their hyphenated form).
+PK_DIGEST_FUNCTION = r"""
+import hashlib
+
+
+def key_hash(key):
+    return int(hashlib.sha256(str(key).encode("utf-8")).hexdigest()[:32], 16)
+
+
+def digest_text(count, total):
+    return [count, "%032x" % (total % (1 << 128))]
+
+
+def pk_digest(keys):
+    count, total = 0, 0
+    for key in keys:
+        count += 1
+        total += key_hash(key)
+    return digest_text(count, total)
+"""
+
 # Runs inside the backend. argv[1]: the JSON request described above.
 LOAD_SCRIPT = (
     r"""
@@ -117,6 +146,7 @@ def inject(stage):
         raise RuntimeError("injected failure at %s" % stage)
 """
     + COMPARE_FUNCTION
+    + PK_DIGEST_FUNCTION
     + r'''
 
 def read_objects(path):
@@ -222,8 +252,17 @@ try:
             post_save.connect(on_raw_save, weak=False, dispatch_uid="edms-restore-overwrites")
             state["watch"] = True
             loaded_models, deferred, objects = set(), [], 0
+            fixture_keys = {}
+
+            def keyed(objects):
+                for obj in objects:
+                    entry = fixture_keys.setdefault(str(obj.get("model", "")).lower(), [0, 0])
+                    entry[0] += 1
+                    entry[1] += key_hash(obj.get("pk"))
+                    yield obj
+
             for obj in serializers.deserialize(
-                "python", read_objects(request["fixture"]), using=using,
+                "python", keyed(read_objects(request["fixture"])), using=using,
                 handle_forward_references=True,
             ):
                 model = type(obj.object)
@@ -268,6 +307,19 @@ try:
                 raise RuntimeError("the counts after the load differ from the archive's: "
                     + "; ".join("%s expected %s, found %s" % (
                         d["model"], d["expected"], d["found"]) for d in differences))
+            # Every object kept its primary key (UUIDs included).
+            identities = {}
+            for label in sorted(set(fixture_keys) | (set(expected) - m2m_tables)):
+                if label not in by_label:
+                    continue
+                keys = by_label[label]._base_manager.using(using).values_list("pk", flat=True)
+                identities[label] = (
+                    pk_digest(keys.iterator(chunk_size=5000)),
+                    digest_text(*fixture_keys.get(label, (0, 0))))
+            differ = sorted(label for label, (db, fx) in identities.items() if db != fx)
+            if differ:
+                raise RuntimeError("after the load the primary keys (UUIDs included) of %s "
+                                   "differ from the fixture's" % ", ".join(differ))
             inject("count_check")
 
             state["stage"] = "commit"
@@ -287,6 +339,7 @@ finish({
     "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "streamed": state["streamed"],
     "database": database,
+    "identities": {"models": len(identities), "objects": objects, "equal": True},
 }, 0)
 '''
 )

@@ -168,14 +168,16 @@ def refusal(path):
     )
 
 
-def release(project_dir, token):
-    """Remove the lock if token is its own; end its holder."""
+def release(project_dir, token, check_mode=False):
+    """Remove the lock if token is its own; end its holder. Check mode: only say."""
     path = lock_path(project_dir)
     info = read_lock(path)
     if info is None:
         return False
     if info.get("token") != token:
         raise LockError(f"not releasing: {describe(info, path)}, not this run", holder=info)
+    if check_mode:
+        return True
     if holder_alive(info):
         with contextlib.suppress(ProcessLookupError):
             os.kill(info["pid"], signal.SIGTERM)

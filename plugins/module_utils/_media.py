@@ -34,7 +34,10 @@ import tarfile
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._django import parse_answer
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
-from ansible_collections.edms.backup.plugins.module_utils._load import tar_member
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    container_owner,
+    tar_member,
+)
 
 WORK_PREFIX = ".edms-restore-"
 MEDIA_PREFIX = "media/"
@@ -97,22 +100,19 @@ def exchange(incoming_dir, outgoing_dir, fail_at=None):
 
 def hashes():
     found = {}
-    for top in live_entries():
-        path = os.path.join(root, top)
-        if os.path.isfile(path) and not os.path.islink(path):
-            walk = [(root, [], [top])]
-        else:
-            walk = os.walk(path)
-        for directory, _dirs, files in walk:
-            for name in files:
-                full = os.path.join(directory, name)
-                if os.path.islink(full) or not os.path.isfile(full):
-                    continue
-                digest = hashlib.sha256()
-                with open(full, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-                found[os.path.relpath(full, root)] = digest.hexdigest()
+    for directory, dirs, files in os.walk(root):
+        if directory == root:  # work directories are not media
+            dirs[:] = [name for name in dirs if not name.startswith(PREFIX)]
+            files = [name for name in files if not name.startswith(PREFIX)]
+        for name in files:
+            full = os.path.join(directory, name)
+            if os.path.islink(full) or not os.path.isfile(full):
+                continue
+            digest = hashlib.sha256()
+            with open(full, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            found[os.path.relpath(full, root)] = digest.hexdigest()
     return found
 
 
@@ -228,9 +228,12 @@ def media_tar(archive, names, uid, gid):
     yield tarfile.NUL * (2 * tarfile.BLOCKSIZE)
 
 
-def stage_media(containers, container_id, archive_path, work, owner):
-    """Unpack the archive's media into ``<work>/new`` in the container; count files."""
-    uid, gid = owner
+def stage_media(containers, container_id, archive_path, work):
+    """Unpack the archive's media into ``<work>/new`` in the container; count files.
+
+    Everything is owned by the user the container runs commands as.
+    """
+    uid, gid = container_owner(containers, container_id)
     containers.execs.append({"container": container_id, "command": f"put_archive {work}/new"})
     with ArchiveReader.open(archive_path) as archive:
         names = sorted(

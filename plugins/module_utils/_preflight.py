@@ -352,13 +352,13 @@ def preflight(params, runner=None, containers=None, now=None):
     backend = next((s for s in services if s.service == params["backend_service"]), None)
     probe, mounts = None, []
     if backend is not None and backend.running:
-        containers = containers or Containers()
-        result["execs"] = containers.execs
         argv = probe_command(params["backend_python"], params, labels)
         try:
+            containers = containers or Containers()
+            result["execs"] = containers.execs
             answer = containers.exec(backend.container_id, argv, what="the preflight probe")
             probe = parse_answer(answer.stdout)
-            mounts = containers.client.api.inspect_container(backend.container_id)["Mounts"]
+            mounts = containers.inspect(backend.container_id)["Mounts"]
         except (ExecError, DjangoError) as exc:
             findings.add(
                 "backend_probe",

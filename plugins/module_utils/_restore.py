@@ -31,29 +31,18 @@ from __future__ import annotations
 import secrets
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError, parse_answer
+from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     FAIL_STAGES,
     LoadError,
-    container_owner,
-    load_command,
-    load_request,
-    parse_report,
-    put_fixture,
     put_member,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     MediaError,
     archive_media,
-    media_differences,
-    media_step,
     stage_media,
     work_dir,
-)
-from ansible_collections.edms.backup.plugins.module_utils._migrations import (
-    compare,
-    migrations_command,
 )
 from ansible_collections.edms.backup.plugins.module_utils._session import (
     Session,
@@ -73,6 +62,8 @@ PG_RESTORE = (
     ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
 )
 
+STEP_ERRORS = (ExecError, DjangoError, MediaError, LoadError)
+
 
 class RestoreError(ModuleFailure):
     """A restore refused or failed; ``partial`` has ``stage`` and what was done."""
@@ -82,62 +73,14 @@ class RollbackError(ModuleFailure):
     """A rollback that failed; ``partial`` says what it did and did not do."""
 
 
-def run_load(session, archive, metadata, fail_at=None):
-    """Load the archive's fixture into the live database (one transaction); its report."""
-    params = session.params
-    backend = session.backend.container_id
-    scratch = "/tmp/edms-restore-" + secrets.token_hex(6)
-    session.containers.exec(backend, ["mkdir", "-m", "700", scratch])
-    try:
-        fixture = put_fixture(session.containers, backend, archive, scratch)
-        request = load_request(
-            fixture,
-            metadata["counts"],
-            metadata.get("m2m_tables", []),
-            settings_module=params.get("django_settings_module"),
-            fail_at=fail_at,
-        )
-        stream = session.containers.exec_stream(
-            backend, load_command(params["backend_python"], request), what="the load"
-        )
-        try:
-            for _chunk in stream:
-                pass
-        except ExecError:
-            pass  # the report on stderr says why
-        return parse_report(stream.stderr)
-    finally:
-        session.containers.exec(backend, ["rm", "-rf", scratch], check=False)
+def swap_in(session, archive, work, fail_at=None):
+    """The archive's media unpacked into ``work`` and swapped in (_media)."""
+    session.media("prepare", work)
+    staged = stage_media(session.containers, session.backend.container_id, archive, work)
+    return {"files": staged, **session.media("swap", work, fail_at=fail_at)}
 
 
-def check_media(session, metadata):
-    """Differences between the live media and the archive's (empty when equal)."""
-    answer = media_step(
-        session.containers,
-        session.backend.container_id,
-        session.params["backend_python"],
-        "hashes",
-        session.params["media_dir_container"],
-    )
-    return media_differences(archive_media(metadata), answer["hashes"])
-
-
-class MediaSession(Session):
-    """A session that also runs the media steps (_media) in the backend."""
-
-    def media(self, action, work=None, fail_at=None):
-        return media_step(
-            self.containers,
-            self.backend.container_id,
-            self.params["backend_python"],
-            action,
-            self.params["media_dir_container"],
-            work=work,
-            fail_at=fail_at,
-        )
-
-
-class LiveRestore(MediaSession):
+class LiveRestore(Session):
     failure = RestoreError
 
     def __init__(self, params, runner=None, containers=None, check_mode=False):
@@ -150,21 +93,12 @@ class LiveRestore(MediaSession):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
-        metadata = verified_archive(self, path, params.get("archive_sha256"))
+        metadata = verified_archive(
+            self, path, "restored", expected_sha256=params.get("archive_sha256"), digest=True
+        )
         self.locate()
-        settings = params.get("django_settings_module")
         try:
-            argv = migrations_command(params["backend_python"], settings)
-            answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
-            differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
-            self.result["migration_differences"] = differences
-            if differences and not params["allow_migration_mismatch"]:
-                self.fail(
-                    f"archive {path} does not match the application's migrations, so it is"
-                    " not restored: "
-                    + "; ".join(differences)
-                    + " (allow_migration_mismatch goes on anyway)"
-                )
+            self.migrations_against(metadata, refusal=f"archive {path} is not restored")
             leftovers = self.media("leftovers")["leftovers"]
             if leftovers:
                 self.fail(
@@ -178,7 +112,7 @@ class LiveRestore(MediaSession):
                     )
                 )
             before = self.count_against(metadata)
-        except (ExecError, DjangoError, MediaError) as exc:
+        except STEP_ERRORS as exc:
             self.fail(f"cannot check the deployment before the restore: {exc}", exc)
         if "error" in before:
             self.fail(f"archive {path} does not fit this application: {before['error']}")
@@ -193,9 +127,10 @@ class LiveRestore(MediaSession):
             f"copy the media of {params['archive']} beside the live media in"
             f" {params['media_dir_container']} and swap them in (the previous media kept"
             " until the run ends)",
-            "empty the application's tables and load the archive's fixture in one"
-            " transaction that compares every count with the archive's before it commits",
             "compare the media with the archive's hash list",
+            "empty the application's tables and load the archive's fixture in one"
+            " transaction that compares every count and primary key with the archive's"
+            " before it commits",
         ]
 
     def run(self):
@@ -211,31 +146,24 @@ class LiveRestore(MediaSession):
         fail_at = params.get("fail_at")
         token = secrets.token_hex(6)
         work = work_dir(params["media_dir_container"], token)
-        self.result.update(token=token, media_previous=work + "/old")
-        backend = self.backend.container_id
-        self.result["stage"] = "media_stage"
+        self.result.update(token=token, media_previous=work + "/old", stage="media_swap")
         try:
-            self.media("prepare", work)
             self.result["changed"] = True
-            owner = container_owner(self.containers, backend)
-            staged = stage_media(self.containers, backend, params["archive"], work, owner)
-            self.result["stage"] = "media_swap"
-            swap = self.media("swap", work, fail_at=fail_at)
-            self.result["media"] = {"files": staged, **swap}
-            differences = check_media(self, metadata)
+            self.result["media"] = swap_in(self, params["archive"], work, fail_at=fail_at)
+            differences = self.media_against(metadata)
             if differences:
                 raise MediaError(
                     "the media after the swap differ from the archive's: " + "; ".join(differences)
                 )
-        except (ExecError, DjangoError, MediaError) as exc:
-            undone = getattr(exc, "answer", {}).get("undone")
-            self.put_back_media(work, undone)
+        except STEP_ERRORS as exc:
+            self.put_back_media(work, getattr(exc, "answer", {}).get("undone"))
             self.fail(f"restore of {params['archive']} failed at the media: {exc}", exc)
 
         self.result["stage"] = "database"
+        load_fail_at = fail_at if fail_at in FAIL_STAGES else None
         try:
-            report = run_load(self, params["archive"], metadata, fail_at=_load_stage(fail_at))
-        except (ExecError, DjangoError, LoadError) as exc:
+            report = self.load(params["archive"], metadata, fail_at=load_fail_at)
+        except STEP_ERRORS as exc:
             if getattr(exc, "stage", None):
                 self.result["stage"] = "database_" + exc.stage
             self.put_back_media(work)
@@ -244,19 +172,7 @@ class LiveRestore(MediaSession):
                 " (the load is one transaction: the database is as it was)",
                 exc,
             )
-        self.result["load"] = report
-        self.result["counts"] = report["counts"]
-        self.result["stage"] = "committed"
-        try:
-            check = self.count_against(metadata)
-        except (ExecError, DjangoError) as exc:
-            self.fail(f"cannot count after the restore: {exc}", exc)
-        if "error" in check or check["differences"]:
-            self.fail(
-                "the restored database differs from archive {}: {}".format(
-                    params["archive"], check.get("error") or check["differences"]
-                )
-            )
+        self.result.update(load=report, counts=report["counts"], stage="committed")
         if fail_at == "after_commit":
             self.fail("injected failure after commit")
         self.result["stage"] = "done"
@@ -265,25 +181,32 @@ class LiveRestore(MediaSession):
     def put_back_media(self, work, undone=None):
         """After a failure: the previous media back, the work directory gone."""
         try:
-            if undone is True:
+            if undone:
                 self.result["media_put_back"] = "swap undone"
-                self.media("finish", work)
-                return
-            answer = self.media("putback", work)
-            if answer.get("previous"):
+            elif self.media("putback", work).get("previous"):
                 self.result["media_put_back"] = "previous media moved back"
-            elif undone is not True:
+            else:
                 self.result["media_put_back"] = "media not swapped yet"
             self.media("finish", work)
-        except (ExecError, DjangoError, MediaError) as exc:
+        except STEP_ERRORS as exc:
             self.result["media_put_back"] = f"FAILED: {exc}"
 
+    def finish(self):
+        """Remove the work directory (the previous media) a successful restore kept."""
+        self.result.pop("stage")
+        self.locate()
+        work = work_dir(self.params["media_dir_container"], self.params["token"])
+        self.result["work"] = work
+        if self.check_mode:
+            return self.result
+        try:
+            self.result["changed"] = self.media("finish", work)["removed"]
+        except STEP_ERRORS as exc:
+            self.fail(f"cannot remove {work}: {exc}", exc)
+        return self.result
 
-def _load_stage(fail_at):
-    return fail_at if fail_at in FAIL_STAGES else None
 
-
-class Rollback(MediaSession):
+class Rollback(Session):
     failure = RollbackError
 
     def __init__(self, params, runner=None, containers=None, check_mode=False):
@@ -294,7 +217,7 @@ class Rollback(MediaSession):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
-        metadata = verified_archive(self, path)
+        metadata = verified_archive(self, path, "put back")
         if metadata.get("members", {}).get(PGDUMP_MEMBER) and params["method"] != "fixture":
             method = "pgdump"
         elif params["method"] == "pgdump":
@@ -321,16 +244,16 @@ class Rollback(MediaSession):
             if method == "pgdump":
                 self.pg_restore(path)
             else:
-                run_load(self, path, metadata)
-        except (ExecError, DjangoError, LoadError) as exc:
+                self.load(path, metadata)
+        except STEP_ERRORS as exc:
             self.result["database"] = f"FAILED: {exc}"
             self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
         self.result["database"] = "restored"
         try:
             self.restore_media(path, metadata, work)
             check = self.count_against(metadata)
-            media = check_media(self, metadata)
-        except (ExecError, DjangoError, MediaError) as exc:
+            media = self.media_against(metadata)
+        except STEP_ERRORS as exc:
             self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
         if "error" in check:
             self.fail(f"rollback to {path}: cannot count: {check['error']}")
@@ -367,20 +290,15 @@ class Rollback(MediaSession):
 
     def restore_media(self, path, metadata, work):
         if work:
-            answer = self.media("putback", work)
-            if answer.get("previous"):
+            if self.media("putback", work).get("previous"):
                 self.result["media"] = "previous media moved back"
                 return
             self.media("finish", work)
-        if not check_media(self, metadata):
+        if not self.media_against(metadata):
             self.result["media"] = "unchanged (already equal to the archive's)"
             return
         work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))
-        self.media("prepare", work)
-        backend = self.backend.container_id
-        owner = container_owner(self.containers, backend)
-        stage_media(self.containers, backend, path, work, owner)
-        swap = self.media("swap", work)
+        swap = swap_in(self, path, work)
         self.media("finish", work)
         self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])
 
@@ -395,23 +313,4 @@ def rollback(params, runner=None, containers=None, check_mode=False):
 
 def finish(params, runner=None, containers=None, check_mode=False):
     """Remove the work directory (the previous media) a successful restore kept."""
-    session = Session(params, runner=runner, containers=containers)
-    session.failure = RestoreError
-    session.locate()
-    work = work_dir(params["media_dir_container"], params["token"])
-    session.result["work"] = work
-    if check_mode:
-        return session.result
-    try:
-        answer = media_step(
-            session.containers,
-            session.backend.container_id,
-            params["backend_python"],
-            "finish",
-            params["media_dir_container"],
-            work=work,
-        )
-    except (ExecError, DjangoError, MediaError) as exc:
-        session.fail(f"cannot remove {work}: {exc}", exc)
-    session.result["changed"] = answer["removed"]
-    return session.result
+    return LiveRestore(params, runner=runner, containers=containers, check_mode=check_mode).finish()

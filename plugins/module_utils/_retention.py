@@ -84,7 +84,7 @@ def select(
             f"safety_labels must be a list of labels, got the string {safety_labels!r}"
         )
     # zoneinfo is missing on Python 3.8; UTC, the default, needs no database.
-    tz = timezone.utc if display_timezone == "UTC" else zone(display_timezone)
+    tz = zone(display_timezone)
 
     records = _records(archives)  # newest first
     reasons = {record.name: [] for record in records}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import zipfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import verify_archive
@@ -20,8 +21,23 @@ from ansible_collections.edms.backup.plugins.module_utils._compose import (
     running_service,
 )
 from ansible_collections.edms.backup.plugins.module_utils._django import SETUP, parse_answer
-from ansible_collections.edms.backup.plugins.module_utils._docker import Containers
-from ansible_collections.edms.backup.plugins.module_utils._load import COMPARE_FUNCTION
+from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+from ansible_collections.edms.backup.plugins.module_utils._load import (
+    COMPARE_FUNCTION,
+    load_command,
+    load_request,
+    parse_report,
+    put_fixture,
+)
+from ansible_collections.edms.backup.plugins.module_utils._media import (
+    archive_media,
+    media_differences,
+    media_step,
+)
+from ansible_collections.edms.backup.plugins.module_utils._migrations import (
+    compare,
+    migrations_command,
+)
 
 # psql as the database owner over the db container's socket; the SQL and the
 # database come as arguments, the credentials stay in the container.
@@ -110,6 +126,72 @@ class Session:
         answer = self.containers.exec(self.backend.container_id, argv, what=what)
         return parse_answer(answer.stdout)
 
+    def media(self, action, work=None, fail_at=None):
+        """One media step (_media) in the backend, on the media root."""
+        return media_step(
+            self.containers,
+            self.backend.container_id,
+            self.params["backend_python"],
+            action,
+            self.params["media_dir_container"],
+            work=work,
+            fail_at=fail_at,
+        )
+
+    def media_against(self, metadata):
+        """How the live media differ from the archive's, one line each (empty when equal)."""
+        return media_differences(archive_media(metadata), self.media("hashes")["hashes"])
+
+    def migrations_against(self, metadata, database=None, refusal="it is not restored"):
+        """The archive's migrations against the target's; fails on a difference
+        unless allow_migration_mismatch. Returns the differences."""
+        params = self.params
+        argv = migrations_command(
+            params["backend_python"], params.get("django_settings_module"), database
+        )
+        answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
+        differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
+        self.result["migration_differences"] = differences
+        if differences and not params["allow_migration_mismatch"]:
+            self.fail(
+                f"the archive's migrations differ from the application's, so {refusal}: "
+                + "; ".join(differences)
+                + " (allow_migration_mismatch goes on anyway)"
+            )
+        return differences
+
+    def load(self, archive, metadata, database=None, fail_at=None):
+        """The archive's fixture loaded into a database (_load: one transaction); its report.
+
+        The fixture is copied into a private directory of the backend and
+        removed again whatever happens. Raises ExecError, DjangoError or LoadError.
+        """
+        params = self.params
+        backend = self.backend.container_id
+        scratch = "/tmp/edms-load-" + secrets.token_hex(6)
+        self.containers.exec(backend, ["mkdir", "-m", "700", scratch])
+        try:
+            fixture = put_fixture(self.containers, backend, archive, scratch)
+            request = load_request(
+                fixture,
+                metadata["counts"],
+                metadata.get("m2m_tables", []),
+                database=database,
+                settings_module=params.get("django_settings_module"),
+                fail_at=fail_at,
+            )
+            stream = self.containers.exec_stream(
+                backend, load_command(params["backend_python"], request), what="the load"
+            )
+            try:
+                for _chunk in stream:
+                    pass
+            except ExecError:
+                pass  # the report on stderr says why
+            return parse_report(stream.stderr)
+        finally:
+            self.containers.exec(backend, ["rm", "-rf", scratch], check=False)
+
     def count_against(self, metadata, database=None):
         """The target's counts against the archive's: {"counts", "differences"}."""
         request = {
@@ -123,33 +205,42 @@ class Session:
         return self.backend_script(COUNT_LABELS_SCRIPT, request, "the counts")
 
 
-def verified_archive(session, path, expected_sha256=None):
-    """Verify an archive of this collection's format; return its metadata.
+def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
+    """The metadata of an archive of this collection's format that verifies.
 
-    Fails the session when it does not verify, is of another format, or (with
-    expected_sha256) is no longer the file that was verified before.
+    Fails the session ("..., so it is not <purpose>") when the archive does not
+    verify or is of another format. With expected_sha256 (an earlier run
+    verified the archive and returned it) the file's sha256 is compared
+    instead of verifying again: equal bytes verify alike. With digest, the
+    sha256 is returned in the result for such a later run.
     """
-    verification = verify_archive(path)
-    session.result["verification"] = {
-        "ok": verification["ok"],
-        "problems": verification["problems"],
-    }
-    if not verification["ok"]:
-        session.fail(
-            "archive {} does not verify: {}".format(path, "; ".join(verification["problems"]))
-        )
-    if verification["layout"] != "edms.backup v1":
-        session.fail(
-            f"archive {path} is not of this collection's format (edms.backup v1);"
-            " it cannot be restored"
-        )
-    digest = file_sha256(path)
-    session.result["sha256"] = digest
-    if expected_sha256 and digest != expected_sha256:
-        session.fail(
-            f"archive {path} changed since it was verified (sha256 {digest},"
-            f" verified {expected_sha256}); verify it again"
-        )
+    if expected_sha256:
+        found = file_sha256(path)
+        session.result["sha256"] = found
+        if found != expected_sha256:
+            session.fail(
+                f"archive {path} changed since it was verified (sha256 {found},"
+                f" verified {expected_sha256}), so it is not {purpose}; verify it again"
+            )
+    else:
+        verification = verify_archive(path)
+        session.result["verification"] = {
+            "ok": verification["ok"],
+            "problems": verification["problems"],
+        }
+        if not verification["ok"]:
+            session.fail(
+                "archive {} does not verify, so it is not {}: {}".format(
+                    path, purpose, "; ".join(verification["problems"])
+                )
+            )
+        if verification["layout"] != "edms.backup v1":
+            session.fail(
+                f"archive {path} is not of this collection's format (edms.backup v1),"
+                f" so it is not {purpose}"
+            )
+        if digest:
+            session.result["sha256"] = file_sha256(path)
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read("metadata.json"))
 

@@ -17,7 +17,12 @@ class TimeZoneError(Exception):
 
 
 def zone(name):
-    """The tzinfo for an IANA name such as Asia/Singapore; clear error otherwise."""
+    """The tzinfo for an IANA name such as Asia/Singapore; clear error otherwise.
+
+    UTC needs no time zone database (nor zoneinfo, absent before Python 3.9).
+    """
+    if name == "UTC":
+        return timezone.utc
     if ZoneInfo is None:
         raise TimeZoneError(
             f"time zone {name!r} needs Python 3.9 or later (zoneinfo) on the managed host"

@@ -84,15 +84,13 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._timezones import TimeZoneError, zone
 
 
 def main():
     module = AnsibleModule(argument_spec=backup_dir_argument_spec(), supports_check_mode=True)
     try:
-        zone(module.params["display_timezone"])
         result = list_archives(module.params["backup_dir"], module.params["display_timezone"])
-    except (CatalogError, TimeZoneError) as exc:
+    except CatalogError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)
 

@@ -127,9 +127,7 @@ def main():
             )
             token = info.pop("token")
             module.exit_json(changed=True, token=token, holder=info, path=info.pop("path"))
-        if module.check_mode:
-            module.exit_json(changed=current["locked"], path=current["path"])
-        released = release(params["project_dir"], params["token"])
+        released = release(params["project_dir"], params["token"], module.check_mode)
         module.exit_json(changed=released, path=current["path"])
     except LockError as exc:
         partial = dict(exc.partial, path=current["path"])

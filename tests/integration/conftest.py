@@ -59,6 +59,22 @@ def manage(*args, env=None, **kwargs):
     return backend("python", "manage.py", *args, env=env, **kwargs)
 
 
+CONTENT_STATE = os.path.join(ROOT, "tests", "content_state.py")
+
+
+def content(env=None):
+    """{"tables": {table: [count, md5]}, "media": {path: sha256}} of the deployment."""
+    with open(CONTENT_STATE, encoding="utf-8") as handle:
+        script = handle.read()
+    out = backend("python", "-c", script, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table_digests(env=None):
+    """A content digest of every table of the application's data (see content_state.py)."""
+    return content(env)["tables"]
+
+
 def django_json(code, env=None):
     """Run Python code in the backend with Django set up; it prints one JSON line."""
     script = "import json, django\ndjango.setup()\n" + code
@@ -117,6 +133,28 @@ def run_module(module, args, check_mode=False):
     _host, sep, body = proc.stdout.partition(" => ")
     assert sep, proc.stdout + proc.stderr
     return proc.returncode, json.loads(body)
+
+
+def run_playbook(name, *extra_vars, check=False, diff=False):
+    """ansible-playbook playbooks/<name> on the demo inventory, default output,
+    results as JSON; extra_vars are "key=value" strings or dicts. Not checked:
+    returns the CompletedProcess."""
+    argv = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        os.path.join(ROOT, "playbooks", name),
+    ]
+    for item in extra_vars:
+        argv += ["-e", item if isinstance(item, str) else json.dumps(item)]
+    if check:
+        argv.append("--check")
+    if diff:
+        argv.append("--diff")
+    env = ansible_env()
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return run(argv, env=env, check=False, timeout=900)
 
 
 TEMPLATE = os.path.join(DEMO, "docker-compose.prod.yml")

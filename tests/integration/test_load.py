@@ -22,8 +22,7 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     remove_fixture,
 )
 
-from .conftest import RUN, backend, compose, db_sql, django_json, manage, run_module
-from .test_backup import DIGESTS
+from .conftest import RUN, backend, compose, db_sql, django_json, manage, run_module, table_digests
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 FIXTURE_DIR = "/tmp/edms-load-test"
@@ -52,7 +51,7 @@ def source(stack):
         "backend": backend_id,
         "fixture": path,
         "metadata": metadata,
-        "digests": django_json(DIGESTS),
+        "digests": table_digests(),
     }
     remove_fixture(containers, backend_id, path)
     containers.exec(backend_id, ["rmdir", FIXTURE_DIR], check=False)
@@ -114,7 +113,7 @@ def test_a_load_into_an_empty_database_gives_the_source_content(source, scratch_
         assert report["counts"][label] == count, label
     assert report["peak_rss_kb"] > 0
     assert report["seconds"] > 0
-    restored = django_json(DIGESTS, env=env)
+    restored = table_digests(env=env)
     assert restored == source["digests"]
     # Neither post_save (raw) nor the participants receiver (marker) wrote audit rows.
     assert django_json(AUDIT_COUNT, env=env) == source["metadata"]["counts"]["audit.audittrail"]
@@ -143,11 +142,11 @@ def test_a_load_into_an_empty_database_gives_the_source_content(source, scratch_
 
 def test_a_load_replaces_what_the_target_held(source, scratch_db):
     env = scratch(scratch_db, seed=True)
-    before = django_json(DIGESTS, env=env)
+    before = table_digests(env=env)
     assert before != source["digests"]
     rc, report = load(source, scratch_db)
     assert rc == 0, report
-    assert django_json(DIGESTS, env=env) == source["digests"]
+    assert table_digests(env=env) == source["digests"]
 
 
 @pytest.mark.parametrize(
@@ -161,18 +160,18 @@ def test_a_load_replaces_what_the_target_held(source, scratch_db):
 )
 def test_a_failed_load_leaves_the_target_as_it_was(source, scratch_db, fail_at, stage):
     env = scratch(scratch_db, seed=True)
-    before = django_json(DIGESTS, env=env)
+    before = table_digests(env=env)
     rc, error = load(source, scratch_db, fail_at=fail_at)
     assert rc != 0
     assert isinstance(error, LoadError)
     assert error.stage == stage
     assert f"injected failure at {fail_at}" in str(error)
-    assert django_json(DIGESTS, env=env) == before
+    assert table_digests(env=env) == before
 
 
 def test_counts_that_differ_from_the_archive_fail_and_change_nothing(source, scratch_db):
     env = scratch(scratch_db, seed=True)
-    before = django_json(DIGESTS, env=env)
+    before = table_digests(env=env)
     expected = dict(source["metadata"]["counts"])
     expected["documents.document"] += 1
     rc, error = load(source, scratch_db, expected=expected)
@@ -181,7 +180,7 @@ def test_counts_that_differ_from_the_archive_fail_and_change_nothing(source, scr
     assert error.stage == "count_check"
     count = source["metadata"]["counts"]["documents.document"]
     assert f"documents.document expected {count + 1}, found {count}" in str(error)
-    assert django_json(DIGESTS, env=env) == before
+    assert table_digests(env=env) == before
 
 
 REINDENT = (
@@ -200,7 +199,7 @@ def test_a_fixture_in_another_layout_is_read_whole_and_says_so(source, scratch_d
         backend("rm", "-f", other)
     assert rc == 0, report
     assert report["streamed"] is False
-    assert django_json(DIGESTS, env=env) == source["digests"]
+    assert table_digests(env=env) == source["digests"]
 
 
 def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source, scratch_db):
@@ -208,7 +207,7 @@ def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source
     set; the fixture's raw saves would overwrite them by pk unnoticed (counts
     and content end up right). The load detects it and rolls back."""
     env = scratch(scratch_db, seed=True)
-    before = django_json(DIGESTS, env=env)
+    before = table_digests(env=env)
     unmarked = LOAD_SCRIPT
     for line in (
         'os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"',
@@ -222,4 +221,4 @@ def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source
     assert error.stage == "load"
     assert "overwrote rows written during the load" in str(error)
     assert "audit.AuditTrail(pk=1)" in str(error)
-    assert django_json(DIGESTS, env=env) == before
+    assert table_digests(env=env) == before

@@ -3,14 +3,12 @@
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import zipfile
 
 import pytest
 
-from .conftest import BIN, ROOT, RUN, ansible_env, db_sql, django_json, run_module
-from .test_backup import DIGESTS
+from .conftest import RUN, db_sql, run_module, run_playbook, table_digests
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 NAME = "edms_test_restore"
@@ -38,7 +36,7 @@ def rehearse(**args):
 
 
 def test_a_fresh_backup_rehearses_clean_and_leaves_nothing(archive):
-    live_before = django_json(DIGESTS)
+    live_before = table_digests()
     rc, result = rehearse(archive=archive)
     assert rc == 0, result.get("msg")
     with zipfile.ZipFile(archive) as opened:
@@ -50,7 +48,7 @@ def test_a_fresh_backup_rehearses_clean_and_leaves_nothing(archive):
     assert result["migration_differences"] == []
     assert result["dropped"] is True
     assert not database_exists(NAME)
-    assert django_json(DIGESTS) == live_before  # the live database untouched
+    assert table_digests() == live_before  # the live database untouched
     listing = run_module("archive_info", {"backup_dir": os.path.dirname(archive)})[1]
     rehearsal = listing["archives"][0]["rehearsal"]
     assert rehearsal["ok"] is True
@@ -112,33 +110,12 @@ def test_an_archive_that_does_not_verify_is_not_rehearsed(archive):
 
 
 def test_the_playbook_releases_the_lock_even_when_the_rehearsal_fails(archive):
-    env = ansible_env()
-    del env["ANSIBLE_STDOUT_CALLBACK"]
-    playbook = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        os.path.join(ROOT, "inventories", "demo"),
-        os.path.join(ROOT, "playbooks", "rehearse.yml"),
-        "-e",
-    ]
-    failed = subprocess.run(
-        [*playbook, json.dumps({"edms_archive": archive, "rehearse_database": "edms"})],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    failed = run_playbook("rehearse.yml", {"edms_archive": archive, "rehearse_database": "edms"})
     assert failed.returncode != 0
     assert "database edms is the application's own" in failed.stdout
     assert "TASK [edms.backup.rehearse : Release the project lock]" in failed.stdout
     assert not os.path.exists(os.path.join(RUN, ".edms-backup.lock"))
 
-    passed = subprocess.run(
-        [*playbook, json.dumps({"edms_archive": archive})],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    passed = run_playbook("rehearse.yml", {"edms_archive": archive})
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert "Rehearsal   passed in" in passed.stdout

@@ -13,30 +13,22 @@ import tempfile
 import zipfile
 
 import pytest
-from ansible_collections.edms.backup.plugins.module_utils._media import MEDIA_SCRIPT
 
-from .conftest import BIN, ROOT, RUN, ansible_env, backend, compose, manage, run, run_module
-from .test_backup import DIGESTS
+from .conftest import (
+    RUN,
+    backend,
+    compose,
+    content,
+    manage,
+    run,
+    run_module,
+    run_playbook,
+)
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
 BACKUPS = os.path.join(RUN, "backups")
 MEDIA = "/app/storage/media"
-
-
-def digests():
-    script = "import json, django\ndjango.setup()\n" + DIGESTS
-    out = backend("python", "-c", script).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def media_hashes():
-    request = json.dumps({"action": "hashes", "root": MEDIA})
-    return json.loads(backend("python", "-c", MEDIA_SCRIPT, request).stdout)["hashes"]
-
-
-def state():
-    return {"tables": digests(), "media": media_hashes()}
 
 
 def work_dirs():
@@ -46,17 +38,6 @@ def work_dirs():
 
 def activity(iterations=2):
     manage("simulate_activity", "--iterations", str(iterations), "--interval", "0")
-
-
-def playbook(name, *extra, check=False):
-    argv = [os.path.join(BIN, "ansible-playbook"), os.path.join(ROOT, "playbooks", name)]
-    for item in extra:
-        argv += ["-e", item]
-    if check:
-        argv.append("--check")
-    env = ansible_env()
-    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
-    return run(argv, env=env, check=False, timeout=900)
 
 
 def safety_archives():
@@ -80,35 +61,54 @@ def older(stack):
     directory = tempfile.mkdtemp(prefix="edms-restore-")
     rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory})
     assert rc == 0, made.get("msg")
-    taken = state()
+    taken = content()
     activity()
-    assert state() != taken
+    assert content() != taken
     yield {"archive": made["archive"], "state": taken, "directory": directory}
     # Back to the content the module started with, for the tests that follow.
     rc, result = run_module("archive_restore", {**PROJECT, "archive": made["archive"]})
     assert rc == 0, result.get("msg")
     run_module("restore_finish", {**PROJECT, "token": result["token"]})
-    assert state() == taken
+    assert content() == taken
     shutil.rmtree(directory, ignore_errors=True)
 
 
 def restore(archive, *extra, check=False):
-    return playbook("restore.yml", f"edms_archive={archive}", *extra, check=check)
+    return run_playbook("restore.yml", f"edms_archive={archive}", *extra, check=check)
+
+
+def differing_from(older):
+    """New activity, so that the live content is not the older archive's; that content."""
+    activity(1)
+    before = content()
+    assert before["tables"] != older["state"]["tables"]
+    return before
+
+
+def in_order(text, *parts):
+    """Whether the parts appear in text in this order."""
+    at = 0
+    for part in parts:
+        at = text.find(part, at)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
 
 
 def assert_unchanged(before, proc):
-    assert state() == before, proc.stdout[-3000:]
+    assert content() == before, proc.stdout[-3000:]
     assert work_dirs() == []
     assert lock_is_free()
     assert backend_healthy()
 
 
 def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
-    before = state()
+    before = content()
     archives = set(safety_archives())
     proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    after = state()
+    after = content()
     assert after["tables"] == older["state"]["tables"]
     assert after["media"] == older["state"]["media"]
     assert work_dirs() == []
@@ -131,9 +131,9 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     # A new row can be written: the sequences were reset.
     activity(1)
     # playbooks/rollback.yml puts the safety backup back on its own.
-    proc = playbook("rollback.yml", f"edms_archive={safety}", f"edms_restore_confirm={HOST}")
+    proc = run_playbook("rollback.yml", f"edms_archive={safety}", f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert state() == before
+    assert content() == before
     assert lock_is_free()
 
 
@@ -147,9 +147,7 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     ],
 )
 def test_a_failure_at_each_destructive_step_ends_in_the_state_before(older, stage, says):
-    activity(1)  # the state differs from the archive's
-    before = state()
-    assert before["tables"] != older["state"]["tables"]
+    before = differing_from(older)
     proc = restore(older["archive"], f"edms_restore_confirm={HOST}", f"restore_fail_at={stage}")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -160,7 +158,7 @@ def test_a_failure_at_each_destructive_step_ends_in_the_state_before(older, stag
 
 
 def test_without_or_with_a_wrong_confirmation_nothing_changes(older):
-    before = state()
+    before = differing_from(older)
     proc = restore(older["archive"])
     assert proc.returncode != 0
     assert "Nothing was changed" in proc.stdout
@@ -181,7 +179,7 @@ def copy_with(older, name, change):
 
 
 def test_a_corrupt_a_foreign_and_a_mismatched_archive_are_refused_before_any_change(older):
-    before = state()
+    before = differing_from(older)
 
     def corrupt(name, data):
         return (
@@ -213,7 +211,7 @@ def test_a_corrupt_a_foreign_and_a_mismatched_archive_are_refused_before_any_cha
 
 
 def test_a_second_restore_is_refused_by_the_lock(older):
-    before = state()
+    before = differing_from(older)
     rc, lock = run_module(
         "lock", {"project_dir": RUN, "owner": "first restore", "operation": "restore"}
     )
@@ -222,16 +220,34 @@ def test_a_second_restore_is_refused_by_the_lock(older):
         proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
         assert proc.returncode != 0
         assert "first restore" in proc.stdout, proc.stdout[-3000:]
-        assert state() == before
+        assert content() == before
     finally:
         run_module("lock", {"project_dir": RUN, "state": "absent", "token": lock["token"]})
 
 
 def test_check_mode_runs_the_whole_order_and_changes_nothing(older):
-    before = state()
+    before = differing_from(older)
     archives = safety_archives()
     proc = restore(older["archive"], check=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
+    assert in_order(
+        proc.stdout,
+        "TASK [Preflight; report]",
+        "TASK [Storage; the backups mount and BACKUP_DIR in place]",
+        "TASK [Preflight again; stop on any error]",
+        "TASK [edms.backup.restore : Take the project lock]",
+        "TASK [edms.backup.restore : Verify the archive to restore",
+        "TASK [edms.backup.restore : Take a safety backup]",
+        "TASK [edms.backup.restore : Confirmation gate]",
+        "TASK [edms.backup.restore : Stop the services that write]",
+        "TASK [edms.backup.restore : Replace the database and media",
+        "TASK [edms.backup.restore : Start the services that were stopped]",
+        "TASK [edms.backup.restore : Release the project lock]",
+        "take a safety backup into",
+        "copy the media of",
+        "empty the application's tables",
+        "start again what was stopped",
+    ), proc.stdout[-6000:]
     assert "CHECK MODE: nothing was changed" in proc.stdout
     assert "A real run stops here unless edms_restore_confirm" in proc.stdout
     assert safety_archives() == archives
@@ -252,9 +268,20 @@ def container_started_at(name):
 def test_the_writers_are_stopped_and_the_rollback_point_taken_after_them(older, worker):
     name = compose("--profile", "activity", "ps", "-q", "worker").stdout.strip()
     started = container_started_at(name)
+    archives = set(safety_archives())
     proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "stopped and started again: worker" in proc.stdout
     assert "(writers stopped; verified, with pg_dump)" in proc.stdout
     assert container_started_at(name) != started
+    # The second safety backup was taken after the worker had stopped.
+    stopped_at = run(["docker", "inspect", "-f", "{{.State.FinishedAt}}", name]).stdout.strip()
+    reasons = {}
+    for archive in sorted(set(safety_archives()) - archives):
+        with zipfile.ZipFile(os.path.join(BACKUPS, archive)) as opened:
+            metadata = json.loads(opened.read("metadata.json"))
+        reasons[metadata["reason"]] = metadata["created_at"]
+    assert len(reasons) == 2, reasons
+    second = next(at for reason, at in reasons.items() if reason.endswith("writers stopped"))
+    assert second[:26] > stopped_at[:26], (second, stopped_at)
     assert run(["docker", "inspect", "-f", "{{.State.Running}}", name]).stdout.strip() == "true"

@@ -2,7 +2,7 @@
 
 import os
 
-from .conftest import BIN, ROOT, RUN, TINY, ansible_env, compose, run, run_module
+from .conftest import ROOT, RUN, TINY, compose, run_module, run_playbook
 
 INVENTORY = os.path.join(ROOT, "inventories", "demo")
 BASE_ARGS = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
@@ -63,17 +63,8 @@ def test_missing_project_dir_fails_naming_it(stack):
 
 
 def test_status_playbook_prints_services_and_counts(stack):
-    env = ansible_env()
-    del env["ANSIBLE_STDOUT_CALLBACK"]
-    proc = run(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            INVENTORY,
-            os.path.join(ROOT, "playbooks", "stack_status.yml"),
-        ],
-        env=env,
-    )
+    proc = run_playbook("stack_status.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
     total = TINY["documents"]
     assert "backend: running (healthy)" in proc.stdout
     assert (

@@ -44,16 +44,17 @@ def test_stack_up_twice_changes_nothing(stack):
 
 
 def test_down_removes_the_project_and_up_rebuilds_it(stack):
-    run([STACK, "down"])
-    assert project_resources() == {"containers": [], "networks": [], "volumes": []}
-    # The deployment's compose file goes too: the next start is the checklist's state.
-    assert not os.path.exists(COMPOSE_FILE)
-    # Idempotent: a second teardown of nothing succeeds.
-    run([STACK, "down"])
-    # And the engine is still there for others.
-    run(["docker", "info"])
-
-    stack_up()
+    try:
+        run([STACK, "down"])
+        assert project_resources() == {"containers": [], "networks": [], "volumes": []}
+        # The deployment's compose file goes too: the next start is the checklist's state.
+        assert not os.path.exists(COMPOSE_FILE)
+        # Idempotent: a second teardown of nothing succeeds.
+        run([STACK, "down"])
+        # And the engine is still there for others.
+        run(["docker", "info"])
+    finally:
+        stack_up()  # the modules after this one need the stack, whatever happened
     states = json.loads(
         "["
         + ",".join(

@@ -18,6 +18,7 @@ from .conftest import (
     backups_of_compose_file,
     compose,
     run,
+    run_playbook,
 )
 
 INVENTORY = os.path.join(ROOT, "inventories", "demo")
@@ -205,16 +206,8 @@ def test_conflicting_mount_fails_naming_it_and_changes_nothing(checklist_state):
 
 def test_storage_playbook_in_check_mode_changes_nothing(checklist_state):
     before, backend_id = read(COMPOSE_FILE), container_id("backend")
-    proc = run(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            INVENTORY,
-            os.path.join(ROOT, "playbooks", "storage.yml"),
-            "--check",
-        ],
-        env=ansible_env(),
-    )
+    proc = run_playbook("storage.yml", check=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
     assert "services.backend.volumes: add ./backups:/app/backups" in proc.stdout
     assert "Not proven: check mode: nothing was run" in proc.stdout
     assert "failed=0" in proc.stdout
@@ -224,18 +217,7 @@ def test_storage_playbook_in_check_mode_changes_nothing(checklist_state):
 
 def test_storage_playbook_refuses_bad_input_before_changing_anything(checklist_state):
     before = read(COMPOSE_FILE)
-    proc = run(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            INVENTORY,
-            os.path.join(ROOT, "playbooks", "storage.yml"),
-            "-e",
-            "storage_host_path_mode=rwx",
-        ],
-        env=ansible_env(),
-        check=False,
-    )
+    proc = run_playbook("storage.yml", "storage_host_path_mode=rwx")
     assert proc.returncode != 0
     assert "storage_host_path_mode must be an octal mode such as '0775', not 'rwx'" in proc.stdout
     assert read(COMPOSE_FILE) == before

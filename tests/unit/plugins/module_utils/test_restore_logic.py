@@ -10,15 +10,12 @@ import zipfile
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._compose import ServiceState
+from ansible_collections.edms.backup.plugins.module_utils._load import PK_DIGEST_FUNCTION
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     MEDIA_SCRIPT,
     archive_media,
     media_differences,
     media_tar,
-)
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
-    PK_DIGEST_FUNCTION,
-    fixture_pk_digests,
 )
 from ansible_collections.edms.backup.plugins.module_utils._services import ServicesError, choose
 
@@ -67,25 +64,23 @@ def test_the_media_tar_puts_owned_directories_before_their_files(tmp_path):
         assert tar.extractfile("new/x/y/one.bin").read() == b"1" * 700
 
 
-def test_fixture_digests_equal_the_digest_of_the_same_keys_in_any_order(tmp_path):
-    fixture = [
-        {"model": "documents.document", "pk": "6f1c2a9e-0000-4000-8000-000000000001", "fields": {}},
-        {"model": "users.user", "pk": 2, "fields": {}},
-        {"model": "documents.document", "pk": "6f1c2a9e-0000-4000-8000-000000000002", "fields": {}},
-        {"model": "users.user", "pk": 1, "fields": {}},
-    ]
-    path = archive_with(tmp_path, {"database_backup.json": json.dumps(fixture)})
-    digests = fixture_pk_digests(path, ["documents.document", "users.user", "audit.audittrail"])
+def test_the_primary_key_digest_ignores_order_and_tells_other_keys_apart():
     namespace = {}
     exec(PK_DIGEST_FUNCTION, namespace)
-    pk_digest = namespace["pk_digest"]
-    assert digests["users.user"] == pk_digest([1, 2]) == pk_digest(["2", "1"])
-    assert digests["documents.document"] == pk_digest(
-        ["6f1c2a9e-0000-4000-8000-000000000002", "6f1c2a9e-0000-4000-8000-000000000001"]
+    pk_digest, key_hash, digest_text = (
+        namespace["pk_digest"],
+        namespace["key_hash"],
+        namespace["digest_text"],
     )
-    assert digests["documents.document"][0] == 2
-    assert digests["audit.audittrail"] == pk_digest([])
-    assert digests["users.user"] != pk_digest([1, 3])
+    uuids = ["6f1c2a9e-0000-4000-8000-000000000001", "6f1c2a9e-0000-4000-8000-000000000002"]
+    # the fixture's JSON integers and the database's integers digest alike
+    assert pk_digest([1, 2]) == pk_digest([2, 1]) == pk_digest(["2", "1"])
+    assert pk_digest(uuids) == pk_digest(list(reversed(uuids)))
+    assert pk_digest(uuids)[0] == 2
+    assert pk_digest([1, 2]) != pk_digest([1, 3])
+    assert pk_digest([]) == digest_text(0, 0)
+    # the running sums the load keeps while reading give the same digest
+    assert digest_text(2, key_hash(uuids[1]) + key_hash(uuids[0])) == pk_digest(uuids)
 
 
 SERVICES = {
