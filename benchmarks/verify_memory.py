@@ -410,6 +410,8 @@ def main():
     if args.child:
         child(*args.child)
         return 0
+    if len(set(args.sizes)) < 2:
+        parser.error("--sizes needs at least two different sizes: the result is their ratio")
 
     workdir = tempfile.mkdtemp(prefix="edms-verify-bench-", dir=args.dir)
     rows = []

@@ -167,10 +167,6 @@ class Member(NamedTuple):
     def is_dir(self):
         return self.kind == "dir"
 
-    @property
-    def is_link(self):
-        return self.kind == "link"
-
 
 class MemberReader:
     """A member open for reading. What passes through read() is hashed and

@@ -15,6 +15,11 @@ import tarfile
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    FIXTURE,
+    FORMAT,
+    FORMAT_VERSION,
+    MEDIA_PREFIX,
+    PGDUMP,
     ArchiveError,
     ArchiveWriter,
     archive_name,
@@ -50,8 +55,6 @@ from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     zone,
 )
 
-FORMAT = "edms.backup"
-FORMAT_VERSION = 1
 TOOL_VERSION = "0.1.0"
 
 # pg_dump inside the db container, as the database owner, over its local
@@ -126,7 +129,7 @@ def add_media(writer, containers, container_id, media_dir):
             if not member.isfile():
                 skipped.append(relative)
                 continue
-            writer.add_stream("media/" + relative, tar.extractfile(member), compress=False)
+            writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
             files += 1
             size += member.size
     return files, size, skipped
@@ -215,7 +218,7 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         with ArchiveWriter(backup_dir, name) as writer:
             dump = containers.exec_stream(backend.container_id, argv, what="the fixture dump")
             try:
-                writer.add_stream("database_backup.json", dump, compress=True)
+                writer.add_stream(FIXTURE, dump, compress=True)
             except ExecError as exc:
                 raise BackupError(dump_failure(exc), **result) from exc
             report = parse_report(dump.stderr)
@@ -227,7 +230,7 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
                 pgdump = containers.exec_stream(
                     db.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
                 )
-                writer.add_stream("database.pgdump", pgdump, compress=False)
+                writer.add_stream(PGDUMP, pgdump, compress=False)
             metadata = build_metadata(report, created, params, compose_project_name(services))
             path = writer.finish(metadata)
     except (ExecError, DumpError, ArchiveError, OSError) as exc:
@@ -247,7 +250,7 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         members={
             member: info
             for member, info in writer.members.items()
-            if not member.startswith("media/")
+            if not member.startswith(MEDIA_PREFIX)
         },
     )
     result["verification"] = verify_archive(

@@ -15,7 +15,11 @@ import re
 import zipfile
 from datetime import datetime, timezone
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import is_archive_name
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    FIXTURE,
+    METADATA,
+    is_archive_name,
+)
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     local_iso,
@@ -25,8 +29,6 @@ from ansible_collections.edms.backup.plugins.module_utils._timezones import (
 )
 
 STATUS_SUFFIX = ".status.json"
-FIXTURE = "database_backup.json"
-METADATA = "metadata.json"
 # The EDMS's own backups are named by their UTC time: 20260101_130029.
 NATIVE_NAME = re.compile(r"^(\d{8})_(\d{6})(\.zip)?$")
 ARCHIVE_TIME = re.compile(r"^edms_(\d{8})T(\d{6})Z")

@@ -60,7 +60,10 @@ from __future__ import annotations
 import json
 import tarfile
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    FIXTURE,
+    ArchiveReader,
+)
 from ansible_collections.edms.backup.plugins.module_utils._django import (
     DjangoError,
     read_marked_report,
@@ -68,8 +71,6 @@ from ansible_collections.edms.backup.plugins.module_utils._django import (
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 
 REPORT_MARKER = "EDMS-RESTORE-REPORT "
-
-FIXTURE_MEMBER = "database_backup.json"
 
 KEEP_TABLES_OF = ["contenttypes.contenttype", "auth.permission"]
 
@@ -446,7 +447,7 @@ def put_fixture(containers, container_id, archive_path, dest_dir):
     The file lands as ``<dest_dir>/database_backup.json``, mode 0600, owned by
     the container's user (it holds password hashes).
     """
-    return put_member(containers, container_id, archive_path, FIXTURE_MEMBER, dest_dir)
+    return put_member(containers, container_id, archive_path, FIXTURE, dest_dir)
 
 
 def put_member(containers, container_id, archive_path, name, dest_dir):

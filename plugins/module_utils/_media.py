@@ -31,7 +31,10 @@ import json
 import posixpath
 import tarfile
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    MEDIA_PREFIX,
+    ArchiveReader,
+)
 from ansible_collections.edms.backup.plugins.module_utils._django import parse_answer
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
@@ -40,7 +43,6 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
 )
 
 WORK_PREFIX = ".edms-restore-"
-MEDIA_PREFIX = "media/"
 
 MEDIA_SCRIPT = r'''
 import hashlib, json, os, shutil, sys

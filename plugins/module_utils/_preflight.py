@@ -269,7 +269,7 @@ def check_backup_storage(params, host, probe, mounts, findings):
         findings.add("backup_dir_setting", "ok", f"BACKUP_DIR is {inside} in the backend")
 
 
-def check_media(params, probe, findings):
+def check_media(probe, findings):
     media = probe["media_dir"]
     if media["exists"]:
         findings.add("media_dir", "ok", f"{media['path']} exists in the backend")
@@ -395,7 +395,7 @@ def preflight(params, runner=None, containers=None, now=None):
                 f"the application cannot reach its database: {database['error']}",
                 "check the db service and the backend's database settings",
             )
-        check_media(params, probe, findings)
+        check_media(probe, findings)
         result["clocks"] = check_clocks(
             params, probe, findings, now or datetime.now(timezone.utc), controller_now
         )

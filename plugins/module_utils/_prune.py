@@ -57,8 +57,6 @@ def prune(params, check_mode=False, now=None):
         if not check_mode:
             try:
                 os.unlink(path)
-                if os.path.exists(status_path(path)):
-                    os.unlink(status_path(path))
             except OSError as exc:
                 raise PruneError(
                     f"cannot delete archive {path}: {exc.strerror}",
@@ -66,6 +64,18 @@ def prune(params, check_mode=False, now=None):
                     keep=selection["keep"],
                 ) from exc
         deleted.append(path)
+        if not check_mode:
+            try:
+                os.unlink(status_path(path))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise PruneError(
+                    f"deleted archive {path}, but not its status file"
+                    f" {status_path(path)}: {exc.strerror}",
+                    deleted=deleted,
+                    keep=selection["keep"],
+                ) from exc
     return {
         "changed": bool(deleted),
         "deleted": deleted,

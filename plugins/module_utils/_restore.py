@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import secrets
 
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    PGDUMP,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
@@ -53,8 +56,6 @@ from ansible_collections.edms.backup.plugins.module_utils._session import (
 # stages, the media swap, and after everything committed (as if what follows,
 # the restart, failed).
 RESTORE_FAIL_STAGES = ("media_swap", *FAIL_STAGES, "after_commit")
-
-PGDUMP_MEMBER = "database.pgdump"
 
 # pg_restore in the db container as the database owner; $1 is the dump's path.
 PG_RESTORE = (
@@ -218,10 +219,10 @@ class Rollback(Session):
         path = params["archive"]
         self.result["archive"] = path
         metadata = verified_archive(self, path, "put back")
-        if metadata.get("members", {}).get(PGDUMP_MEMBER) and params["method"] != "fixture":
+        if metadata.get("members", {}).get(PGDUMP) and params["method"] != "fixture":
             method = "pgdump"
         elif params["method"] == "pgdump":
-            self.fail(f"archive {path} has no {PGDUMP_MEMBER}; use method fixture")
+            self.fail(f"archive {path} has no {PGDUMP}; use method fixture")
         else:
             method = "fixture"
         self.result["database_method"] = method
@@ -231,7 +232,7 @@ class Rollback(Session):
         if self.check_mode:
             self.result["changed"] = True
             self.result["plan"] = [
-                f"database from {PGDUMP_MEMBER} with pg_restore in one transaction"
+                f"database from {PGDUMP} with pg_restore in one transaction"
                 if method == "pgdump"
                 else "database from the fixture in one transaction",
                 f"media: the previous media kept in {work}/old, else those of the archive"
@@ -281,7 +282,7 @@ class Rollback(Session):
         scratch = "/tmp/edms-rollback-" + secrets.token_hex(6)
         self.containers.exec(db, ["mkdir", "-m", "700", scratch])
         try:
-            dump = put_member(self.containers, db, path, PGDUMP_MEMBER, scratch)
+            dump = put_member(self.containers, db, path, PGDUMP, scratch)
             self.containers.exec(
                 db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore"
             )

@@ -13,7 +13,10 @@ import json
 import secrets
 import zipfile
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import verify_archive
+from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    METADATA,
+    verify_archive,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
@@ -242,7 +245,7 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
         if digest:
             session.result["sha256"] = file_sha256(path)
     with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("metadata.json"))
+        return json.loads(archive.read(METADATA))
 
 
 def file_sha256(path):

@@ -166,6 +166,10 @@ def test_bad_input_fails_naming_it_and_leaves_no_file(backup_dir, args, message)
     assert rc != 0
     assert message in result["msg"]
     assert os.listdir(backup_dir) == []
+    assert (
+        not os.path.exists(args.get("backup_dir", backup_dir))
+        or os.listdir(args.get("backup_dir", backup_dir)) == []
+    )
 
 
 def test_the_fixture_is_lossless_through_plain_loaddata(backup_dir):

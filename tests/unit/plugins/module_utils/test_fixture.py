@@ -63,8 +63,12 @@ def test_memory_holds_one_object_and_one_chunk_not_the_file():
     for obj in objects:
         end += len(json.dumps(obj)) + 2
         ends.append(end)
-    for index, _obj in enumerate(iter_fixture(stream, chunk_size=chunk)):
+    read = 0
+    for index, obj in enumerate(iter_fixture(stream, chunk_size=chunk)):
         assert stream.tell() <= ends[index] + chunk
+        assert obj == objects[index]
+        read += 1
+    assert read == len(objects)
     assert len(data) > 100 * chunk
 
 

@@ -5,9 +5,9 @@ import tarfile
 import zipfile
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._archive import FIXTURE as FIXTURE_MEMBER
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._load import (
-    FIXTURE_MEMBER,
     KEEP_TABLES_OF,
     LOAD_SCRIPT,
     REPORT_MARKER,
