@@ -11,7 +11,7 @@ COLLECTION_LINK := build/collections/ansible_collections/edms/backup
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection stack-up stack-down demo test lint sanity unit integration molecule
+.PHONY: help venv collection collection-deps stack-up stack-down demo test lint sanity unit integration molecule
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
@@ -26,6 +26,12 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 	touch $@
 
 venv: $(BIN)/activate
+
+# awx.awx, for awx/configure.yml (lint, syntax check), beside the link below.
+AWX_COLLECTION := build/collections/ansible_collections/awx/awx/MANIFEST.json
+collection-deps: $(AWX_COLLECTION)
+$(AWX_COLLECTION): tools/collection-deps.sh | venv
+	tools/collection-deps.sh
 
 # Ansible finds the collection through this link (see ansible.cfg).
 collection: $(COLLECTION_LINK)
@@ -43,7 +49,7 @@ stack-down:
 demo: venv collection stack-up
 	$(BIN)/ansible-playbook -i inventories/demo playbooks/site.yml
 
-lint: venv collection
+lint: venv collection collection-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .

@@ -26,6 +26,8 @@ from ansible_collections.edms.backup.plugins.module_utils._archive import (
     verify_archive,
 )
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
+    CatalogError,
+    list_archives,
     record_status,
     verification_entry,
 )
@@ -53,6 +55,13 @@ from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     local_iso,
     utc_iso,
     zone,
+)
+from ansible_collections.edms.backup.plugins.module_utils._trend import (
+    DEFAULT_THRESHOLD,
+    ThresholdError,
+    check_threshold,
+    compare,
+    drop_warning,
 )
 
 TOOL_VERSION = "0.1.0"
@@ -166,17 +175,29 @@ def build_metadata(report, created, params, project_name):
     }
 
 
-def create_backup(params, runner=None, containers=None, now=None, check_mode=False):
+def create_backup(params, runner=None, containers=None, now=None, check_mode=False, warn=None):
     """Take one archive; return the module's result. Raises BackupError.
 
     In check mode the deployment is read and the backup directory checked,
     and the result lists the container commands a real run would run.
+    warn(message) is called when the counts fell against the previous
+    verified archive (see _trend), which never fails the backup.
     """
-    result = {"changed": False, "commands": [], "execs": []}
+    result = {
+        "changed": False,
+        "commands": [],
+        "execs": [],
+        "count_drops": [],
+        "count_compared_with": None,
+    }
+    threshold = params.get("count_drop_threshold", DEFAULT_THRESHOLD)
     try:
         zone(params["display_timezone"])
+        check_threshold(threshold)
     except TimeZoneError as exc:
         raise BackupError(f"display_timezone: {exc}", **result) from exc
+    except ThresholdError as exc:
+        raise BackupError(str(exc), **result) from exc
     backup_dir = params["backup_dir"]
     compose = ComposeProject(
         project_dir=params["project_dir"], files=params["compose_files"], runner=runner
@@ -266,7 +287,29 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             ),
             **result,
         )
+    result.update(compare_counts(backup_dir, name, params["display_timezone"], threshold, warn))
     return result
+
+
+def compare_counts(backup_dir, name, display_timezone, threshold, warn=None):
+    """count_drops and count_compared_with of a new archive against the previous
+    verified one in its directory. A backup of a damaged database is still
+    evidence: what cannot be compared is a warning too, never a failure."""
+    warn = warn or (lambda message: None)
+    try:
+        archives = list_archives(backup_dir, display_timezone)["archives"]
+    except CatalogError as exc:
+        warn(f"counts of archive {name} not compared with earlier archives: {exc}")
+        return {"count_drops": [], "count_compared_with": None}
+    entry = next((a for a in archives if a["name"] == name), None)
+    if entry is None:
+        warn(f"counts of archive {name} not compared: it is not listed in {backup_dir}")
+        return {"count_drops": [], "count_compared_with": None}
+    comparison = compare(archives, entry, threshold)
+    message = drop_warning(name, comparison, threshold)
+    if message:
+        warn(message)
+    return {"count_drops": comparison["drops"], "count_compared_with": comparison["previous"]}
 
 
 def dump_failure(exc):

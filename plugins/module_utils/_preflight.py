@@ -4,7 +4,8 @@
 The facts come from three places: `docker compose` (services and health), one
 probe run inside the backend through Django (settings, directories as the
 application sees them, the database through the application's own
-connection, clocks, record counts), and this host (the backup directory).
+connection, clocks, record counts), and this host (the backup directory and
+the freshness of the verified backups in it, see _freshness).
 Each finding has a severity (ok, warning, error) and a fix hint.
 """
 
@@ -31,6 +32,7 @@ from ansible_collections.edms.backup.plugins.module_utils._django import (
     parse_answer,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+from ansible_collections.edms.backup.plugins.module_utils._freshness import check_freshness
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     parse_instant,
@@ -323,6 +325,11 @@ def preflight(params, runner=None, containers=None, now=None):
         labels = normalize_model_labels(params["count_models"])
     except (TimeZoneError, DjangoError) as exc:
         raise PreflightError(str(exc), **result) from exc
+    for option in ("max_backup_age_hours", "min_backup_size_ratio"):
+        if params[option] < 0:
+            raise PreflightError(
+                f"{option} must be 0 (not checked) or more, not {params[option]}", **result
+            )
     controller_now = None
     if params.get("controller_time"):
         try:
@@ -377,6 +384,18 @@ def preflight(params, runner=None, containers=None, now=None):
             findings.add("backend_probe", "error", probe["error"])
             probe = None
     check_backup_storage(params, host, probe, mounts, findings)
+    host_now = now or datetime.now(timezone.utc)
+    result["freshness"], fresh = check_freshness(
+        params["backup_dir"],
+        params["display_timezone"],
+        host_now,
+        max_age_hours=params["max_backup_age_hours"],
+        min_size_ratio=params["min_backup_size_ratio"],
+        severity=params["freshness_severity"],
+        require_verified=params["require_verified_backup"],
+    )
+    for finding in fresh:
+        findings.add(**finding)
     if probe is not None:
         database = probe["database"]
         if database["reachable"]:
@@ -396,9 +415,7 @@ def preflight(params, runner=None, containers=None, now=None):
                 "check the db service and the backend's database settings",
             )
         check_media(probe, findings)
-        result["clocks"] = check_clocks(
-            params, probe, findings, now or datetime.now(timezone.utc), controller_now
-        )
+        result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
         result["backend"] = {
             "settings": probe["settings"],
             "user": probe["user"],

@@ -22,6 +22,13 @@ description:
     held whole in memory. The archive is written under a temporary dot-name,
     fsynced and renamed into place (mode 0600) only when complete, then
     verified; a backup that does not verify fails the task.
+  - Then its counts are compared with those of the previous verified archive
+    in O(backup_dir) (the newest earlier archive whose verification passed
+    and is current). When a model lost more than O(count_drop_threshold) of
+    its objects, or vanished, the task warns, naming each model with its
+    count before and after and the archive compared with, and returns the
+    falls in RV(count_drops). A fall never fails the backup; a backup of a
+    damaged database is still evidence, and it is kept.
 extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.backup_dir
@@ -62,6 +69,22 @@ options:
         E(POSTGRES_DB).
     type: bool
     default: true
+  count_drop_threshold:
+    description:
+      - Fraction of a model's objects that may go between the previous
+        verified archive and this one before the task warns; a model fell
+        when C(before - after > threshold * before), so V(0.5) warns when
+        fewer than half are left. Exactly at the threshold is no fall. A
+        model the previous archive held and this one does not (or holds
+        none of) always counts as fallen. Models new in this archive never
+        do.
+      - The default V(0.5) is what an operator of a records system expects
+        to hear about; half of a model's records do not go between two
+        backups on an ordinary day, yet a small table losing one of its few
+        rows does not cry wolf. Lower it to watch closer.
+      - V(0) turns the comparison off. Must be at least 0 and below 1.
+    type: float
+    default: 0.5
 attributes:
   check_mode:
     support: full
@@ -154,6 +177,30 @@ execs:
   returned: always
   type: list
   elements: dict
+count_drops:
+  description:
+    - The models whose counts fell against the previous verified archive
+      (see O(count_drop_threshold)), sorted by model; empty when none fell,
+      when there is no previous verified archive, when the comparison is off,
+      and in check mode.
+    - Each has C(model), C(before), C(after), C(fell_by) (the fraction lost),
+      C(vanished) (true when the model is gone) and C(previous) (the archive
+      compared with).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - model: documents.document
+      before: 60
+      after: 5
+      fell_by: 0.9167
+      vanished: false
+      previous: edms_20260101T130029Z.zip
+count_compared_with:
+  description: Name of the previous verified archive the counts were compared with, or null.
+  returned: success
+  type: str
+  sample: edms_20260101T130029Z.zip
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -171,6 +218,7 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     HAS_DOCKER,
 )
 from ansible_collections.edms.backup.plugins.module_utils._dump import DEFAULT_EXCLUDES
+from ansible_collections.edms.backup.plugins.module_utils._trend import DEFAULT_THRESHOLD
 
 
 def main():
@@ -183,13 +231,17 @@ def main():
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
         required_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         pgdump=dict(type="bool", default=True),
+        count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
     try:
         result = create_backup(
-            module.params, runner=module.run_command, check_mode=module.check_mode
+            module.params,
+            runner=module.run_command,
+            check_mode=module.check_mode,
+            warn=module.warn,
         )
     except BackupError as exc:
         module.fail_json(msg=str(exc), **exc.partial)

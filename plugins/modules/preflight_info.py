@@ -16,6 +16,16 @@ description:
     directory on the host (owner, mode, free space) and the backend's mounts;
     compares the clocks of the controller, the host, the backend and
     PostgreSQL.
+  - Freshness of the backups in O(backup_dir) (checks C(backup_age) and
+    C(backup_size)). The newest verified backup (its verification recorded
+    beside it as passed, the archive unchanged since) is a problem when it is
+    older than O(max_backup_age_hours), or when the data it holds (fixture and
+    media, uncompressed) is smaller than O(min_backup_size_ratio) times that
+    of the verified backup before it. Newer archives that are unverified,
+    failed or stale are listed and not counted. Ages are measured with the
+    host's clock, the clock that stamps the archives' C(created_at). A
+    problem has the severity O(freshness_severity); no verified backup at all
+    (a first run) is a warning unless O(require_verified_backup).
   - Each finding has a severity (C(ok), C(warning), C(error)) and, when
     something is wrong, a fix hint, like the checklist's known issues.
   - Changes nothing. A deployment with problems is not a module failure; the
@@ -55,6 +65,41 @@ options:
       - The controller's current time, ISO 8601 with a time zone (the roles
         pass it), to compare with the host's clock.
     type: str
+  max_backup_age_hours:
+    description:
+      - Age in hours the newest verified backup may have. The default suits a
+        daily backup; it leaves two hours for a late or slow run (for a
+        weekly one, 170).
+      - C(0) does not check the age.
+    type: float
+    default: 26
+  min_backup_size_ratio:
+    description:
+      - Fraction of the data of the verified backup before it that the newest
+        verified backup must hold (fixture and media, uncompressed; not
+        C(database.pgdump), which is optional, nor compression, which
+        varies). The EDMS keeps what it has, so a fifth less overnight means
+        something is missing; lower it for one run after a planned purge.
+      - C(0) does not compare sizes.
+    type: float
+    default: 0.8
+  require_verified_backup:
+    description:
+      - Whether having no verified backup at all is a problem of
+        O(freshness_severity). By default it is a warning, so that a first
+        deployment is reported and its first backup is not stopped.
+    type: bool
+    default: false
+  freshness_severity:
+    description:
+      - Severity of a freshness problem. C(error) where preflight is the job
+        (monitoring); C(warning) where preflight gates a backup or a restore,
+        since a stale backup must not stop the backup that replaces it (the
+        C(edms.backup.preflight) role chooses this by itself, see its
+        C(preflight_freshness_severity)).
+    type: str
+    choices: [error, warning]
+    default: error
 attributes:
   check_mode:
     support: full
@@ -83,6 +128,21 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: edms_preflight.ok
     fail_msg: "{{ edms_preflight.errors | map(attribute='message') | join('; ') }}"
+
+- name: Monitoring of a weekly backup; no verified backup at all is an error too
+  edms.backup.preflight_info:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+    max_backup_age_hours: 170
+    require_verified_backup: true
+  register: edms_preflight
+
+- name: Show the newest verified backup
+  ansible.builtin.debug:
+    msg: >-
+      {{ edms_preflight.freshness.newest_verified.name | default('none') }},
+      {{ edms_preflight.freshness.newest_verified.age_hours | default('-') }} h old
 """
 
 RETURN = r"""
@@ -132,6 +192,51 @@ clocks:
   description: UTC clocks of the controller (if given), the host, the backend and PostgreSQL.
   returned: when the backend runs
   type: dict
+freshness:
+  description:
+    - The freshness of the backups in O(backup_dir), as facts; the findings
+      C(backup_age) and C(backup_size) judge them.
+    - C(newest_verified) and C(previous_verified) are null or have C(name),
+      C(path), C(created_at), C(created_at_local), C(age_seconds),
+      C(age_hours), C(size) (the archive's bytes), C(data_size) (fixture and
+      media, uncompressed) and C(label).
+    - C(not_verified_newer) lists the archives newer than the newest verified
+      one with their state (C(unverified), C(failed), C(stale)).
+    - C(problems) is empty when fresh, or holds C(no_verified_backup),
+      C(too_old), C(too_small), C(dated_in_future), C(unreadable).
+    - C(now) is the host's clock the ages are measured with.
+  returned: always
+  type: dict
+  sample:
+    backup_dir: /home/lims/edms-staging/backups
+    now: "2026-01-02T09:00:00.000000Z"
+    max_age_hours: 26.0
+    min_size_ratio: 0.8
+    severity: error
+    archives: 3
+    newest_verified:
+      name: edms_20260102T020000Z.zip
+      path: /home/lims/edms-staging/backups/edms_20260102T020000Z.zip
+      created_at: "2026-01-02T02:00:00.412345Z"
+      created_at_local: "2026-01-02T10:00:00.412345+08:00"
+      age_seconds: 25200
+      age_hours: 7.0
+      size: 48211234
+      data_size: 61020311
+      label: scheduled
+    previous_verified:
+      name: edms_20260101T020000Z.zip
+      path: /home/lims/edms-staging/backups/edms_20260101T020000Z.zip
+      created_at: "2026-01-01T02:00:00.398765Z"
+      created_at_local: "2026-01-01T10:00:00.398765+08:00"
+      age_seconds: 111600
+      age_hours: 31.0
+      size: 48100022
+      data_size: 60990210
+      label: scheduled
+    size_ratio: 1.0005
+    not_verified_newer: []
+    problems: []
 commands:
   description: The C(docker compose) commands run.
   returned: always
@@ -154,6 +259,10 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._freshness import (
+    DEFAULT_MAX_AGE_HOURS,
+    DEFAULT_MIN_SIZE_RATIO,
+)
 from ansible_collections.edms.backup.plugins.module_utils._preflight import (
     PreflightError,
     preflight,
@@ -170,6 +279,10 @@ def main():
         min_free_bytes=dict(type="int", default=2**30),
         max_clock_skew=dict(type="float", default=5.0),
         controller_time=dict(type="str"),
+        max_backup_age_hours=dict(type="float", default=DEFAULT_MAX_AGE_HOURS),
+        min_backup_size_ratio=dict(type="float", default=DEFAULT_MIN_SIZE_RATIO),
+        require_verified_backup=dict(type="bool", default=False),
+        freshness_severity=dict(type="str", choices=["error", "warning"], default="error"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_DOCKER:

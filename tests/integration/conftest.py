@@ -22,9 +22,16 @@ BIN = os.path.dirname(sys.executable)
 TINY = {"users": 12, "documents": 60, "versions": 2, "workflows": 30, "steps": 3, "file_size": 2048}
 
 
-def run(argv, check=True, env=None, input=None, timeout=600):
+def run(argv, check=True, env=None, input=None, timeout=600, cwd=None):
     proc = subprocess.run(
-        argv, capture_output=True, text=True, env=env, input=input, timeout=timeout, check=False
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
