@@ -11,6 +11,7 @@ database (manage.py migrate) with this collection's load and with loaddata.
 change summary: a fixture of the same size with fewer, larger objects.
 """
 
+import argparse
 import hashlib
 import json
 import os
@@ -312,3 +313,30 @@ def write_archive(directory, size_mb, index, version_text=0):
             writer.add_stream("media/" + dataset.file_name(i), random.randbytes(1024))
         path = writer.finish(dataset.metadata())
     return path, writer.members[FIXTURE]["size"], sum(dataset.counts.values()), dataset.documents
+
+
+def size_parser(doc, what):
+    """The options both memory harnesses share: --sizes (at least two: the result
+    is their ratio), --repeat and --max-ratio; `what` is one measured run."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument(
+        "--sizes",
+        type=float,
+        nargs="+",
+        default=[50, 500],
+        metavar="MB",
+        help="fixture sizes in MB (default: 50 500)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help=f"{what} per size (median)")
+    parser.add_argument(
+        "--max-ratio",
+        type=float,
+        default=1.5,
+        help="largest peak RSS over smallest allowed (default: 1.5)",
+    )
+    return parser
+
+
+def check_sizes(parser, args):
+    if len(set(args.sizes)) < 2:
+        parser.error("--sizes needs at least two different sizes: the result is their ratio")

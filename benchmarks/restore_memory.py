@@ -24,7 +24,6 @@ the smallest by more than --max-ratio.
     .venv/bin/python benchmarks/restore_memory.py --sizes 50 500
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ import time
 import zipfile
 
 # dataset puts this checkout's collection on the import path: it comes first.
-from dataset import MB, ROOT, write_archive
+from dataset import MB, ROOT, check_sizes, size_parser, write_archive
 
 # isort: split
 from ansible_collections.edms.backup.plugins.module_utils._archive import METADATA
@@ -236,15 +235,7 @@ def summary(size, side, runs, limit):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument(
-        "--sizes",
-        type=float,
-        nargs="+",
-        default=[50, 500],
-        metavar="MB",
-        help="fixture sizes in MB (default: 50 500)",
-    )
+    parser = size_parser(__doc__, "loads per side")
     parser.add_argument(
         "--version-text",
         type=int,
@@ -252,13 +243,6 @@ def main():
         metavar="BYTES",
         help="text per document version (default 24576: about 5 KB per object, so"
         " that loaddata of 500 MB ends in minutes; 0 gives the demo's small objects)",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="loads per side and size (median)")
-    parser.add_argument(
-        "--max-ratio",
-        type=float,
-        default=1.5,
-        help="the collection's largest peak RSS over its smallest allowed (default: 1.5)",
     )
     parser.add_argument(
         "--loaddata-limit",
@@ -268,8 +252,7 @@ def main():
     )
     parser.add_argument("--dir", help="where to write the archives (default: a temp dir)")
     args = parser.parse_args()
-    if len(set(args.sizes)) < 2:
-        parser.error("--sizes needs at least two different sizes: the result is their ratio")
+    check_sizes(parser, args)
 
     bench = Bench(loaddata_limit=args.loaddata_limit)
     workdir = tempfile.mkdtemp(prefix="edms-restore-bench-", dir=args.dir)

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 # dataset puts this checkout's collection on the import path: it comes first.
-from dataset import MB, write_archive
+from dataset import MB, check_sizes, size_parser, write_archive
 
 # isort: split
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
@@ -112,22 +112,7 @@ def measure(mode, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument(
-        "--sizes",
-        type=float,
-        nargs="+",
-        default=[50, 500],
-        metavar="MB",
-        help="fixture sizes in MB (default: 50 500)",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="verifications per archive (median)")
-    parser.add_argument(
-        "--max-ratio",
-        type=float,
-        default=1.5,
-        help="largest peak RSS over smallest allowed (default: 1.5)",
-    )
+    parser = size_parser(__doc__, "verifications")
     parser.add_argument("--dir", help="where to write the archives (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the archives")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -135,8 +120,7 @@ def main():
     if args.child:
         child(*args.child)
         return 0
-    if len(set(args.sizes)) < 2:
-        parser.error("--sizes needs at least two different sizes: the result is their ratio")
+    check_sizes(parser, args)
 
     workdir = tempfile.mkdtemp(prefix="edms-verify-bench-", dir=args.dir)
     rows = []

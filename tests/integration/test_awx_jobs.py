@@ -17,7 +17,7 @@ import ansible_runner
 import pytest
 import yaml
 
-from .conftest import BIN, ROOT, RUN, content, run
+from .conftest import BIN, ROOT, RUN, backups_of_compose_file, content, reset, run
 
 with open(os.path.join(ROOT, "awx", "job_templates.yml")) as _handle:
     TEMPLATES = {t["name"]: t for t in yaml.safe_load(_handle)["edms_job_templates"]}
@@ -27,8 +27,14 @@ HOST = "edms-demo"
 
 @pytest.fixture(scope="module")
 def project(stack):
-    """What AWX's project sync leaves: the collections of collections/requirements.yml."""
+    """What AWX's project sync leaves: the collections of collections/requirements.yml.
+
+    The deployment gets its storage first, through the Storage job template,
+    as an operator's first AWX job would; the compose file is put back to the
+    checklist's state afterwards for the tests that follow.
+    """
     collections = tempfile.mkdtemp(prefix="edms-awx-collections-")
+    copies = backups_of_compose_file()
     run(
         [
             os.path.join(BIN, "ansible-galaxy"),
@@ -40,8 +46,13 @@ def project(stack):
     assert os.path.isfile(
         os.path.join(collections, "ansible_collections", "edms", "backup", "MANIFEST.json")
     )
+    status, stdout, _artifacts = launch(collections, "EDMS Storage")
+    assert status == "successful", stdout[-4000:]
     yield collections
     shutil.rmtree(collections, ignore_errors=True)
+    reset()
+    for path in backups_of_compose_file() - copies:
+        os.remove(path)
 
 
 def inventory():
@@ -118,7 +129,7 @@ def test_the_collection_comes_from_the_project_sync_not_from_this_checkout(proje
     assert os.path.isfile(os.path.join(installed, "FILES.json"))
 
 
-def test_storage_runs_and_changes_nothing_on_a_deployment_that_has_it(project):
+def test_storage_again_changes_nothing(project):
     status, stdout, _artifacts = launch(project, "EDMS Storage")
     assert status == "successful", stdout[-4000:]
     assert "changed=0" in stdout, stdout[-2000:]
