@@ -58,7 +58,7 @@ lint: venv collection collection-deps
 sanity: venv
 	tools/sanity.sh
 
-unit: venv collection
+unit: venv collection collection-deps
 	$(BIN)/pytest -q tests/unit
 
 integration: venv collection stack-up

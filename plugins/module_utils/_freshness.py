@@ -197,7 +197,7 @@ def assess(
 
     age = now - parse_instant(newest["created_at"])
     taken = f"the newest verified backup {newest['name']} (taken {newest['created_at']})"
-    if age < -FUTURE_TOLERANCE:
+    if max_age_hours and age < -FUTURE_TOLERANCE:
         facts["problems"].append("dated_in_future")
         findings.append(
             _finding(
@@ -216,7 +216,7 @@ def assess(
                 "backup_age",
                 severity,
                 f"{taken} is {hours(age.total_seconds())} old, older than the limit of"
-                f" {limit_hours(max_age_hours)} (max_backup_age_hours){not_counted}",
+                f" {limit_hours(max_age_hours)} (preflight_max_backup_age_hours){not_counted}",
                 "take a backup now with playbooks/backup.yml, then find out why the scheduled"
                 " backup did not run or did not verify (its last job's output)",
             )
@@ -230,7 +230,7 @@ def assess(
                 + (
                     f" (limit {limit_hours(max_age_hours)})"
                     if max_age_hours
-                    else " (age not checked: max_backup_age_hours is 0)"
+                    else " (age not checked: preflight_max_backup_age_hours is 0)"
                 )
                 + not_counted,
             )
@@ -272,10 +272,11 @@ def assess(
             _finding(
                 "backup_size",
                 severity,
-                f"{sizes}; the limit is {percent(min_size_ratio)} (min_backup_size_ratio)",
+                f"{sizes}; the limit is {percent(min_size_ratio)}"
+                " (preflight_min_backup_size_ratio)",
                 "compare the counts per model of both archives (archive_info) and do not rely"
                 f" on {newest['name']} until the difference is explained; after a planned purge,"
-                " lower min_backup_size_ratio for one run",
+                " lower preflight_min_backup_size_ratio for one run",
             )
         )
     else:

@@ -215,7 +215,7 @@ def check_backup_storage(params, host, probe, mounts, findings):
                 "only {:.2f} GiB free in {}, {:.2f} GiB required".format(
                     host["free_bytes"] / 2**30, path, need / 2**30
                 ),
-                "free space (df -h) or lower edms_min_free_bytes",
+                "free space (df -h) or lower preflight_min_free_bytes",
             )
         user = probe.get("user") if probe else None
         if user and not writable_by(host, user["uid"], user["gid"]):

@@ -52,6 +52,9 @@ def choose(params, services):
     """The services to handle: those named, or every running one but backend and db."""
     protected = {params["backend_service"], params["db_service"]}
     named = params.get("services")
+    if named is not None:
+        # "web, worker" (a comma-separated survey answer) names web and worker.
+        named = [name.strip() for name in named if name.strip()]
     if named is None:
         return sorted(
             name for name, state in services.items() if state.running and name not in protected

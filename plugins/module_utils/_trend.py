@@ -3,7 +3,13 @@
 
 A backup of an already damaged database verifies: the archive is sound, it
 only holds less. What shows the damage is the trend, so every archive is
-compared with the one before it that is known to be good.
+compared with the previous verified one.
+
+A verified archive whose counts fell is still the reference for the next
+one: a fall is reported once, on the archive where it happened (the
+catalogue keeps that archive marked), and the backups after it are compared
+with what is now the normal state. Skipping fallen archives as references
+would instead flag every later backup after a planned purge.
 
 The rule, in one place for the backup module and the catalogue page:
 

@@ -205,7 +205,7 @@ freshness:
     - C(problems) is empty when fresh, or holds C(no_verified_backup),
       C(too_old), C(too_small), C(dated_in_future), C(unreadable).
     - C(now) is the host's clock the ages are measured with.
-  returned: always
+  returned: success
   type: dict
   sample:
     backup_dir: /home/lims/edms-staging/backups

@@ -17,7 +17,16 @@ import ansible_runner
 import pytest
 import yaml
 
-from .conftest import BIN, ROOT, RUN, backups_of_compose_file, content, reset, run
+from .conftest import (
+    BIN,
+    ROOT,
+    RUN,
+    backups_of_compose_file,
+    content,
+    manage,
+    reset,
+    run,
+)
 
 with open(os.path.join(ROOT, "awx", "job_templates.yml")) as _handle:
     TEMPLATES = {t["name"]: t for t in yaml.safe_load(_handle)["edms_job_templates"]}
@@ -159,13 +168,17 @@ def test_the_workflow_backup_verify_rehearse_hands_the_archive_on(project):
 def test_restore_then_rollback_through_their_templates(project):
     status, stdout, handed = launch(project, "EDMS Backup", backup_label="awx-restore")
     assert status == "successful", stdout[-4000:]
+    at_backup = content()
+    # New activity, so that a restore that did nothing cannot pass for one.
+    manage("simulate_activity", "--iterations", "1", "--interval", "0")
     before = content()
+    assert before["tables"] != at_backup["tables"]
     archives_before = set(archives())
     status, stdout, _artifacts = launch(
         project, "EDMS Restore", edms_restore_confirm=HOST, **handed
     )
     assert status == "successful", stdout[-4000:]
-    assert content() == before  # the archive was taken just now
+    assert content() == at_backup
     safety = sorted(set(archives()) - archives_before)
     assert len(safety) == 1, safety
     status, stdout, _artifacts = launch(

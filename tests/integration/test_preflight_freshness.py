@@ -104,7 +104,10 @@ def test_a_fresh_verified_backup_passes_and_one_older_than_the_limit_is_an_error
     problem = finding(result, "backup_age")
     assert problem["severity"] == "error"
     assert f"the newest verified backup {name}" in problem["message"]
-    assert "older than the limit of 0.000277778 h (max_backup_age_hours)" in problem["message"]
+    assert (
+        "older than the limit of 0.000277778 h (preflight_max_backup_age_hours)"
+        in problem["message"]
+    )
     assert problem in result["errors"]
     assert result["ok"] is False
     assert result["freshness"]["problems"] == ["too_old"]
@@ -140,7 +143,7 @@ def test_an_edms_native_backup_is_as_old_as_its_name_says(backup_dir, tmp_path):
         "the newest verified backup 20260101_130029 (taken 2026-01-01T13:00:29.000000Z) is "
     )
     assert problem["message"].endswith(
-        " h old, older than the limit of 26 h (max_backup_age_hours)"
+        " h old, older than the limit of 26 h (preflight_max_backup_age_hours)"
     )
     assert "playbooks/backup.yml" in problem["fix"]
     newest = result["freshness"]["newest_verified"]
@@ -201,7 +204,7 @@ def test_a_stale_backup_fails_the_preflight_job_but_never_the_backup_that_fixes_
     proc = run_playbook("preflight.yml", stale)
     assert proc.returncode != 0
     assert "Preflight found 1 error(s): the newest verified backup " + first in proc.stdout
-    assert "older than the limit of 0.000277778 h (max_backup_age_hours)" in proc.stdout
+    assert "older than the limit of 0.000277778 h (preflight_max_backup_age_hours)" in proc.stdout
 
     proc = run_playbook("backup.yml", stale)
     assert proc.returncode == 0, proc.stdout[-3000:]

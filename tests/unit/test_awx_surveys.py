@@ -7,6 +7,8 @@ same choices and the same default; every question must be one AWX accepts.
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -144,3 +146,18 @@ def test_the_workflow_runs_backup_verify_rehearse_in_that_order():
     assert order == ["EDMS Backup", "EDMS Verify", "EDMS Rehearse"]
     known = {t["name"] for t in TEMPLATES["edms_job_templates"]}
     assert set(order) <= known
+
+
+def test_configure_yml_passes_the_syntax_check_with_the_awx_modules():
+    """awx/configure.yml resolves every awx.awx module (tools/collection-deps.sh)."""
+    bin_dir = os.path.dirname(sys.executable)
+    proc = subprocess.run(
+        [os.path.join(bin_dir, "ansible-playbook"), "--syntax-check", "awx/configure.yml"],
+        cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "playbook: awx/configure.yml" in proc.stdout

@@ -68,7 +68,7 @@ def test_a_newest_verified_backup_too_old_is_an_error_naming_it_and_the_limit():
     assert problem["message"] == (
         "the newest verified backup edms_20260101T020000Z.zip"
         " (taken 2026-01-01T02:00:00.000000Z) is 34.0 h old, older than the limit of 26 h"
-        " (max_backup_age_hours)"
+        " (preflight_max_backup_age_hours)"
     )
     assert "playbooks/backup.yml" in problem["fix"]
     assert facts["problems"] == ["too_old"]
@@ -105,7 +105,7 @@ def test_a_smaller_newest_backup_is_an_error_naming_both_and_the_limit():
     assert problem["message"] == (
         "the newest verified backup new.zip holds 700.0 KiB of data (fixture and media),"
         " 70% of the 1000.0 KiB of the verified backup before it, old.zip;"
-        " the limit is 80% (min_backup_size_ratio)"
+        " the limit is 80% (preflight_min_backup_size_ratio)"
     )
     assert "archive_info" in problem["fix"]
     assert by_check(findings)["backup_age"]["severity"] == "ok"
@@ -225,6 +225,10 @@ def test_a_backup_dated_in_the_future_cannot_be_judged():
     assert facts["problems"] == ["dated_in_future"]
     # A few seconds ahead (the clocks of two hosts) is fresh.
     assert assess([entry("soon.zip", -0.01)], NOW)[1][0]["severity"] == "ok"
+    # With the age check off (0), the date is not judged either.
+    facts, findings = assess([entry("future.zip", -2)], NOW, max_age_hours=0)
+    assert facts["problems"] == []
+    assert {f["severity"] for f in findings} == {"ok"}
 
 
 # The part that reads the directory: data sizes and verification states from disk.

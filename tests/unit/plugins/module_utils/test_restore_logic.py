@@ -102,6 +102,11 @@ def test_backend_db_and_unknown_services_are_refused_by_name():
     with pytest.raises(ServicesError, match="services celery are not services of the project"):
         choose({**PARAMS, "services": ["celery"]}, SERVICES)
     assert choose({**PARAMS, "services": ["frontend"]}, SERVICES) == ["frontend"]
+    # A comma-separated answer with spaces ("frontend, worker") names both.
+    assert choose({**PARAMS, "services": ["frontend", " worker"]}, SERVICES) == [
+        "frontend",
+        "worker",
+    ]
 
 
 def media_script(request):
