@@ -458,6 +458,15 @@ def _blocks(source):
         yield from source
 
 
+def fsync_directory(path):
+    """Make a rename into directory `path` durable (the directory's entry on disk)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ArchiveWriter:
     """Writes one archive: to `<directory>/.<name>.partial` (mode `mode` from
     creation on), renamed to `<directory>/<name>` by finish() once complete and
@@ -562,11 +571,7 @@ class ArchiveWriter:
             os.rename(self.partial_path, self.path)
         else:
             os.unlink(self.partial_path)
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.directory)
 
     def abort(self):
         """Close and remove the partial file (nothing to do once finished)."""

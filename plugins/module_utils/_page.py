@@ -18,6 +18,7 @@ import stat
 import tempfile
 from datetime import datetime, timezone
 
+from ansible_collections.edms.backup.plugins.module_utils._archive import fsync_directory
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
     list_archives,
@@ -444,11 +445,7 @@ def _write(dest, text, previous_stat):
             os.chown(tmp, previous_stat.st_uid, previous_stat.st_gid)
         os.replace(tmp, dest)
         tmp = None
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(directory)
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)

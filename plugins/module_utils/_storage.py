@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 
+from ansible_collections.edms.backup.plugins.module_utils._archive import fsync_directory
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
@@ -383,11 +384,7 @@ class ComposeStorage:
                 self.result["backup_file"] = backup
             os.replace(tmp, path)
             tmp = None
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_directory(directory)
         except OSError as exc:
             raise self.error(f"cannot write compose file {path}: {exc}") from exc
         finally:

@@ -122,8 +122,9 @@ def ansible_env():
     return env
 
 
-def run_module(module, args, check_mode=False):
-    """Run an edms.backup module ad hoc on the demo host; return (rc, result)."""
+def run_module(module, args, check_mode=False, warnings=False):
+    """Run an edms.backup module ad hoc on the demo host; return (rc, result), or with
+    warnings (rc, result, the [WARNING] lines Ansible printed on stderr)."""
     argv = [
         os.path.join(BIN, "ansible"),
         "edms-demo",
@@ -139,6 +140,9 @@ def run_module(module, args, check_mode=False):
     proc = run(argv, env=ansible_env(), check=False)
     _host, sep, body = proc.stdout.partition(" => ")
     assert sep, proc.stdout + proc.stderr
+    if warnings:
+        printed = [line for line in proc.stderr.splitlines() if line.startswith("[WARNING]")]
+        return proc.returncode, json.loads(body), printed
     return proc.returncode, json.loads(body)
 
 

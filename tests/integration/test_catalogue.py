@@ -8,7 +8,6 @@ held are gone, as they would be after a damaged table. The live data is only
 read.
 """
 
-import json
 import os
 import shutil
 import stat
@@ -19,7 +18,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from .conftest import BIN, ROOT, RUN, ansible_env, run, run_module, run_playbook
+from .conftest import ROOT, RUN, run, run_module, run_playbook
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 ZONE = "Asia/Singapore"
@@ -36,21 +35,7 @@ OUTPUT = os.path.join(ROOT, "tests", "output")
 def create(directory, **args):
     """archive_create ad hoc: (rc, result, warnings printed on stderr)."""
     params = {**PROJECT, "backup_dir": directory, "display_timezone": ZONE, "pgdump": False}
-    argv = [
-        os.path.join(BIN, "ansible"),
-        "edms-demo",
-        "-i",
-        os.path.join(ROOT, "inventories", "demo"),
-        "-m",
-        "edms.backup.archive_create",
-        "-a",
-        json.dumps({**params, **args}),
-    ]
-    proc = run(argv, env=ansible_env(), check=False)
-    _host, sep, body = proc.stdout.partition(" => ")
-    assert sep, proc.stdout + proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("[WARNING]")]
-    return proc.returncode, json.loads(body), warnings
+    return run_module("archive_create", {**params, **args}, warnings=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-import zipfile
 
 import pytest
 import yaml
@@ -35,18 +35,15 @@ def image(stack):
 
 @pytest.fixture(scope="module")
 def archives(stack):
-    """A real archive of the demo stack, and a copy with one byte of its fixture changed."""
+    """A real archive of the demo stack, and a copy with one model name of its fixture changed."""
     directory = tempfile.mkdtemp(prefix="edms-ee-")
     os.chmod(directory, 0o755)
     rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory, "pgdump": False})
     assert rc == 0, made.get("msg")
+    # The same altered copies the restore_refusals scenario refuses.
+    script = os.path.join(ROOT, "molecule", "restore_refusals", "altered_archives.py")
+    run([sys.executable, script, made["archive"], directory])
     corrupt = os.path.join(directory, "corrupt.zip")
-    with zipfile.ZipFile(made["archive"]) as source, zipfile.ZipFile(corrupt, "w") as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "database_backup.json":
-                data = data.replace(b'"documents.document"', b'"documents.documenx"', 1)
-            target.writestr(info, data)
     yield {"dir": directory, "good": made["archive"], "corrupt": corrupt}
     shutil.rmtree(directory, ignore_errors=True)
 
