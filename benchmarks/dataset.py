@@ -305,12 +305,18 @@ def bytes_per_document(version_text=0):
 def write_archive(directory, size_mb, index, version_text=0):
     """An archive whose fixture is about size_mb; (path, fixture bytes, objects, media files)."""
     documents = max(1, round(size_mb * MB / bytes_per_document(version_text)))
-    dataset = Dataset(documents=documents, version_text=version_text)
-    name = archive_name(datetime.now(UTC), suffix=f"_bench{index}")
+    return write_documents(directory, documents, f"_bench{index}", version_text)
+
+
+def write_documents(directory, documents, suffix, version_text=0, seed=1):
+    """An archive of `documents` documents; (path, fixture bytes, objects, media files)."""
+    dataset = Dataset(documents=documents, seed=seed, version_text=version_text)
+    name = archive_name(datetime.now(UTC), suffix=suffix)
+    rng = random.Random(seed)
     with ArchiveWriter(directory, name) as writer:
         writer.add_stream(FIXTURE, dataset.fixture())
         for i in range(dataset.documents):
-            writer.add_stream("media/" + dataset.file_name(i), random.randbytes(1024))
+            writer.add_stream("media/" + dataset.file_name(i), rng.randbytes(1024))
         path = writer.finish(dataset.metadata())
     return path, writer.members[FIXTURE]["size"], sum(dataset.counts.values()), dataset.documents
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import posixpath
 import tarfile
+import time
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     MEDIA_PREFIX,
@@ -205,8 +206,11 @@ def media_tar(archive, names, uid, gid):
 
     Directories come first with the container's owner, so the container's
     user can rename them; file contents are copied chunk by chunk (tar_member).
+    Everything gets the time of the restore as its modification time (a tar
+    member's default, 0, would date the files 1970, which zip tools refuse).
     """
     made = set()
+    mtime = int(time.time())
     for name in names:
         relative = name[len(MEDIA_PREFIX) :]
         parts = relative.split("/")[:-1]
@@ -218,12 +222,14 @@ def media_tar(archive, names, uid, gid):
             info = tarfile.TarInfo("new/" + directory)
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
+            info.mtime = mtime
             info.uid, info.gid = uid, gid
             yield info.tobuf(format=tarfile.PAX_FORMAT)
         member = archive.member(name)
         info = tarfile.TarInfo("new/" + relative)
         info.size = member.size
         info.mode = 0o644
+        info.mtime = mtime
         info.uid, info.gid = uid, gid
         with archive.open_member(name) as source:
             yield from tar_member(info, source)

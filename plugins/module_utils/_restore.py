@@ -218,7 +218,9 @@ class Rollback(Session):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
-        metadata = verified_archive(self, path, "put back")
+        metadata = verified_archive(
+            self, path, "put back", expected_sha256=params.get("archive_sha256"), digest=True
+        )
         if metadata.get("members", {}).get(PGDUMP) and params["method"] != "fixture":
             method = "pgdump"
         elif params["method"] == "pgdump":

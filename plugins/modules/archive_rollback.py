@@ -30,6 +30,16 @@ options:
   token:
     description: RV(edms.backup.archive_restore#module:token) of the restore being rolled back.
     type: str
+  archive_sha256:
+    description:
+      - The archive's sha256 as a run that verified it returned it
+        (RV(edms.backup.archive_create#module:sha256) of the safety backup, or
+        RV(sha256) of a check-mode run of this module). The file's sha256 is
+        then compared with it instead of verifying the archive again: equal
+        bytes verify alike, and a rollback of a large archive does not wait
+        for a second full verification. A difference fails the task before
+        anything changes.
+    type: str
   media_dir_container:
     description: Media root inside the backend container.
     type: str
@@ -67,6 +77,10 @@ RETURN = r"""
 archive:
   description: The archive put back.
   returned: always
+  type: str
+sha256:
+  description: The archive's sha256, for O(archive_sha256) of a later run.
+  returned: when the archive verified
   type: str
 database_method:
   description: C(pgdump) or C(fixture).
@@ -132,6 +146,7 @@ def main():
     argument_spec.update(
         archive=dict(type="path", required=True),
         token=dict(type="str", no_log=False),
+        archive_sha256=dict(type="str"),
         media_dir_container=dict(type="str", default="/app/storage/media"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
     )

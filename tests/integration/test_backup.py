@@ -14,6 +14,12 @@ import time
 import zipfile
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._dump import (
+    DEFAULT_EXCLUDES,
+    ROW_VALUES,
+    dump_command,
+    parse_report,
+)
 
 from .conftest import (
     BIN,
@@ -193,6 +199,138 @@ def test_the_fixture_is_lossless_through_plain_loaddata(backup_dir):
     finally:
         db_sql(f"DROP DATABASE IF EXISTS {target} WITH (FORCE)", database="postgres")
         backend("rm", "-f", "/tmp/edms_lossless.json")
+
+
+def dump(instance_path=False, env=None):
+    """(fixture, report) of the dump run in the backend as the backup runs it;
+    instance_path: every model through instances and Django's serializer."""
+    proc = backend(*dump_command("python", DEFAULT_EXCLUDES, instance_path=instance_path), env=env)
+    return proc.stdout, parse_report(proc.stderr)
+
+
+def comparable(report):
+    """The report without what two dumps of the same content may differ in."""
+    return {**report, "snapshot_at": None, "database": {**report["database"], "size_bytes": None}}
+
+
+# {model label: why row_plan leaves it to the instance path} for every
+# installed model that the fast path does not take. argv[1]: ROW_VALUES.
+INSTANCE_PATH_MODELS = """
+import json, sys
+import django
+django.setup()
+from django.apps import apps
+exec(sys.argv[1])
+key_maps = {m: {} for m in apps.get_models() if hasattr(m, "natural_key")}
+plans = {m._meta.label_lower: row_plan(m, key_maps, "default") for m in apps.get_models()}
+print(json.dumps({label: plan for label, plan in plans.items() if isinstance(plan, str)}))
+"""
+
+
+def assert_both_paths_write_the_same(env=None):
+    fast, report = dump(env=env)
+    slow, slow_report = dump(instance_path=True, env=env)
+    assert fast.count("\n") == report["objects"] + 2  # one object per line
+    assert fast == slow
+    assert comparable(report) == comparable(slow_report)
+    out = backend("python", "-c", INSTANCE_PATH_MODELS, ROW_VALUES, env=env).stdout
+    left_out = json.loads(out.strip().splitlines()[-1])
+    assert not set(report["dumped_models"]) & set(left_out), left_out
+    return report
+
+
+def test_the_fast_dump_writes_the_bytes_the_instance_path_writes(stack):
+    """Every model of the demo through the fast path (values_list, no
+    instances): the same fixture and report as through instances."""
+    report = assert_both_paths_write_the_same()
+    assert report["counts"]["documents.document"] == TINY["documents"]
+
+
+# Content the seed does not make: nulls, empty file names, JSON of every kind,
+# text that JSON escapes, whole seconds, references to nothing, natural keys
+# through permissions and content types.
+ODD_CONTENT = r"""
+import datetime
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from apps.audit.models import AuditTrail
+from apps.backup.models import BackupConfiguration, BackupJob, RestoreJob
+from apps.documents.models import Document, DocumentType
+from apps.users.models import User
+from apps.workflows.models import Workflow, WorkflowStep
+
+utc = datetime.timezone.utc
+user = User.objects.create(
+    username="zo\u00eb", first_name="Zo\u00eb \u2713", last_name='O"Brien\n\u2028',
+    last_login=None, employee_id=None,
+    date_joined=datetime.datetime(2024, 2, 29, 23, 59, 59, tzinfo=utc),
+)
+user.user_permissions.set(Permission.objects.filter(codename__startswith="view_")[:3])
+document = Document.all_objects.create(
+    document_number="ODD-1", title="\u00dcn\u00efcode \\ \t title",
+    document_type=DocumentType.objects.order_by("pk").first(), owner=user, file="",
+    created_at=datetime.datetime(2025, 1, 1, tzinfo=utc),
+    updated_at=datetime.datetime(2025, 1, 1, 0, 0, 0, 1, tzinfo=utc),
+)
+configuration = BackupConfiguration.objects.create(
+    name="nightly \u2713", backup_type="FULL", created_by=user
+)
+job = BackupJob.objects.create(configuration=configuration, created_by=user, size_bytes=2 ** 40)
+RestoreJob.objects.create(backup_job=None, requested_by=user)
+RestoreJob.objects.create(backup_job=job, requested_by=user, notes="tab\there")
+content_type = ContentType.objects.get_for_model(Document)
+for details in ({"nested": {"list": [1, 2.5, None, True, "\u00fc"]}}, [], "text", 3.25, 0, ""):
+    AuditTrail.objects.create(
+        user=None, action="VIEW", content_type=content_type, object_id=str(document.pk),
+        object_repr="odd", details=details,
+    )
+workflow = Workflow.objects.create(name="odd", document=document, initiated_by=user)
+workflow.participants.set([user])
+WorkflowStep.objects.create(
+    workflow=workflow, order=1, assignee=user, action="SIGN", comment='"quoted" \\ </script>'
+)
+print(json.dumps(Document.all_objects.count()))
+"""
+
+
+def test_the_fast_dump_writes_the_bytes_the_instance_path_writes_for_odd_content(stack):
+    name = "edms_dump_paths"
+    media = "/tmp/edms-dump-media"
+    db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+    db_sql(f"CREATE DATABASE {name}", database="postgres")
+    env = {"POSTGRES_DB": name, "MEDIA_ROOT": media}
+    try:
+        manage("migrate", "--noinput", env=env)
+        manage("seed_demo", "--users", "5", "--documents", "7", "--workflows", "3", env=env)
+        documents = django_json(ODD_CONTENT, env=env)
+        report = assert_both_paths_write_the_same(env=env)
+        assert report["database"]["name"] == name
+        assert report["counts"]["documents.document"] == documents
+        assert report["counts"]["users.user_user_permissions"] == 3
+    finally:
+        db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+        backend("rm", "-rf", media)
+
+
+def test_each_fast_conversion_is_what_the_serializer_writes(stack):
+    """Every field kind the fast path converts, held value by value against
+    Serializer._value_from_field of an instance; and the models it must leave to
+    the instance path (see tests/dump_probe.py)."""
+    with open(os.path.join(ROOT, "tests", "dump_probe.py"), encoding="utf-8") as handle:
+        script = handle.read()
+    out = backend("python", "-c", script, ROW_VALUES).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["mismatches"] == []
+    assert result["checked"] >= 150
+    assert result["reasons"] == {
+        "array": "its field tags (ArrayField) has no exact conversion",
+        "descriptor": "its field name (UpperField) has no exact conversion",
+        "file_str": "its field file (OwnStrFileField) has no exact conversion",
+        "init": "it has its own __init__",
+        "to_field": "its field user (ForeignKey) has no exact conversion",
+        "dimensions": "post_init receivers may change its instances (e.g. ImageField dimensions)",
+        "plain": None,
+    }
 
 
 @pytest.fixture

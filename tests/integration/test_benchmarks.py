@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from .conftest import ROOT, db_sql, run
+from .conftest import ROOT, content, db_sql, run
 
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 
@@ -30,5 +30,36 @@ def test_the_restore_memory_harness_loads_both_ways_and_drops_its_database(stack
         "loaddata",
     ], proc.stdout
     assert "loaddata over collection at the largest size" in proc.stdout
+    left = db_sql("SELECT count(*) FROM pg_database WHERE datname = 'edms_bench_restore'")
+    assert left.strip() == "0"
+
+
+def test_the_benchmark_harness_runs_small_once_and_puts_the_demo_back(stack, tmp_path):
+    """benchmarks/run.py at the small scale, one run per side: every row and
+    target is reported, the restored content equals the live database's, and
+    the demo stack holds what it held before (content digests equal)."""
+    before = content()
+    results = tmp_path / "RESULTS.md"
+    argv = [sys.executable, os.path.join(BENCHMARKS, "run.py"), "--scale", "small"]
+    proc = run([*argv, "--repeat", "1", "--results", str(results)], timeout=1200)
+    text = results.read_text()
+    assert "## small: 10,046 objects, 90 media files" in text, text
+    rows = [line.split("|")[1:3] for line in text.splitlines() if re.match(r"\| [a-z]+ \| ", line)]
+    sides = [(operation.strip(), side.split(" (")[0].strip()) for operation, side in rows]
+    assert sides == [
+        ("backup", "collection"),
+        ("backup", "manage.py dumpdata + zip"),
+        ("backup", "pg_dump -Fc"),
+        ("verify", "collection"),
+        ("restore", "collection"),
+        ("restore", "manage.py flush + loaddata"),
+        ("restore", "pg_restore into an empty database"),
+        ("rollback", "collection"),
+        ("rollback", "pg_restore --single-transaction --clean"),
+        ("preflight", "ansible-playbook playbooks/preflight.yml"),
+    ], text
+    assert re.search(r"\| restored content: per-table digests .* \| equal \| yes \|", text), text
+    assert proc.returncode == 0
+    assert content() == before
     left = db_sql("SELECT count(*) FROM pg_database WHERE datname = 'edms_bench_restore'")
     assert left.strip() == "0"

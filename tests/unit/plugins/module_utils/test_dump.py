@@ -3,7 +3,9 @@ import json
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._backup import IterStream
 from ansible_collections.edms.backup.plugins.module_utils._dump import (
+    DUMP_SCRIPT,
     REPORT_MARKER,
+    ROW_VALUES,
     DumpError,
     dump_command,
     parse_report,
@@ -14,6 +16,18 @@ def test_the_request_travels_as_one_json_argument():
     argv = dump_command("python3", ["sessions"], "edms.settings")
     assert argv[:2] == ["python3", "-c"]
     assert json.loads(argv[3]) == {"settings": "edms.settings", "excludes": ["sessions"]}
+
+
+def test_the_instance_path_is_in_the_request_only_when_asked_for():
+    argv = dump_command("python3", ["sessions"], instance_path=True)
+    request = json.loads(argv[3])
+    assert request == {"settings": None, "excludes": ["sessions"], "instance_path": True}
+
+
+def test_the_script_is_python_and_carries_the_fast_path():
+    compile(DUMP_SCRIPT, "DUMP_SCRIPT", "exec")
+    compile(ROW_VALUES, "ROW_VALUES", "exec")
+    assert ROW_VALUES in DUMP_SCRIPT
 
 
 def test_the_report_is_the_last_marked_line_of_stderr():

@@ -1,0 +1,700 @@
+"""The benchmark harness: the collection against what an operator would do by hand.
+
+    .venv/bin/python benchmarks/run.py --scale small --repeat 3
+
+For each scale it seeds the demo stack's live database and media with a
+synthetic EDMS dataset (dataset.py: users, documents with one media file each,
+versions, workflows, steps, audit entries), then measures, both sides
+alternately, --repeat times each, and reports medians and ratios:
+
+- backup: the collection's ``archive_create`` (fixture, media, metadata,
+  ``pg_dump``, verification) against ``manage.py dumpdata`` to a file plus a
+  zip of it and the media (``python -m zipfile -c``, in the backend), and
+  against ``pg_dump -Fc`` alone (the floor for a logical dump);
+- verification (``archive_verify``) of the collection's archive, in MB/s of
+  archive and of fixture;
+- restore into a separate database (edms_bench_restore), freshly migrated:
+  the collection's load (the one every restore, rehearsal and fixture
+  rollback runs: one transaction, counts and primary keys checked) against
+  ``manage.py flush`` + ``manage.py loaddata`` of the same fixture, and
+  against ``pg_restore`` of a ``pg_dump -Fc`` of the same database into an
+  empty one; the restored content's per-table digests must equal the live
+  database's;
+- rollback of the live database and media from the safety snapshot (the
+  collection's archive) with ``archive_rollback``, against ``pg_restore
+  --single-transaction --clean`` of the same dump by hand;
+- a no-op preflight, end to end through ``ansible-playbook``.
+
+Memory: the peak RSS of the module process on the host (its own rusage), and
+the peak of the backend (or, for pg_restore, db) container's cgroup:
+the process that does the work inside it (VmHWM, sampled every 0.2 s) and
+the container's anonymous memory above what it held just before.
+
+The modules run as Ansible runs them on the managed host, one Python process
+each with the arguments in a file, without ansible-playbook's own start-up
+(which the preflight row includes). Before the first scale the live state is
+saved with ``archive_create``; at the end it is put back with the
+collection's rollback, so the demo stack holds what it held before.
+
+Results are printed and written to --results (default benchmarks/RESULTS.md):
+one section per scale, replaced when the same scale runs again. Exit 1 when a
+measured side fails or when restored content differs.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+# dataset puts this checkout's collection on the import path: it comes first.
+from dataset import MB, ROOT, write_documents
+
+# isort: split
+from ansible_collections.edms.backup.plugins.module_utils._archive import FIXTURE, METADATA
+from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
+    MIGRATE_SCRIPT,
+    Rehearsal,
+)
+from ansible_collections.edms.backup.plugins.module_utils._restore import rollback
+from restore_memory import DATABASE, PROJECT, Sampler
+
+COLLECTIONS = os.path.join(ROOT, "build", "collections")
+BIN = os.path.dirname(sys.executable)
+CONTENT_STATE = os.path.join(ROOT, "tests", "content_state.py")
+RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")
+MODULE_PROJECT = {"project_dir": PROJECT["project_dir"], "compose_files": PROJECT["compose_files"]}
+EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+
+# documents per scale; every document brings 20 versions, 10 workflows of 6
+# steps and 3 participants, 20 audit entries and one 1 KiB media file
+# (111 objects), and 3,000 bytes of text per version (95 KB of fixture).
+SCALES = {
+    "small": 90,
+    "medium": 2000,
+    "large": 10000,
+}
+VERSION_TEXT = 3000
+
+TARGETS = {
+    "backup": 10.0,  # dumpdata + zip over the collection's backup, at least
+    "restore": 20.0,  # flush + loaddata over the collection's load, at least
+    "rollback": 1.5,  # the collection's rollback over pg_restore, at most
+    "verify_mb_s": 100.0,  # MB of archive per second, at least
+    "preflight_s": 20.0,  # seconds through ansible-playbook, at most
+}
+
+# pg_dump and pg_restore as the database owner in the db container, as an
+# operator runs them; the credentials stay in the container.
+PG_DUMP = 'exec pg_dump -Fc -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$1"'
+PG_RESTORE_LIVE = (
+    "exec pg_restore --single-transaction --clean --if-exists --no-owner --exit-on-error"
+    ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
+)
+PG_RESTORE_INTO = (
+    "exec pg_restore --single-transaction --no-owner --exit-on-error"
+    ' -U "$POSTGRES_USER" -d "$2" "$1"'
+)
+DUMPDATA = (
+    "set -e; mkdir -p -m 700 /tmp/edms-bench-dumpdata; cd /tmp/edms-bench-dumpdata;"
+    " python /app/manage.py dumpdata --natural-foreign --all"
+    + "".join(f" -e {label}" for label in EXCLUDES)
+    + ' -o database_backup.json; python -m zipfile -c backup.zip database_backup.json "$1";'
+    " ls -l backup.zip"
+)
+
+
+def now():
+    return time.monotonic()
+
+
+def docker(*argv, check=True):
+    proc = subprocess.run(["docker", *argv], capture_output=True, text=True, check=False)
+    if check and proc.returncode:
+        raise SystemExit(f"docker {' '.join(argv[:3])}... failed: {proc.stderr.strip()}")
+    return proc
+
+
+def run_module(name, args):
+    """(result, seconds, peak RSS MB of the module process) of one module run."""
+    path = os.path.join(ROOT, "plugins", "modules", name + ".py")
+    with tempfile.TemporaryDirectory(prefix="edms-bench-module-") as tmp:
+        args_file = os.path.join(tmp, "args.json")
+        with open(args_file, "w", encoding="utf-8") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        with open(os.path.join(tmp, "out"), "w+b") as out:
+            started = now()
+            proc = subprocess.Popen(
+                [sys.executable, path, args_file], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            seconds = now() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
+    try:
+        result = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"{name} printed no result: {text[-2000:]}") from None
+    if result.get("failed") or proc.returncode:
+        raise SystemExit(f"{name} failed: {result.get('msg')}")
+    return result, seconds, usage.ru_maxrss / 1024
+
+
+class Stack:
+    """The demo stack's containers, the separate database and the live content."""
+
+    def __init__(self):
+        self.session = Rehearsal(dict(PROJECT))
+        self.session.locate()
+        self.backend = self.session.backend.container_id
+        self.db = self.session.db.container_id
+        self.pids = {
+            "backend": self.container_pid(self.backend),
+            "db": self.container_pid(self.db),
+        }
+
+    @staticmethod
+    def container_pid(container):
+        return int(docker("inspect", "-f", "{{.State.Pid}}", container).stdout)
+
+    def sampler(self, tag, container="backend"):
+        sampler = Sampler(self.pids[container], tag)
+        sampler.start()
+        return sampler
+
+    def exec(self, container, *argv, env=None):
+        flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
+        return docker("exec", *flags, getattr(self, container), *argv)
+
+    def content(self, database=None):
+        """{"tables": {table: [count, md5]}, "media": {path: sha256}} (tests/content_state.py)."""
+        with open(CONTENT_STATE, encoding="utf-8") as handle:
+            script = handle.read()
+        env = {"POSTGRES_DB": database} if database else None
+        out = self.exec("backend", "python", "-c", script, env=env).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    def fresh_database(self, migrate=True):
+        """The separate database, dropped if left over, created (and migrated)."""
+        self.session.prepare_database()
+        if migrate:
+            request = {"settings": None, "database": DATABASE}
+            self.session.backend_script(MIGRATE_SCRIPT, request, "migrate")
+
+    def drop_database(self):
+        self.session.drop_database()
+
+
+def seed(stack, archive):
+    """The live database and media replaced by the archive's, with the collection's
+    own rollback (fixture method: the dataset has no pg_dump)."""
+    params = {**PROJECT, "archive": archive, "token": None, "method": "fixture"}
+    params.pop("database")
+    rollback(params)
+
+
+def backup_collection(stack, directory):
+    sampler = stack.sampler("EDMS-BACKUP-REPORT")
+    try:
+        result, seconds, rss = run_module(
+            "archive_create",
+            {**MODULE_PROJECT, "backup_dir": directory, "label": "benchmark", "pgdump": True},
+        )
+    finally:
+        sample = sampler.finish()
+    return {
+        "seconds": seconds,
+        "host_rss_mb": rss,
+        **sample,
+        "archive": result["archive"],
+        "sha256": result["sha256"],
+    }
+
+
+def backup_dumpdata(stack, _directory):
+    sampler = stack.sampler("dumpdata")
+    started = now()
+    try:
+        out = stack.exec(
+            "backend", "sh", "-c", DUMPDATA, "dumpdata", PROJECT["media_dir_container"]
+        ).stdout
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    stack.exec("backend", "rm", "-rf", "/tmp/edms-bench-dumpdata")
+    size = int(out.split()[4]) if out.split() else 0
+    return {"seconds": seconds, "host_rss_mb": None, **sample, "size": size}
+
+
+def backup_pgdump(stack, _directory):
+    sampler = stack.sampler("pg_dump", container="db")
+    started = now()
+    try:
+        stack.exec("db", "sh", "-c", PG_DUMP, "pg_dump", "/tmp/edms-bench.pgdump")
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    return {"seconds": seconds, "host_rss_mb": None, **sample}
+
+
+def verify_collection(_stack, archive):
+    result, seconds, rss = run_module("archive_verify", {"archive": archive})
+    if not result.get("verification", result).get("ok", True):
+        raise SystemExit(f"the benchmark archive does not verify: {result}")
+    return {"seconds": seconds, "host_rss_mb": rss}
+
+
+def restore_collection(stack, archive, metadata):
+    stack.fresh_database()
+    sampler = stack.sampler(DATABASE)
+    started = now()
+    try:
+        report = stack.session.load(archive, metadata, database=DATABASE)
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    sample["peak_rss_mb"] = max(sample["peak_rss_mb"], report["peak_rss_kb"] / 1024)
+    return {"seconds": seconds, "host_rss_mb": None, **sample}
+
+
+LOADDATA = (
+    "set -e; cd /app; python manage.py flush --noinput;"
+    ' EDMS_RESTORE_IN_PROGRESS=1 python manage.py loaddata "$1"'
+)
+
+
+def restore_loaddata(stack, fixture):
+    # A migrated database, as loaddata needs; flush is part of the measured
+    # side, as an operator runs it on the database to restore. The restore
+    # marker keeps the demo's m2m receiver from adding audit rows, as it does
+    # for the collection's load.
+    stack.fresh_database()
+    sampler = stack.sampler("loaddata")
+    started = now()
+    try:
+        out = stack.exec(
+            "backend", "sh", "-c", LOADDATA, "loaddata", fixture, env={"POSTGRES_DB": DATABASE}
+        ).stdout
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    return {"seconds": seconds, "host_rss_mb": None, **sample, "said": out.strip()}
+
+
+def restore_pgrestore(stack, dump):
+    stack.fresh_database(migrate=False)
+    sampler = stack.sampler("pg_restore", container="db")
+    started = now()
+    try:
+        stack.exec("db", "sh", "-c", PG_RESTORE_INTO, "pg_restore", dump, DATABASE)
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    return {"seconds": seconds, "host_rss_mb": None, **sample}
+
+
+def rollback_collection(stack, archive, sha256):
+    # As the restore role rolls back to its safety backup: the archive was
+    # verified when it was taken, its sha256 stands for that.
+    sampler = stack.sampler("pg_restore", container="db")
+    try:
+        _result, seconds, rss = run_module(
+            "archive_rollback",
+            {**MODULE_PROJECT, "archive": archive, "archive_sha256": sha256, "method": "pgdump"},
+        )
+    finally:
+        sample = sampler.finish()
+    return {"seconds": seconds, "host_rss_mb": rss, **sample}
+
+
+def rollback_pgrestore(stack, dump):
+    sampler = stack.sampler("pg_restore", container="db")
+    started = now()
+    try:
+        stack.exec("db", "sh", "-c", PG_RESTORE_LIVE, "pg_restore", dump)
+    finally:
+        seconds = now() - started
+        sample = sampler.finish()
+    return {"seconds": seconds, "host_rss_mb": None, **sample}
+
+
+def preflight(_stack):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    argv = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        os.path.join(ROOT, "playbooks", "preflight.yml"),
+    ]
+    started = now()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    seconds = now() - started
+    if proc.returncode:
+        raise SystemExit(f"preflight failed: {proc.stdout[-3000:]}")
+    return {"seconds": seconds, "host_rss_mb": None}
+
+
+def alternate(repeat, sides):
+    """Run each side `repeat` times, the order turned round every repetition."""
+    runs = {name: [] for name, _call in sides}
+    for repetition in range(repeat):
+        order = sides if repetition % 2 == 0 else list(reversed(sides))
+        for name, call in order:
+            run = call()
+            print(f"  {name}: {short(run)}", file=sys.stderr, flush=True)
+            runs[name].append(run)
+    return runs
+
+
+def short(run):
+    return ", ".join(
+        f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in run.items()
+        if key not in ("archive", "said", "stopped_at_limit")
+    )
+
+
+def median(runs, key):
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def row(operation, side, runs, baseline=None):
+    seconds = median(runs, "seconds")
+    return {
+        "operation": operation,
+        "side": side,
+        "runs": len(runs),
+        "seconds": seconds,
+        "ratio": seconds / baseline if baseline else None,
+        "host_rss_mb": median(runs, "host_rss_mb"),
+        "peak_rss_mb": median(runs, "peak_rss_mb"),
+        "anon_mb": median(runs, "anon_above_idle_mb"),
+    }
+
+
+def measure_scale(stack, scale, repeat, workdir):
+    """The rows and facts of one scale."""
+    documents = SCALES[scale]
+    started = now()
+    archive, fixture_bytes, objects, media = write_documents(
+        workdir, documents, f"_{scale}", version_text=VERSION_TEXT
+    )
+    print(
+        f"{scale}: {objects:,} objects, {media:,} media files, "
+        f"fixture {fixture_bytes / MB:.1f} MB; seeding",
+        file=sys.stderr,
+        flush=True,
+    )
+    seed(stack, archive)
+    os.unlink(archive)
+    live = stack.content()
+    facts = {
+        "scale": scale,
+        "documents": documents,
+        "objects": objects,
+        "media": media,
+        "fixture_mb": fixture_bytes / MB,
+        "seed_seconds": now() - started,
+        "problems": [],
+    }
+
+    backups = os.path.join(workdir, scale)
+    os.makedirs(backups, mode=0o700)
+    print(f"{scale}: backup", file=sys.stderr, flush=True)
+    made = []
+
+    def ours():
+        run = backup_collection(stack, backups)
+        made.append((run.pop("archive"), run.pop("sha256")))
+        return run
+
+    runs = alternate(
+        repeat,
+        [
+            ("collection", ours),
+            ("dumpdata + zip", lambda: backup_dumpdata(stack, backups)),
+            ("pg_dump -Fc", lambda: backup_pgdump(stack, backups)),
+        ],
+    )
+    for old, _sha256 in made[:-1]:
+        os.unlink(old)
+    archive, sha256 = made[-1]
+    facts["archive_mb"] = os.path.getsize(archive) / MB
+    with zipfile.ZipFile(archive) as handle:
+        metadata = json.loads(handle.read(METADATA))
+        facts["fixture_in_archive_mb"] = handle.getinfo(FIXTURE).file_size / MB
+    ours_s = median(runs["collection"], "seconds")
+    rows = [
+        row(
+            "backup",
+            "collection (archive_create, verification included)",
+            runs["collection"],
+            ours_s,
+        ),
+        row("backup", "manage.py dumpdata + zip", runs["dumpdata + zip"], ours_s),
+        row("backup", "pg_dump -Fc", runs["pg_dump -Fc"], ours_s),
+    ]
+
+    print(f"{scale}: verify", file=sys.stderr, flush=True)
+    runs = alternate(repeat, [("collection", lambda: verify_collection(stack, archive))])
+    verify = row("verify", "collection (archive_verify)", runs["collection"])
+    verify["mb_s"] = facts["archive_mb"] / verify["seconds"]
+    verify["fixture_mb_s"] = facts["fixture_in_archive_mb"] / verify["seconds"]
+    rows.append(verify)
+
+    print(f"{scale}: restore into {DATABASE}", file=sys.stderr, flush=True)
+    dump = "/tmp/edms-bench.pgdump"
+    stack.exec("db", "sh", "-c", PG_DUMP, "pg_dump", dump)
+    fixture_dir = "/tmp/edms-bench-fixture"
+    stack.exec("backend", "rm", "-rf", fixture_dir)
+    stack.exec("backend", "mkdir", "-m", "700", fixture_dir)
+    from ansible_collections.edms.backup.plugins.module_utils._load import put_fixture
+
+    fixture = put_fixture(stack.session.containers, stack.backend, archive, fixture_dir)
+    restored = {}
+
+    def checked(name, call):
+        def run():
+            result = call()
+            tables = stack.content(DATABASE)["tables"]
+            if tables != live["tables"]:
+                differ = sorted(t for t in live["tables"] if tables.get(t) != live["tables"][t])
+                facts["problems"].append(f"restore by {name}: tables differ: {differ}")
+            restored[name] = tables == live["tables"]
+            return result
+
+        return run
+
+    runs = alternate(
+        repeat,
+        [
+            (
+                "collection",
+                checked("collection", lambda: restore_collection(stack, archive, metadata)),
+            ),
+            (
+                "flush + loaddata",
+                checked("flush + loaddata", lambda: restore_loaddata(stack, fixture)),
+            ),
+            ("pg_restore", checked("pg_restore", lambda: restore_pgrestore(stack, dump))),
+        ],
+    )
+    stack.exec("backend", "rm", "-rf", fixture_dir)
+    stack.drop_database()
+    ours_s = median(runs["collection"], "seconds")
+    rows += [
+        row("restore", "collection (load into a separate database)", runs["collection"], ours_s),
+        row("restore", "manage.py flush + loaddata", runs["flush + loaddata"], ours_s),
+        row("restore", "pg_restore into an empty database", runs["pg_restore"], ours_s),
+    ]
+    facts["restored_equal"] = restored
+
+    print(f"{scale}: rollback", file=sys.stderr, flush=True)
+
+    def live_checked(name, call):
+        def run():
+            result = call()
+            now_content = stack.content()
+            if now_content != live:
+                facts["problems"].append(f"rollback by {name}: live content differs")
+            return result
+
+        return run
+
+    runs = alternate(
+        repeat,
+        [
+            (
+                "collection",
+                live_checked("collection", lambda: rollback_collection(stack, archive, sha256)),
+            ),
+            ("pg_restore", live_checked("pg_restore", lambda: rollback_pgrestore(stack, dump))),
+        ],
+    )
+    stack.exec("db", "rm", "-f", dump)
+    ours_s = median(runs["collection"], "seconds")
+    rows += [
+        row(
+            "rollback", "collection (archive_rollback, pg_dump member)", runs["collection"], ours_s
+        ),
+        row("rollback", "pg_restore --single-transaction --clean", runs["pg_restore"], ours_s),
+    ]
+
+    print(f"{scale}: preflight", file=sys.stderr, flush=True)
+    runs = alternate(repeat, [("ansible-playbook", lambda: preflight(stack))])
+    rows.append(
+        row("preflight", "ansible-playbook playbooks/preflight.yml", runs["ansible-playbook"])
+    )
+    shutil.rmtree(backups, ignore_errors=True)
+    facts["seconds"] = now() - started
+    return rows, facts
+
+
+def fmt(value, pattern="{:.1f}", empty="—"):
+    return empty if value is None else pattern.format(value)
+
+
+def verdicts(rows, facts):
+    """Each target: (what, measured, met)."""
+    by = {(r["operation"], r["side"].split(" (")[0]): r for r in rows}
+    out = []
+    backup = by[("backup", "manage.py dumpdata + zip")]["ratio"]
+    out.append(
+        ("backup ≥ 10 x faster than dumpdata + zip", f"{backup:.1f} x", backup >= TARGETS["backup"])
+    )
+    restore = by[("restore", "manage.py flush + loaddata")]["ratio"]
+    out.append(
+        (
+            "restore ≥ 20 x faster than flush + loaddata",
+            f"{restore:.1f} x",
+            restore >= TARGETS["restore"],
+        )
+    )
+    rb = by[("rollback", "pg_restore --single-transaction --clean")]["ratio"]
+    out.append(
+        ("rollback ≤ 1.5 x pg_restore by hand", f"{1 / rb:.2f} x", 1 / rb <= TARGETS["rollback"])
+    )
+    verify = by[("verify", "collection")]
+    out.append(
+        (
+            "verification ≥ 100 MB/s of archive",
+            f"{verify['mb_s']:.1f} MB/s of archive ({verify['fixture_mb_s']:.1f} of fixture)",
+            verify["mb_s"] >= TARGETS["verify_mb_s"],
+        )
+    )
+    pre = by[("preflight", "ansible-playbook playbooks/preflight.yml")]["seconds"]
+    out.append(
+        ("preflight through ansible-playbook < 20 s", f"{pre:.1f} s", pre < TARGETS["preflight_s"])
+    )
+    equal = all(facts["restored_equal"].values()) and not facts["problems"]
+    out.append(
+        (
+            "restored content: per-table digests equal to the live database's",
+            "equal" if equal else "; ".join(facts["problems"]) or "differ",
+            equal,
+        )
+    )
+    return out
+
+
+def section(rows, facts, command, machine):
+    lines = [
+        f"<!-- scale:{facts['scale']} -->",
+        f"## {facts['scale']}: {facts['objects']:,} objects, {facts['media']:,} media files",
+        "",
+        f"Measured {machine['date']} with `{command}` on {machine['summary']}. "
+        f"Fixture {facts['fixture_mb']:.1f} MB, archive {facts['archive_mb']:.1f} MB; "
+        f"{facts['documents']:,} documents. The whole scale took "
+        f"{facts['seconds'] / 60:.1f} min. Medians of the runs; the ratio is the row's time "
+        "over the collection's.",
+        "",
+        "| operation | side | runs | seconds | over the collection's | module RSS on the host, MB"
+        " | worker's peak RSS in the container, MB | container memory above idle, MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        extra = ""
+        if r["operation"] == "verify":
+            extra = f" ({r['mb_s']:.1f} MB/s of archive, {r['fixture_mb_s']:.1f} of fixture)"
+        lines.append(
+            f"| {r['operation']} | {r['side']}{extra} | {r['runs']} | {fmt(r['seconds'], '{:.2f}')}"
+            f" | {fmt(r['ratio'], '{:.2f}')} | {fmt(r['host_rss_mb'], '{:.0f}')}"
+            f" | {fmt(r['peak_rss_mb'] or None, '{:.0f}')} | {fmt(r['anon_mb'], '{:.0f}')} |"
+        )
+    lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
+    for what, measured, met in verdicts(rows, facts):
+        lines.append(f"| {what} | {measured} | {'yes' if met else 'NO'} |")
+    lines += ["", f"<!-- /scale:{facts['scale']} -->"]
+    return "\n".join(lines)
+
+
+HEADER = """# Benchmark results
+
+Written by `benchmarks/run.py` (see benchmarks/README.md); one section per
+scale, replaced when that scale runs again. What each row measures is in the
+harness's docstring. Notes on the targets that are not met are in the README.
+"""
+
+
+def write_results(path, text, scale):
+    """Replace the scale's section in the results file, or add it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    except FileNotFoundError:
+        current = HEADER
+    start, end = f"<!-- scale:{scale} -->", f"<!-- /scale:{scale} -->"
+    if start in current and end in current:
+        before, rest = current.split(start, 1)
+        after = rest.split(end, 1)[1]
+        current = before + text + after
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(current)
+
+
+def machine_facts(stack):
+    with open("/proc/meminfo", encoding="utf-8") as handle:
+        mem_kb = int(handle.readline().split()[1])
+    engine = docker("version", "-f", "{{.Server.Version}}").stdout.strip()
+    pg = stack.exec("db", "postgres", "--version").stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "summary": f"{os.cpu_count()} cores, {mem_kb / (1 << 20):.0f} GiB, "
+        f"{platform.platform()}, Python {platform.python_version()}, Docker {engine}, {pg}",
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--scale", nargs="+", choices=sorted(SCALES), default=["small"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side (default 3)")
+    parser.add_argument("--results", default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument("--dir", help="where the archives go (default: a temp dir)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    command = "benchmarks/run.py " + " ".join(sys.argv[1:])
+
+    stack = Stack()
+    machine = machine_facts(stack)
+    workdir = tempfile.mkdtemp(prefix="edms-bench-", dir=args.dir)
+    failed = False
+    try:
+        print("saving the live state", file=sys.stderr, flush=True)
+        saved, _seconds, _rss = run_module(
+            "archive_create",
+            {**MODULE_PROJECT, "backup_dir": workdir, "label": "pre-benchmark", "pgdump": True},
+        )
+        try:
+            for scale in args.scale:
+                rows, facts = measure_scale(stack, scale, args.repeat, workdir)
+                text = section(rows, facts, command, machine)
+                print(text)
+                write_results(args.results, text, scale)
+                failed = failed or bool(facts["problems"])
+        finally:
+            print("putting the live state back", file=sys.stderr, flush=True)
+            run_module(
+                "archive_rollback",
+                {**MODULE_PROJECT, "archive": saved["archive"], "method": "pgdump"},
+            )
+    finally:
+        stack.drop_database()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
