@@ -85,8 +85,7 @@ def child(mode, path):
             recreated_models=metadata["recreated_models"],
         )
         with open(os.path.join(path, FIXTURE), "rb") as stream:
-            for obj in iter_fixture(stream):
-                analysis.add(obj)
+            analysis.add_all(iter_fixture(stream))
         report = analysis.report()
         ok = report["references"]["dangling"] == 0 and report["duplicates"]["count"] == 0
         problems = [] if ok else ["the fixture has dangling references or duplicate keys"]
@@ -146,6 +145,7 @@ def main():
                     "write_s": written,
                     "verify_s": seconds,
                     "mb_per_s": fixture_size / MB / seconds,
+                    "archive_mb_per_s": os.path.getsize(path) / MB / seconds,
                     "baseline_mb": statistics.median(run["baseline_kb"] for run in runs) / 1024,
                     "peak_mb": statistics.median(run["peak_kb"] for run in runs) / 1024,
                     "fixture_peak_mb": statistics.median(run["peak_kb"] for run in fixture_runs)
@@ -166,6 +166,7 @@ def main():
         "write s",
         "verify s",
         "MB/s",
+        "archive MB/s",
         "start RSS MB",
         "peak RSS MB",
         "fixture only",
@@ -180,6 +181,7 @@ def main():
             f"{row['write_s']:.1f}",
             f"{row['verify_s']:.1f}",
             f"{row['mb_per_s']:.1f}",
+            f"{row['archive_mb_per_s']:.1f}",
             f"{row['baseline_mb']:.1f}",
             f"{row['peak_mb']:.1f}",
             f"{row['fixture_peak_mb']:.1f}",

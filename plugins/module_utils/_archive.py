@@ -969,8 +969,7 @@ class _Verification:
             limit=self.limit,
         )
         try:
-            for obj in iter_fixture(stream, self.chunk_size):
-                analysis.add(obj)
+            analysis.add_all(iter_fixture(stream, self.chunk_size))
         except FixtureError as exc:
             self.fixture_error = str(exc)
         self.report = analysis.report()

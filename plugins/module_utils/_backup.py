@@ -1,17 +1,21 @@
 # Private to the edms.backup collection: no compatibility promise to anyone else.
 """Taking a backup: the fixture, the media and optionally a pg_dump, into one archive.
 
-Everything streams: the fixture from the backend's stdout, the media as a tar
-stream from the container, the pg_dump from the db container's stdout, each
-straight into the archive being written. Nothing is held whole in memory, and
-nothing that looks like an archive exists until the archive is complete.
+Everything streams: the fixture from the backend's stdout and the media as a
+tar stream from the container, straight into the archive being written; the
+pg_dump from the db container's stdout into a private file beside it, at the
+same time (PgDumpSpool), then into the archive. Nothing is held whole in
+memory, and nothing that looks like an archive exists until the archive is
+complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tarfile
+import threading
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
@@ -118,6 +122,50 @@ def check_backup_dir(path):
         )
     if not os.access(path, os.W_OK | os.X_OK):
         raise BackupError(f"backup directory {path} is not writable by this user")
+
+
+class PgDumpSpool(threading.Thread):
+    """pg_dump of the database into a private file beside the archive, run while
+    the fixture and the media are taken (the db container's work overlaps the
+    backend's and the archive writer's), then written into the archive.
+
+    The file is ``.<archive name>.pgdump.partial``, mode 0600: a killed run
+    leaves it where interrupted archives are listed. ``error`` is what the
+    dump raised, if anything.
+    """
+
+    def __init__(self, containers, container_id, directory, name):
+        super().__init__(daemon=True)
+        self.containers = containers
+        self.container_id = container_id
+        self.path = os.path.join(directory, "." + name + ".pgdump.partial")
+        self.error = None
+
+    def run(self):
+        try:
+            stream = self.containers.exec_stream(
+                self.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
+            )
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                for chunk in stream:
+                    out.write(chunk)
+        except Exception as exc:  # ExecError, OSError, the transport's errors
+            self.error = exc
+
+    def result(self):
+        """The spooled file's path, once pg_dump has finished; raises its error."""
+        self.join()
+        if self.error is not None:
+            if isinstance(self.error, (ExecError, OSError)):
+                raise self.error
+            raise ExecError(f"pg_dump failed: {self.error}") from self.error
+        return self.path
+
+    def remove(self):
+        self.join()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
 def add_media(writer, containers, container_id, media_dir):
@@ -233,10 +281,14 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             )
         result.update(changed=True, name=name, execs=planned)
         return result
+    spool = None
     try:
         containers = containers or Containers()
         result["execs"] = containers.execs
         with ArchiveWriter(backup_dir, name) as writer:
+            if db is not None:
+                spool = PgDumpSpool(containers, db.container_id, backup_dir, name)
+                spool.start()
             dump = containers.exec_stream(backend.container_id, argv, what="the fixture dump")
             try:
                 writer.add_stream(FIXTURE, dump, compress=True)
@@ -247,15 +299,15 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             files, media_bytes, skipped = add_media(
                 writer, containers, backend.container_id, params["media_dir_container"]
             )
-            if db is not None:
-                pgdump = containers.exec_stream(
-                    db.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
-                )
-                writer.add_stream(PGDUMP, pgdump, compress=False)
+            if spool is not None:
+                writer.add_file(PGDUMP, spool.result(), compress=False)
             metadata = build_metadata(report, created, params, compose_project_name(services))
             path = writer.finish(metadata)
     except (ExecError, DumpError, ArchiveError, OSError) as exc:
         raise BackupError(f"cannot write archive {name} in {backup_dir}: {exc}", **result) from exc
+    finally:
+        if spool is not None:
+            spool.remove()
     result["changed"] = True
     result.update(
         archive=path,

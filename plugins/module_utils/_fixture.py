@@ -3,12 +3,14 @@
 
 ``iter_fixture`` yields the objects of a fixture one at a time, whatever the
 JSON formatting (one object per line, ``indent=2``, all on one line): memory
-holds the largest single object plus one chunk, never the whole file.
+holds the largest single object (or the few small ones decoded together) plus
+one chunk, never the whole file.
 
 ``FixtureAnalysis`` takes those objects one at a time and remembers only
 compact identities (integer primary keys in increasing runs, everything else
-as 64-bit digests in one flat array), so a fixture of any size is checked in
-memory of a few bytes per object.
+as 64-bit digests in one flat array) and a bounded number of keys that
+references resolved to, so a fixture of any size is checked in memory of a
+few bytes per object.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import sys
 from array import array
 from bisect import bisect_right
 from hashlib import blake2b
@@ -31,6 +34,20 @@ _CUT_MARGIN = 16
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+_TOP = 1 << 63
+_MASK = (1 << 64) - 1
+_MEDIA = "media\x00"
+_MISSING = object()
+# Characters of one-object-per-line text decoded in one call (see
+# _ArrayStream._batch): few enough objects that they stay below the cyclic
+# garbage collector's threshold (700 new containers), so that reference
+# counting alone frees them; a larger batch makes the collector run, and
+# promote and traverse them again, for nothing (JSON values hold no cycles).
+_BATCH = 1 << 14
+# Model names whose _Model is found by the name as the fixture spells it.
+_NAMES_LIMIT = 1 << 10
+# The keys remembered as resolved (see _Model), at most, all models together.
+_RESOLVED_LIMIT = 1 << 12
 
 
 class FixtureError(ValueError):
@@ -69,19 +86,31 @@ class _ArrayStream:
         self._dropped = 0  # bytes of text already dropped from the front of _buf
         self._read = 0  # bytes read from the stream
         self._eof = False
+        self._dropped_chars = 0  # characters dropped from the front of _buf
+        self._batching = True  # False once a batch did not decode
+        self._unbatched = 0  # no batch before this character of the text (from its start)
 
     def offset(self, pos=None):
         """Byte offset in the stream of position `pos` (default: the current one) of _buf."""
         return self._dropped + _utf8_length(self._buf[: self._pos if pos is None else pos])
 
+    def _compact(self):
+        """Drop the text before the current position from _buf."""
+        if self._pos:
+            rest = self._buf[self._pos :]
+            # What was decoded (read, less what the decoder holds of a
+            # character cut by the chunk's end), less the text kept.
+            decoded = self._read - len(self._text.getstate()[0])
+            self._dropped = decoded - _utf8_length(rest)
+            self._dropped_chars += self._pos
+            self._buf = rest
+            self._pos = 0
+
     def _fill(self, at_least=0):
         """Append the next chunk (at least `at_least` bytes) to _buf; False at the end."""
         if self._eof:
             return False
-        if self._pos:
-            self._dropped += _utf8_length(self._buf[: self._pos])
-            self._buf = self._buf[self._pos :]
-            self._pos = 0
+        self._compact()
         data = self._stream.read(max(self._chunk_size, at_least))
         try:
             self._buf += self._text.decode(data, final=not data)
@@ -132,6 +161,42 @@ class _ArrayStream:
             self._pos = end
             return value
 
+    def _batch(self):
+        """The elements from the current position to the last ",\n" in the
+        next _BATCH characters of _buf, decoded in one call, or None.
+
+        In the one-object-per-line layout a ",\n" is always between two
+        elements (a newline inside a JSON string is escaped), so the text up
+        to one is whole elements, which decode as an array faster than one
+        by one. Anything else (another layout, invalid JSON) gives None, and
+        the elements are decoded one at a time as before, with the same
+        errors; a batch that does not decode turns batches off for good."""
+        buf, pos = self._buf, self._pos
+        if self._dropped_chars + pos < self._unbatched:
+            return None
+        cut = buf.rfind(",\n", pos, pos + _BATCH)
+        if cut <= pos:
+            if pos + _BATCH < len(buf):
+                # No line end in reach: an element longer than _BATCH, or
+                # another layout. One at a time until past the text searched.
+                self._unbatched = self._dropped_chars + pos + _BATCH
+            else:
+                # The element may go on in the next chunk: it alone, from a
+                # _buf that holds little else (an error's line count is quick).
+                self._unbatched = self._dropped_chars + pos + 1
+                self._compact()
+            return None
+        text = "[" + buf[pos:cut] + "]"
+        try:
+            values, end = self._json.raw_decode(text)
+        except (ValueError, RecursionError):
+            values, end = None, 0
+        if not values or end != len(text):
+            self._batching = False
+            return None
+        self._pos = cut + 2
+        return values
+
     def elements(self):
         first = self._next_char()
         if not first:
@@ -155,6 +220,12 @@ class _ArrayStream:
                         index=index,
                         offset=self.offset(),
                     )
+                if self._batching:
+                    batch = self._batch()
+                    if batch:
+                        index += len(batch)
+                        yield from batch
+                        continue
                 yield self._value(index)
                 index += 1
                 # The one-object-per-line layout: ",\n" right after the object.
@@ -189,18 +260,37 @@ class _ArrayStream:
             )
 
 
-def _digest(*parts):
-    """A non-zero 64-bit digest of text parts."""
-    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
-    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little") | (1 << 63)
+def _prefix(*parts):
+    """What the text of a digest under `parts` (a model label, a kind) starts with."""
+    return "".join(part + "\x00" for part in parts)
+
+
+if sys.hash_info.width >= 64 and sys.hash_info.algorithm.startswith("siphash"):
+
+    def _digest(prefix, text):
+        """A non-zero 64-bit digest of `text` under a _prefix(): Python's own
+        string hash, SipHash keyed anew in each process (the digests are
+        never kept or compared beyond it), five times faster than blake2b."""
+        return hash(prefix + text) & _MASK | _TOP
+
+else:
+
+    def _digest(prefix, text):
+        """A non-zero 64-bit digest of `text` under a _prefix()."""
+        data = (prefix + text).encode("utf-8", "surrogatepass")
+        return int.from_bytes(blake2b(data, digest_size=8).digest(), "little") | _TOP
 
 
 def _key(value):
     """A primary-key value as compared: by its text, so "1" and 1 are the same key."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    kind = type(value)
+    if kind is int or (kind is not str and isinstance(value, int) and not isinstance(value, bool)):
         return value
     text = value if isinstance(value, str) else json.dumps(value)
-    return int(text) if _DECIMAL.match(text) else text
+    # Only digits, or "-" and digits, can be a decimal integer.
+    if (text.isdigit() or text[:1] == "-") and _DECIMAL.match(text):
+        return int(text)
+    return text
 
 
 def _natural_key_text(values):
@@ -209,6 +299,16 @@ def _natural_key_text(values):
     if all(isinstance(value, str) for value in values):
         return "".join(f"{len(value)}:{value}" for value in values)
     return "j" + json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _natural_key_id(values):
+    """A natural key as a set member, when it is all strings; else None."""
+    if len(values) == 1:
+        value = values[0]
+        return value if type(value) is str else None
+    if all(type(value) is str for value in values):
+        return tuple(values)
+    return None
 
 
 class _DigestTable:
@@ -261,31 +361,6 @@ class _DigestTable:
                 self.add(digest)
 
 
-class _IntRanges:
-    """Integers recorded in increasing order, kept as runs: a dense
-    auto-increment key costs nothing per row."""
-
-    def __init__(self):
-        self._starts = array("q")
-        self._ends = array("q")
-
-    def append(self, key):
-        """Record `key` if it is above every key recorded so far; else False."""
-        ends = self._ends
-        if ends and key <= ends[-1]:
-            return False
-        if ends and key == ends[-1] + 1:
-            ends[-1] = key
-        else:
-            self._starts.append(key)
-            ends.append(key)
-        return True
-
-    def __contains__(self, key):
-        i = bisect_right(self._starts, key) - 1
-        return i >= 0 and key <= self._ends[i]
-
-
 class _TextRun:
     """The text primary keys of a model that nothing references, while they
     arrive in increasing order (as dumpdata writes them): a key above the
@@ -299,6 +374,28 @@ class _TextRun:
         self.digests = array("Q", [digest])
 
 
+class _Keys:
+    """The identities of one model label that _Identities keeps apart from
+    its table: integer primary keys recorded in increasing order, as runs
+    (`starts`, `ends`: a dense auto-increment key costs nothing per row),
+    and, for a model that nothing references, its text keys while they are
+    in order (`run`: False before the first, a _TextRun, None once the order
+    broke or for a referenced model)."""
+
+    __slots__ = ("ends", "nk_prefix", "pk_prefix", "run", "starts")
+
+    def __init__(self, label, referenced):
+        self.starts = array("q")
+        self.ends = array("q")
+        self.run = None if referenced else False
+        self.pk_prefix = _prefix(label, "pk")
+        self.nk_prefix = _prefix(label, "nk")
+
+    def in_ranges(self, key):
+        i = bisect_right(self.starts, key) - 1
+        return i >= 0 and key <= self.ends[i]
+
+
 class _Identities:
     """The primary keys and natural keys seen so far, per model label.
 
@@ -306,56 +403,100 @@ class _Identities:
     only their keys are ever looked up."""
 
     def __init__(self, referenced=None):
-        self._ranges = {}
         self._digests = _DigestTable()
         self._referenced = referenced
-        self._runs = {}  # label: _TextRun, or None once its order broke
 
-    def add_pk(self, label, key):
-        """Record a primary key; False if the model already had it."""
+    def keys(self, label):
+        """A new, empty _Keys for `label`."""
+        return _Keys(label, self._referenced is None or label in self._referenced)
+
+    def add_pk(self, keys, key):
+        """Record a primary key (as _key() gives it) in `keys`; False if the
+        model already had it."""
         if (isinstance(key, int) and not isinstance(key, bool)) and _INT64_MIN <= key <= _INT64_MAX:
-            ranges = self._ranges.get(label)
-            if ranges is None:
-                ranges = self._ranges[label] = _IntRanges()
+            ends = keys.ends
+            if not ends or key > ends[-1]:
+                if ends and key == ends[-1] + 1:
+                    ends[-1] = key
+                else:
+                    keys.starts.append(key)
+                    ends.append(key)
+                return True
             # An integer above every one in the runs cannot be among the
             # digests either: those were all below the runs' top when added.
-            if ranges.append(key):
-                return True
-            if key in ranges:
+            if keys.in_ranges(key):
                 return False
-        digest = _digest(label, "pk", str(key))
-        if isinstance(key, str) and self._referenced is not None and label not in self._referenced:
-            run = self._runs.get(label, False)
+        digest = _digest(keys.pk_prefix, str(key))
+        run = keys.run
+        if run is not None and isinstance(key, str):
             if run is False:
-                self._runs[label] = _TextRun(key, digest)
+                keys.run = _TextRun(key, digest)
                 return True
-            if run is not None:
-                if key > run.last:
-                    run.last = key
-                    run.digests.append(digest)
-                    return True
-                # Out of order: from here on, this model's keys go to the table.
-                self._runs[label] = None
-                for earlier in run.digests:
-                    self._digests.add(earlier)
+            if key > run.last:
+                run.last = key
+                run.digests.append(digest)
+                return True
+            # Out of order: from here on, this model's keys go to the table.
+            keys.run = None
+            for earlier in run.digests:
+                self._digests.add(earlier)
         return self._digests.add(digest)
 
-    def has_pk(self, label, key):
-        if isinstance(key, int) and not isinstance(key, bool):
-            ranges = self._ranges.get(label)
-            if ranges is not None and key in ranges:
-                return True
-        digest = _digest(label, "pk", str(key))
-        run = self._runs.get(label)
-        if run is not None and digest in run.digests:
+    def has_pk(self, keys, key):
+        if isinstance(key, int) and not isinstance(key, bool) and keys.in_ranges(key):
+            return True
+        digest = _digest(keys.pk_prefix, str(key))
+        run = keys.run
+        if run and digest in run.digests:
             return True
         return digest in self._digests
 
-    def add_natural_key(self, label, values):
-        self._digests.add(_digest(label, "nk", _natural_key_text(values)))
+    def add_natural_key(self, keys, values):
+        self._digests.add(_digest(keys.nk_prefix, _natural_key_text(values)))
 
-    def has_natural_key(self, label, values):
-        return _digest(label, "nk", _natural_key_text(values)) in self._digests
+    def has_natural_key(self, keys, values):
+        return _digest(keys.nk_prefix, _natural_key_text(values)) in self._digests
+
+
+class _Model:
+    """What the analysis knows of one model label: how its objects are
+    checked (from the metadata, worked out once) and its identities.
+
+    relations: ((field, target _Model, many), ...) and to_recreated: ((field,
+    many), ...) for targets that are recreated, set on the model's first
+    object; natural_key: its fields, if references to the model by natural
+    key can be checked; resolved_pks, resolved_nks: keys of this model that
+    references resolved to, as the fixture writes them (a str or int primary
+    key; the str of a one-field natural key, else a tuple of str), so that a
+    key referenced again is not digested and looked up again: at most
+    _RESOLVED_LIMIT of all models together (see FixtureAnalysis._forget)."""
+
+    __slots__ = (
+        "count",
+        "file_fields",
+        "keys",
+        "label",
+        "natural_key",
+        "recreated",
+        "relations",
+        "resolved_nks",
+        "resolved_pks",
+        "to_recreated",
+    )
+
+    def __init__(self, label, keys, natural_key, file_fields, recreated):
+        self.label = label
+        self.count = 0
+        self.keys = keys
+        self.relations = self.to_recreated = None
+        self.natural_key = natural_key
+        self.file_fields = file_fields
+        self.recreated = recreated
+        self.resolved_pks = set()
+        self.resolved_nks = set()
+
+    def resolved_sets(self):
+        return self.resolved_pks, self.resolved_nks
 
 
 def _json_type(value):
@@ -400,7 +541,8 @@ class _Bounded:
 
 
 class FixtureAnalysis:
-    """Checks fixture objects given one at a time with add(); report() at the end.
+    """Checks fixture objects given one at a time with add(), or as a stream
+    with add_all(); report() at the end.
 
     relations: {model: {field: {"model": target, "many": bool}}} as in the
         archive metadata; without it references are not checkable.
@@ -445,77 +587,240 @@ class FixtureAnalysis:
         self._referenced_media = _DigestTable()
         self._ids = _Identities(targets)
         self._limit = limit
+        self._models = {}  # label: _Model
+        self._by_name = {}  # model as the fixture spells it: _Model, for the first few names
+        self._remembered = 0  # keys in the resolved_pks and resolved_nks of all models
 
         self.objects = 0
-        self.counts = {}
+        self._counted = []  # the _Model of each label counted, in the order first seen
         self._structure = _Bounded(limit)
         self._duplicates = _Bounded(limit)
         self._pending = []  # references whose target had not been seen yet
-        self._refs = dict.fromkeys(("checked", "resolved", "recreated", "null"), 0)
+        self._checked = self._resolved = self._recreated_refs = self._null = 0
         self._uncheckable = _Bounded(limit)
         self._uncheckable_models = set()
         self._files_checked = 0
         self._missing_files = _Bounded(limit)
 
-    def add(self, obj):
-        index = self.objects
-        self.objects += 1
+    @property
+    def counts(self):
+        """{label: objects} of the well-formed objects, per lower-case label."""
+        return {model.label: model.count for model in self._counted}
+
+    def _model(self, label):
+        """The _Model of a lower-case label, made on first use."""
+        model = self._models.get(label)
+        if model is None:
+            files = None
+            if self._file_fields is not None and self._media is not None:
+                files = tuple(self._file_fields.get(label, ()))
+            model = self._models[label] = _Model(
+                label,
+                self._ids.keys(label),
+                self._natural_keys.get(label),
+                files,
+                label in self._recreated,
+            )
+        return model
+
+    def _model_of(self, name):
+        """The _Model of an object's model `name` ('app_label.model', any case)."""
+        model = self._model(name.lower())
+        if model.relations is None:
+            plan = [
+                (field, self._model(target), many)
+                for field, target, many in (self._relations or {}).get(model.label, ())
+            ]
+            model.relations = tuple(ref for ref in plan if not ref[1].recreated)
+            model.to_recreated = tuple(
+                (field, many) for field, target, many in plan if target.recreated
+            )
+        if len(self._by_name) < _NAMES_LIMIT:
+            self._by_name[name] = model
+        return model
+
+    def _admit(self, index, obj):
+        """(model, pk, fields) of an object that did not pass add()'s quick
+        test, or Nones if it is malformed (counted as such)."""
         problem = _structure_problem(obj)
         if problem:
             self._structure.add({"index": index, "problem": f"object index {index} {problem}"})
-            return
-        label = obj["model"].lower()
-        self.counts[label] = self.counts.get(label, 0) + 1
-        pk = obj["pk"]
-        if not self._ids.add_pk(label, _key(pk)):
-            self._duplicates.add({"index": index, "model": label, "pk": pk})
-        fields = obj["fields"]
-        nk_fields = self._natural_keys.get(label)
-        if nk_fields and all(name in fields for name in nk_fields):
-            self._ids.add_natural_key(label, [fields[name] for name in nk_fields])
-        if self._relations is not None:
-            for field, target, many in self._relations.get(label, ()):
-                if field not in fields:
-                    continue
-                value = fields[field]
-                if many and isinstance(value, list):
-                    for item in value:
-                        self._reference(index, label, pk, field, target, item)
-                else:
-                    self._reference(index, label, pk, field, target, value)
-        if self._file_fields is not None and self._media is not None:
-            for field in self._file_fields.get(label, ()):
-                self._file(index, label, pk, field, fields.get(field))
+            return None, None, None
+        model = self._model_of(obj["model"])
+        if not model.count:
+            self._counted.append(model)
+        return model, obj["pk"], obj["fields"]
+
+    def add(self, obj):
+        """Check one object (its index: the number of objects added before it)."""
+        self.add_all((obj,))
+
+    def add_all(self, objects):
+        """add() each object of an iterable in turn (a fixture stream: what
+        iter_fixture yields). If the iterable raises, the objects before
+        count, and the exception goes on."""
+        by_name = self._by_name
+        add_pk = self._ids.add_pk
+        reference = self._reference
+        is_known = self._is_known
+        index = self.objects - 1
+        known = recreated = null = 0  # references counted here, not by _reference()
+        try:
+            for obj in objects:
+                index += 1
+                # The usual object passes this quick test (a model name seen
+                # before, a primary key, fields); any other, _structure_problem().
+                try:
+                    model = by_name[obj["model"]]
+                    pk = obj["pk"]
+                    fields = obj["fields"]
+                except (KeyError, TypeError):
+                    pk = None
+                if pk is None or type(fields) is not dict:
+                    model, pk, fields = self._admit(index, obj)
+                    if model is None:
+                        continue
+                model.count += 1
+                keys = model.keys
+                ends = keys.ends
+                # A dense integer key: the next of its run.
+                if type(pk) is int and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
+                    ends[-1] = pk
+                elif not add_pk(keys, _key(pk)):
+                    self._duplicates.add({"index": index, "model": model.label, "pk": pk})
+                if model.natural_key:
+                    self._add_natural_key(model, fields)
+                for field, target, many in model.relations:
+                    value = fields.get(field, _MISSING)
+                    if many and isinstance(value, list):
+                        for item in value:
+                            if not is_known(target, item):
+                                reference(index, model.label, pk, field, target, item)
+                        continue
+                    # A key that a reference resolved to before (see _Model),
+                    # or an integer among the target's runs: is_known() inline.
+                    kind = type(value)
+                    if kind is str:
+                        if value in target.resolved_pks:
+                            known += 1
+                            continue
+                    elif kind is int:
+                        runs = target.keys
+                        i = bisect_right(runs.starts, value)
+                        if i and value <= runs.ends[i - 1]:
+                            known += 1
+                            continue
+                    elif kind is list:
+                        if (
+                            len(value) == 1
+                            and type(value[0]) is str
+                            and value[0] in target.resolved_nks
+                        ):
+                            known += 1
+                            continue
+                    elif value is _MISSING:
+                        continue
+                    reference(index, model.label, pk, field, target, value)
+                for field, many in model.to_recreated:
+                    value = fields.get(field, _MISSING)
+                    if value is _MISSING:
+                        continue
+                    for item in value if many and isinstance(value, list) else (value,):
+                        if item is None:
+                            null += 1
+                        else:
+                            recreated += 1
+                if model.file_fields:
+                    for field in model.file_fields:
+                        self._file(index, model.label, pk, field, fields.get(field))
+        finally:
+            self.objects = index + 1
+            self._checked += known + recreated
+            self._resolved += known
+            self._recreated_refs += recreated
+            self._null += null
+
+    def _is_known(self, target, value):
+        """Whether `value` is a key that a reference to `target` resolved to
+        before (see _Model), or an integer among the target's runs; counted."""
+        kind = type(value)
+        if kind is str:
+            found = value in target.resolved_pks
+        elif kind is int:
+            i = bisect_right(target.keys.starts, value)
+            found = i > 0 and value <= target.keys.ends[i - 1]
+        elif kind is list and len(value) == 1 and type(value[0]) is str:
+            found = value[0] in target.resolved_nks
+        else:
+            return False
+        if found:
+            self._checked += 1
+            self._resolved += 1
+        return found
+
+    def _add_natural_key(self, model, fields):
+        if all(name in fields for name in model.natural_key):
+            values = [fields[name] for name in model.natural_key]
+            self._ids.add_natural_key(model.keys, values)
 
     def _reference(self, index, label, pk, field, target, value):
-        refs = self._refs
         if value is None:
-            refs["null"] += 1
+            self._null += 1
             return
-        refs["checked"] += 1
-        if target in self._recreated:
-            refs["recreated"] += 1
-        elif isinstance(value, list) and target not in self._natural_keys:
-            self._uncheckable_models.add(target)
-            self._uncheckable.add(
-                {"index": index, "model": label, "pk": pk, "field": field, "target": target}
-            )
+        self._checked += 1
+        if target.recreated:
+            self._recreated_refs += 1
+            return
+        if isinstance(value, list):
+            if target.natural_key is None:
+                self._uncheckable_models.add(target.label)
+                self._uncheckable.add(
+                    {
+                        "index": index,
+                        "model": label,
+                        "pk": pk,
+                        "field": field,
+                        "target": target.label,
+                    }
+                )
+                return
+            resolved, key = target.resolved_nks, _natural_key_id(value)
+        else:
+            resolved = target.resolved_pks
+            key = value if type(value) is str or type(value) is int else None
+        if key is not None and key in resolved:
+            self._resolved += 1
         elif self._resolves(target, value):
-            refs["resolved"] += 1
+            self._resolved += 1
+            if key is not None:
+                if self._remembered >= _RESOLVED_LIMIT:
+                    self._forget(resolved)
+                resolved.add(key)
+                self._remembered += 1
         else:
             self._pending.append((index, label, pk, field, target, value))
 
+    def _forget(self, resolved):
+        """Make room in the sets of resolved keys: empty `resolved`, the set
+        that grows (the keys of a model referenced in order, each a few
+        times: the usual case), or the largest if `resolved` is small."""
+        if len(resolved) < _RESOLVED_LIMIT // 4:
+            sets = (keys for model in self._models.values() for keys in model.resolved_sets())
+            resolved = max(sets, key=len)
+        self._remembered -= len(resolved)
+        resolved.clear()
+
     def _resolves(self, target, value):
         if isinstance(value, list):
-            return self._ids.has_natural_key(target, value)
-        return self._ids.has_pk(target, _key(value))
+            return self._ids.has_natural_key(target.keys, value)
+        return self._ids.has_pk(target.keys, _key(value))
 
     def _file(self, index, label, pk, field, value):
         if value in (None, ""):
             return
         self._files_checked += 1
         if isinstance(value, str) and value in self._media:
-            self._referenced_media.add(_digest("media", value))
+            self._referenced_media.add(_digest(_MEDIA, value))
         else:
             self._missing_files.add(
                 {"index": index, "model": label, "pk": pk, "field": field, "value": value}
@@ -538,13 +843,13 @@ class FixtureAnalysis:
                         "model": label,
                         "pk": pk,
                         "field": field,
-                        "target": target,
+                        "target": target.label,
                         "value": value,
                     }
                 )
         return {
             "objects": self.objects,
-            "counts": dict(self.counts),
+            "counts": self.counts,
             "structure": {"count": self._structure.count, "errors": self._structure.items},
             "duplicates": {"count": self._duplicates.count, "items": self._duplicates.items},
             "references": self._references_report(late, dangling),
@@ -557,31 +862,37 @@ class FixtureAnalysis:
                 "checkable": False,
                 "reason": "the metadata does not say which fields are references",
             }
-        return dict(
-            self._refs,
-            resolved=self._refs["resolved"] + late,
-            checkable=True,
-            dangling=dangling.count,
-            dangling_items=dangling.items,
-            not_checkable=self._uncheckable.count,
-            not_checkable_items=self._uncheckable.items,
-            not_checkable_models=sorted(self._uncheckable_models),
-        )
+        return {
+            "checked": self._checked,
+            "resolved": self._resolved + late,
+            "recreated": self._recreated_refs,
+            "null": self._null,
+            "checkable": True,
+            "dangling": dangling.count,
+            "dangling_items": dangling.items,
+            "not_checkable": self._uncheckable.count,
+            "not_checkable_items": self._uncheckable.items,
+            "not_checkable_models": sorted(self._uncheckable_models),
+        }
 
     def _files_report(self):
         if self._file_fields is None:
             return {"checkable": False, "reason": "the metadata does not name the file fields"}
         if self._media is None:
             return {"checkable": False, "reason": "the media files are not known"}
-        orphans = sorted(
-            name for name in self._media if _digest("media", name) not in self._referenced_media
-        )
+        media_files = 0
+        orphans = []
+        for name in self._media:
+            media_files += 1
+            if _digest(_MEDIA, name) not in self._referenced_media:
+                orphans.append(name)
+        orphans.sort()
         return {
             "checkable": True,
             "checked": self._files_checked,
             "missing": self._missing_files.count,
             "missing_items": self._missing_files.items,
-            "media_files": len(self._media),
+            "media_files": media_files,
             "orphans": len(orphans),
             "orphan_items": orphans[: self._limit],
         }

@@ -253,9 +253,12 @@ class Rollback(Session):
             self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
         self.result["database"] = "restored"
         try:
-            self.restore_media(path, metadata, work)
+            # Media found equal to the archive's and left alone need not be
+            # hashed a second time (pg_restore does not touch them).
+            media = [] if self.restore_media(path, metadata, work) else None
             check = self.count_against(metadata)
-            media = self.media_against(metadata)
+            if media is None:
+                media = self.media_against(metadata)
         except STEP_ERRORS as exc:
             self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
         if "error" in check:
@@ -292,18 +295,21 @@ class Rollback(Session):
             self.containers.exec(db, ["rm", "-rf", scratch], check=False)
 
     def restore_media(self, path, metadata, work):
+        """Put the archive's media back; True when they were found equal to the
+        archive's and left as they were."""
         if work:
             if self.media("putback", work).get("previous"):
                 self.result["media"] = "previous media moved back"
-                return
+                return False
             self.media("finish", work)
         if not self.media_against(metadata):
             self.result["media"] = "unchanged (already equal to the archive's)"
-            return
+            return True
         work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))
         swap = swap_in(self, path, work)
         self.media("finish", work)
         self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])
+        return False
 
 
 def restore(params, runner=None, containers=None, check_mode=False):

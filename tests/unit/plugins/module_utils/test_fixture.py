@@ -77,6 +77,39 @@ def test_an_object_much_larger_than_the_chunk_is_read():
     assert parse(one_per_line([big, big]), chunk_size=16) == [big, big]
 
 
+def many_objects(count):
+    # Sizes from a few bytes to far more than a chunk, newlines and commas
+    # inside strings, non-ASCII text: one per line, they are decoded in batches.
+    return [
+        {
+            "model": "a.b",
+            "pk": i,
+            "fields": {"text": ",\n],[ é✓" * (i % 7) + "x" * (40_000 if i % 500 == 7 else i % 90)},
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("chunk_size", [64, 1000, 1 << 20])
+def test_a_long_fixture_one_per_line_gives_every_object(chunk_size):
+    objects = many_objects(3000)
+    assert parse(one_per_line(objects), chunk_size) == objects
+
+
+@pytest.mark.parametrize("chunk_size", [64, 1000, 1 << 20])
+def test_invalid_json_deep_in_a_long_fixture_is_named_exactly(chunk_size):
+    objects = many_objects(3000)
+    text = one_per_line(objects)
+    start = text.index('{"model": "a.b", "pk": 2345,')
+    bad = (
+        text[:start] + '{"model": "a.b", "pk": tru, "fields": {}}' + text[text.index("\n", start) :]
+    )
+    err = error_of(bad, chunk_size)
+    assert err.index == 2345
+    assert err.offset == len(text[:start].encode()) + len('{"model": "a.b", "pk": ')
+    assert str(err).startswith("object index 2345 is not valid JSON")
+
+
 def error_of(text, chunk_size=1 << 20):
     with pytest.raises(FixtureError) as err:
         parse(text, chunk_size)
@@ -369,6 +402,31 @@ def test_file_fields_are_looked_up_and_orphans_counted():
 def test_without_file_fields_files_are_not_checkable():
     files = analyse([doc("d1", file="x")], media_files=set())["files"]
     assert files == {"checkable": False, "reason": "the metadata does not name the file fields"}
+
+
+def test_many_keys_referenced_again_and_again_resolve_and_a_dangling_one_is_found():
+    # More referenced keys than the analysis remembers as resolved, each
+    # referenced several times, in and out of order.
+    users = [user(i, f"u{i}") for i in range(1, 6001)]
+    docs = [doc(f"d{i}") for i in range(6000)]
+    refs = [
+        workflow(n, document=f"d{n % 6000}", participants=[[f"u{n % 6000 + 1}"], [f"u{n % 7 + 1}"]])
+        for n in range(1, 30001)
+    ]
+    report = analyse([*users, *docs, *refs, workflow(30001, document="d6000")])
+    refs = report["references"]
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (90001, 90000, 1)
+    assert refs["dangling_items"][0]["value"] == "d6000"
+
+
+def test_the_objects_before_an_error_in_the_stream_are_counted():
+    text = one_per_line([user(1, "a"), workflow(1, participants=[["a"], ["b"]])])
+    analysis = FixtureAnalysis(relations=RELATIONS, natural_keys=NATURAL_KEYS)
+    with pytest.raises(FixtureError):
+        analysis.add_all(iter_fixture(io.BytesIO(text.rstrip()[:-1].encode())))
+    report = analysis.report()
+    assert report["objects"] == 2
+    assert (report["references"]["resolved"], report["references"]["dangling"]) == (1, 1)
 
 
 def test_the_report_can_be_asked_twice():
