@@ -138,6 +138,7 @@ def pk_digest(keys):
 # the deserializer and a raw save do), natural keys are looked up once each,
 # and the rows go to the database as multi-row INSERTs of up to BATCH rows.
 BATCH_LOADER = r'''
+import queue, threading
 
 BATCH = 1000
 
@@ -253,10 +254,14 @@ class Table:
             return
         using, model = self.loader.using, self.model
         instances = [i for i in self.instances if i is not None]
+        if instances:
+            self.loader.sync()  # receivers see every earlier object written
         for instance in instances:
             send(pre_save, "pre_save", sender=model, instance=instance, raw=True,
                  using=using, update_fields=None)
         self.loader.insert(self.sql, self.rows, model._meta.label)
+        if instances:
+            self.loader.sync()
         for instance in instances:
             instance._state.adding = False
             instance._state.db = using
@@ -278,6 +283,8 @@ class Table:
             if action is None:
                 self.loader.insert(m2m["sql"], m2m["rows"], through._meta.label)
                 continue
+            if m2m["adds"]:
+                self.loader.sync()
             for instance, pk_set in m2m["adds"]:
                 send(m2m_changed, "m2m_changed " + action, sender=through, action=action,
                      instance=instance, reverse=False, model=target_model, pk_set=pk_set,
@@ -303,6 +310,62 @@ def send(signal, what, **kwargs):
             what, kwargs["sender"]._meta.label, cause, hint)) from exc
 
 
+class Writer(threading.Thread):
+    """Runs the INSERTs on their own cursor of the load's connection while the
+    main thread converts the next batch: the database works on one core while
+    Python works on the other (psycopg releases the GIL while it waits).
+
+    The connection serialises statements; the main thread calls sync() before
+    anything it does on the database itself (a natural-key lookup, a signal,
+    the counts), so it always sees every row queued before. The first failed
+    statement is kept and raised in the main thread by the next submit() or
+    sync(); nothing after it is run.
+    """
+
+    def __init__(self, connection):
+        super().__init__(daemon=True)
+        self.connection = connection
+        self.queue = queue.Queue(maxsize=4)
+        self.error = None
+
+    def run(self):
+        cursor = self.connection.cursor()
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    text, params, count, label = item
+                    try:
+                        cursor.execute(text, params)
+                    except Exception as exc:
+                        self.error = (exc, count, label)
+            finally:
+                self.queue.task_done()
+
+    def check(self):
+        if self.error is not None:
+            exc, count, label = self.error
+            cause = " ".join(str(exc).split()) or repr(exc)
+            hint = " " + COLLISION if "duplicate key" in cause else ""
+            raise RuntimeError("could not write %d row(s) of %s: %s%s" % (
+                count, label, cause, hint)) from exc
+
+    def submit(self, item):
+        self.check()
+        self.queue.put(item)
+
+    def sync(self):
+        self.queue.join()
+        self.check()
+
+    def stop(self):
+        """Wait for what is queued, then end the thread (errors are left to sync())."""
+        self.queue.put(None)
+        self.join()
+
+
 class BatchLoader:
     """Loads fixture objects in batches; natural keys looked up once each."""
 
@@ -314,7 +377,7 @@ class BatchLoader:
         self.tables = {}
         self.keys = {}
         self.deferred_fks, self.deferred_m2m = [], []
-        self.cursor = None
+        self.writer = None
 
     def table(self, label):
         table = self.tables.get(label)
@@ -335,19 +398,27 @@ class BatchLoader:
             quote(table), ", ".join(quote(c) for c in columns)), len(columns)
 
     def insert(self, sql, rows, label):
+        """Queue one multi-row INSERT (Writer)."""
         text, width = sql
         placeholders = "(" + ", ".join(["%s"] * width) + ")"
         params = [value for row in rows for value in row]
-        if self.cursor is None:
+        if self.writer is None:
             self.connection.ensure_connection()
-            self.cursor = self.connection.connection.cursor()
-        try:
-            self.cursor.execute(text + ", ".join([placeholders] * len(rows)), params)
-        except Exception as exc:
-            cause = " ".join(str(exc).split()) or repr(exc)
-            hint = " " + COLLISION if "duplicate key" in cause else ""
-            raise RuntimeError("could not write %d row(s) of %s: %s%s" % (
-                len(rows), label, cause, hint)) from exc
+            self.writer = Writer(self.connection.connection)
+            self.writer.start()
+        self.writer.submit((text + ", ".join([placeholders] * len(rows)), params,
+                            len(rows), label))
+
+    def sync(self):
+        """Wait until every queued INSERT ran; raise the first that failed."""
+        if self.writer is not None:
+            self.writer.sync()
+
+    def close(self):
+        """End the writer thread, after what it has queued (call before the
+        transaction ends, whatever happened)."""
+        if self.writer is not None:
+            self.writer.stop()
 
     def natural(self, model, key, field_name):
         """The value of field_name of the object with natural key `key`, or DEFER."""
@@ -356,6 +427,7 @@ class BatchLoader:
         if key in cache:
             return cache[key]
         manager = model._default_manager.db_manager(self.using)
+        self.sync()
         for attempt in (1, 2):
             try:
                 obj = manager.get_by_natural_key(*key)
@@ -365,6 +437,7 @@ class BatchLoader:
                 if attempt == 2 or pending is None or not pending.rows:
                     return DEFER
                 pending.flush()  # it may be among the rows not written yet
+                self.sync()
         value = getattr(obj, field_name)
         if model._meta.pk.remote_field:
             value = value.pk
@@ -406,6 +479,7 @@ class BatchLoader:
     def finish(self):
         """Write what is pending, then the forward references (as loaddata does last)."""
         self.flush()
+        self.sync()
         updates = {}
         for table, pk, name, raw in self.deferred_fks:
             field, convert = table.convert[name]
@@ -432,6 +506,7 @@ class BatchLoader:
         for table in set(self.tables.values()):
             for m2m in table.m2m.values():
                 table.flush_m2m(m2m)
+        self.sync()
         self.deferred_fks, self.deferred_m2m = [], []
 '''
 
@@ -506,6 +581,27 @@ def read_objects(path):
         yield obj
 
 
+def load_all(loader, fixture_keys, allowed):
+    """Every object of the fixture through the loader, then what it deferred;
+    fixture_keys gets the count and key digest of each model's objects."""
+    count = 0
+    for obj in read_objects(request["fixture"]):
+        if not isinstance(obj, dict) or "model" not in obj:
+            raise ValueError("fixture object %d is not an object with a model" % (count + 1))
+        table = loader.table(obj["model"])
+        model = table.model
+        if model not in allowed:
+            if not router.allow_migrate_model(using, model):
+                raise RuntimeError("the router refuses %s here" % model._meta.label)
+            allowed.add(model)
+        entry = fixture_keys.setdefault(model._meta.label_lower, [0, 0])
+        entry[0] += 1
+        entry[1] += key_hash(obj.get("pk"))
+        table.add(obj)
+        count += 1
+    loader.finish()
+
+
 try:
     if request.get("settings"):
         os.environ["DJANGO_SETTINGS_MODULE"] = request["settings"]
@@ -554,22 +650,11 @@ try:
             state["stage"] = "load"
             loader = BatchLoader(connection, using, apps)
             fixture_keys, objects, allowed = {}, 0, set()
-            for obj in read_objects(request["fixture"]):
-                if not isinstance(obj, dict) or "model" not in obj:
-                    raise ValueError("fixture object %d is not an object with a model" % (
-                        objects + 1))
-                table = loader.table(obj["model"])
-                model = table.model
-                if model not in allowed:
-                    if not router.allow_migrate_model(using, model):
-                        raise RuntimeError("the router refuses %s here" % model._meta.label)
-                    allowed.add(model)
-                entry = fixture_keys.setdefault(model._meta.label_lower, [0, 0])
-                entry[0] += 1
-                entry[1] += key_hash(obj.get("pk"))
-                table.add(obj)
-                objects += 1
-            loader.finish()
+            try:
+                load_all(loader, fixture_keys, allowed)
+            finally:
+                loader.close()  # before the transaction ends, whatever happened
+            objects = sum(entry[0] for entry in fixture_keys.values())
             loaded_models = {t.model for t in loader.tables.values() if t.count}
             inject("load")
             # Foreign keys are checked here, inside the transaction.
