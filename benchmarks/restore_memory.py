@@ -17,9 +17,16 @@ While each runs, the harness samples from the host every 0.2 s the peak RSS
 cgroup (above what it held just before). The separate database is dropped
 at the end.
 
-Exit 1 when a load fails, when loaddata's counts differ from the archive's,
-or when the collection's peak RSS at the largest size exceeds the one at
-the smallest by more than --max-ratio.
+With --memory-limit (e.g. 2g) the backend container runs under that memory
+limit (``docker update``) while both load, as a deployment with that limit
+would; a load the kernel kills for it is reported as killed, with the time
+and memory it had reached. The backend is recreated by Compose afterwards,
+which takes the limit away again.
+
+Exit 1 when a load fails (other than loaddata killed under --memory-limit),
+when loaddata's counts differ from the archive's, or when the collection's
+peak RSS at the largest size exceeds the one at the smallest by more than
+--max-ratio.
 
     .venv/bin/python benchmarks/restore_memory.py --sizes 50 500
 """
@@ -176,13 +183,17 @@ def with_report(sample, seconds, reported_kb):
 
 
 class Bench:
-    def __init__(self, loaddata_limit=None):
+    def __init__(self, loaddata_limit=None, memory_limit=None):
+        self.memory_limit = memory_limit
         self.session = Rehearsal(dict(PROJECT))
         self.session.locate()
         backend = self.session.backend.container_id
         inspect = ["docker", "inspect", "-f", "{{.State.Pid}}", backend]
         self.container_pid = int(subprocess.check_output(inspect, text=True))
         self.loaddata_limit = loaddata_limit
+        if memory_limit:
+            limit = ["--memory", memory_limit, "--memory-swap", memory_limit]
+            subprocess.run(["docker", "update", *limit, backend], check=True, capture_output=True)
 
     def fresh_database(self):
         """The separate database, dropped if left over, created and migrated."""
@@ -209,17 +220,25 @@ class Bench:
             request = {"settings": None, "database": DATABASE, "fixture": fixture}
             sampler = Sampler(self.container_pid, DATABASE, self.loaddata_limit)
             sampler.start()
+            started = time.monotonic()
             try:
                 answer = self.session.backend_script(LOADDATA_SCRIPT, request, "loaddata")
-            except ExecError:
-                if not sampler.stopped_at_limit:
+            except ExecError as exc:
+                if sampler.stopped_at_limit:
+                    answer = {"seconds": None, "peak_rss_kb": None}
+                elif self.memory_limit and "(exit 137)" in str(exc):
+                    # SIGKILL: the kernel's OOM killer, at the container's limit.
+                    answer = {"seconds": None, "peak_rss_kb": None, "killed": True}
+                    killed_after = time.monotonic() - started
+                else:
                     raise
-                answer = {"seconds": None, "peak_rss_kb": None}
             finally:
                 sample = sampler.finish()
+            if answer.get("killed"):
+                sample["killed_after"] = killed_after
         finally:
             containers.exec(backend, ["rm", "-rf", scratch], check=False)
-        if not sample["stopped_at_limit"]:
+        if not sample["stopped_at_limit"] and not sample.get("killed_after"):
             counted = self.session.count_against(metadata, database=DATABASE)
             if counted.get("differences"):
                 raise SystemExit(f"loaddata's counts differ: {counted['differences']}")
@@ -227,17 +246,34 @@ class Bench:
 
     def close(self):
         self.session.drop_database()
+        if self.memory_limit:
+            compose = ["docker", "compose", "--project-directory", PROJECT["project_dir"]]
+            for name in PROJECT["compose_files"]:
+                compose += ["-f", os.path.join(PROJECT["project_dir"], name)]
+            subprocess.run(
+                [*compose, "up", "-d", "--wait", "--force-recreate", "--no-deps", "backend"],
+                check=True,
+                capture_output=True,
+            )
 
 
 def summary(size, side, runs, limit):
-    """One table row: medians over the runs; a bound when loaddata was stopped."""
+    """One table row: medians over the runs; a bound when loaddata was stopped,
+    and the time it was killed at when the memory limit killed it."""
     stopped = any(run["stopped_at_limit"] for run in runs)
+    killed = [run["killed_after"] for run in runs if run.get("killed_after")]
     finished = [run["seconds"] for run in runs if run["seconds"] is not None]
+    if killed:
+        seconds = f"killed by the memory limit after {statistics.median(killed):.0f}"
+    elif stopped:
+        seconds = f"> {limit:.0f}"
+    else:
+        seconds = f"{statistics.median(finished):.1f}"
     return {
         **size,
         "side": side,
-        "seconds": f"> {limit:.0f}" if stopped else f"{statistics.median(finished):.1f}",
-        "bound": "≥ " if stopped else "",
+        "seconds": seconds,
+        "bound": "≥ " if stopped or killed else "",
         "peak_rss_mb": statistics.median(run["peak_rss_mb"] for run in runs),
         "anon_mb": statistics.median(run["anon_above_idle_mb"] for run in runs),
     }
@@ -259,11 +295,16 @@ def main():
         metavar="SECONDS",
         help="stop loaddata after this long; its peak is then a lower bound (default: none)",
     )
+    parser.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="run the backend under this memory limit (docker update, e.g. 2g) for the loads",
+    )
     parser.add_argument("--dir", help="where to write the archives (default: a temp dir)")
     args = parser.parse_args()
     check_sizes(parser, args)
 
-    bench = Bench(loaddata_limit=args.loaddata_limit)
+    bench = Bench(loaddata_limit=args.loaddata_limit, memory_limit=args.memory_limit)
     workdir = tempfile.mkdtemp(prefix="edms-restore-bench-", dir=args.dir)
     rows = []
     try:
