@@ -972,6 +972,11 @@ class _Verification:
             analysis.add_all(iter_fixture(stream, self.chunk_size))
         except FixtureError as exc:
             self.fixture_error = str(exc)
+        except RecursionError:
+            # json's decoder recurses once per level of nesting.
+            self.fixture_error = "a value is nested too deeply to be read"
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            self.fixture_error = "a value cannot be read: " + " ".join(str(exc).split())
         self.report = analysis.report()
 
     # The checks, in order.

@@ -695,6 +695,17 @@ def test_members_over_the_total_size_limit_fail(tmp_path):
         (b'[\n{"model": "users.user", "pk": 1, "fields": {}},\n{"model": oops}\n]\n', "not valid"),
         (b'[\n{"model": "users.user", "pk": 1, "fields": {"username": "al', "truncated"),
         (b'{"model": "users.user"}', "not a JSON array"),
+        (
+            b'[\n{"model": "users.user", "pk": 1, "fields": {"x": '
+            + b"[" * 100000
+            + b"]" * 100000
+            + b"}}\n]\n",
+            "nested too deeply",
+        ),
+        (
+            b'[\n{"model": "users.user", "pk": ' + b"9" * 5000 + b', "fields": {}}\n]\n',
+            "a value cannot be read: Exceeds the limit (4300 digits)",
+        ),
     ],
 )
 def test_a_fixture_that_does_not_parse_fails(tmp_path, fixture, message):
