@@ -301,12 +301,17 @@ def _natural_key_text(values):
     return "j" + json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def _is_int(value):
+    """An integer from JSON: a bool is not a key."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _natural_key_id(values):
     """A natural key as a set member, when it is all strings; else None."""
     if len(values) == 1:
         value = values[0]
-        return value if type(value) is str else None
-    if all(type(value) is str for value in values):
+        return value if isinstance(value, str) else None
+    if all(isinstance(value, str) for value in values):
         return tuple(values)
     return None
 
@@ -676,7 +681,7 @@ class FixtureAnalysis:
                     fields = obj["fields"]
                 except (KeyError, TypeError):
                     pk = None
-                if pk is None or type(fields) is not dict:
+                if pk is None or not isinstance(fields, dict):
                     model, pk, fields = self._admit(index, obj)
                     if model is None:
                         continue
@@ -684,7 +689,7 @@ class FixtureAnalysis:
                 keys = model.keys
                 ends = keys.ends
                 # A dense integer key: the next of its run.
-                if type(pk) is int and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
+                if _is_int(pk) and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
                     ends[-1] = pk
                 elif not add_pk(keys, _key(pk)):
                     self._duplicates.add({"index": index, "model": model.label, "pk": pk})
@@ -713,7 +718,7 @@ class FixtureAnalysis:
                     elif kind is list:
                         if (
                             len(value) == 1
-                            and type(value[0]) is str
+                            and isinstance(value[0], str)
                             and value[0] in target.resolved_nks
                         ):
                             known += 1
@@ -749,7 +754,7 @@ class FixtureAnalysis:
         elif kind is int:
             i = bisect_right(target.keys.starts, value)
             found = i > 0 and value <= target.keys.ends[i - 1]
-        elif kind is list and len(value) == 1 and type(value[0]) is str:
+        elif kind is list and len(value) == 1 and isinstance(value[0], str):
             found = value[0] in target.resolved_nks
         else:
             return False
@@ -787,7 +792,7 @@ class FixtureAnalysis:
             resolved, key = target.resolved_nks, _natural_key_id(value)
         else:
             resolved = target.resolved_pks
-            key = value if type(value) is str or type(value) is int else None
+            key = value if isinstance(value, str) or _is_int(value) else None
         if key is not None and key in resolved:
             self._resolved += 1
         elif self._resolves(target, value):

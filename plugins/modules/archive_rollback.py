@@ -35,7 +35,7 @@ options:
       - The archive's sha256 as a run that verified it returned it
         (RV(edms.backup.archive_create#module:sha256) of the safety backup, or
         RV(sha256) of a check-mode run of this module). The file's sha256 is
-        then compared with it instead of verifying the archive again: equal
+        then compared with it instead of verifying the archive again; equal
         bytes verify alike, and a rollback of a large archive does not wait
         for a second full verification. A difference fails the task before
         anything changes.
