@@ -702,12 +702,19 @@ def main():
     parser.add_argument("--scale", nargs="+", choices=sorted(SCALES), default=["small"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (default 3)")
     parser.add_argument("--results", default=RESULTS, help=f"default {RESULTS}")
-    parser.add_argument("--dir", help="where the archives go (default: a temp dir)")
+    parser.add_argument(
+        "--dir", help="a directory, made if missing, for the work dir (default: the system's temp)"
+    )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     command = "benchmarks/run.py " + " ".join(sys.argv[1:])
 
+    if args.dir:
+        try:
+            os.makedirs(args.dir, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--dir {args.dir}: {exc.strerror}")
     stack = Stack()
     machine = machine_facts(stack)
     workdir = tempfile.mkdtemp(prefix="edms-bench-", dir=args.dir)
