@@ -339,11 +339,11 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             ),
             **result,
         )
-    result.update(compare_counts(backup_dir, name, params["display_timezone"], threshold, warn))
+    result.update(against_previous(backup_dir, name, params["display_timezone"], threshold, warn))
     return result
 
 
-def compare_counts(backup_dir, name, display_timezone, threshold, warn=None):
+def against_previous(backup_dir, name, display_timezone, threshold, warn=None):
     """count_drops and count_compared_with of a new archive against the previous
     verified one in its directory. A backup of a damaged database is still
     evidence: what cannot be compared is a warning too, never a failure."""

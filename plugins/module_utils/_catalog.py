@@ -34,6 +34,25 @@ NATIVE_NAME = re.compile(r"^(\d{8})_(\d{6})(\.zip)?$")
 ARCHIVE_TIME = re.compile(r"^edms_(\d{8})T(\d{6})Z")
 
 
+def human_size(size):
+    """An archive's size as people read it: 512 B, 1.5 KiB ... 3.2 GiB; ? when unknown."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        return "?"
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def percent(ratio):
+    """80%, 79.5%: one decimal only where it matters."""
+    return f"{ratio:.1%}".replace(".0%", "%")
+
+
 class CatalogError(Exception):
     """The backup directory cannot be read."""
 

@@ -31,7 +31,9 @@ from datetime import timedelta
 from ansible_collections.edms.backup.plugins.module_utils._archive import METADATA, PGDUMP
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
+    human_size,
     list_archives,
+    percent,
 )
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     parse_instant,
@@ -68,23 +70,6 @@ def data_size(path):
             )
     except (OSError, zipfile.BadZipFile):
         return None
-
-
-def human_size(size):
-    if size < 1024:
-        return f"{size} bytes"
-    value = size / 1024
-    for unit in ("KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-def percent(ratio):
-    """80%, 79.5%: one decimal only where it matters."""
-    text = f"{ratio:.1%}"
-    return text.replace(".0%", "%")
 
 
 def hours(seconds):

@@ -21,7 +21,9 @@ from datetime import datetime, timezone
 from ansible_collections.edms.backup.plugins.module_utils._archive import fsync_directory
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
+    human_size,
     list_archives,
+    percent,
 )
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
@@ -82,17 +84,6 @@ class PageError(ModuleFailure):
 
 def esc(value):
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def human_size(size):
-    if not isinstance(size, int):
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # not reached
 
 
 def _utc_text(iso):
@@ -356,9 +347,9 @@ def render_page(catalog, backup_dir, display_timezone, threshold, comparisons=No
         comparisons = compare_all(archives, threshold)
     flagged = [a["name"] for a in archives if comparisons[a["name"]]["drops"]]
     title = f"EDMS backups in {backup_dir}"
-    percent = f"{float(threshold) * 100:g}%"
     rule = (
-        f"An archive is marked {DROP_BADGE} when a model lost more than {percent} of its"
+        f"An archive is marked {DROP_BADGE} when a model lost more than"
+        f" {percent(float(threshold))} of its"
         " objects, or vanished, against the previous verified archive (the newest earlier"
         " archive whose verification passed and is current)."
         if threshold

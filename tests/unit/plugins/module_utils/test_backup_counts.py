@@ -5,7 +5,7 @@ import os
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._backup import (
     BackupError,
-    compare_counts,
+    against_previous,
     create_backup,
 )
 
@@ -17,7 +17,7 @@ def test_a_fall_warns_naming_models_counts_and_the_previous_archive(tmp_path):
     skipped = verified(write_archive(tmp_path, 2, {"documents.document": 1}), ok=False)
     new = verified(write_archive(tmp_path, 3, {"documents.document": 6, "users.user": 12}))
     warnings = []
-    result = compare_counts(str(tmp_path), os.path.basename(new), "UTC", 0.5, warnings.append)
+    result = against_previous(str(tmp_path), os.path.basename(new), "UTC", 0.5, warnings.append)
     assert result["count_compared_with"] == os.path.basename(good)
     assert result["count_drops"] == [
         {
@@ -39,14 +39,14 @@ def test_no_fall_no_warning_and_an_empty_list(tmp_path):
     verified(write_archive(tmp_path, 1, {"documents.document": 60}))
     new = verified(write_archive(tmp_path, 2, {"documents.document": 59}))
     warnings = []
-    result = compare_counts(str(tmp_path), os.path.basename(new), "UTC", 0.5, warnings.append)
+    result = against_previous(str(tmp_path), os.path.basename(new), "UTC", 0.5, warnings.append)
     assert result["count_drops"] == []
     assert warnings == []
 
 
 def test_what_cannot_be_compared_is_a_warning_not_a_failure(tmp_path):
     warnings = []
-    result = compare_counts(str(tmp_path / "gone"), "edms_x.zip", "UTC", 0.5, warnings.append)
+    result = against_previous(str(tmp_path / "gone"), "edms_x.zip", "UTC", 0.5, warnings.append)
     assert result == {"count_drops": [], "count_compared_with": None}
     assert "not compared" in warnings[0]
 

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     describe_archive,
+    human_size,
     list_archives,
+    percent,
     read_status,
     record_status,
     status_path,
@@ -104,3 +106,23 @@ def test_native_layouts_are_listed_and_other_files_are_not(tmp_path):
 def test_describe_ignores_what_is_not_an_archive(tmp_path):
     (tmp_path / "empty").mkdir()
     assert describe_archive(str(tmp_path / "empty"), "UTC") is None
+
+
+def test_sizes_and_ratios_read_as_people_read_them():
+    assert [human_size(n) for n in (0, 1023, 1024, 1536, 1024**2 - 1, 1024**2, 5 * 1024**3)] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "1024.0 KiB",
+        "1.0 MiB",
+        "5.0 GiB",
+    ]
+    assert human_size(None) == human_size(True) == human_size("12") == "?"
+    assert [percent(r) for r in (0.8, 0.795, 1.0, 0.125, 0)] == [
+        "80%",
+        "79.5%",
+        "100%",
+        "12.5%",
+        "0%",
+    ]

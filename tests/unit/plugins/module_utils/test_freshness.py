@@ -47,7 +47,7 @@ def test_a_fresh_newest_verified_backup_is_ok_and_reported_with_the_one_before()
         " is 3.0 h old (limit 26 h)"
     )
     assert (
-        "101% of the 1000 bytes of the verified backup before it, old.zip"
+        "101% of the 1000 B of the verified backup before it, old.zip"
         in (found["backup_size"]["message"])
     )
     assert facts["problems"] == []

@@ -7,13 +7,13 @@ from html.parser import HTMLParser
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
+    human_size,
     list_archives,
     record_status,
     verification_entry,
 )
 from ansible_collections.edms.backup.plugins.module_utils._page import (
     PageError,
-    human_size,
     rehearsal_text,
     render_page,
     write_catalogue,
