@@ -137,6 +137,26 @@ def test_the_playbook_check_mode_run_and_rerun(history):
     assert listing["partials"] == []
 
 
+def test_the_page_takes_the_backup_roles_threshold_unless_its_own_is_set(history):
+    directory, taken = history
+    fell = taken["fell"]["name"]
+    off = run_playbook(
+        "catalogue.yml", f"edms_backup_dir={directory}", {"backup_count_drop_threshold": 0}
+    )
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert "COUNTS FELL" not in off.stdout
+    own = run_playbook(
+        "catalogue.yml",
+        f"edms_backup_dir={directory}",
+        {"backup_count_drop_threshold": 0, "edms_count_drop_threshold": 0.5},
+    )
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert f"COUNTS FELL {fell} against" in own.stdout
+    # The page is left as the default threshold writes it.
+    again = run_playbook("catalogue.yml", f"edms_backup_dir={directory}")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 def test_the_playbook_refuses_bad_input_naming_it(history):
     directory, _taken = history
     typed = run_playbook(
@@ -149,6 +169,11 @@ def test_the_playbook_refuses_bad_input_naming_it(history):
     )
     assert ranged.returncode != 0
     assert "count_drop_threshold 1.5 is not between 0 (off) and 1" in ranged.stdout
+    inherited = run_playbook(
+        "catalogue.yml", f"edms_backup_dir={directory}", {"backup_count_drop_threshold": "lots"}
+    )
+    assert inherited.returncode != 0
+    assert "backup_count_drop_threshold" in inherited.stdout
     missing = run_playbook("catalogue.yml", "edms_backup_dir=/nonexistent/edms-backups")
     assert missing.returncode != 0
     assert "cannot list backup directory /nonexistent/edms-backups" in missing.stdout
