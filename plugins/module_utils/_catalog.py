@@ -35,7 +35,7 @@ ARCHIVE_TIME = re.compile(r"^edms_(\d{8})T(\d{6})Z")
 
 
 def human_size(size):
-    """An archive's size as people read it: 512 B, 1.5 KiB ... 3.2 GiB; ? when unknown."""
+    """A size in bytes as people read it: 512 B, 1.5 KiB ... 3.2 GiB; ? when unknown."""
     if not isinstance(size, int) or isinstance(size, bool):
         return "?"
     if size < 1024:
