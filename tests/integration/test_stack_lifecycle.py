@@ -75,3 +75,26 @@ def test_down_removes_the_project_and_up_rebuilds_it(stack):
     assert names == ["edms_demo_backend", "edms_demo_db"]
     assert all("(healthy)" in s["Status"] for s in states), states
     assert document_count() == TINY["documents"]
+
+
+def test_purge_clears_another_checkouts_stack(stack):
+    """CI's case: the engine still holds a stack whose .env this checkout lacks."""
+    env_file = os.path.join(os.path.dirname(COMPOSE_FILE), ".env")
+    try:
+        os.remove(env_file)  # the volume stays, as another checkout's would
+        refused = run([STACK, "up"], check=False)
+        assert refused.returncode == 1
+        assert "the volume edms-demo_pgdata exists but" in refused.stderr
+        assert "demo/bin/stack purge" in refused.stderr
+        # Refused before anything changed: no new secrets, the stack still runs.
+        assert not os.path.exists(env_file)
+        assert len(project_resources()["containers"]) == 2
+        purged = run([STACK, "purge"])
+        assert "purge: project edms-demo removed (2 container(s) found)" in purged.stderr
+        assert project_resources() == {"containers": [], "networks": [], "volumes": []}
+        assert not os.path.exists(COMPOSE_FILE)
+    finally:
+        if not os.path.exists(env_file):  # failed before the purge: leave a working stack
+            run([STACK, "purge"])
+        stack_up()
+    assert document_count() == TINY["documents"]
