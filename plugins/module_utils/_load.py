@@ -108,6 +108,47 @@ def compare_counts(expected, found, m2m_tables):
     return differences
 """
 
+# scrub(text): a database error's text without the row data PostgreSQL puts
+# in it. A NOT NULL or CHECK violation's "DETAIL:  Failing row contains (...)"
+# holds every column of the row (a user's password hash, a token), and a
+# COPY's "CONTEXT:" line of pg_restore holds the line it failed on: both are
+# cut. A key's values ("Key (email)=(...) already exists") are kept only when
+# every column of the key is an id (named id or ending in _id), which is what
+# an operator needs to find a collision; other values are not shown. The load
+# runs it in the backend on every error it reports; the rollback on
+# pg_restore's output; one text for both.
+SCRUB_FUNCTION = r"""
+import re
+
+FAILING_ROW = re.compile(r"DETAIL:\s+Failing row contains .*", re.S)
+COPY_LINE = re.compile(r"(CONTEXT:\s+COPY [^,\n]+, line \d+)[^\n]*")
+KEY_VALUES = re.compile(
+    r"Key \(([^()]*)\)=\((.*?)\)( already exists| is not present in table"
+    r"| is still referenced from table| conflicts with)", re.S)
+KEY_REST = re.compile(r"Key \(([^()]*)\)=\((?!not shown\)).*", re.S)
+
+
+def ids_only(columns):
+    names = [name.strip().strip('"') for name in columns.split(",")]
+    return all(name == "id" or name.endswith("_id") for name in names)
+
+
+def scrub(text):
+    text = FAILING_ROW.sub("DETAIL:  the failing row is not shown (it may hold secrets)", text)
+    text = COPY_LINE.sub(r"\1 (the line is not shown)", text)
+
+    def key(match):
+        if ids_only(match.group(1)):
+            return match.group(0)
+        return "Key (%s)=(not shown)%s" % (match.group(1), match.group(3))
+
+    text = KEY_VALUES.sub(key, text)
+    # A key's detail in a wording not known above: its values go to the end.
+    return KEY_REST.sub(
+        lambda match: match.group(0) if ids_only(match.group(1))
+        else "Key (%s)=(not shown)" % match.group(1), text)
+"""
+
 # The identity of every object: per model, how many primary keys and an
 # order-free digest of them (the sum of each key's hash, so that nothing has to
 # sort or hold them). The load sums the fixture's keys as it reads them and
@@ -304,7 +345,7 @@ def send(signal, what, **kwargs):
     try:
         signal.send(**kwargs)
     except Exception as exc:
-        cause = " ".join(str(exc).split()) or repr(exc)
+        cause = " ".join(scrub(str(exc)).split()) or repr(exc)
         hint = " " + COLLISION if "duplicate key" in cause else ""
         raise RuntimeError("a %s receiver failed for %s: %s%s" % (
             what, kwargs["sender"]._meta.label, cause, hint)) from exc
@@ -347,7 +388,7 @@ class Writer(threading.Thread):
     def check(self):
         if self.error is not None:
             exc, count, label = self.error
-            cause = " ".join(str(exc).split()) or repr(exc)
+            cause = " ".join(scrub(str(exc)).split()) or repr(exc)
             hint = " " + COLLISION if "duplicate key" in cause else ""
             raise RuntimeError("could not write %d row(s) of %s: %s%s" % (
                 count, label, cause, hint)) from exc
@@ -537,6 +578,7 @@ def inject(stage):
 """
     + COMPARE_FUNCTION
     + PK_DIGEST_FUNCTION
+    + SCRUB_FUNCTION
     + BATCH_LOADER
     + r'''
 
@@ -699,8 +741,9 @@ try:
 except SystemExit:
     raise
 except BaseException as exc:
-    traceback.print_exc()
-    fail("%s: %s" % (type(exc).__name__, " ".join(str(exc).split())))
+    # scrub cuts a failing row to the end of the text, its newline with it.
+    sys.stderr.write(scrub(traceback.format_exc()).rstrip("\n") + "\n")
+    fail("%s: %s" % (type(exc).__name__, " ".join(scrub(str(exc)).split())))
 
 finish({
     "objects": objects,
@@ -729,6 +772,8 @@ class LoadError(Exception):
 _COMPARE_NAMESPACE = {}
 exec(COMPARE_FUNCTION, _COMPARE_NAMESPACE)  # pylint: disable=exec-used
 compare_counts = _COMPARE_NAMESPACE["compare_counts"]
+exec(SCRUB_FUNCTION, _COMPARE_NAMESPACE)  # pylint: disable=exec-used
+scrub = _COMPARE_NAMESPACE["scrub"]
 
 
 def load_request(

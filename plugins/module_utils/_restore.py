@@ -40,6 +40,7 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     FAIL_STAGES,
     LoadError,
     put_member,
+    scrub,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     MediaError,
@@ -288,9 +289,13 @@ class Rollback(Session):
         self.containers.exec(db, ["mkdir", "-m", "700", scratch])
         try:
             dump = put_member(self.containers, db, path, PGDUMP, scratch)
-            self.containers.exec(
-                db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore"
-            )
+            try:
+                self.containers.exec(
+                    db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore"
+                )
+            except ExecError as exc:
+                # pg_restore's errors quote the row they failed on.
+                raise ExecError(scrub(str(exc))) from None
         finally:
             self.containers.exec(db, ["rm", "-rf", scratch], check=False)
 

@@ -16,6 +16,7 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     load_command,
     load_request,
     parse_report,
+    scrub,
     tar_of_one,
 )
 
@@ -140,3 +141,53 @@ def test_the_fixture_is_sent_as_a_tar_stream_made_on_the_way(archive):
         assert member.name == FIXTURE_MEMBER
         assert (member.mode, member.uid, member.gid) == (0o600, 1000, 1001)
         assert tar.extractfile(member).read() == FIXTURE
+
+
+HASH = "pbkdf2_sha256$600000$Qx1salt$K2hashvalue="
+TOKEN = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+
+
+def test_scrub_cuts_the_failing_row_which_holds_every_column():
+    text = (
+        'null value in column "first_name" of relation "users_user" violates not-null '
+        f"constraint\nDETAIL:  Failing row contains (3, {HASH}, null, f, bob,\nsecond line).\n"
+    )
+    out = scrub(text)
+    assert HASH not in out and "second line" not in out and "Failing row" not in out
+    assert out.startswith('null value in column "first_name" of relation "users_user"')
+    assert "the failing row is not shown" in out
+
+
+def test_scrub_keeps_id_keys_and_hides_other_key_values():
+    pk = 'duplicate key value violates unique constraint "x_pkey"\nDETAIL:  Key (id)=(1) already exists.'
+    assert scrub(pk) == pk
+    fk = 'DETAIL:  Key (owner_id, "workflow_id")=(42, 7) is not present in table "users_user".'
+    assert scrub(fk) == fk
+    email = "DETAIL:  Key (email)=(alice@example.org) already exists."
+    assert scrub(email) == "DETAIL:  Key (email)=(not shown) already exists."
+    odd = "DETAIL:  Key (key)=(abc) is in some wording not known yet."
+    assert scrub(odd) == "DETAIL:  Key (key)=(not shown)"
+
+
+def test_scrub_hides_what_pg_restore_quotes_of_the_failed_copy():
+    text = (
+        'pg_restore: error: COPY failed for table "authtoken_token": ERROR:  duplicate key '
+        'value violates unique constraint "authtoken_token_pkey"\n'
+        f"DETAIL:  Key (key)=({TOKEN}) already exists.\n"
+        f'CONTEXT:  COPY authtoken_token, line 1: "{TOKEN}\t2024-01-01\t3"\n'
+        "pg_restore: warning: errors ignored on restore: 1\n"
+    )
+    out = scrub(text)
+    assert TOKEN not in out
+    assert "Key (key)=(not shown) already exists." in out
+    assert "CONTEXT:  COPY authtoken_token, line 1 (the line is not shown)\n" in out
+    assert out.endswith("errors ignored on restore: 1\n")
+
+
+def test_the_load_script_scrubs_every_error_it_reports():
+    """Every place the script turns an exception into text goes through scrub."""
+    assert "str(exc)" in LOAD_SCRIPT
+    for line in LOAD_SCRIPT.splitlines():
+        if "str(exc)" in line:
+            assert "scrub(str(exc))" in line, line
+    assert "traceback.print_exc" not in LOAD_SCRIPT
