@@ -18,8 +18,15 @@ reset), about 20 to 30 times faster (benchmarks/RESULTS.md), and:
   object of the batch, the INSERT, ``post_save`` (``raw=True``,
   ``created=True``) for each, then ``m2m_changed`` ``pre_add``, the m2m rows,
   ``post_add`` for each object with m2m values. Instances are built only for
-  models with receivers. A receiver that reads the database in ``post_save``
-  sees the whole batch written, not only the objects before its own;
+  models with receivers, and what a ``pre_save`` receiver sets on one is
+  saved. Before a batch with receivers, the pending rows of every model
+  before it in the fixture are written: a receiver that reads the database
+  sees every object that precedes its own (and the whole batch in
+  ``post_save``). Pending rows are written in the fixture's model order (the
+  dump's dependency order), never alphabetically;
+- a natural key not found is looked up again after its model's pending rows
+  are written, then after every model's (its lookup may join another model);
+  a GeneratedField's value in the fixture is left to the database;
 - everything is ONE transaction: the tables are emptied (one TRUNCATE, which
   is transactional in PostgreSQL), the fixture is loaded, foreign keys are
   checked (``SET CONSTRAINTS ALL IMMEDIATE``), sequences are reset and the row
@@ -73,6 +80,7 @@ import json
 import tarfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
+    DEFAULT_RECREATED_MODELS,
     FIXTURE,
     ArchiveReader,
 )
@@ -84,7 +92,17 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import ExecErr
 
 REPORT_MARKER = "EDMS-RESTORE-REPORT "
 
-KEEP_TABLES_OF = ["contenttypes.contenttype", "auth.permission"]
+# What a load keeps when it is not told: the tables ``migrate`` fills. An
+# archive names its own (metadata's recreated_models: the ones its dump left out).
+KEEP_TABLES_OF = list(DEFAULT_RECREATED_MODELS)
+
+
+def keep_tables_of(metadata):
+    """The tables a load of this archive must not empty: those its dump left out
+    and migrate recreates. A dump that kept content types and permissions has
+    them in its fixture: their tables are emptied and loaded like any other."""
+    return [str(label).lower() for label in metadata.get("recreated_models", KEEP_TABLES_OF)]
+
 
 FAIL_STAGES = ("empty", "load", "count_check", "before_commit")
 
@@ -193,6 +211,9 @@ class Table:
         meta = model._meta
         self.loader, self.model = loader, model
         self.fields = [f for f in meta.local_concrete_fields if not getattr(f, "generated", False)]
+        # The serializer writes a GeneratedField's value; the database computes it.
+        self.generated = {f.name for f in meta.local_concrete_fields
+                          if getattr(f, "generated", False)}
         self.pk = meta.pk
         self.convert = {}
         for field in self.fields:
@@ -250,6 +271,8 @@ class Table:
                 values[field.attname] = value
             elif name in self.m2m:
                 m2m_values[name] = raw
+            elif name in self.generated:
+                continue
             else:
                 raise ValueError("%s has no field %r (object pk=%s)" % (
                     self.model._meta.label, name, obj["pk"]))
@@ -289,17 +312,29 @@ class Table:
             m2m["adds"].append((instance, set(targets)))
 
     def flush(self):
-        from django.db.models.signals import m2m_changed, post_save, pre_save
+        if self.rows:
+            self.flush_rows()
+        for m2m in self.m2m.values():
+            self.flush_m2m(m2m)
 
-        if not self.rows and not any(m["rows"] for m in self.m2m.values()):
-            return
+    def flush_rows(self):
+        from django.db.models.signals import post_save, pre_save
+
         using, model = self.loader.using, self.model
         instances = [i for i in self.instances if i is not None]
         if instances:
+            self.loader.flush_before(self)
             self.loader.sync()  # receivers see every earlier object written
         for instance in instances:
             send(pre_save, "pre_save", sender=model, instance=instance, raw=True,
                  using=using, update_fields=None)
+        if instances:
+            # What a pre_save receiver set is saved, as a raw save() would.
+            connection = self.loader.connection
+            self.rows = [
+                tuple(field.get_db_prep_save(getattr(instance, field.attname), connection)
+                      for field in self.fields)
+                for instance in instances]
         self.loader.insert(self.sql, self.rows, model._meta.label)
         if instances:
             self.loader.sync()
@@ -309,8 +344,6 @@ class Table:
             send(post_save, "post_save", sender=model, instance=instance, created=True,
                  update_fields=None, raw=True, using=using)
         self.rows, self.instances = [], []
-        for m2m in self.m2m.values():
-            self.flush_m2m(m2m)
 
     def flush_m2m(self, m2m):
         from django.db.models.signals import m2m_changed
@@ -416,6 +449,7 @@ class BatchLoader:
         self.connection, self.using, self.apps = connection, using, apps
         self.missing = ObjectDoesNotExist
         self.tables = {}
+        self.order = []  # one Table per model, in the fixture's order (the dump's dependency order)
         self.keys = {}
         self.deferred_fks, self.deferred_m2m = [], []
         self.writer = None
@@ -430,6 +464,7 @@ class BatchLoader:
             table = self.tables.get(model._meta.label_lower)
             if table is None:
                 table = self.tables[model._meta.label_lower] = Table(self, model)
+                self.order.append(table)
             self.tables[label] = table
         return table
 
@@ -469,19 +504,23 @@ class BatchLoader:
             return cache[key]
         manager = model._default_manager.db_manager(self.using)
         self.sync()
-        for attempt in (1, 2):
+        own = self.tables.get(model._meta.label_lower)
+        while True:
             try:
                 obj = manager.get_by_natural_key(*key)
                 break
             except self.missing:
-                pending = self.tables.get(model._meta.label_lower)
-                if attempt == 2 or pending is None or not pending.rows:
+                # It may be among its model's rows not written yet; or a row
+                # its lookup joins may be, of any model.
+                if own is not None and own.rows:
+                    own.flush()
+                elif any(t.rows for t in self.order):
+                    self.flush()
+                else:
                     return DEFER
-                pending.flush()  # it may be among the rows not written yet
                 self.sync()
-        value = getattr(obj, field_name)
-        if model._meta.pk.remote_field:
-            value = value.pk
+        # The column's value: a OneToOne primary key's is the related key.
+        value = getattr(obj, model._meta.get_field(field_name).attname)
         cache[key] = value
         return value
 
@@ -508,14 +547,20 @@ class BatchLoader:
 
         def convert(value):
             if hasattr(value, "__iter__") and not isinstance(value, str):
-                return self.natural(model, value, model._meta.pk.attname)
+                return self.natural(model, value, model._meta.pk.name)
             return to_python(value)
         return convert
 
     def flush(self):
-        for label, table in sorted(self.tables.items()):
-            if label == table.model._meta.label_lower:
-                table.flush()
+        """Every pending row, model by model in the fixture's order."""
+        for table in self.order:
+            table.flush()
+
+    def flush_before(self, table):
+        """The pending rows of the models before table in the fixture: its
+        receivers see every object that precedes its own, as under loaddata."""
+        for earlier in self.order[:self.order.index(table)]:
+            earlier.flush()
 
     def finish(self):
         """Write what is pending, then the forward references (as loaddata does last)."""
@@ -544,7 +589,7 @@ class BatchLoader:
             instance = table.model._base_manager.using(self.using).get(pk=pk) \
                 if m2m["signals"] else None
             table.add_m2m(m2m, pk, instance, [raw])
-        for table in set(self.tables.values()):
+        for table in self.order:
             for m2m in table.m2m.values():
                 table.flush_m2m(m2m)
         self.sync()

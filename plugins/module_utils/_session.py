@@ -27,6 +27,7 @@ from ansible_collections.edms.backup.plugins.module_utils._django import SETUP, 
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     COMPARE_FUNCTION,
+    keep_tables_of,
     load_command,
     load_request,
     parse_report,
@@ -181,6 +182,7 @@ class Session:
                 metadata.get("m2m_tables", []),
                 database=database,
                 settings_module=params.get("django_settings_module"),
+                keep_tables_of=keep_tables_of(metadata),
                 fail_at=fail_at,
             )
             stream = self.containers.exec_stream(

@@ -13,6 +13,7 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     REPORT_MARKER,
     LoadError,
     compare_counts,
+    keep_tables_of,
     load_command,
     load_request,
     parse_report,
@@ -196,3 +197,11 @@ def test_the_load_script_scrubs_every_error_it_reports():
         if "str(exc)" in line:
             assert "scrub(str(exc))" in line, line
     assert "traceback.print_exc" not in LOAD_SCRIPT
+
+
+def test_a_load_keeps_the_tables_the_archive_left_to_migrate():
+    assert keep_tables_of({"recreated_models": ["auth.Permission"]}) == ["auth.permission"]
+    # The dump kept content types and permissions: nothing is kept back.
+    assert keep_tables_of({"recreated_models": []}) == []
+    # An archive from before the field: what the default excludes leave out.
+    assert keep_tables_of({}) == KEEP_TABLES_OF == ["contenttypes.contenttype", "auth.permission"]
