@@ -13,8 +13,10 @@
 # does.
 import json
 import sys
+import threading
 
 import django
+import psycopg2
 
 django.setup()
 from django.apps import apps  # noqa: E402
@@ -266,4 +268,35 @@ with connection.schema_editor() as editor:
         for m in shape_models:
             editor.create_model(m)
 make()
-print(json.dumps({shape: load(shape, shape_models) for shape, shape_models in SHAPES.items()}))
+
+
+def writer_without_a_cursor():
+    """A writer thread that cannot open its cursor: sync() raises, it does not wait for ever."""
+    raw = psycopg2.connect(**connection.get_connection_params())
+    raw.close()
+    writer = loader_text["Writer"](raw)
+    writer.start()
+    outcome = []
+
+    def write_and_sync():
+        try:
+            writer.submit(("SELECT 1", [], 1, "documents.ProbeSum"))
+            writer.sync()
+            outcome.append("sync() raised nothing")
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    waiting = threading.Thread(target=write_and_sync, daemon=True)
+    waiting.start()
+    waiting.join(10)
+    if waiting.is_alive():
+        return "sync() still waits after 10 s"
+    writer.stop()
+    if not outcome[0].startswith("the writer stopped: connection already closed"):
+        return outcome[0]
+    return "ok"
+
+
+results = {shape: load(shape, shape_models) for shape, shape_models in SHAPES.items()}
+results["writer_without_a_cursor"] = writer_without_a_cursor()
+print(json.dumps(results))

@@ -403,6 +403,20 @@ class Writer(threading.Thread):
         self.error = None
 
     def run(self):
+        try:
+            self.write()
+        except BaseException as exc:
+            # Whatever ended the writing (no cursor), the queue is still
+            # emptied: sync() and submit() would otherwise wait for ever.
+            if self.error is None:
+                self.error = (exc, None, None)
+            while True:
+                item = self.queue.get()
+                self.queue.task_done()
+                if item is None:
+                    return
+
+    def write(self):
         cursor = self.connection.cursor()
         while True:
             item = self.queue.get()
@@ -422,6 +436,8 @@ class Writer(threading.Thread):
         if self.error is not None:
             exc, count, label = self.error
             cause = " ".join(scrub(str(exc)).split()) or repr(exc)
+            if label is None:
+                raise RuntimeError("the writer stopped: %s" % cause) from exc
             hint = " " + COLLISION if "duplicate key" in cause else ""
             raise RuntimeError("could not write %d row(s) of %s: %s%s" % (
                 count, label, cause, hint)) from exc
