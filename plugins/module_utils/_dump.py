@@ -251,6 +251,13 @@ def row_plan(model, key_maps, using):
     return columns, pk_convert, steps, m2m
 
 
+def key_order(model):
+    """Primary-key order, by the key's column: ordering by a OneToOne key's
+    name would follow the related model's Meta.ordering, and the m2m rows are
+    read in step by key (M2MCursor)."""
+    return model._meta.pk.attname
+
+
 def fast_objects(model, plan, cursors, using):
     """The model's objects as the serializer's dump objects, from one query in
     primary-key order (a server-side cursor, in chunks); cursors: one
@@ -260,7 +267,7 @@ def fast_objects(model, plan, cursors, using):
     m2m_values = [(field.name, cursors[field].values_for) for field in m2m]
     rows = (
         model._base_manager.using(using)
-        .order_by(model._meta.pk.name)
+        .order_by(key_order(model))
         .values_list(*columns)
         .iterator(chunk_size=ROWS_CHUNK)
     )
@@ -503,7 +510,7 @@ try:
             if isinstance(plan, str):
                 # The instance path (see row_plan for when and why).
                 serializer.m2m = cursors
-                queryset = model._base_manager.using(using).order_by(model._meta.pk.name)
+                queryset = model._base_manager.using(using).order_by(key_order(model))
                 serializer.serialize(
                     queryset.iterator(chunk_size=2000),
                     stream=out,

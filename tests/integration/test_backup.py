@@ -499,3 +499,34 @@ def test_the_backup_playbook_refuses_when_preflight_finds_an_error(backup_dir):
     # It stopped before the backup task.
     assert "TASK [edms.backup.backup : Take the backup]" not in proc.stdout
     assert os.listdir(backup_dir) == []
+
+
+def test_a_one_to_one_primary_key_is_dumped_in_key_order_with_its_m2m(stack):
+    """Ordering by a OneToOne primary key's name follows the related model's
+    Meta.ordering; the dump reads a model's m2m rows in step with its rows by
+    key, so it orders by the column (see tests/dump_order_probe.py)."""
+    name = "edms_dump_order"
+    db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+    db_sql(f"CREATE DATABASE {name}", database="postgres")
+    env = {"POSTGRES_DB": name}
+    with open(os.path.join(ROOT, "tests", "dump_order_probe.py"), encoding="utf-8") as handle:
+        script = handle.read()
+    try:
+        manage("migrate", "--noinput", env=env)
+        for instance_path in (False, True):
+            argv = dump_command("python", DEFAULT_EXCLUDES, instance_path=instance_path)
+            proc = backend("python", "-c", script, argv[2], argv[3], env=env, check=False)
+            report = parse_report(proc.stderr)
+            assert report["counts"]["documents.probecard_tags"] == 6
+            cards = [
+                json.loads(line.rstrip(","))
+                for line in proc.stdout.splitlines()
+                if '"model": "documents.probecard"' in line
+            ]
+            assert [(c["pk"], c["fields"]["tags"]) for c in cards] == [
+                (1, [1]),
+                (2, [1, 2]),
+                (3, [1, 2, 3]),
+            ], instance_path
+    finally:
+        db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
