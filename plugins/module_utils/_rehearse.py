@@ -95,7 +95,7 @@ class Rehearsal(Session):
         except ModuleFailure as exc:
             self.fail(str(exc), exc)
         self.result["archive"] = path
-        metadata = verified_archive(self, path, "rehearsed")
+        metadata, source = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
         settings = params.get("django_settings_module")
@@ -104,7 +104,7 @@ class Rehearsal(Session):
             request = {"settings": settings, "database": self.name}
             self.backend_script(MIGRATE_SCRIPT, request, "migrate")
             self.migrations_against(metadata, self.name, refusal="it is not rehearsed")
-            report = self.load(path, metadata, database=self.name)
+            report = self.load(source, metadata, database=self.name)
             self.result["load"] = report
             self.result["identities"] = report["identities"]
             differences = self.media_against(metadata)

@@ -95,7 +95,7 @@ class LiveRestore(Session):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
-        metadata = verified_archive(
+        metadata, self.source = verified_archive(
             self, path, "restored", expected_sha256=params.get("archive_sha256"), digest=True
         )
         self.locate()
@@ -151,7 +151,7 @@ class LiveRestore(Session):
         self.result.update(token=token, media_previous=work + "/old", stage="media_swap")
         try:
             self.result["changed"] = True
-            self.result["media"] = swap_in(self, params["archive"], work, fail_at=fail_at)
+            self.result["media"] = swap_in(self, self.source, work, fail_at=fail_at)
             differences = self.media_against(metadata)
             if differences:
                 raise MediaError(
@@ -164,7 +164,7 @@ class LiveRestore(Session):
         self.result["stage"] = "database"
         load_fail_at = fail_at if fail_at in FAIL_STAGES else None
         try:
-            report = self.load(params["archive"], metadata, fail_at=load_fail_at)
+            report = self.load(self.source, metadata, fail_at=load_fail_at)
         except STEP_ERRORS as exc:
             if getattr(exc, "stage", None):
                 self.result["stage"] = "database_" + exc.stage
@@ -219,7 +219,7 @@ class Rollback(Session):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
-        metadata = verified_archive(
+        metadata, source = verified_archive(
             self, path, "put back", expected_sha256=params.get("archive_sha256"), digest=True
         )
         if metadata.get("members", {}).get(PGDUMP) and params["method"] != "fixture":
@@ -246,9 +246,9 @@ class Rollback(Session):
         self.result["changed"] = True
         try:
             if method == "pgdump":
-                self.pg_restore(path)
+                self.pg_restore(source)
             else:
-                self.load(path, metadata)
+                self.load(source, metadata)
         except STEP_ERRORS as exc:
             self.result["database"] = f"FAILED: {exc}"
             self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
@@ -256,7 +256,7 @@ class Rollback(Session):
         try:
             # Media found equal to the archive's and left alone need not be
             # hashed a second time (pg_restore does not touch them).
-            media = [] if self.restore_media(path, metadata, work) else None
+            media = [] if self.restore_media(source, metadata, work) else None
             check = self.count_against(metadata)
             if media is None:
                 media = self.media_against(metadata)

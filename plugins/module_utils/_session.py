@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import secrets
 import zipfile
 
@@ -210,17 +212,61 @@ class Session:
         return self.backend_script(COUNT_LABELS_SCRIPT, request, "the counts")
 
 
-def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
-    """The metadata of an archive of this collection's format that verifies.
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-    Fails the session ("..., so it is not <purpose>") when the archive does not
-    verify or is of another format. With expected_sha256 (an earlier run
-    verified the archive and returned it) the file's sha256 is compared
-    instead of verifying again: equal bytes verify alike. With digest, the
-    sha256 is returned in the result for such a later run.
+
+def pinned(path):
+    """A path that reads the file ``path`` names now for the rest of the run,
+    whatever is later moved or written over that name: /proc/self/fd/N of a
+    descriptor this process keeps open. Where there is no /proc, or the file
+    cannot be opened (verification then says why), ``path`` itself.
+
+    Verification, the sha256 and every later read of the archive (fixture,
+    media, pg_dump) then see the same file. A process that writes into that
+    very file in place is not caught; backups are written to a new name and
+    renamed, and that is caught.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return path
+    proc_path = f"/proc/self/fd/{descriptor}"
+    if os.path.exists(proc_path):
+        return proc_path  # the descriptor stays open until the module ends
+    os.close(descriptor)
+    return path
+
+
+def normalized_sha256(value, name="archive_sha256"):
+    """value as 64 lower-case hex digits (the case of a copied digest does not
+    matter), or ValueError naming the parameter."""
+    text = str(value).strip().lower()
+    if not SHA256.match(text):
+        raise ValueError(
+            f"{name} must be a sha256 of 64 hexadecimal digits; got {len(text)} characters"
+        )
+    return text
+
+
+def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
+    """(metadata, source) of an archive of this collection's format that verifies.
+
+    source is the path to read the archive from for the rest of the run
+    (pinned: the file that was verified, even if another replaces it under
+    the same name). Fails the session ("..., so it is not <purpose>") when the
+    archive does not verify or is of another format. With expected_sha256 (an
+    earlier run verified the archive and returned it) the file's sha256 is
+    compared instead of verifying again: equal bytes verify alike. With
+    digest, the sha256 is returned in the result for such a later run.
     """
     if expected_sha256:
-        found = file_sha256(path)
+        try:
+            expected_sha256 = normalized_sha256(expected_sha256)
+        except ValueError as exc:
+            session.fail(str(exc))
+    source = pinned(path)
+    if expected_sha256:
+        found = file_sha256(source)
         session.result["sha256"] = found
         if found != expected_sha256:
             session.fail(
@@ -228,15 +274,13 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
                 f" verified {expected_sha256}), so it is not {purpose}; verify it again"
             )
     else:
-        verification = verify_archive(path)
-        session.result["verification"] = {
-            "ok": verification["ok"],
-            "problems": verification["problems"],
-        }
+        verification = verify_archive(source)
+        problems = [problem.replace(source, path) for problem in verification["problems"]]
+        session.result["verification"] = {"ok": verification["ok"], "problems": problems}
         if not verification["ok"]:
             session.fail(
                 "archive {} does not verify, so it is not {}: {}".format(
-                    path, purpose, "; ".join(verification["problems"])
+                    path, purpose, "; ".join(problems)
                 )
             )
         if verification["layout"] != "edms.backup v1":
@@ -245,9 +289,9 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
                 f" so it is not {purpose}"
             )
         if digest:
-            session.result["sha256"] = file_sha256(path)
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read(METADATA))
+            session.result["sha256"] = file_sha256(source)
+    with zipfile.ZipFile(source) as archive:
+        return json.loads(archive.read(METADATA)), source
 
 
 def file_sha256(path):

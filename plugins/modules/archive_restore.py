@@ -41,7 +41,11 @@ options:
   archive_sha256:
     description:
       - The archive's sha256 as an earlier O(verify_only) run returned it; the
-        archive is refused if it changed since.
+        archive is refused if it changed since. Letter case and surrounding
+        blanks do not matter; anything but 64 hexadecimal digits is refused.
+      - Whether checked by sha256 or verified, the file that was checked is
+        the one read for the rest of the task (media and fixture), even if
+        another file is moved to its name meanwhile.
     type: str
   media_dir_container:
     description: Media root inside the backend container.

@@ -38,7 +38,11 @@ options:
         then compared with it instead of verifying the archive again; equal
         bytes verify alike, and a rollback of a large archive does not wait
         for a second full verification. A difference fails the task before
-        anything changes.
+        anything changes. Letter case and surrounding blanks do not matter;
+        anything but 64 hexadecimal digits is refused.
+      - Whether checked by sha256 or verified, the file that was checked is
+        the one read for the rest of the task, even if another file is moved
+        to its name meanwhile.
     type: str
   media_dir_container:
     description: Media root inside the backend container.
