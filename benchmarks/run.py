@@ -503,39 +503,6 @@ def measure_scale(stack, scale, repeat, workdir):
         facts["problems"],
     )
     stack.exec("backend", "rm", "-rf", fixture_dir)
-    stack.exec("backend", "mkdir", "-m", "700", fixture_dir)
-    from ansible_collections.edms.backup.plugins.module_utils._load import put_fixture
-
-    fixture = put_fixture(stack.session.containers, stack.backend, archive, fixture_dir)
-    restored = {}
-
-    def checked(name, call):
-        def run():
-            result = call()
-            tables = stack.content(DATABASE)["tables"]
-            if tables != live["tables"]:
-                differ = sorted(t for t in live["tables"] if tables.get(t) != live["tables"][t])
-                facts["problems"].append(f"restore by {name}: tables differ: {differ}")
-            restored[name] = tables == live["tables"]
-            return result
-
-        return run
-
-    runs = alternate(
-        repeat,
-        [
-            (
-                "collection",
-                checked("collection", lambda: restore_collection(stack, archive, metadata)),
-            ),
-            (
-                "flush + loaddata",
-                checked("flush + loaddata", lambda: restore_loaddata(stack, fixture)),
-            ),
-            ("pg_restore", checked("pg_restore", lambda: restore_pgrestore(stack, dump))),
-        ],
-    )
-    stack.exec("backend", "rm", "-rf", fixture_dir)
     stack.drop_database()
     ours_s = median(runs["collection"], "seconds")
     rows += [
