@@ -646,6 +646,49 @@ def verify_archive(
     return verification.run()
 
 
+def pinned(path):
+    """A path that reads the file ``path`` names now for the rest of the run,
+    whatever is later moved or written over that name: /proc/self/fd/N of a
+    descriptor this process keeps open. Where there is no /proc, or the file
+    cannot be opened (verification then says why), ``path`` itself.
+
+    Verification, the sha256 and every later read of the archive (fixture,
+    media, pg_dump) then see the same file. A process that writes into that
+    very file in place is not caught; backups are written to a new name and
+    renamed, and that is caught.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return path
+    proc_path = f"/proc/self/fd/{descriptor}"
+    if os.path.exists(proc_path):
+        return proc_path  # the descriptor stays open until the module ends
+    os.close(descriptor)
+    return path
+
+
+def verify_pinned(path, **options):
+    """(verify_archive's result, source): the archive verified through
+    pinned(path), the result naming ``path``; read it from source after."""
+    source = pinned(path)
+    result = verify_archive(source, **options)
+    if source != path:
+        result = _renamed(result, source, path)
+    return result, source
+
+
+def _renamed(value, old, new):
+    """value (plain data) with every string's ``old`` replaced by ``new``."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_renamed(item, old, new) for item in value]
+    if isinstance(value, dict):
+        return {key: _renamed(item, old, new) for key, item in value.items()}
+    return value
+
+
 def _examples(items, render, count):
     """The first few items rendered, and how many more there are."""
     text = "; ".join(render(item) for item in items[:_EXAMPLES])

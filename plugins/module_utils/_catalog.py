@@ -83,12 +83,16 @@ def read_status(archive):
     return status
 
 
-def record_status(archive, kind, entry):
-    """Store entry under kind ("verification", "rehearsal") beside the archive."""
+def record_status(archive, kind, entry, source=None):
+    """Store entry under kind ("verification", "rehearsal") beside the archive.
+
+    source: the file that was checked, when read through a pinned path
+    (_archive.pinned): the entry carries its size and time, so that it reads
+    as stale if another file has taken the archive's name since."""
     status = {k: v for k, v in read_status(archive).items() if isinstance(v, dict)}
     for value in status.values():
         value.pop("stale", None)
-    status[kind] = dict(entry, **_fingerprint(archive))
+    status[kind] = dict(entry, **_fingerprint(source or archive))
     path = status_path(archive)
     partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

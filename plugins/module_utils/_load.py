@@ -127,23 +127,31 @@ def compare_counts(expected, found, m2m_tables):
 """
 
 # scrub(text): a database error's text without the row data PostgreSQL puts
-# in it. A NOT NULL or CHECK violation's "DETAIL:  Failing row contains (...)"
-# holds every column of the row (a user's password hash, a token), and a
-# COPY's "CONTEXT:" line of pg_restore holds the line it failed on: both are
-# cut. A key's values ("Key (email)=(...) already exists") are kept only when
-# every column of the key is an id (named id or ending in _id), which is what
-# an operator needs to find a collision; other values are not shown. The load
-# runs it in the backend on every error it reports; the rollback on
-# pg_restore's output; one text for both.
+# in it. A DETAIL line is kept only when it names a key whose columns are ids
+# (named id or ending in _id) and whose values are plain keys (digits, letters,
+# hyphens: integers and UUIDs), in one of the wordings of a key collision or a
+# missing reference: what an operator needs to find either. Any other DETAIL
+# ("Failing row contains (...)": every column of the row, a user's password
+# hash among them; a key of emails; an exclusion constraint's ranges) is
+# replaced, with the lines that continue it (a row's text may hold line
+# breaks), up to the next line PostgreSQL, pg_restore or a traceback starts.
+# A COPY's CONTEXT line (pg_restore quotes the line it failed on) is cut after
+# the line number. The rollback runs it on pg_restore's output; the load
+# builds its messages from psycopg's fields instead (describe(), below) and
+# uses it for the rest. English server messages are what it knows: a DETAIL
+# in another language is hidden whole, but a DETAIL tag in another language
+# is not recognised (lc_messages of the demo's server is C).
 SCRUB_FUNCTION = r"""
 import re
 
-FAILING_ROW = re.compile(r"DETAIL:\s+Failing row contains .*", re.S)
+KEY_DETAIL = re.compile(
+    r'Key \(([\w", ]+)\)=\(([\w, -]*)\) (already exists|is not present in table "[^"\n]*"'
+    r'|is still referenced from table "[^"\n]*")\.?[ \t]*$')
 COPY_LINE = re.compile(r"(CONTEXT:\s+COPY [^,\n]+, line \d+)[^\n]*")
-KEY_VALUES = re.compile(
-    r"Key \(([^()]*)\)=\((.*?)\)( already exists| is not present in table"
-    r"| is still referenced from table| conflicts with)", re.S)
-KEY_REST = re.compile(r"Key \(([^()]*)\)=\((?!not shown\)).*", re.S)
+STARTS = re.compile(
+    r"\s*(?:(?:HINT|CONTEXT|STATEMENT|WHERE|LOCATION|QUERY|ERROR|FATAL|PANIC|WARNING|NOTICE"
+    r"|LINE \d+):|pg_restore: |Traceback |File \"|The above exception|During handling)")
+HIDDEN = "DETAIL:  not shown (it may quote the row's data)"
 
 
 def ids_only(columns):
@@ -151,20 +159,34 @@ def ids_only(columns):
     return all(name == "id" or name.endswith("_id") for name in names)
 
 
+KEY_VALUE = re.compile(r"^(-?\d+|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$")
+
+
+def kept_detail(detail, columns_ok=ids_only):
+    # detail: the text after "DETAIL:"; kept only if it is a key of ids whose
+    # values are integers or UUIDs.
+    match = KEY_DETAIL.match(detail.strip())
+    return (bool(match) and columns_ok(match.group(1))
+            and all(KEY_VALUE.match(v.strip()) for v in match.group(2).split(",")))
+
+
 def scrub(text):
-    text = FAILING_ROW.sub("DETAIL:  the failing row is not shown (it may hold secrets)", text)
-    text = COPY_LINE.sub(r"\1 (the line is not shown)", text)
-
-    def key(match):
-        if ids_only(match.group(1)):
-            return match.group(0)
-        return "Key (%s)=(not shown)%s" % (match.group(1), match.group(3))
-
-    text = KEY_VALUES.sub(key, text)
-    # A key's detail in a wording not known above: its values go to the end.
-    return KEY_REST.sub(
-        lambda match: match.group(0) if ids_only(match.group(1))
-        else "Key (%s)=(not shown)" % match.group(1), text)
+    out, hiding = [], False
+    for line in re.sub(r"(?<=\S)[ \t]*(DETAIL:)", r"\n\1", text).splitlines(True):
+        if hiding and not STARTS.match(line):
+            continue  # the hidden DETAIL goes on
+        hiding = False
+        stripped = line.lstrip()
+        if stripped.startswith("DETAIL:"):
+            if kept_detail(stripped[len("DETAIL:"):]):
+                out.append(line)
+            else:
+                end = "\n" if line.endswith("\n") else ""
+                out.append(line[:len(line) - len(stripped)] + HIDDEN + end)
+                hiding = True
+            continue
+        out.append(COPY_LINE.sub(r"\1 (the line is not shown)", line))
+    return "".join(out)
 """
 
 # The identity of every object: per model, how many primary keys and an
@@ -373,15 +395,72 @@ COLLISION = ("(a row written during the load, by a signal receiver that ignores 
              "fixture's)")
 
 
+KEY_COLUMNS = {}
+
+
+def key_columns_of(table):
+    """The columns of table that hold keys: its primary key and its foreign keys."""
+    if not KEY_COLUMNS:
+        from django.apps import apps
+        for model in apps.get_models(include_auto_created=True):
+            KEY_COLUMNS[model._meta.db_table] = {
+                f.column for f in model._meta.concrete_fields
+                if f.primary_key or f.remote_field is not None}
+    return KEY_COLUMNS.get(table, set())
+
+
+def describe(exc):
+    """exc's text for the report, one line, without the row data a database
+    error may quote: a database error (psycopg's, or Django's that wraps it
+    with the same text) by
+    its primary message, and its detail only when that names key columns of
+    the table (its primary key, its foreign keys) with integer or UUID values;
+    anything else through scrub()."""
+    seen = exc
+    while seen is not None:
+        diag = getattr(seen, "diag", None)
+        primary = getattr(diag, "message_primary", None)
+        if primary:
+            detail = diag.message_detail or ""
+            keys = key_columns_of(diag.table_name)
+            if detail and kept_detail(detail, lambda columns: all(
+                    c.strip().strip('"') in keys for c in columns.split(","))):
+                primary += " DETAIL: " + detail
+            elif detail:
+                primary += " " + HIDDEN
+            return " ".join(primary.split())
+        # Django's database errors wrap psycopg's with the same text.
+        cause = seen.__cause__
+        seen = cause if cause is not None and str(cause) == str(seen) else None
+    return " ".join(scrub(str(exc)).split()) or repr(exc)
+
+
+def scrubbed_traceback(exc):
+    """traceback.format_exc() of exc, each exception of the chain by describe()."""
+    import traceback
+    chain, seen = [], exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    parts = []
+    for item in reversed(chain):
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append("%s: %s\n" % (type(item).__name__, describe(item)))
+    return "".join(parts)
+
+
 def send(signal, what, **kwargs):
     """signal.send(**kwargs); a receiver's failure names the signal and the sender."""
     try:
         signal.send(**kwargs)
     except Exception as exc:
-        cause = " ".join(scrub(str(exc)).split()) or repr(exc)
+        cause = describe(exc)
         hint = " " + COLLISION if "duplicate key" in cause else ""
-        raise RuntimeError("a %s receiver failed for %s: %s%s" % (
-            what, kwargs["sender"]._meta.label, cause, hint)) from exc
+        # The cause last: a DETAIL kept by describe() ends the text, where
+        # scrub() of the whole message keeps it too.
+        raise RuntimeError("a %s receiver failed for %s%s: %s" % (
+            what, kwargs["sender"]._meta.label, hint, cause)) from exc
 
 
 class Writer(threading.Thread):
@@ -435,12 +514,12 @@ class Writer(threading.Thread):
     def check(self):
         if self.error is not None:
             exc, count, label = self.error
-            cause = " ".join(scrub(str(exc)).split()) or repr(exc)
+            cause = describe(exc)
             if label is None:
                 raise RuntimeError("the writer stopped: %s" % cause) from exc
             hint = " " + COLLISION if "duplicate key" in cause else ""
-            raise RuntimeError("could not write %d row(s) of %s: %s%s" % (
-                count, label, cause, hint)) from exc
+            raise RuntimeError("could not write %d row(s) of %s%s: %s" % (
+                count, label, hint, cause)) from exc
 
     def submit(self, item):
         self.check()
@@ -615,7 +694,7 @@ class BatchLoader:
 # Runs inside the backend. argv[1]: the JSON request described above.
 LOAD_SCRIPT = (
     r"""
-import json, os, resource, sys, time, traceback
+import json, os, resource, sys, time
 
 MARKER = "EDMS-RESTORE-REPORT "
 started = time.monotonic()
@@ -802,9 +881,8 @@ try:
 except SystemExit:
     raise
 except BaseException as exc:
-    # scrub cuts a failing row to the end of the text, its newline with it.
-    sys.stderr.write(scrub(traceback.format_exc()).rstrip("\n") + "\n")
-    fail("%s: %s" % (type(exc).__name__, " ".join(scrub(str(exc)).split())))
+    sys.stderr.write(scrubbed_traceback(exc))
+    fail("%s: %s" % (type(exc).__name__, describe(exc)))
 
 finish({
     "objects": objects,

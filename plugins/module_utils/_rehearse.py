@@ -57,6 +57,7 @@ class Rehearsal(Session):
         super().__init__(params, runner=runner, containers=containers)
         self.name = params["database"]
         self.result["database"] = self.name
+        self.source = None  # the archive as verified (see verified_archive)
 
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
@@ -95,7 +96,7 @@ class Rehearsal(Session):
         except ModuleFailure as exc:
             self.fail(str(exc), exc)
         self.result["archive"] = path
-        metadata, source = verified_archive(self, path, "rehearsed")
+        metadata, self.source = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
         settings = params.get("django_settings_module")
@@ -104,7 +105,7 @@ class Rehearsal(Session):
             request = {"settings": settings, "database": self.name}
             self.backend_script(MIGRATE_SCRIPT, request, "migrate")
             self.migrations_against(metadata, self.name, refusal="it is not rehearsed")
-            report = self.load(source, metadata, database=self.name)
+            report = self.load(self.source, metadata, database=self.name)
             self.result["load"] = report
             self.result["identities"] = report["identities"]
             differences = self.media_against(metadata)
@@ -139,7 +140,7 @@ class Rehearsal(Session):
         if error:
             entry["error"] = error
         self.result["seconds"] = entry["seconds"]
-        record_status(self.result["archive"], "rehearsal", entry)
+        record_status(self.result["archive"], "rehearsal", entry, source=self.source)
         self.result["recorded"] = entry
 
 

@@ -32,6 +32,7 @@ import secrets
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     PGDUMP,
+    ArchiveError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError
@@ -64,7 +65,8 @@ PG_RESTORE = (
     ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
 )
 
-STEP_ERRORS = (ExecError, DjangoError, MediaError, LoadError)
+# ArchiveError: a member the verified archive should have, unreadable.
+STEP_ERRORS = (ExecError, DjangoError, MediaError, LoadError, ArchiveError)
 
 
 class RestoreError(ModuleFailure):
@@ -289,13 +291,16 @@ class Rollback(Session):
         self.containers.exec(db, ["mkdir", "-m", "700", scratch])
         try:
             dump = put_member(self.containers, db, path, PGDUMP, scratch)
-            try:
-                self.containers.exec(
-                    db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore"
+            done = self.containers.exec(
+                db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore", check=False
+            )
+            if done.rc != 0:
+                # pg_restore's errors quote the row they failed on: scrubbed
+                # whole, then shortened.
+                said = scrub((done.stderr or done.stdout).decode("utf-8", "replace")).strip()
+                raise ExecError(
+                    f"pg_restore failed in container {db[:12]} (exit {done.rc}): {said[-2000:]}"
                 )
-            except ExecError as exc:
-                # pg_restore's errors quote the row they failed on.
-                raise ExecError(scrub(str(exc))) from None
         finally:
             self.containers.exec(db, ["rm", "-rf", scratch], check=False)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import zipfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     METADATA,
-    verify_archive,
+    pinned,
+    verify_pinned,
 )
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
@@ -97,8 +97,15 @@ class Session:
         self.backend = None
         self.db = None
         self.result = {"changed": False, "commands": [], "execs": []}
+        self.pinned = None
+
+    def pin(self, source, path):
+        """The archive is read from source (see _archive.pinned): messages name path."""
+        self.pinned = (source, path) if source != path else None
 
     def fail(self, msg, cause=None):
+        if self.pinned:
+            msg = msg.replace(*self.pinned)
         error = self.failure(msg, **self.result)
         if cause is not None:
             raise error from cause
@@ -215,28 +222,6 @@ class Session:
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def pinned(path):
-    """A path that reads the file ``path`` names now for the rest of the run,
-    whatever is later moved or written over that name: /proc/self/fd/N of a
-    descriptor this process keeps open. Where there is no /proc, or the file
-    cannot be opened (verification then says why), ``path`` itself.
-
-    Verification, the sha256 and every later read of the archive (fixture,
-    media, pg_dump) then see the same file. A process that writes into that
-    very file in place is not caught; backups are written to a new name and
-    renamed, and that is caught.
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return path
-    proc_path = f"/proc/self/fd/{descriptor}"
-    if os.path.exists(proc_path):
-        return proc_path  # the descriptor stays open until the module ends
-    os.close(descriptor)
-    return path
-
-
 def normalized_sha256(value, name="archive_sha256"):
     """value as 64 lower-case hex digits (the case of a copied digest does not
     matter), or ValueError naming the parameter."""
@@ -259,13 +244,13 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
     compared instead of verifying again: equal bytes verify alike. With
     digest, the sha256 is returned in the result for such a later run.
     """
-    if expected_sha256:
+    if expected_sha256 is not None:
         try:
             expected_sha256 = normalized_sha256(expected_sha256)
         except ValueError as exc:
             session.fail(str(exc))
-    source = pinned(path)
-    if expected_sha256:
+    if expected_sha256 is not None:
+        source = pinned(path)
         found = file_sha256(source)
         session.result["sha256"] = found
         if found != expected_sha256:
@@ -274,8 +259,8 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
                 f" verified {expected_sha256}), so it is not {purpose}; verify it again"
             )
     else:
-        verification = verify_archive(source)
-        problems = [problem.replace(source, path) for problem in verification["problems"]]
+        verification, source = verify_pinned(path)
+        problems = verification["problems"]
         session.result["verification"] = {"ok": verification["ok"], "problems": problems}
         if not verification["ok"]:
             session.fail(
@@ -290,6 +275,7 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             )
         if digest:
             session.result["sha256"] = file_sha256(source)
+    session.pin(source, path)
     with zipfile.ZipFile(source) as archive:
         return json.loads(archive.read(METADATA)), source
 

@@ -7,7 +7,7 @@ import os
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     ArchiveError,
-    verify_archive,
+    verify_pinned,
 )
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
@@ -42,13 +42,15 @@ def choose_archive(archive, backup_dir, display_timezone):
 def verify(params):
     path = choose_archive(params["archive"], params["backup_dir"], params["display_timezone"])
     try:
-        result = verify_archive(path, required_models=params["required_models"])
+        result, source = verify_pinned(path, required_models=params["required_models"])
     except ArchiveError as exc:  # only for what verify_archive cannot turn into a check
         raise VerifyError(f"cannot verify archive {path}: {exc}") from exc
     recorded = None
     if params["record"]:
         try:
-            recorded = record_status(path, "verification", verification_entry(result))
+            recorded = record_status(
+                path, "verification", verification_entry(result), source=source
+            )
         except OSError as exc:
             raise VerifyError(
                 f"verified archive {path} but cannot record it beside the archive: {exc}",

@@ -42,10 +42,11 @@ def test_another_digest_is_refused(made):
     assert f"verified {other}" in result["msg"]
 
 
-def test_what_is_not_a_sha256_is_named_and_refused(made):
-    rc, result = rollback_plan(made, "md5:abc")
+@pytest.mark.parametrize(("value", "length"), [("md5:abc", 7), ("", 0)])
+def test_what_is_not_a_sha256_is_named_and_refused(made, value, length):
+    rc, result = rollback_plan(made, value)
     assert rc != 0
     assert result["msg"] == (
-        "archive_sha256 must be a sha256 of 64 hexadecimal digits; got 7 characters"
+        f"archive_sha256 must be a sha256 of 64 hexadecimal digits; got {length} characters"
     )
     assert "plan" not in result

@@ -6,6 +6,7 @@ afterwards; the live database is only read (to make the archive).
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -242,7 +243,7 @@ def test_a_rejected_row_is_named_without_its_content(source, scratch_db):
     assert isinstance(error, LoadError)
     assert error.stage == "load"
     assert 'null value in column "first_name" of relation "users_user"' in str(error)
-    assert "the failing row is not shown" in str(error)
+    assert "DETAIL: not shown (it may quote the row's data)" in str(error)
     assert password not in str(error)
     assert password.split("$")[-1] not in str(error)
     assert "Failing row" not in str(error)
@@ -269,8 +270,7 @@ def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source
     assert rc != 0
     assert isinstance(error, LoadError)
     assert error.stage == "load"
-    audit = source["metadata"]["counts"]["audit.audittrail"]
-    assert f"could not write {audit} row(s) of audit.AuditTrail" in str(error)
+    assert re.search(r"could not write \d+ row\(s\) of audit\.AuditTrail", str(error))
     assert "Key (id)=(1) already exists" in str(error)
     assert "signal receiver that ignores raw=True and the restore marker" in str(error)
     assert table_digests(env=env) == before

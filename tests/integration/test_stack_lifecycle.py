@@ -77,9 +77,14 @@ def test_down_removes_the_project_and_up_rebuilds_it(stack):
     assert document_count() == TINY["documents"]
 
 
-def test_purge_clears_another_checkouts_stack(stack):
+def test_purge_keeps_this_checkouts_stack_and_clears_another_checkouts(stack):
     """CI's case: the engine still holds a stack whose .env this checkout lacks."""
+    before = container_identities()
+    kept = run([STACK, "purge"])
+    assert "purge: this checkout's own stack" in kept.stderr
+    assert container_identities() == before
     env_file = os.path.join(os.path.dirname(COMPOSE_FILE), ".env")
+    purged = False
     try:
         os.remove(env_file)  # the volume stays, as another checkout's would
         refused = run([STACK, "up"], check=False)
@@ -88,13 +93,14 @@ def test_purge_clears_another_checkouts_stack(stack):
         assert "demo/bin/stack purge" in refused.stderr
         # Refused before anything changed: no new secrets, the stack still runs.
         assert not os.path.exists(env_file)
-        assert len(project_resources()["containers"]) == 2
-        purged = run([STACK, "purge"])
-        assert "purge: project edms-demo removed (2 container(s) found)" in purged.stderr
+        assert container_identities() == before
+        done = run([STACK, "purge"])
+        purged = True
+        assert "purge: project edms-demo removed (2 container(s) found)" in done.stderr
         assert project_resources() == {"containers": [], "networks": [], "volumes": []}
         assert not os.path.exists(COMPOSE_FILE)
     finally:
-        if not os.path.exists(env_file):  # failed before the purge: leave a working stack
+        if not purged:  # failed before the purge: leave a working stack
             run([STACK, "purge"])
         stack_up()
     assert document_count() == TINY["documents"]

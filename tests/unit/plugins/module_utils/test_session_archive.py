@@ -1,10 +1,8 @@
 import os
 
 import pytest
-from ansible_collections.edms.backup.plugins.module_utils._session import (
-    normalized_sha256,
-    pinned,
-)
+from ansible_collections.edms.backup.plugins.module_utils._archive import pinned
+from ansible_collections.edms.backup.plugins.module_utils._session import normalized_sha256
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
