@@ -128,9 +128,9 @@ def compare_counts(expected, found, m2m_tables):
 
 # scrub(text): a database error's text without the row data PostgreSQL puts
 # in it. A DETAIL line is kept only when it names a key whose columns are ids
-# (named id or ending in _id) and whose values are plain keys (digits, letters,
-# hyphens: integers and UUIDs), in one of the wordings of a key collision or a
-# missing reference: what an operator needs to find either. Any other DETAIL
+# (named id or ending in _id) and whose values are integers or UUIDs, in one
+# of the wordings of a key collision or a missing reference: what an operator
+# needs to find either. Any other DETAIL
 # ("Failing row contains (...)": every column of the row, a user's password
 # hash among them; a key of emails; an exclusion constraint's ranges) is
 # replaced, with the lines that continue it (a row's text may hold line
@@ -411,11 +411,10 @@ def key_columns_of(table):
 
 def describe(exc):
     """exc's text for the report, one line, without the row data a database
-    error may quote: a database error (psycopg's, or Django's that wraps it
-    with the same text) by
-    its primary message, and its detail only when that names key columns of
-    the table (its primary key, its foreign keys) with integer or UUID values;
-    anything else through scrub()."""
+    error may quote. A database error (psycopg's, or Django's that wraps it
+    with the same text) by its primary message, and its detail only when that
+    names key columns of the table (its primary key, its foreign keys) with
+    integer or UUID values; anything else through scrub()."""
     seen = exc
     while seen is not None:
         diag = getattr(seen, "diag", None)

@@ -251,7 +251,10 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             session.fail(str(exc))
     if expected_sha256 is not None:
         source = pinned(path)
-        found = file_sha256(source)
+        try:
+            found = file_sha256(source)
+        except OSError as exc:
+            session.fail(f"cannot read archive {path}: {exc.strerror}, so it is not {purpose}")
         session.result["sha256"] = found
         if found != expected_sha256:
             session.fail(

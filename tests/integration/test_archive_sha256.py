@@ -50,3 +50,16 @@ def test_what_is_not_a_sha256_is_named_and_refused(made, value, length):
         f"archive_sha256 must be a sha256 of 64 hexadecimal digits; got {length} characters"
     )
     assert "plan" not in result
+
+
+def test_a_missing_archive_is_named(made):
+    rc, result = run_module(
+        "archive_rollback",
+        {**PROJECT, "archive": made["archive"] + ".gone", "archive_sha256": made["sha256"]},
+        check_mode=True,
+    )
+    assert rc != 0
+    assert result["msg"] == (
+        f"cannot read archive {made['archive']}.gone: No such file or directory,"
+        " so it is not put back"
+    )
