@@ -55,8 +55,13 @@ class Containers:
         self.client = client
         self.execs = []
 
-    def exec(self, container_id, argv, user=None, workdir=None, check=True, what=None):
-        """Run argv in the container; raise ExecError on failure when check is set."""
+    def exec(
+        self, container_id, argv, user=None, workdir=None, check=True, what=None, clean=None
+    ):
+        """Run argv in the container; raise ExecError on failure when check is set.
+
+        clean: a function the failure's output goes through whole, before it is
+        shortened for the message (to take out what must not be shown)."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
         try:
@@ -71,7 +76,8 @@ class Containers:
             raise ExecError(f"cannot run {label} in container {container_id[:12]}: {exc}") from exc
         result = ExecResult(rc=rc, stdout=out or b"", stderr=err or b"")
         if check and rc != 0:
-            tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-2000:]
+            said = (result.stderr or result.stdout).decode("utf-8", "replace")
+            tail = (clean(said) if clean else said).strip()[-2000:]
             raise ExecError(f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}")
         return result
 

@@ -263,7 +263,9 @@ class Table:
         self.sql = loader.insert_sql(meta.db_table, [f.column for f in self.fields])
         self.signals = pre_save.has_listeners(model) or post_save.has_listeners(model)
         self.signals = self.signals or any(m["signals"] for m in self.m2m.values())
-        self.rows, self.instances = [], []
+        # Pending objects: rows, or for a model with receivers its instances,
+        # made rows at the flush, after pre_save (see flush_rows).
+        self.rows = []
         self.count = 0
 
     def add(self, obj):
@@ -301,13 +303,15 @@ class Table:
         for field in self.fields:
             if field.attname not in values:
                 values[field.attname] = field.get_default()
-        connection = loader.connection
-        self.rows.append(tuple(
-            field.get_db_prep_save(values[field.attname], connection) for field in self.fields))
         instance = None
         if self.signals:
             instance = self.model(**values)
-        self.instances.append(instance)
+            self.rows.append(instance)
+        else:
+            connection = loader.connection
+            self.rows.append(tuple(
+                field.get_db_prep_save(values[field.attname], connection)
+                for field in self.fields))
         for name, raw in m2m_values.items():
             self.add_m2m(self.m2m[name], values[self.pk.attname], instance, raw)
         self.count += 1
@@ -343,29 +347,30 @@ class Table:
         from django.db.models.signals import post_save, pre_save
 
         using, model = self.loader.using, self.model
-        instances = [i for i in self.instances if i is not None]
-        if instances:
-            self.loader.flush_before(self)
-            self.loader.sync()  # receivers see every earlier object written
+        if not self.signals:
+            self.loader.insert(self.sql, self.rows, model._meta.label)
+            self.rows = []
+            return
+        instances = self.rows
+        self.loader.flush_before(self)
+        self.loader.sync()  # receivers see every earlier object written
         for instance in instances:
             send(pre_save, "pre_save", sender=model, instance=instance, raw=True,
                  using=using, update_fields=None)
-        if instances:
-            # What a pre_save receiver set is saved, as a raw save() would.
-            connection = self.loader.connection
-            self.rows = [
-                tuple(field.get_db_prep_save(getattr(instance, field.attname), connection)
-                      for field in self.fields)
-                for instance in instances]
-        self.loader.insert(self.sql, self.rows, model._meta.label)
-        if instances:
-            self.loader.sync()
+        # The rows made now: what a pre_save receiver set is saved, as a raw save() would.
+        connection = self.loader.connection
+        rows = [
+            tuple(field.get_db_prep_save(getattr(instance, field.attname), connection)
+                  for field in self.fields)
+            for instance in instances]
+        self.loader.insert(self.sql, rows, model._meta.label)
+        self.loader.sync()
         for instance in instances:
             instance._state.adding = False
             instance._state.db = using
             send(post_save, "post_save", sender=model, instance=instance, created=True,
                  update_fields=None, raw=True, using=using)
-        self.rows, self.instances = [], []
+        self.rows = []
 
     def flush_m2m(self, m2m):
         from django.db.models.signals import m2m_changed

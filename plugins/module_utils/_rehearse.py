@@ -57,7 +57,6 @@ class Rehearsal(Session):
         super().__init__(params, runner=runner, containers=containers)
         self.name = params["database"]
         self.result["database"] = self.name
-        self.source = None  # the archive as verified (see verified_archive)
 
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
@@ -96,7 +95,7 @@ class Rehearsal(Session):
         except ModuleFailure as exc:
             self.fail(str(exc), exc)
         self.result["archive"] = path
-        metadata, self.source = verified_archive(self, path, "rehearsed")
+        metadata = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
         settings = params.get("django_settings_module")

@@ -97,15 +97,13 @@ class Session:
         self.backend = None
         self.db = None
         self.result = {"changed": False, "commands": [], "execs": []}
-        self.pinned = None
-
-    def pin(self, source, path):
-        """The archive is read from source (see _archive.pinned): messages name path."""
-        self.pinned = (source, path) if source != path else None
+        # Set by verified_archive: the archive as named, and the path to read
+        # that very file from for the rest of the run (_archive.pinned).
+        self.archive_path = self.source = None
 
     def fail(self, msg, cause=None):
-        if self.pinned:
-            msg = msg.replace(*self.pinned)
+        if self.source and self.source != self.archive_path:
+            msg = msg.replace(self.source, self.archive_path)
         error = self.failure(msg, **self.result)
         if cause is not None:
             raise error from cause
@@ -234,11 +232,11 @@ def normalized_sha256(value, name="archive_sha256"):
 
 
 def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
-    """(metadata, source) of an archive of this collection's format that verifies.
+    """The metadata of an archive of this collection's format that verifies.
 
-    source is the path to read the archive from for the rest of the run
-    (pinned: the file that was verified, even if another replaces it under
-    the same name). Fails the session ("..., so it is not <purpose>") when the
+    Sets session.source, the path to read the archive from for the rest of
+    the run (pinned: the file that was verified, even if another replaces it
+    under the same name). Fails the session ("..., so it is not <purpose>") when the
     archive does not verify or is of another format. With expected_sha256 (an
     earlier run verified the archive and returned it) the file's sha256 is
     compared instead of verifying again: equal bytes verify alike. With
@@ -278,9 +276,9 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             )
         if digest:
             session.result["sha256"] = file_sha256(source)
-    session.pin(source, path)
+    session.archive_path, session.source = path, source
     with zipfile.ZipFile(source) as archive:
-        return json.loads(archive.read(METADATA)), source
+        return json.loads(archive.read(METADATA))
 
 
 def file_sha256(path):
