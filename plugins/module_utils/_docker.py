@@ -55,9 +55,7 @@ class Containers:
         self.client = client
         self.execs = []
 
-    def exec(
-        self, container_id, argv, user=None, workdir=None, check=True, what=None, clean=None
-    ):
+    def exec(self, container_id, argv, user=None, workdir=None, check=True, what=None, clean=None):
         """Run argv in the container; raise ExecError on failure when check is set.
 
         clean: a function the failure's output goes through whole, before it is
