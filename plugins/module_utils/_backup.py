@@ -39,7 +39,7 @@ from ansible_collections.edms.backup.plugins.module_utils._common import ModuleF
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
-    running_service,
+    running_services,
 )
 from ansible_collections.edms.backup.plugins.module_utils._django import NoReport
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
@@ -251,10 +251,12 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         project_dir=params["project_dir"], files=params["compose_files"], runner=runner
     )
     result["commands"] = compose.commands
+    wanted = [(params["backend_service"], "backend")]
+    if params["pgdump"]:
+        wanted.append((params["db_service"], "db"))
     try:
-        services = compose.services()
-        backend = running_service(services, params["backend_service"], "backend")
-        db = running_service(services, params["db_service"], "db") if params["pgdump"] else None
+        services = running_services(compose, wanted)
+        backend, db = services[0], (services[1] if params["pgdump"] else None)
         check_backup_dir(backup_dir)
     except ComposeError as exc:
         raise BackupError(str(exc), **result) from exc

@@ -95,15 +95,35 @@ class ComposeProject:
             if line.strip()
         ]
 
-    def containers(self):
-        """{service: ServiceState} of every service with a container, any profile."""
-        return parse_ps_output(self._run(["ps", "--all", "--format", "json"]))
+    def containers(self, names=()):
+        """{service: ServiceState} of every service with a container, any
+        profile; with names, of those services only (ComposeError when one
+        of them is not defined)."""
+        return parse_ps_output(self._run(["ps", "--all", "--format", "json", *names]))
 
     def services(self):
         """State of every defined service, in the order the files define them."""
         names = self.service_names()
         found = self.containers()
         return [found.get(name) or ServiceState(service=name) for name in names]
+
+
+def running_services(compose, wanted):
+    """[ServiceState] of the services named in wanted ((name, role) pairs),
+    each running; else ComposeError naming the first that is not defined or
+    not running.
+
+    One `docker compose ps` of those services when all run; the whole list of
+    services (services()) only to say which is missing."""
+    names = [name for name, _role in wanted]
+    try:
+        found = compose.containers(names)
+    except ComposeError:
+        found = {}
+    if all(name in found and found[name].running for name in names):
+        return [found[name] for name in names]
+    services = compose.services()
+    return [running_service(services, name, role) for name, role in wanted]
 
 
 def running_service(services, name, role):

@@ -20,7 +20,12 @@ except ImportError:  # pragma: no cover - depends on the controller's packages
 
 
 class ExecError(Exception):
-    """A command inside a container could not run or exited non-zero."""
+    """A command inside a container could not run or exited non-zero.
+
+    ``rc`` is its exit code when it ran to its end, None when it could not run
+    or its end is not known."""
+
+    rc = None
 
 
 @dataclass
@@ -76,7 +81,11 @@ class Containers:
         if check and rc != 0:
             said = (result.stderr or result.stdout).decode("utf-8", "replace")
             tail = (clean(said) if clean else said).strip()[-2000:]
-            raise ExecError(f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}")
+            error = ExecError(
+                f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}"
+            )
+            error.rc = rc
+            raise error
         return result
 
     def exec_stream(self, container_id, argv, user=None, workdir=None, what=None):
@@ -150,4 +159,8 @@ class ExecStream:
         self.stderr = b"".join(errors)
         if self.rc != 0:
             tail = self.stderr.decode("utf-8", "replace").strip()[-2000:]
-            raise self._error(f"{self.label} failed in container {short} (exit {self.rc}): {tail}")
+            error = self._error(
+                f"{self.label} failed in container {short} (exit {self.rc}): {tail}"
+            )
+            error.rc = self.rc
+            raise error

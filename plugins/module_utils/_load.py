@@ -77,6 +77,7 @@ is then non-zero.
 from __future__ import annotations
 
 import json
+import secrets
 import tarfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
@@ -990,32 +991,62 @@ def tar_of_one(info, source):
 
 def container_owner(containers, container_id):
     """(uid, gid) of the user the container runs commands as."""
-    out = containers.exec(container_id, ["id", "-u"], what="id -u").stdout.decode().strip()
-    gid = containers.exec(container_id, ["id", "-g"], what="id -g").stdout.decode().strip()
+    out = containers.exec(container_id, ["sh", "-c", "id -u && id -g"], what="id").stdout
+    return parse_owner(out, container_id)
+
+
+def parse_owner(out, container_id):
+    """(uid, gid) from the output of ``id -u; id -g``."""
     try:
-        return int(out), int(gid)
+        uid, gid = (int(word) for word in out.decode("ascii", "replace").split())
     except ValueError:
         raise ExecError(f"cannot tell the user of container {container_id[:12]}") from None
+    return uid, gid
 
 
-def put_fixture(containers, container_id, archive_path, dest_dir):
+# $1: a directory made private to the container's user; its uid and gid printed.
+SCRATCH_SCRIPT = 'mkdir -m 700 "$1" && id -u && id -g'
+
+# Runs "$@" and removes the directory $1 when it ends, with its exit code
+# kept: the fixture or dump copied there (password hashes) does not outlive
+# the command, even when the module that started it is gone (only a kill of
+# this shell itself would leave it).
+IN_SCRATCH_SCRIPT = 'scratch=$1; shift; trap \'rm -rf "$scratch"\' EXIT; "$@"'
+
+
+def scratch_dir(containers, container_id, prefix):
+    """A new directory of the container's /tmp, private to its user, and that
+    user's (uid, gid): one exec. The caller removes it (in_scratch)."""
+    path = f"/tmp/{prefix}-{secrets.token_hex(6)}"
+    out = containers.exec(
+        container_id, ["sh", "-c", SCRATCH_SCRIPT, "sh", path], what=f"mkdir {path}"
+    ).stdout
+    return path, parse_owner(out, container_id)
+
+
+def in_scratch(scratch, argv):
+    """argv run so that the scratch directory is removed when it ends."""
+    return ["sh", "-c", IN_SCRATCH_SCRIPT, "sh", scratch, *argv]
+
+
+def put_fixture(containers, container_id, archive_path, dest_dir, owner=None):
     """Copy the archive's fixture into the container; return its path there.
 
     The file lands as ``<dest_dir>/database_backup.json``, mode 0600, owned by
     the container's user (it holds password hashes).
     """
-    return put_member(containers, container_id, archive_path, FIXTURE, dest_dir)
+    return put_member(containers, container_id, archive_path, FIXTURE, dest_dir, owner)
 
 
-def put_member(containers, container_id, archive_path, name, dest_dir):
+def put_member(containers, container_id, archive_path, name, dest_dir, owner=None):
     """Copy one member of the archive into the container; return its path there.
 
     The file lands as ``<dest_dir>/<name>``, mode 0600, owned by the user the
-    container runs commands as. The tar stream is made while it is sent: the
-    Docker SDK passes a generator body on to requests, which sends it chunked,
-    so the member is never whole in memory.
+    container runs commands as (``owner``: its (uid, gid) if known). The tar
+    stream is made while it is sent: the Docker SDK passes a generator body on
+    to requests, which sends it chunked, so the member is never whole in memory.
     """
-    uid, gid = container_owner(containers, container_id)
+    uid, gid = owner or container_owner(containers, container_id)
     path = dest_dir.rstrip("/") + "/" + name
     containers.execs.append({"container": container_id, "command": f"put_archive {path}"})
     with ArchiveReader.open(archive_path) as archive:

@@ -29,6 +29,7 @@ say what happened.
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     PGDUMP,
@@ -40,7 +41,9 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import ExecErr
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     FAIL_STAGES,
     LoadError,
+    in_scratch,
     put_member,
+    scratch_dir,
     scrub,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
@@ -246,24 +249,31 @@ class Rollback(Session):
             ]
             return self.result
         self.result["changed"] = True
-        try:
-            if method == "pgdump":
-                self.pg_restore(self.source)
-            else:
-                self.load(self.source, metadata)
-        except STEP_ERRORS as exc:
-            self.result["database"] = f"FAILED: {exc}"
-            self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
-        self.result["database"] = "restored"
-        try:
-            # Media found equal to the archive's and left alone need not be
-            # hashed a second time (pg_restore does not touch them).
-            media = [] if self.restore_media(self.source, metadata, work) else None
-            check = self.count_against(metadata)
-            if media is None:
-                media = self.media_against(metadata)
-        except STEP_ERRORS as exc:
-            self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # Asked while the database is being replaced, as neither reads it:
+            # what the count after it needs from Django, and the live media's
+            # hashes (unless a failed restore kept the previous media to put back).
+            plan = pool.submit(self.count_plan, metadata)
+            hashes = None if work else pool.submit(self.media, "hashes")
+            try:
+                if method == "pgdump":
+                    self.pg_restore(self.source)
+                else:
+                    self.load(self.source, metadata)
+            except STEP_ERRORS as exc:
+                self.result["database"] = f"FAILED: {exc}"
+                self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
+            self.result["database"] = "restored"
+            try:
+                # Media found equal to the archive's and left alone need not be
+                # hashed a second time (the database's restore does not touch them).
+                found = hashes.result()["hashes"] if hashes else None
+                media = [] if self.restore_media(self.source, metadata, work, found) else None
+                check = self.count_in_sql(metadata, plan.result())
+                if media is None:
+                    media = self.media_against(metadata)
+            except STEP_ERRORS as exc:
+                self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
         if "error" in check:
             self.fail(f"rollback to {path}: cannot count: {check['error']}")
         self.result["counts"] = check["counts"]
@@ -287,26 +297,32 @@ class Rollback(Session):
 
     def pg_restore(self, path):
         db = self.db.container_id
-        scratch = "/tmp/edms-rollback-" + secrets.token_hex(6)
-        self.containers.exec(db, ["mkdir", "-m", "700", scratch])
+        scratch, owner = scratch_dir(self.containers, db, "edms-rollback")
+        ran = False  # pg_restore ran to its end (and removed scratch)
         try:
-            dump = put_member(self.containers, db, path, PGDUMP, scratch)
+            dump = put_member(self.containers, db, path, PGDUMP, scratch, owner)
             # pg_restore's errors quote the row they failed on.
-            self.containers.exec(
-                db, ["sh", "-c", PG_RESTORE, "pg_restore", dump], what="pg_restore", clean=scrub
-            )
+            argv = in_scratch(scratch, ["sh", "-c", PG_RESTORE, "pg_restore", dump])
+            try:
+                self.containers.exec(db, argv, what="pg_restore", clean=scrub)
+            except ExecError as exc:
+                ran = exc.rc is not None
+                raise
+            ran = True
         finally:
-            self.containers.exec(db, ["rm", "-rf", scratch], check=False)
+            if not ran:
+                self.containers.exec(db, ["rm", "-rf", scratch], check=False)
 
-    def restore_media(self, path, metadata, work):
+    def restore_media(self, path, metadata, work, hashes=None):
         """Put the archive's media back; True when they were found equal to the
-        archive's and left as they were."""
+        archive's and left as they were. hashes: the live media's, if taken
+        (without work only: putting the previous media back changes them)."""
         if work:
             if self.media("putback", work).get("previous"):
                 self.result["media"] = "previous media moved back"
                 return False
             self.media("finish", work)
-        if not self.media_against(metadata):
+        if not self.media_against(metadata, hashes):
             self.result["media"] = "unchanged (already equal to the archive's)"
             return True
         work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))

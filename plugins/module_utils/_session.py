@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import zipfile
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
@@ -23,17 +22,24 @@ from ansible_collections.edms.backup.plugins.module_utils._common import ModuleF
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
-    running_service,
+    running_services,
 )
-from ansible_collections.edms.backup.plugins.module_utils._django import SETUP, parse_answer
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    SETUP,
+    DjangoError,
+    parse_answer,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     COMPARE_FUNCTION,
+    compare_counts,
+    in_scratch,
     keep_tables_of,
     load_command,
     load_request,
     parse_report,
     put_fixture,
+    scratch_dir,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     archive_media,
@@ -49,13 +55,13 @@ from ansible_collections.edms.backup.plugins.module_utils._migrations import (
 # database come as arguments, the credentials stay in the container.
 PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
 
-# Request: {"settings", "database", "expected", "m2m_tables"}. Counts every
-# label of "expected" (models and auto-created m2m tables, as in an archive's
-# metadata) and every other managed model, in one repeatable-read, read-only
-# transaction; prints {"counts", "differences"} (compare_counts of _load).
-COUNT_LABELS_SCRIPT = (
+# Request: {"settings", "database", "expected", "m2m_tables", "ignore"}. The
+# labels a count of the target takes: every label of "expected" (models and
+# auto-created m2m tables, as in an archive's metadata) and every other managed
+# model not in "ignore"; prints {"error"} when one of them is not a model of
+# this application.
+LABELS_PART = (
     SETUP
-    + COMPARE_FUNCTION
     + r"""
 expected = request["expected"]
 ignore = set(request.get("ignore", []))
@@ -69,6 +75,15 @@ unknown = sorted(label for label in labels if label not in by_label)
 if unknown:
     print(json.dumps({"error": "models not in this application: " + ", ".join(unknown)}))
     sys.exit(0)
+"""
+)
+
+# Counts those labels in one repeatable-read, read-only transaction; prints
+# {"counts", "differences"} (compare_counts of _load).
+COUNT_LABELS_SCRIPT = (
+    LABELS_PART
+    + COMPARE_FUNCTION
+    + r"""
 found = {}
 with transaction.atomic():
     with connection.cursor() as cursor:
@@ -79,6 +94,46 @@ print(json.dumps({"counts": found,
                   "differences": compare_counts(expected, found, request["m2m_tables"])}))
 """
 )
+
+# Prints {"database": the database the application reads, "tables": {label:
+# table}} of those labels: what a count in SQL needs (count_sql). Reads no row.
+TABLES_SCRIPT = (
+    LABELS_PART
+    + r"""
+print(json.dumps({"database": connection.settings_dict["NAME"],
+                  "tables": {label: by_label[label]._meta.db_table for label in sorted(labels)}}))
+"""
+)
+
+# psql in the db container, on the db service's own database ($POSTGRES_DB,
+# the one pg_dump and pg_restore work on); $1 is the statement.
+PSQL_OWN_DATABASE = (
+    'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$1"'
+)
+
+
+def sql_literal(text):
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_identifier(text):
+    return '"' + str(text).replace('"', '""') + '"'
+
+
+def count_sql(tables):
+    """One statement (one snapshot) that counts the rows of every table of
+    {label: table} and names the database: a JSON object {"database",
+    "counts": {label: rows}}."""
+    parts = [
+        f"SELECT {sql_literal(label)} AS label, count(*) AS n FROM {sql_identifier(table)}"
+        for label, table in sorted(tables.items())
+    ]
+    counts = (
+        "(SELECT json_object_agg(label, n) FROM ({}) AS c)".format(" UNION ALL ".join(parts))
+        if parts
+        else "'{}'::json"
+    )
+    return f"SELECT json_build_object('database', current_database(), 'counts', {counts})"
 
 
 class Session:
@@ -116,15 +171,13 @@ class Session:
             runner=self.runner,
         )
         self.result["commands"] = compose.commands
+        wanted = [(self.params["backend_service"], "backend"), (self.params["db_service"], "db")]
         try:
-            services = compose.services()
-            self.backend = running_service(services, self.params["backend_service"], "backend")
-            self.db = running_service(services, self.params["db_service"], "db")
+            self.backend, self.db = running_services(compose, wanted)
         except ComposeError as exc:
             self.fail(str(exc), exc)
         self.containers = self.containers or Containers()
         self.result["execs"] = self.containers.execs
-        return services
 
     def psql(self, sql, database="postgres"):
         answer = self.containers.exec(
@@ -149,9 +202,12 @@ class Session:
             fail_at=fail_at,
         )
 
-    def media_against(self, metadata):
-        """How the live media differ from the archive's, one line each (empty when equal)."""
-        return media_differences(archive_media(metadata), self.media("hashes")["hashes"])
+    def media_against(self, metadata, hashes=None):
+        """How the live media differ from the archive's, one line each (empty
+        when equal). hashes: the live media's {path: sha256}, if already taken."""
+        if hashes is None:
+            hashes = self.media("hashes")["hashes"]
+        return media_differences(archive_media(metadata), hashes)
 
     def migrations_against(self, metadata, database=None, refusal="it is not restored"):
         """The archive's migrations against the target's; fails on a difference
@@ -174,15 +230,16 @@ class Session:
     def load(self, archive, metadata, database=None, fail_at=None):
         """The archive's fixture loaded into a database (_load: one transaction); its report.
 
-        The fixture is copied into a private directory of the backend and
-        removed again whatever happens. Raises ExecError, DjangoError or LoadError.
+        The fixture is copied into a private directory of the backend, which
+        the load's own command removes when it ends (in_scratch), or this
+        method when the command did not run to its end. Raises ExecError, DjangoError or LoadError.
         """
         params = self.params
         backend = self.backend.container_id
-        scratch = "/tmp/edms-load-" + secrets.token_hex(6)
-        self.containers.exec(backend, ["mkdir", "-m", "700", scratch])
+        scratch, owner = scratch_dir(self.containers, backend, "edms-load")
+        ran = False  # the load's command ran to its end (and removed scratch)
         try:
-            fixture = put_fixture(self.containers, backend, archive, scratch)
+            fixture = put_fixture(self.containers, backend, archive, scratch, owner)
             request = load_request(
                 fixture,
                 metadata["counts"],
@@ -193,20 +250,23 @@ class Session:
                 fail_at=fail_at,
             )
             stream = self.containers.exec_stream(
-                backend, load_command(params["backend_python"], request), what="the load"
+                backend,
+                in_scratch(scratch, load_command(params["backend_python"], request)),
+                what="the load",
             )
             try:
                 for _chunk in stream:
                     pass
             except ExecError:
                 pass  # the report on stderr says why
+            ran = stream.rc is not None
             return parse_report(stream.stderr)
         finally:
-            self.containers.exec(backend, ["rm", "-rf", scratch], check=False)
+            if not ran:
+                self.containers.exec(backend, ["rm", "-rf", scratch], check=False)
 
-    def count_against(self, metadata, database=None):
-        """The target's counts against the archive's: {"counts", "differences"}."""
-        request = {
+    def count_request(self, metadata, database=None):
+        return {
             "settings": self.params.get("django_settings_module"),
             "database": database,
             "expected": {str(k).lower(): int(v) for k, v in metadata["counts"].items()},
@@ -214,7 +274,46 @@ class Session:
             "ignore": [str(label).lower() for label in metadata.get("recreated_models", [])]
             + [str(label).lower() for label in metadata.get("excluded_models", [])],
         }
+
+    def count_against(self, metadata, database=None):
+        """The target's counts against the archive's: {"counts", "differences"}
+        (or {"error"}), counted through Django."""
+        request = self.count_request(metadata, database)
         return self.backend_script(COUNT_LABELS_SCRIPT, request, "the counts")
+
+    def count_plan(self, metadata):
+        """What count_in_sql needs, asked of Django without reading a row (so
+        it can be asked while the database is being replaced): {"database",
+        "tables"}, or {"error"}."""
+        return self.backend_script(TABLES_SCRIPT, self.count_request(metadata), "the tables")
+
+    def count_in_sql(self, metadata, plan):
+        """count_against's answer, counted in SQL in the db container: the same
+        labels (count_plan), one statement. The database counted is the db
+        service's own; it fails when the application reads another."""
+        if "error" in plan:
+            return plan
+        answer = self.containers.exec(
+            self.db.container_id,
+            ["sh", "-c", PSQL_OWN_DATABASE, "psql", count_sql(plan["tables"])],
+            what="the counts in SQL",
+        )
+        try:
+            found = json.loads(answer.stdout.decode("utf-8", "replace").strip())
+        except ValueError as exc:
+            raise DjangoError(f"cannot read the counts psql printed: {exc}") from exc
+        if found["database"] != plan["database"]:
+            return {
+                "error": "the db service's database is {} but the application reads {}".format(
+                    found["database"], plan["database"]
+                )
+            }
+        counts = found["counts"] or {}
+        request = self.count_request(metadata)
+        return {
+            "counts": counts,
+            "differences": compare_counts(request["expected"], counts, request["m2m_tables"]),
+        }
 
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -7,6 +7,7 @@ from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ServiceState,
     parse_ps_output,
     running_service,
+    running_services,
 )
 
 
@@ -101,3 +102,61 @@ def test_running_service_names_what_is_missing_or_stopped():
         ComposeError, match=r"service 'web' is not defined \(services: db, backend\)"
     ):
         running_service(services, "web", "backend")
+
+
+def compose_cli(defined, rows):
+    """A runner that answers as `docker compose` does for the defined services
+    and these ps rows: ps of named services fails on one that is not defined."""
+    calls = []
+
+    def runner(argv):
+        calls.append(argv[argv.index("compose") + 1 :])
+        args = calls[-1][2:]  # after --project-directory DIR (no -f here)
+        if args[0] == "config":
+            return 0, "\n".join(defined) + "\n", ""
+        named = args[4:]
+        for name in named:
+            if name not in defined:
+                return 1, "", f"no such service: {name}\n"
+        wanted = [row for row in rows if not named or row["Service"] in named]
+        return 0, "".join(json.dumps(row) + "\n" for row in wanted), ""
+
+    return runner, calls
+
+
+WANTED = [("backend", "backend"), ("db", "db")]
+
+
+def test_running_services_asks_once_for_the_named_services():
+    runner, calls = compose_cli(
+        ["db", "backend", "worker"], [ps_row("db", cid="d"), ps_row("backend", cid="b")]
+    )
+    project = ComposeProject(project_dir="/srv/app", runner=runner)
+    backend, db = running_services(project, WANTED)
+    assert (backend.container_id, db.container_id) == ("b", "d")
+    assert calls == [["--project-directory", "/srv/app", "ps", "--all", "--format", "json",
+                      "backend", "db"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "wanted", "message"),
+    [
+        (
+            [ps_row("db"), ps_row("backend")],
+            [("web", "backend"), ("db", "db")],
+            r"^the backend service 'web' is not defined \(services: db, backend\)$",
+        ),
+        (
+            [ps_row("db", state="exited"), ps_row("backend")],
+            WANTED,
+            r"^the db service 'db' is not running \(state: exited\)$",
+        ),
+        ([ps_row("db")], WANTED, r"^the backend service 'backend' is not running"),
+    ],
+)
+def test_running_services_names_the_service_that_is_missing_or_stopped(rows, wanted, message):
+    runner, calls = compose_cli(["db", "backend"], rows)
+    project = ComposeProject(project_dir="/srv/app", runner=runner)
+    with pytest.raises(ComposeError, match=message):
+        running_services(project, wanted)
+    assert [c[2] for c in calls[1:]] == ["config", "ps"]  # the whole list, to say which
