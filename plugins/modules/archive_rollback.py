@@ -19,7 +19,11 @@ description:
     otherwise from the archive, swapped in all-or-nothing, unless the live
     media already equal the archive's.
   - Then compares the count of every model and m2m table, and every media
-    file's sha256, with the archive's; a difference fails the task.
+    file's sha256, with the archive's; a difference fails the task. The
+    media are hashed, and Django names the tables to count, while the
+    database is put back; the counts are then one SQL statement in the db
+    container. The task fails when the application reads another database
+    than the db service's own.
 extends_documentation_fragment:
   - edms.backup.project
 options:

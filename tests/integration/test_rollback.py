@@ -7,6 +7,7 @@ archive's, and that neither way of putting the database back leaves its copy
 of the dump or fixture in a container.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,15 +51,18 @@ def taken(stack):
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def with_dump_of(archive, other, path):
-    """A copy of archive whose pg_dump member is other's, its metadata saying so:
-    an archive that verifies but whose dump does not hold its counts."""
-    with zipfile.ZipFile(other) as source:
-        dump = source.read(PGDUMP)
-        dump_entry = json.loads(source.read("metadata.json"))["members"][PGDUMP]
+def dump_of(archive):
+    with zipfile.ZipFile(archive) as source:
+        return source.read(PGDUMP)
+
+
+def with_dump(archive, dump, path):
+    """A copy of archive whose pg_dump member is `dump`, its metadata saying
+    so: an archive that verifies, whatever the dump holds."""
+    entry = {"sha256": hashlib.sha256(dump).hexdigest(), "size": len(dump)}
     with zipfile.ZipFile(archive) as source, zipfile.ZipFile(path, "w") as out:
         metadata = json.loads(source.read("metadata.json"))
-        metadata["members"][PGDUMP] = dump_entry
+        metadata["members"][PGDUMP] = entry
         for info in source.infolist():
             if info.filename == PGDUMP:
                 out.writestr(info, dump)
@@ -72,8 +76,8 @@ def with_dump_of(archive, other, path):
 
 def test_a_dump_that_does_not_hold_the_archives_counts_fails_and_names_them(taken):
     first, second = taken["first"], taken["second"]
-    mixed = with_dump_of(
-        second["archive"], first["archive"], os.path.join(taken["directory"], "mixed.zip")
+    mixed = with_dump(
+        second["archive"], dump_of(first["archive"]), os.path.join(taken["directory"], "mixed.zip")
     )
     rc, result = run_module("archive_rollback", {**PROJECT, "archive": mixed, "method": "pgdump"})
     assert rc != 0
@@ -96,6 +100,26 @@ def test_a_dump_that_does_not_hold_the_archives_counts_fails_and_names_them(take
         assert difference["found"] == before[label]
         assert f"{label} expected {counts[label]}, found {before[label]}" in result["msg"]
     assert content()["tables"] == first["state"]["tables"]
+    assert scratch_left() == []
+
+
+def test_a_dump_pg_restore_cannot_read_fails_and_leaves_the_database_as_it_was(taken):
+    dump = dump_of(taken["second"]["archive"])
+    broken = with_dump(
+        taken["second"]["archive"],
+        dump[: len(dump) * 3 // 4],
+        os.path.join(taken["directory"], "broken.zip"),
+    )
+    before = content()
+    rc, result = run_module("archive_rollback", {**PROJECT, "archive": broken, "method": "pgdump"})
+    assert rc != 0
+    assert result["verification"]["ok"], result["verification"]
+    assert result["msg"].startswith(
+        f"rollback to {broken} could not restore the database: pg_restore failed in container"
+    )
+    assert result["database"].startswith("FAILED: pg_restore failed")
+    # pg_restore runs in one transaction: what it did before the error is undone.
+    assert content() == before
     assert scratch_left() == []
 
 
