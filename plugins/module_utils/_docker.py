@@ -25,7 +25,9 @@ class ExecError(Exception):
     ``rc`` is its exit code when it ran to its end, None when it could not run
     or its end is not known."""
 
-    rc = None
+    def __init__(self, message, rc=None):
+        super().__init__(message)
+        self.rc = rc
 
 
 @dataclass
@@ -81,11 +83,9 @@ class Containers:
         if check and rc != 0:
             said = (result.stderr or result.stdout).decode("utf-8", "replace")
             tail = (clean(said) if clean else said).strip()[-2000:]
-            error = ExecError(
-                f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}"
+            raise ExecError(
+                f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}", rc
             )
-            error.rc = rc
-            raise error
         return result
 
     def exec_stream(self, container_id, argv, user=None, workdir=None, what=None):
@@ -130,8 +130,8 @@ class ExecStream:
         self.rc = None
         self.stderr = b""
 
-    def _error(self, message):
-        error = ExecError(message)
+    def _error(self, message, rc=None):
+        error = ExecError(message, rc)
         error.stderr = self.stderr
         return error
 
@@ -159,8 +159,6 @@ class ExecStream:
         self.stderr = b"".join(errors)
         if self.rc != 0:
             tail = self.stderr.decode("utf-8", "replace").strip()[-2000:]
-            error = self._error(
-                f"{self.label} failed in container {short} (exit {self.rc}): {tail}"
+            raise self._error(
+                f"{self.label} failed in container {short} (exit {self.rc}): {tail}", self.rc
             )
-            error.rc = self.rc
-            raise error

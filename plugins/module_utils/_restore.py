@@ -273,7 +273,11 @@ class Rollback(Session):
                 if media is None:
                     media = self.media_against(metadata)
             except STEP_ERRORS as exc:
-                self.fail(f"rollback to {path} could not put the media back: {exc}", exc)
+                self.fail(
+                    f"rollback to {path} restored the database but could not put the media"
+                    f" back or check the result: {exc}",
+                    exc,
+                )
         if "error" in check:
             self.fail(f"rollback to {path}: cannot count: {check['error']}")
         self.result["counts"] = check["counts"]

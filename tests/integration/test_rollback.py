@@ -123,32 +123,20 @@ def test_a_dump_pg_restore_cannot_read_fails_and_leaves_the_database_as_it_was(t
     assert scratch_left() == []
 
 
-def test_a_rollback_by_pg_dump_puts_back_the_archives_content(taken):
-    second = taken["second"]
+@pytest.mark.parametrize(("method", "which"), [("pgdump", "second"), ("fixture", "first")])
+def test_a_rollback_puts_back_the_archives_content(taken, method, which):
+    archive = taken[which]
     rc, result = run_module(
-        "archive_rollback", {**PROJECT, "archive": second["archive"], "method": "pgdump"}
+        "archive_rollback", {**PROJECT, "archive": archive["archive"], "method": method}
     )
     assert rc == 0, result.get("msg")
-    assert result["database_method"] == "pgdump"
+    assert result["database_method"] == method
     assert result["verified"] is True
     assert result["count_differences"] == []
     assert result["media_differences"] == []
-    for label, n in second["counts"].items():
+    for label, n in archive["counts"].items():
         assert result["counts"][label.lower()] == n
-    assert content() == second["state"]
-    assert scratch_left() == []
-
-
-def test_a_rollback_by_the_fixture_puts_back_the_archives_content(taken):
-    first = taken["first"]
-    rc, result = run_module(
-        "archive_rollback", {**PROJECT, "archive": first["archive"], "method": "fixture"}
-    )
-    assert rc == 0, result.get("msg")
-    assert result["database_method"] == "fixture"
-    assert result["count_differences"] == []
-    assert result["media_differences"] == []
-    assert content() == first["state"]
+    assert content() == archive["state"]
     assert scratch_left() == []
 
 
