@@ -32,8 +32,9 @@ def scratch_left():
 
 @pytest.fixture(scope="module")
 def taken(stack):
-    """Two archives with pg_dump members, the deployment changed between them;
-    the deployment is left as at the second."""
+    """Two archives with pg_dump members, the deployment changed between them.
+    The deployment is put back as it was before (the first) for the tests
+    that follow, which expect the demo's seed."""
     directory = tempfile.mkdtemp(prefix="edms-rollback-test-")
     made = {}
     for name in ("first", "second"):
@@ -46,8 +47,9 @@ def taken(stack):
         made[name] = {**result, "state": content()}
     assert made["first"]["counts"] != made["second"]["counts"]
     yield {**made, "directory": directory}
-    rc, result = run_module("archive_rollback", {**PROJECT, "archive": made["second"]["archive"]})
+    rc, result = run_module("archive_rollback", {**PROJECT, "archive": made["first"]["archive"]})
     assert rc == 0, result.get("msg")
+    assert content() == made["first"]["state"]
     shutil.rmtree(directory, ignore_errors=True)
 
 
