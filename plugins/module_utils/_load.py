@@ -79,6 +79,7 @@ from __future__ import annotations
 import json
 import secrets
 import tarfile
+from contextlib import contextmanager
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
     DEFAULT_RECREATED_MODELS,
@@ -1014,19 +1015,33 @@ SCRATCH_SCRIPT = 'mkdir -m 700 "$1" && id -u && id -g'
 IN_SCRATCH_SCRIPT = 'scratch=$1; shift; trap \'rm -rf "$scratch"\' EXIT; "$@"'
 
 
-def scratch_dir(containers, container_id, prefix):
-    """A new directory of the container's /tmp, private to its user, and that
-    user's (uid, gid): one exec. The caller removes it (in_scratch)."""
+class Scratch:
+    """A directory of a container's /tmp, private to the container's user, for
+    a copy that holds secrets: ``path``, ``owner`` (uid, gid) and
+    ``command(argv)``, argv wrapped so that the directory goes when it ends."""
+
+    def __init__(self, path, owner):
+        self.path, self.owner = path, owner
+        self.removed = False  # a command of command() ran to its end
+
+    def command(self, argv):
+        return ["sh", "-c", IN_SCRATCH_SCRIPT, "sh", self.path, *argv]
+
+
+@contextmanager
+def scratch(containers, container_id, prefix):
+    """A new Scratch: made, with the owner read, in one exec. When no command
+    of its own ran to its end (set ``removed``), it is removed on the way out."""
     path = f"/tmp/{prefix}-{secrets.token_hex(6)}"
     out = containers.exec(
         container_id, ["sh", "-c", SCRATCH_SCRIPT, "sh", path], what=f"mkdir {path}"
     ).stdout
-    return path, parse_owner(out, container_id)
-
-
-def in_scratch(scratch, argv):
-    """argv run so that the scratch directory is removed when it ends."""
-    return ["sh", "-c", IN_SCRATCH_SCRIPT, "sh", scratch, *argv]
+    made = Scratch(path, parse_owner(out, container_id))
+    try:
+        yield made
+    finally:
+        if not made.removed:
+            containers.exec(container_id, ["rm", "-rf", path], check=False)
 
 
 def put_fixture(containers, container_id, archive_path, dest_dir, owner=None):

@@ -41,9 +41,8 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import ExecErr
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     FAIL_STAGES,
     LoadError,
-    in_scratch,
     put_member,
-    scratch_dir,
+    scratch,
     scrub,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
@@ -264,20 +263,22 @@ class Rollback(Session):
                 self.result["database"] = f"FAILED: {exc}"
                 self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
             self.result["database"] = "restored"
+            done = f"rollback to {path} restored the database but could not"
             try:
                 # Media found equal to the archive's and left alone need not be
                 # hashed a second time (the database's restore does not touch them).
                 found = hashes.result()["hashes"] if hashes else None
-                media = [] if self.restore_media(self.source, metadata, work, found) else None
-                check = self.count_in_sql(metadata, plan.result())
-                if media is None:
-                    media = self.media_against(metadata)
+                unchanged = self.restore_media(self.source, metadata, work, found)
             except STEP_ERRORS as exc:
-                self.fail(
-                    f"rollback to {path} restored the database but could not put the media"
-                    f" back or check the result: {exc}",
-                    exc,
-                )
+                self.fail(f"{done} put the media back: {exc}", exc)
+            try:
+                check = self.count_in_sql(plan.result())
+            except STEP_ERRORS as exc:
+                self.fail(f"{done} count its rows: {exc}", exc)
+            try:
+                media = [] if unchanged else self.media_against(metadata)
+            except STEP_ERRORS as exc:
+                self.fail(f"{done} check the media put back: {exc}", exc)
         if "error" in check:
             self.fail(f"rollback to {path}: cannot count: {check['error']}")
         self.result["counts"] = check["counts"]
@@ -301,21 +302,16 @@ class Rollback(Session):
 
     def pg_restore(self, path):
         db = self.db.container_id
-        scratch, owner = scratch_dir(self.containers, db, "edms-rollback")
-        ran = False  # pg_restore ran to its end (and removed scratch)
-        try:
-            dump = put_member(self.containers, db, path, PGDUMP, scratch, owner)
+        with scratch(self.containers, db, "edms-rollback") as private:
+            dump = put_member(self.containers, db, path, PGDUMP, private.path, private.owner)
             # pg_restore's errors quote the row they failed on.
-            argv = in_scratch(scratch, ["sh", "-c", PG_RESTORE, "pg_restore", dump])
+            argv = private.command(["sh", "-c", PG_RESTORE, "pg_restore", dump])
             try:
                 self.containers.exec(db, argv, what="pg_restore", clean=scrub)
             except ExecError as exc:
-                ran = exc.rc is not None
+                private.removed = exc.rc is not None
                 raise
-            ran = True
-        finally:
-            if not ran:
-                self.containers.exec(db, ["rm", "-rf", scratch], check=False)
+            private.removed = True
 
     def restore_media(self, path, metadata, work, hashes=None):
         """Put the archive's media back; True when they were found equal to the

@@ -33,13 +33,12 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import Contain
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     COMPARE_FUNCTION,
     compare_counts,
-    in_scratch,
     keep_tables_of,
     load_command,
     load_request,
     parse_report,
     put_fixture,
-    scratch_dir,
+    scratch,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     archive_media,
@@ -231,15 +230,13 @@ class Session:
         """The archive's fixture loaded into a database (_load: one transaction); its report.
 
         The fixture is copied into a private directory of the backend, which
-        the load's own command removes when it ends (in_scratch), or this
-        method when the command did not run to its end. Raises ExecError, DjangoError or LoadError.
+        the load's own command removes when it ends (_load.scratch). Raises
+        ExecError, DjangoError or LoadError.
         """
         params = self.params
         backend = self.backend.container_id
-        scratch, owner = scratch_dir(self.containers, backend, "edms-load")
-        ran = False  # the load's command ran to its end (and removed scratch)
-        try:
-            fixture = put_fixture(self.containers, backend, archive, scratch, owner)
+        with scratch(self.containers, backend, "edms-load") as private:
+            fixture = put_fixture(self.containers, backend, archive, private.path, private.owner)
             request = load_request(
                 fixture,
                 metadata["counts"],
@@ -251,7 +248,7 @@ class Session:
             )
             stream = self.containers.exec_stream(
                 backend,
-                in_scratch(scratch, load_command(params["backend_python"], request)),
+                private.command(load_command(params["backend_python"], request)),
                 what="the load",
             )
             try:
@@ -259,11 +256,8 @@ class Session:
                     pass
             except ExecError:
                 pass  # the report on stderr says why
-            ran = stream.rc is not None
+            private.removed = stream.rc is not None
             return parse_report(stream.stderr)
-        finally:
-            if not ran:
-                self.containers.exec(backend, ["rm", "-rf", scratch], check=False)
 
     def count_request(self, metadata, database=None):
         return {
@@ -284,10 +278,13 @@ class Session:
     def count_plan(self, metadata):
         """What count_in_sql needs, asked of Django without reading a row (so
         it can be asked while the database is being replaced): {"database",
-        "tables"}, or {"error"}."""
-        return self.backend_script(TABLES_SCRIPT, self.count_request(metadata), "the tables")
+        "tables", "request"}, or {"error"}."""
+        request = self.count_request(metadata)
+        plan = self.backend_script(TABLES_SCRIPT, request, "the tables")
+        plan["request"] = request
+        return plan
 
-    def count_in_sql(self, metadata, plan):
+    def count_in_sql(self, plan):
         """count_against's answer, counted in SQL in the db container: the same
         labels (count_plan), one statement. The database counted is the db
         service's own; it fails when the application reads another."""
@@ -309,7 +306,7 @@ class Session:
                 )
             }
         counts = found["counts"] or {}
-        request = self.count_request(metadata)
+        request = plan["request"]
         return {
             "counts": counts,
             "differences": compare_counts(request["expected"], counts, request["m2m_tables"]),
