@@ -52,3 +52,72 @@ def test_a_new_scale_goes_before_the_notes(harness, tmp_path):
     assert text.index(section("small", "s")) < text.index(section("large", "l"))
     assert text.index(section("large", "l")) < text.index(harness.NOTES)
     assert text.endswith(notes)
+
+
+def rows_of(harness, by_hand):
+    """The rows of one scale as measure_scale makes them, from made-up runs:
+    the collection 2 s everywhere, the hand-made sides 40 s, the floors 1 s."""
+
+    def runs(seconds):
+        return [{"seconds": seconds, "host_rss_mb": 50.0}]
+
+    def side(seconds, hand=False):
+        return runs(seconds) if by_hand or not hand else None
+
+    verify = harness.row("verify", "collection (archive_verify)", runs(0.5))
+    verify.update(mb_s=80.0, fixture_mb_s=320.0)
+    return [
+        harness.row("backup", "collection (archive_create)", runs(2.0), 2.0),
+        harness.row("backup", "manage.py dumpdata + zip", side(40.0, hand=True), 2.0),
+        harness.row("backup", "pg_dump -Fc", runs(1.0), 2.0),
+        verify,
+        harness.row("restore", "collection (load)", runs(2.0), 2.0),
+        harness.row("restore", "manage.py flush + loaddata", side(40.0, hand=True), 2.0),
+        harness.row("restore", "pg_restore into an empty database", runs(1.0), 2.0),
+        harness.row("rollback", "collection (archive_rollback)", runs(2.0), 2.0),
+        harness.row("rollback", "pg_restore --single-transaction --clean", runs(1.0), 2.0),
+        harness.row("preflight", "ansible-playbook playbooks/preflight.yml", runs(3.0)),
+    ]
+
+
+FACTS = {
+    "scale": "large",
+    "objects": 1000,
+    "media": 10,
+    "documents": 10,
+    "fixture_mb": 1.0,
+    "archive_mb": 0.5,
+    "seconds": 60.0,
+    "problems": [],
+    "restored_equal": {"collection": True, "pg_restore": True},
+}
+MACHINE = {"date": "2026-11-27 00:00 UTC", "summary": "a machine"}
+
+
+def test_the_targets_against_the_hand_made_sides_are_judged_when_measured(harness):
+    text = harness.section(rows_of(harness, True), FACTS, "run.py", MACHINE)
+    assert "| backup ≥ 10 x faster than dumpdata + zip | 20.0 x | yes |" in text
+    assert "| restore ≥ 20 x faster than flush + loaddata | 20.0 x | yes |" in text
+    assert "| rollback ≤ 1.5 x pg_restore by hand | 2.00 x | NO |" in text
+
+
+def test_without_the_hand_made_sides_their_targets_say_not_measured(harness):
+    text = harness.section(rows_of(harness, False), FACTS, "run.py", MACHINE)
+    assert "| backup ≥ 10 x faster than dumpdata + zip | not measured (--skip-by-hand) | — |" in (
+        text
+    )
+    assert (
+        "| restore ≥ 20 x faster than flush + loaddata | not measured (--skip-by-hand) | — |"
+        in text
+    )
+    assert "| backup | manage.py dumpdata + zip | 0 | — | — | — | — | — |" in text
+    # The targets against the floors are still judged.
+    assert "| rollback ≤ 1.5 x pg_restore by hand | 2.00 x | NO |" in text
+
+
+def test_skip_by_hand_leaves_out_exactly_the_two_slow_sides(harness):
+    sides = [(name, None) for name in ("collection", "dumpdata + zip", "pg_dump -Fc")]
+    assert [n for n, _ in harness.by_hand_or_not(False, sides)] == ["collection", "pg_dump -Fc"]
+    assert harness.by_hand_or_not(True, sides) == sides
+    restore = [(name, None) for name in ("collection", "flush + loaddata", "pg_restore")]
+    assert [n for n, _ in harness.by_hand_or_not(False, restore)] == ["collection", "pg_restore"]
