@@ -1036,8 +1036,9 @@ def scratch(containers, container_id, prefix):
     out = containers.exec(
         container_id, ["sh", "-c", SCRATCH_SCRIPT, "sh", path], what=f"mkdir {path}"
     ).stdout
-    made = Scratch(path, parse_owner(out, container_id))
+    made = Scratch(path, None)
     try:
+        made.owner = parse_owner(out, container_id)
         yield made
     finally:
         if not made.removed:

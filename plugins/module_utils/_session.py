@@ -278,7 +278,7 @@ class Session:
     def count_plan(self, metadata):
         """What count_in_sql needs, asked of Django without reading a row (so
         it can be asked while the database is being replaced): {"database",
-        "tables", "request"}, or {"error"}."""
+        "tables"}, or {"error"}, with the "request" it was asked with."""
         request = self.count_request(metadata)
         plan = self.backend_script(TABLES_SCRIPT, request, "the tables")
         plan["request"] = request
