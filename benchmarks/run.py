@@ -444,7 +444,6 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
         "fixture_mb": fixture_bytes / MB,
         "seed_seconds": now() - started,
         "problems": [],
-        "by_hand": by_hand,
     }
 
     backups = os.path.join(workdir, scale)
