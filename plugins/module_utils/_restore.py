@@ -264,23 +264,29 @@ class Rollback(Session):
                 self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
             self.result["database"] = "restored"
             done = f"rollback to {path} restored the database but could not"
-            try:
-                # Media found equal to the archive's and left alone need not be
-                # hashed a second time (the database's restore does not touch them).
-                found = hashes.result()["hashes"] if hashes else None
-                unchanged = self.restore_media(self.source, metadata, work, found)
-            except STEP_ERRORS as exc:
-                self.fail(f"{done} put the media back: {exc}", exc)
-            try:
-                check = self.count_in_sql(plan.result())
-            except STEP_ERRORS as exc:
-                self.fail(f"{done} count its rows: {exc}", exc)
-            try:
-                media = [] if unchanged else self.media_against(metadata)
-            except STEP_ERRORS as exc:
-                self.fail(f"{done} check the media put back: {exc}", exc)
+
+            def after_restore(step, call):
+                try:
+                    return call()
+                except STEP_ERRORS as exc:
+                    self.fail(f"{done} {step}: {exc}", exc)
+
+            # Media found equal to the archive's and left alone need not be
+            # hashed a second time (the database's restore does not touch them).
+            unchanged = after_restore(
+                "put the media back",
+                lambda: self.restore_media(
+                    self.source, metadata, work, hashes.result()["hashes"] if hashes else None
+                ),
+            )
+            check = after_restore("count its rows", lambda: self.count_in_sql(plan.result()))
+            media = (
+                []
+                if unchanged
+                else after_restore("check the media put back", lambda: self.media_against(metadata))
+            )
         if "error" in check:
-            self.fail(f"rollback to {path}: cannot count: {check['error']}")
+            self.fail(f"{done} count its rows: {check['error']}")
         self.result["counts"] = check["counts"]
         self.result["count_differences"] = check["differences"]
         self.result["media_differences"] = media
