@@ -52,8 +52,8 @@ from ansible_collections.edms.backup.plugins.module_utils._dump import (
     dump_command,
     parse_report,
 )
+from ansible_collections.edms.backup.plugins.module_utils._files import file_sha256
 from ansible_collections.edms.backup.plugins.module_utils._media import WORK_PREFIX
-from ansible_collections.edms.backup.plugins.module_utils._session import file_sha256
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     local_iso,

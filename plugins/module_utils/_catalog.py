@@ -20,6 +20,7 @@ from ansible_collections.edms.backup.plugins.module_utils._archive import (
     METADATA,
     is_archive_name,
 )
+from ansible_collections.edms.backup.plugins.module_utils._files import write_atomically
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     local_iso,
@@ -93,14 +94,8 @@ def record_status(archive, kind, entry, source=None):
     for value in status.values():
         value.pop("stale", None)
     status[kind] = dict(entry, **_fingerprint(source or archive))
-    path = status_path(archive)
-    partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(status, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    text = json.dumps(status, indent=2, sort_keys=True)
+    write_atomically(status_path(archive), text, 0o600, suffix=".partial", sync_directory=False)
     return status
 
 

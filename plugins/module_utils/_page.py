@@ -15,10 +15,8 @@ from __future__ import annotations
 import html
 import os
 import stat
-import tempfile
 from datetime import datetime, timezone
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import fsync_directory
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
     human_size,
@@ -26,6 +24,7 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     percent,
 )
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._files import write_atomically
 from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     TimeZoneError,
     local_iso,
@@ -423,23 +422,9 @@ def _current(dest):
 
 
 def _write(dest, text, previous_stat):
-    directory, base = os.path.split(dest)
+    owner = None if previous_stat is None else (previous_stat.st_uid, previous_stat.st_gid)
     # Not *.partial: that is an interrupted backup to the catalogue.
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, PAGE_MODE)
-        if previous_stat is not None and os.geteuid() == 0:
-            os.chown(tmp, previous_stat.st_uid, previous_stat.st_gid)
-        os.replace(tmp, dest)
-        tmp = None
-        fsync_directory(directory)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(dest, text, PAGE_MODE, owner=owner, suffix=".tmp")
 
 
 def write_catalogue(params, check_mode=False, diff_mode=False):

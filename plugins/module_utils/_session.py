@@ -8,7 +8,6 @@ container, and fail with what they had done so far. This is that part.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zipfile
@@ -30,6 +29,7 @@ from ansible_collections.edms.backup.plugins.module_utils._django import (
     parse_answer,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
+from ansible_collections.edms.backup.plugins.module_utils._files import file_sha256
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     COMPARE_FUNCTION,
     compare_counts,
@@ -375,11 +375,3 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
     session.archive_path, session.source = path, source
     with zipfile.ZipFile(source) as archive:
         return json.loads(archive.read(METADATA))
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,11 +15,9 @@ import pwd
 import re
 import shutil
 import stat
-import tempfile
 import time
 import uuid
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import fsync_directory
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeError,
@@ -36,6 +34,10 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     Containers,
     ExecError,
     describe,
+)
+from ansible_collections.edms.backup.plugins.module_utils._files import (
+    temporary_name,
+    write_atomically,
 )
 
 
@@ -351,45 +353,45 @@ class ComposeStorage:
         return reasons
 
     def write(self, text):
+        """Replace the compose file with text: checked by 'docker compose config'
+        under its temporary name, the previous file copied first (backup)."""
         path = self.path
-        directory, base = os.path.split(path)
         st = os.stat(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            if os.geteuid() == 0:
-                os.chown(tmp, st.st_uid, st.st_gid)
-            files = list(self.files)
-            files[self.file_index] = tmp
-            check = ComposeProject(
-                project_dir=self.project_dir,
-                files=files,
-                runner=self.runner,
-                commands=self.commands,
+            write_atomically(
+                path,
+                text,
+                stat.S_IMODE(st.st_mode),
+                owner=(st.st_uid, st.st_gid),
+                suffix=".tmp",
+                before_replace=self.check_and_keep,
             )
-            try:
-                check.service_names()
-            except ComposeError as exc:
-                raise self.error(
-                    f"the edited {base} does not pass 'docker compose config', so {path} is"
-                    f" left as it was: {exc}"
-                ) from exc
-            if self.params.get("backup", True):
-                backup = backup_name(path)
-                shutil.copy2(path, backup)
-                self.result["backup_file"] = backup
-            os.replace(tmp, path)
-            tmp = None
-            fsync_directory(directory)
         except OSError as exc:
             raise self.error(f"cannot write compose file {path}: {exc}") from exc
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.remove(tmp)
+
+    def check_and_keep(self, edited):
+        """Fail unless the compose files pass 'docker compose config' with edited
+        in place of this one; then copy the current file aside (backup)."""
+        path = self.path
+        files = list(self.files)
+        files[self.file_index] = edited
+        check = ComposeProject(
+            project_dir=self.project_dir,
+            files=files,
+            runner=self.runner,
+            commands=self.commands,
+        )
+        try:
+            check.service_names()
+        except ComposeError as exc:
+            raise self.error(
+                f"the edited {os.path.basename(path)} does not pass 'docker compose config',"
+                f" so {path} is left as it was: {exc}"
+            ) from exc
+        if self.params.get("backup", True):
+            backup = backup_name(path)
+            shutil.copy2(path, backup)
+            self.result["backup_file"] = backup
 
     def recreate_argv(self):
         return ["up", "-d", "--no-deps", "--wait", self.service]
@@ -522,9 +524,7 @@ class ComposeStorage:
         if self.check_mode:
             if edited.changed:
                 files = list(self.files)
-                files[self.file_index] = os.path.join(
-                    os.path.dirname(self.path), f".{os.path.basename(self.path)}.XXXXXXXX.tmp"
-                )
+                files[self.file_index] = temporary_name(self.path, "XXXXXXXX", ".tmp")
                 check = ComposeProject(project_dir=self.project_dir, files=files)
                 self.plan(" ".join([*check.base_argv(), "config", "--services"]))
             if recreate:

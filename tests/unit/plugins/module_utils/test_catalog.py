@@ -78,6 +78,24 @@ def test_records_of_different_kinds_are_kept_together(tmp_path):
     assert status["rehearsal"]["seconds"] == 3.5
 
 
+def test_a_link_planted_beside_the_status_file_is_not_written_through(tmp_path):
+    """The status file is written under a new random name: a link someone left
+    at a predictable name (the fixed partial name of earlier versions) is
+    neither followed nor removed, and nothing is left behind."""
+    path = write_archive(tmp_path, datetime(2026, 1, 1, tzinfo=UTC))
+    target = tmp_path / "elsewhere"
+    target.write_text("not yours\n")
+    planted = tmp_path / ("." + os.path.basename(status_path(path)) + ".partial")
+    planted.symlink_to(target)
+    record_status(path, "verification", verification_entry({"ok": True}))
+    assert target.read_text() == "not yours\n"
+    assert planted.is_symlink()
+    assert read_status(path)["verification"]["ok"] is True
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [os.path.basename(path), os.path.basename(status_path(path)), "elsewhere", planted.name]
+    )
+
+
 def test_native_layouts_are_listed_and_other_files_are_not(tmp_path):
     native_dir = tmp_path / "20260101_130029"
     native_dir.mkdir()
