@@ -16,6 +16,7 @@ import os
 import socket
 import tarfile
 import threading
+from collections import namedtuple
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._archive import (
@@ -223,6 +224,13 @@ def build_metadata(report, created, params, project_name):
     }
 
 
+# A backup planned: the running services it reads, the archive's time and name,
+# and the fixture dump's command.
+Plan = namedtuple("Plan", "threshold services backend db created name argv")
+# What writing put into the archive; media: {"files", "bytes", "skipped"}.
+Written = namedtuple("Written", "path metadata report media members")
+
+
 def create_backup(params, runner=None, containers=None, now=None, check_mode=False, warn=None):
     """Take one archive; return the module's result. Raises BackupError.
 
@@ -238,6 +246,45 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         "count_drops": [],
         "count_compared_with": None,
     }
+    plan = plan_backup(params, runner, now, result)
+    if check_mode:
+        result.update(changed=True, name=plan.name, execs=planned_execs(params, plan))
+        return result
+    written = write_archive(params, plan, containers, result)
+    summarise_archive(result, plan, written)
+    verify_and_record(result, written)
+    result.update(
+        against_previous(
+            params["backup_dir"], plan.name, params["display_timezone"], plan.threshold, warn
+        )
+    )
+    return result
+
+
+def plan_backup(params, runner, now, result):
+    """The options checked, the services found running and the backup directory
+    checked; the archive named. Fills result's commands and archive."""
+    threshold = check_options(params, result)
+    services = find_services(params, runner, result)
+    created = now or datetime.now(timezone.utc)
+    name = archive_name(created)
+    result["archive"] = os.path.join(params["backup_dir"], name)
+    argv = dump_command(
+        params["backend_python"], params["excludes"], params.get("django_settings_module")
+    )
+    return Plan(
+        threshold=threshold,
+        services=services,
+        backend=services[0],
+        db=services[1] if params["pgdump"] else None,
+        created=created,
+        name=name,
+        argv=argv,
+    )
+
+
+def check_options(params, result):
+    """The count-drop threshold, once it and the display time zone are checked."""
     threshold = params.get("count_drop_threshold", DEFAULT_THRESHOLD)
     try:
         zone(params["display_timezone"])
@@ -246,7 +293,12 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         raise BackupError(f"display_timezone: {exc}", **result) from exc
     except ThresholdError as exc:
         raise BackupError(str(exc), **result) from exc
-    backup_dir = params["backup_dir"]
+    return threshold
+
+
+def find_services(params, runner, result):
+    """The running backend (and db service, for a pg_dump), once the backup
+    directory is found writable."""
     compose = ComposeProject(
         project_dir=params["project_dir"], files=params["compose_files"], runner=runner
     )
@@ -256,42 +308,45 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         wanted.append((params["db_service"], "db"))
     try:
         services = running_services(compose, wanted)
-        backend, db = services[0], (services[1] if params["pgdump"] else None)
-        check_backup_dir(backup_dir)
+        check_backup_dir(params["backup_dir"])
     except ComposeError as exc:
         raise BackupError(str(exc), **result) from exc
     except BackupError as exc:
         raise BackupError(str(exc), **result) from exc
+    return services
 
-    created = now or datetime.now(timezone.utc)
-    name = archive_name(created)
-    result["archive"] = os.path.join(backup_dir, name)
-    argv = dump_command(
-        params["backend_python"], params["excludes"], params.get("django_settings_module")
-    )
-    if check_mode:
-        planned = [
-            {"container": backend.container_id, "command": describe(argv)},
-            {
-                "container": backend.container_id,
-                "command": f"get_archive {params['media_dir_container']}",
-            },
-        ]
-        if db is not None:
-            planned.append(
-                {"container": db.container_id, "command": describe(["sh", "-c", PGDUMP_SCRIPT])}
-            )
-        result.update(changed=True, name=name, execs=planned)
-        return result
+
+def planned_execs(params, plan):
+    """The container commands a real run would run (check mode)."""
+    planned = [
+        {"container": plan.backend.container_id, "command": describe(plan.argv)},
+        {
+            "container": plan.backend.container_id,
+            "command": f"get_archive {params['media_dir_container']}",
+        },
+    ]
+    if plan.db is not None:
+        planned.append(
+            {"container": plan.db.container_id, "command": describe(["sh", "-c", PGDUMP_SCRIPT])}
+        )
+    return planned
+
+
+def write_archive(params, plan, containers, result):
+    """Stream the fixture, the media and the pg_dump (taken meanwhile) into the
+    archive, metadata last, and put it in place. Fills result's execs."""
+    backup_dir = params["backup_dir"]
     spool = None
     try:
         containers = containers or Containers()
         result["execs"] = containers.execs
-        with ArchiveWriter(backup_dir, name) as writer:
-            if db is not None:
-                spool = PgDumpSpool(containers, db.container_id, backup_dir, name)
+        with ArchiveWriter(backup_dir, plan.name) as writer:
+            if plan.db is not None:
+                spool = PgDumpSpool(containers, plan.db.container_id, backup_dir, plan.name)
                 spool.start()
-            dump = containers.exec_stream(backend.container_id, argv, what="the fixture dump")
+            dump = containers.exec_stream(
+                plan.backend.container_id, plan.argv, what="the fixture dump"
+            )
             try:
                 writer.add_stream(FIXTURE, dump, compress=True)
             except ExecError as exc:
@@ -299,50 +354,64 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
             report = parse_report(dump.stderr)
 
             files, media_bytes, skipped = add_media(
-                writer, containers, backend.container_id, params["media_dir_container"]
+                writer, containers, plan.backend.container_id, params["media_dir_container"]
             )
             if spool is not None:
                 writer.add_file(PGDUMP, spool.result(), compress=False)
-            metadata = build_metadata(report, created, params, compose_project_name(services))
+            metadata = build_metadata(
+                report, plan.created, params, compose_project_name(plan.services)
+            )
             path = writer.finish(metadata)
     except (ExecError, DumpError, ArchiveError, OSError) as exc:
-        raise BackupError(f"cannot write archive {name} in {backup_dir}: {exc}", **result) from exc
+        raise BackupError(
+            f"cannot write archive {plan.name} in {backup_dir}: {exc}", **result
+        ) from exc
     finally:
         if spool is not None:
             spool.remove()
+    media = {"files": files, "bytes": media_bytes, "skipped": skipped}
+    return Written(path, metadata, report, media, writer.members)
+
+
+def summarise_archive(result, plan, written):
+    """The written archive in the result: size, sha256, time, counts, members."""
+    metadata = written.metadata
     result["changed"] = True
     result.update(
-        archive=path,
-        name=name,
-        size=os.path.getsize(path),
-        sha256=file_sha256(path),
+        archive=written.path,
+        name=plan.name,
+        size=os.path.getsize(written.path),
+        sha256=file_sha256(written.path),
         created_at=metadata["created_at"],
         created_at_local=metadata["created_at_local"],
         counts=metadata["counts"],
-        objects=report["objects"],
-        media={"files": files, "bytes": media_bytes, "skipped": skipped},
-        pgdump=db is not None,
+        objects=written.report["objects"],
+        media=written.media,
+        pgdump=plan.db is not None,
         members={
             member: info
-            for member, info in writer.members.items()
+            for member, info in written.members.items()
             if not member.startswith(MEDIA_PREFIX)
         },
     )
+
+
+def verify_and_record(result, written):
+    """Verify the archive as written, record the outcome beside it, and fail
+    the backup when it does not verify."""
     result["verification"] = verify_archive(
-        path,
-        required_models=metadata["required_models"],
-        recreated_models=metadata["recreated_models"],
+        written.path,
+        required_models=written.metadata["required_models"],
+        recreated_models=written.metadata["recreated_models"],
     )
-    record_status(path, "verification", verification_entry(result["verification"]))
+    record_status(written.path, "verification", verification_entry(result["verification"]))
     if not result["verification"]["ok"]:
         raise BackupError(
             "archive {} was written but does not verify: {}".format(
-                path, "; ".join(result["verification"]["problems"])
+                written.path, "; ".join(result["verification"]["problems"])
             ),
             **result,
         )
-    result.update(against_previous(backup_dir, name, params["display_timezone"], threshold, warn))
-    return result
 
 
 def against_previous(backup_dir, name, display_timezone, threshold, warn=None):
