@@ -129,6 +129,33 @@ def assess(
     """
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+    newest, previous, newer = _newest_verified(archives)
+    facts = {
+        "now": utc_iso(now),
+        "max_age_hours": max_age_hours,
+        "min_size_ratio": min_size_ratio,
+        "severity": severity,
+        "archives": len(archives),
+        "newest_verified": _fact(newest, now) if newest else None,
+        "previous_verified": _fact(previous, now) if previous else None,
+        "not_verified_newer": newer,
+        "size_ratio": None,
+        "problems": [],
+    }
+    not_counted = _not_counted(newer)
+    if newest is None:
+        facts["problems"].append("no_verified_backup")
+        lack = severity if require_verified else "warning"
+        return facts, [_no_verified_backup(archives, lack, backup_dir, not_counted)]
+    findings = [_age_finding(facts, newest, now, max_age_hours, severity, not_counted)]
+    if min_size_ratio:
+        findings.append(_size_finding(facts, newest, previous, min_size_ratio, severity))
+    return facts, findings
+
+
+def _newest_verified(archives):
+    """(newest verified, the verified one before it, [the archives newer than
+    the newest verified, as name, created_at and state])."""
     verified = [e for e in archives if _verified(e)]
     newest = verified[0] if verified else None
     previous = verified[1] if len(verified) > 1 else None
@@ -143,107 +170,87 @@ def assess(
                 "state": (entry.get("verification") or {}).get("state", "unverified"),
             }
         )
-    facts = {
-        "now": utc_iso(now),
-        "max_age_hours": max_age_hours,
-        "min_size_ratio": min_size_ratio,
-        "severity": severity,
-        "archives": len(archives),
-        "newest_verified": _fact(newest, now) if newest else None,
-        "previous_verified": _fact(previous, now) if previous else None,
-        "not_verified_newer": newer,
-        "size_ratio": None,
-        "problems": [],
-    }
-    findings = []
-    not_counted = ""
-    if newer:
-        not_counted = "; newer archives not counted: " + ", ".join(
-            f"{n['name']} ({n['state']})" for n in newer
-        )
+    return newest, previous, newer
 
-    if newest is None:
-        facts["problems"].append("no_verified_backup")
-        findings.append(
-            _finding(
-                "backup_age",
-                severity if require_verified else "warning",
-                f"there is no verified backup in {backup_dir}"
-                + (
-                    f" ({len(archives)} archive(s), none verified and unchanged since{not_counted})"
-                    if archives
-                    else ""
-                ),
-                "take one with playbooks/backup.yml (it verifies what it writes), or verify"
-                " an existing archive with playbooks/verify.yml -e edms_archive=<path>",
-            )
-        )
-        return facts, findings
 
+def _not_counted(newer):
+    """The tail of a message naming the newer archives that were not counted."""
+    if not newer:
+        return ""
+    return "; newer archives not counted: " + ", ".join(
+        f"{n['name']} ({n['state']})" for n in newer
+    )
+
+
+def _no_verified_backup(archives, severity, backup_dir, not_counted):
+    return _finding(
+        "backup_age",
+        severity,
+        f"there is no verified backup in {backup_dir}"
+        + (
+            f" ({len(archives)} archive(s), none verified and unchanged since{not_counted})"
+            if archives
+            else ""
+        ),
+        "take one with playbooks/backup.yml (it verifies what it writes), or verify"
+        " an existing archive with playbooks/verify.yml -e edms_archive=<path>",
+    )
+
+
+def _age_finding(facts, newest, now, max_age_hours, severity, not_counted):
+    """backup_age of the newest verified backup: dated in the future, too old, or ok."""
     age = now - parse_instant(newest["created_at"])
     taken = f"the newest verified backup {newest['name']} (taken {newest['created_at']})"
     if max_age_hours and age < -FUTURE_TOLERANCE:
         facts["problems"].append("dated_in_future")
-        findings.append(
-            _finding(
-                "backup_age",
-                severity,
-                f"{taken} is dated {hours(-age.total_seconds())} after this host's clock"
-                f" ({facts['now']}): its age cannot be judged{not_counted}",
-                "check the clocks of this host and of the host that wrote it (NTP);"
-                " then take a backup with playbooks/backup.yml",
-            )
+        return _finding(
+            "backup_age",
+            severity,
+            f"{taken} is dated {hours(-age.total_seconds())} after this host's clock"
+            f" ({facts['now']}): its age cannot be judged{not_counted}",
+            "check the clocks of this host and of the host that wrote it (NTP);"
+            " then take a backup with playbooks/backup.yml",
         )
-    elif max_age_hours and age > timedelta(hours=max_age_hours):
+    if max_age_hours and age > timedelta(hours=max_age_hours):
         facts["problems"].append("too_old")
-        findings.append(
-            _finding(
-                "backup_age",
-                severity,
-                f"{taken} is {hours(age.total_seconds())} old, older than the limit of"
-                f" {limit_hours(max_age_hours)} (preflight_max_backup_age_hours){not_counted}",
-                "take a backup now with playbooks/backup.yml, then find out why the scheduled"
-                " backup did not run or did not verify (its last job's output)",
-            )
+        return _finding(
+            "backup_age",
+            severity,
+            f"{taken} is {hours(age.total_seconds())} old, older than the limit of"
+            f" {limit_hours(max_age_hours)} (preflight_max_backup_age_hours){not_counted}",
+            "take a backup now with playbooks/backup.yml, then find out why the scheduled"
+            " backup did not run or did not verify (its last job's output)",
         )
-    else:
-        findings.append(
-            _finding(
-                "backup_age",
-                "ok",
-                f"{taken} is {hours(max(age.total_seconds(), 0))} old"
-                + (
-                    f" (limit {limit_hours(max_age_hours)})"
-                    if max_age_hours
-                    else " (age not checked: preflight_max_backup_age_hours is 0)"
-                )
-                + not_counted,
-            )
+    return _finding(
+        "backup_age",
+        "ok",
+        f"{taken} is {hours(max(age.total_seconds(), 0))} old"
+        + (
+            f" (limit {limit_hours(max_age_hours)})"
+            if max_age_hours
+            else " (age not checked: preflight_max_backup_age_hours is 0)"
         )
+        + not_counted,
+    )
 
-    if not min_size_ratio:
-        return facts, findings
+
+def _size_finding(facts, newest, previous, min_size_ratio, severity):
+    """backup_size: the newest verified backup's data against the one before it."""
     if previous is None:
-        findings.append(
-            _finding(
-                "backup_size",
-                "ok",
-                f"no verified backup before {newest['name']} to compare its size with",
-            )
+        return _finding(
+            "backup_size",
+            "ok",
+            f"no verified backup before {newest['name']} to compare its size with",
         )
-        return facts, findings
     new_size, old_size = newest.get("data_size"), previous.get("data_size")
     if new_size is None or not old_size:
-        findings.append(
-            _finding(
-                "backup_size",
-                "warning",
-                f"cannot compare the data sizes of {newest['name']} and {previous['name']}"
-                " (an archive cannot be read, or the older one holds no data)",
-                "verify both with playbooks/verify.yml",
-            )
+        return _finding(
+            "backup_size",
+            "warning",
+            f"cannot compare the data sizes of {newest['name']} and {previous['name']}"
+            " (an archive cannot be read, or the older one holds no data)",
+            "verify both with playbooks/verify.yml",
         )
-        return facts, findings
     ratio = new_size / old_size
     facts["size_ratio"] = round(ratio, 4)
     sizes = (
@@ -253,20 +260,15 @@ def assess(
     )
     if ratio < min_size_ratio:
         facts["problems"].append("too_small")
-        findings.append(
-            _finding(
-                "backup_size",
-                severity,
-                f"{sizes}; the limit is {percent(min_size_ratio)}"
-                " (preflight_min_backup_size_ratio)",
-                "compare the counts per model of both archives (archive_info) and do not rely"
-                f" on {newest['name']} until the difference is explained; after a planned purge,"
-                " lower preflight_min_backup_size_ratio for one run",
-            )
+        return _finding(
+            "backup_size",
+            severity,
+            f"{sizes}; the limit is {percent(min_size_ratio)} (preflight_min_backup_size_ratio)",
+            "compare the counts per model of both archives (archive_info) and do not rely"
+            f" on {newest['name']} until the difference is explained; after a planned purge,"
+            " lower preflight_min_backup_size_ratio for one run",
         )
-    else:
-        findings.append(_finding("backup_size", "ok", f"{sizes} (limit {percent(min_size_ratio)})"))
-    return facts, findings
+    return _finding("backup_size", "ok", f"{sizes} (limit {percent(min_size_ratio)})")
 
 
 def check_freshness(
