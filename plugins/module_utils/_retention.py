@@ -70,6 +70,32 @@ def select(
     those of keep also have reasons. Raises ValueError for bad input, and
     _timezones.TimeZoneError for an unusable display_timezone.
     """
+    _check_arguments(now, safety_labels, keep_last, keep_daily, keep_weekly, safety_min_age_days)
+    # zoneinfo is missing on Python 3.8; UTC, the default, needs no database.
+    tz = zone(display_timezone)
+
+    records = _records(archives)  # newest first
+    reasons = {record.name: [] for record in records}
+    future = [record for record in records if record.created_at > now]
+    past = [record for record in records if record.created_at <= now]
+
+    for record in future:
+        reasons[record.name].append(FUTURE_REASON)
+    newest_verified = _keep_newest_verified(past, reasons)
+    _keep_young_safety_backups(past, now, safety_labels, safety_min_age_days, reasons)
+    _keep_last(past, keep_last, reasons)
+    _keep_per_day_and_week(past, tz, keep_daily, keep_weekly, reasons)
+
+    keep, delete = _keep_and_delete(records, reasons)
+    return {
+        "keep": keep,
+        "delete": delete,
+        "newest_verified": newest_verified,
+        "future": [record.name for record in future],
+    }
+
+
+def _check_arguments(now, safety_labels, keep_last, keep_daily, keep_weekly, safety_min_age_days):
     for parameter, value in (
         ("keep_last", keep_last),
         ("keep_daily", keep_daily),
@@ -83,29 +109,32 @@ def select(
         raise ValueError(
             f"safety_labels must be a list of labels, got the string {safety_labels!r}"
         )
-    # zoneinfo is missing on Python 3.8; UTC, the default, needs no database.
-    tz = zone(display_timezone)
 
-    records = _records(archives)  # newest first
-    reasons = {record.name: [] for record in records}
-    future = [record for record in records if record.created_at > now]
-    past = [record for record in records if record.created_at <= now]
 
-    for record in future:
-        reasons[record.name].append(FUTURE_REASON)
-
+def _keep_newest_verified(past, reasons):
+    """Keep the newest verified archive; return its name, or None."""
     newest_verified = next((record.name for record in past if record.verified), None)
     if newest_verified is not None:
         reasons[newest_verified].append(NEWEST_VERIFIED_REASON)
+    return newest_verified
 
+
+def _keep_young_safety_backups(past, now, safety_labels, safety_min_age_days, reasons):
     safety_labels = set(safety_labels)
     min_age = timedelta(days=safety_min_age_days)
     for record in past:
         if record.label in safety_labels and now - record.created_at < min_age:
             reasons[record.name].append(f"safety backup younger than {safety_min_age_days} days")
 
+
+def _keep_last(past, keep_last, reasons):
     for position, record in enumerate(past[:keep_last], 1):
         reasons[record.name].append(f"keep_last ({position} of {keep_last})")
+
+
+def _keep_per_day_and_week(past, tz, keep_daily, keep_weekly, reasons):
+    """The newest archive of each of the keep_daily newest days, then of each of
+    the keep_weekly newest ISO weeks, in time zone tz."""
 
     def day(record):
         return record.created_at.astimezone(tz).date().isoformat()
@@ -121,6 +150,9 @@ def select(
         for position, (name, record) in enumerate(_newest_per_period(past, period, count), 1):
             reasons[record.name].append(f"{rule} ({name}, {position} of {count})")
 
+
+def _keep_and_delete(records, reasons):
+    """(keep, delete): the records as result entries, those with reasons kept."""
     keep, delete = [], []
     for record in records:
         entry = {
@@ -134,12 +166,7 @@ def select(
             keep.append(entry)
         else:
             delete.append(entry)
-    return {
-        "keep": keep,
-        "delete": delete,
-        "newest_verified": newest_verified,
-        "future": [record.name for record in future],
-    }
+    return keep, delete
 
 
 def _check_count(parameter, value):
