@@ -1,5 +1,6 @@
-# Shared option documentation of the edms.backup modules; the argument spec
-# that goes with it is plugins/module_utils/_common.py.
+# Shared option documentation of the edms.backup modules that work with the
+# Compose project; the argument spec that goes with it is
+# project_argument_spec() in plugins/module_utils/_common.py.
 
 from __future__ import annotations
 

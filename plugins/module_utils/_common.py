@@ -1,8 +1,10 @@
 # Private to the edms.backup collection: no compatibility promise to anyone else.
-"""Options every module shares: where the deployment is and what it is made of.
+"""Options the modules share: where the deployment is and what it is made of.
 
-The documentation of these options is plugins/doc_fragments/project.py; keep
-the two in step.
+Each spec here has the doc fragment of the same name in plugins/doc_fragments/
+(project.py, backup_dir.py, media_dir.py); keep each pair in step. The modules
+whose spec holds project_argument_spec() make the action group ``project`` of
+meta/runtime.yml, the one module_defaults gives these options to.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def project_argument_spec():
         backend_python=dict(type="str", default="python"),
         django_settings_module=dict(type="str"),
     )
+
+
+def media_dir_argument_spec():
+    """The media root inside the backend container (doc fragment media_dir)."""
+    return dict(media_dir_container=dict(type="str", default="/app/storage/media"))
 
 
 def backup_dir_argument_spec():

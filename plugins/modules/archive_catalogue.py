@@ -107,10 +107,10 @@ size:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._page import (
     PageError,
     write_catalogue,
@@ -118,20 +118,23 @@ from ansible_collections.edms.backup.plugins.module_utils._page import (
 from ansible_collections.edms.backup.plugins.module_utils._trend import DEFAULT_THRESHOLD
 
 
-def main():
-    argument_spec = backup_dir_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = backup_dir_argument_spec()
+    spec.update(
         dest=dict(type="path"),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = write_catalogue(
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: write_catalogue(
             module.params, check_mode=module.check_mode, diff_mode=module._diff
-        )
-    except PageError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+        ),
+        errors=PageError,
+    )
 
 
 if __name__ == "__main__":

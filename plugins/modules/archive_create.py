@@ -32,12 +32,8 @@ description:
 extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.backup_dir
+  - edms.backup.media_dir
 options:
-  media_dir_container:
-    description:
-      - Media root inside the backend container.
-    type: str
-    default: /app/storage/media
   label:
     description:
       - Short label stored in the metadata, for example C(manual),
@@ -203,7 +199,6 @@ count_compared_with:
   sample: edms_20260101T130029Z.zip
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._backup import (
     BackupError,
     create_backup,
@@ -211,6 +206,7 @@ from ansible_collections.edms.backup.plugins.module_utils._backup import (
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     backup_dir_argument_spec,
+    media_dir_argument_spec,
     project_argument_spec,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
@@ -218,14 +214,15 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     HAS_DOCKER,
 )
 from ansible_collections.edms.backup.plugins.module_utils._dump import DEFAULT_EXCLUDES
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._trend import DEFAULT_THRESHOLD
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(backup_dir_argument_spec())
-    argument_spec.update(
-        media_dir_container=dict(type="str", default="/app/storage/media"),
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(backup_dir_argument_spec())
+    spec.update(media_dir_argument_spec())
+    spec.update(
         label=dict(type="str", default="manual"),
         reason=dict(type="str"),
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
@@ -233,19 +230,21 @@ def main():
         pgdump=dict(type="bool", default=True),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = create_backup(
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: create_backup(
             module.params,
             runner=module.run_command,
             check_mode=module.check_mode,
             warn=module.warn,
-        )
-    except BackupError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+        ),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=BackupError,
+    )
 
 
 if __name__ == "__main__":

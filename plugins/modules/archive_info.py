@@ -76,7 +76,6 @@ partials:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._catalog import (
     CatalogError,
     list_archives,
@@ -84,15 +83,22 @@ from ansible_collections.edms.backup.plugins.module_utils._catalog import (
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+
+
+def argument_spec():
+    return backup_dir_argument_spec()
 
 
 def main():
-    module = AnsibleModule(argument_spec=backup_dir_argument_spec(), supports_check_mode=True)
-    try:
-        result = list_archives(module.params["backup_dir"], module.params["display_timezone"])
-    except CatalogError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+    run_module(
+        argument_spec(),
+        lambda module: dict(
+            list_archives(module.params["backup_dir"], module.params["display_timezone"]),
+            changed=False,
+        ),
+        errors=CatalogError,
+    )
 
 
 if __name__ == "__main__":

@@ -86,28 +86,31 @@ not_pruned:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._prune import PruneError, prune
 
 
-def main():
-    argument_spec = backup_dir_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = backup_dir_argument_spec()
+    spec.update(
         keep_last=dict(type="int", default=7),
         keep_daily=dict(type="int", default=7),
         keep_weekly=dict(type="int", default=4),
         safety_labels=dict(type="list", elements="str", default=["pre-restore safety"]),
         safety_min_age_days=dict(type="int", default=30),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = prune(module.params, check_mode=module.check_mode)
-    except PruneError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: prune(module.params, check_mode=module.check_mode),
+        errors=PruneError,
+    )
 
 
 if __name__ == "__main__":

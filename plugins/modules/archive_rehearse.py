@@ -24,6 +24,7 @@ description:
   - Records the result beside the archive (shown by M(edms.backup.archive_info)).
 extends_documentation_fragment:
   - edms.backup.project
+  - edms.backup.media_dir
 options:
   archive:
     description: The archive on the managed host; the newest in O(backup_dir) when not set.
@@ -35,10 +36,6 @@ options:
     description: The separate database.
     type: str
     default: edms_test_restore
-  media_dir_container:
-    description: Media root inside the backend, whose files are compared with the archive's.
-    type: str
-    default: /app/storage/media
   allow_migration_mismatch:
     description: Go on when the archive's migrations differ from the application's.
     type: bool
@@ -119,35 +116,42 @@ execs:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    media_dir_argument_spec,
+    project_argument_spec,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
     RehearsalError,
     rehearse,
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(media_dir_argument_spec())
+    spec.update(
         archive=dict(type="path"),
         backup_dir=dict(type="path"),
         database=dict(type="str", default="edms_test_restore"),
-        media_dir_container=dict(type="str", default="/app/storage/media"),
         allow_migration_mismatch=dict(type="bool", default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[("archive", "backup_dir")])
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = rehearse(module.params, runner=module.run_command)
-    except RehearsalError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: rehearse(module.params, runner=module.run_command),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=RehearsalError,
+        supports_check_mode=False,
+        required_one_of=[("archive", "backup_dir")],
+    )
 
 
 if __name__ == "__main__":

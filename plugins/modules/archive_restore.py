@@ -33,6 +33,7 @@ description:
     C(settings.EDMS_RESTORE_IN_PROGRESS).
 extends_documentation_fragment:
   - edms.backup.project
+  - edms.backup.media_dir
 options:
   archive:
     description: The archive to restore, on the managed host.
@@ -47,10 +48,6 @@ options:
         the one read for the rest of the task (media and fixture), even if
         another file is moved to its name meanwhile.
     type: str
-  media_dir_container:
-    description: Media root inside the backend container.
-    type: str
-    default: /app/storage/media
   allow_migration_mismatch:
     description: Go on when the archive's migrations differ from the live database's.
     type: bool
@@ -153,12 +150,15 @@ execs:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    media_dir_argument_spec,
+    project_argument_spec,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._restore import (
     RESTORE_FAIL_STAGES,
     RestoreError,
@@ -166,24 +166,28 @@ from ansible_collections.edms.backup.plugins.module_utils._restore import (
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(media_dir_argument_spec())
+    spec.update(
         archive=dict(type="path", required=True),
         archive_sha256=dict(type="str"),
-        media_dir_container=dict(type="str", default="/app/storage/media"),
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
         fail_at=dict(type="str", choices=list(RESTORE_FAIL_STAGES)),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = restore(module.params, runner=module.run_command, check_mode=module.check_mode)
-    except RestoreError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: restore(
+            module.params, runner=module.run_command, check_mode=module.check_mode
+        ),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=RestoreError,
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ description:
     than the db service's own.
 extends_documentation_fragment:
   - edms.backup.project
+  - edms.backup.media_dir
 options:
   archive:
     description: The archive to put back (a safety backup), on the managed host.
@@ -48,10 +49,6 @@ options:
         the one read for the rest of the task, even if another file is moved
         to its name meanwhile.
     type: str
-  media_dir_container:
-    description: Media root inside the backend container.
-    type: str
-    default: /app/storage/media
   method:
     description:
       - How the database is put back. V(auto) takes the pg_dump when the
@@ -137,35 +134,42 @@ execs:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    media_dir_argument_spec,
+    project_argument_spec,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._restore import (
     RollbackError,
     rollback,
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(media_dir_argument_spec())
+    spec.update(
         archive=dict(type="path", required=True),
         token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),
-        media_dir_container=dict(type="str", default="/app/storage/media"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = rollback(module.params, runner=module.run_command, check_mode=module.check_mode)
-    except RollbackError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: rollback(
+            module.params, runner=module.run_command, check_mode=module.check_mode
+        ),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=RollbackError,
+    )
 
 
 if __name__ == "__main__":

@@ -99,33 +99,38 @@ recorded:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._verify import VerifyError, verify
 
 
-def main():
-    argument_spec = backup_dir_argument_spec()
-    argument_spec["backup_dir"]["required"] = False
-    argument_spec.update(
+def argument_spec():
+    spec = backup_dir_argument_spec()
+    spec["backup_dir"]["required"] = False
+    spec.update(
         archive=dict(type="path"),
         required_models=dict(type="list", elements="str"),
         record=dict(type="bool", default=True),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        required_one_of=[("archive", "backup_dir")],
-        supports_check_mode=True,
-    )
+    return spec
+
+
+def command(module):
     params = dict(module.params)
     params["record"] = params["record"] and not module.check_mode
-    try:
-        result = verify(params)
-    except VerifyError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(changed=result["recorded"], **result)
+    result = verify(params)
+    return dict(result, changed=result["recorded"])
+
+
+def main():
+    run_module(
+        argument_spec(),
+        command,
+        errors=VerifyError,
+        required_one_of=[("archive", "backup_dir")],
+    )
 
 
 if __name__ == "__main__":

@@ -85,37 +85,41 @@ commands:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._services import (
     ServicesError,
     manage_services,
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(
         state=dict(type="str", choices=["stopped", "started"], required=True),
         services=dict(type="list", elements="str"),
         timeout=dict(type="int", default=60),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    return spec
+
+
+def command(module):
     if module.params["timeout"] < 1:
         module.fail_json(msg=f"timeout must be at least 1 second, not {module.params['timeout']}")
-    try:
-        result = manage_services(
-            module.params, runner=module.run_command, check_mode=module.check_mode
-        )
-    except ServicesError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+    return manage_services(module.params, runner=module.run_command, check_mode=module.check_mode)
+
+
+def main():
+    run_module(
+        argument_spec(),
+        command,
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=ServicesError,
+    )
 
 
 if __name__ == "__main__":

@@ -242,7 +242,6 @@ proof:
       removed: true
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
 from ansible_collections.edms.backup.plugins.module_utils._compose_edit import (
     HAS_RUAMEL,
@@ -252,15 +251,16 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._storage import (
     StorageError,
     compose_storage,
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(
         compose_file=dict(type="str"),
         service=dict(type="str"),
         host_path=dict(type="str", default="./backups"),
@@ -274,21 +274,24 @@ def main():
         recreate=dict(type="bool", default=True),
         backup=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_RUAMEL:
-        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=RUAMEL_IMPORT_ERROR)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = compose_storage(
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: compose_storage(
             module.params,
             runner=module.run_command,
             check_mode=module.check_mode,
             diff_mode=module._diff,
-        )
-    except StorageError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
+        ),
+        libraries=[
+            ("ruamel.yaml", HAS_RUAMEL, RUAMEL_IMPORT_ERROR),
+            ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR),
+        ],
+        errors=StorageError,
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,6 @@ path:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._lock import (
     LockError,
     acquire,
@@ -99,41 +98,55 @@ from ansible_collections.edms.backup.plugins.module_utils._lock import (
     release,
     status,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+
+
+def argument_spec():
+    return dict(
+        project_dir=dict(type="path", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        owner=dict(type="str", default="ansible"),
+        operation=dict(type="str", default="operation"),
+        max_hold=dict(type="int", default=21600),
+        token=dict(type="str", no_log=True),
+    )
+
+
+def take_or_release(module, current):
+    params = module.params
+    if params["state"] == "present":
+        if current["locked"]:
+            raise refusal(current["path"])
+        if module.check_mode:
+            return dict(changed=True, path=current["path"])
+        info = acquire(
+            params["project_dir"], params["owner"], params["operation"], params["max_hold"]
+        )
+        token = info.pop("token")
+        return dict(changed=True, token=token, holder=info, path=info.pop("path"))
+    released = release(params["project_dir"], params["token"], module.check_mode)
+    return dict(changed=released, path=current["path"])
+
+
+def command(module):
+    current = status(module.params["project_dir"])
+    try:
+        return take_or_release(module, current)
+    except LockError as exc:
+        # A failure names the lock file and its holder, never the holder's token.
+        exc.partial = dict(exc.partial, path=current["path"])
+        if isinstance(exc.partial.get("holder"), dict):
+            exc.partial["holder"] = {k: v for k, v in exc.partial["holder"].items() if k != "token"}
+        raise
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            project_dir=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            owner=dict(type="str", default="ansible"),
-            operation=dict(type="str", default="operation"),
-            max_hold=dict(type="int", default=21600),
-            token=dict(type="str", no_log=True),
-        ),
+    run_module(
+        argument_spec(),
+        command,
+        errors=LockError,
         required_if=[("state", "absent", ("token",))],
-        supports_check_mode=True,
     )
-    params = module.params
-    current = status(params["project_dir"])
-    try:
-        if params["state"] == "present":
-            if current["locked"]:
-                raise refusal(current["path"])
-            if module.check_mode:
-                module.exit_json(changed=True, path=current["path"])
-            info = acquire(
-                params["project_dir"], params["owner"], params["operation"], params["max_hold"]
-            )
-            token = info.pop("token")
-            module.exit_json(changed=True, token=token, holder=info, path=info.pop("path"))
-        released = release(params["project_dir"], params["token"], module.check_mode)
-        module.exit_json(changed=released, path=current["path"])
-    except LockError as exc:
-        partial = dict(exc.partial, path=current["path"])
-        if isinstance(partial.get("holder"), dict):
-            partial["holder"] = {k: v for k, v in partial["holder"].items() if k != "token"}
-        module.fail_json(msg=str(exc), **partial)
 
 
 if __name__ == "__main__":

@@ -33,17 +33,13 @@ description:
 extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.backup_dir
+  - edms.backup.media_dir
 options:
   backup_dir_container:
     description:
       - The backup directory inside the backend container.
     type: str
     default: /app/backups
-  media_dir_container:
-    description:
-      - Media root inside the backend container.
-    type: str
-    default: /app/storage/media
   count_models:
     description:
       - Models to count, as C(app_label.ModelName), or C(__all__).
@@ -249,10 +245,10 @@ execs:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     backup_dir_argument_spec,
+    media_dir_argument_spec,
     project_argument_spec,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
@@ -263,18 +259,19 @@ from ansible_collections.edms.backup.plugins.module_utils._freshness import (
     DEFAULT_MAX_AGE_HOURS,
     DEFAULT_MIN_SIZE_RATIO,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._preflight import (
     PreflightError,
     preflight,
 )
 
 
-def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(backup_dir_argument_spec())
-    argument_spec.update(
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(backup_dir_argument_spec())
+    spec.update(media_dir_argument_spec())
+    spec.update(
         backup_dir_container=dict(type="str", default="/app/backups"),
-        media_dir_container=dict(type="str", default="/app/storage/media"),
         count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         min_free_bytes=dict(type="int", default=2**30),
         max_clock_skew=dict(type="float", default=5.0),
@@ -284,14 +281,16 @@ def main():
         require_verified_backup=dict(type="bool", default=False),
         freshness_severity=dict(type="str", choices=["error", "warning"], default="error"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = preflight(module.params, runner=module.run_command)
-    except PreflightError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(changed=False, **result)
+    return spec
+
+
+def main():
+    run_module(
+        argument_spec(),
+        lambda module: dict(preflight(module.params, runner=module.run_command), changed=False),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=PreflightError,
+    )
 
 
 if __name__ == "__main__":

@@ -14,15 +14,12 @@ description:
     again, this removes that directory.
 extends_documentation_fragment:
   - edms.backup.project
+  - edms.backup.media_dir
 options:
   token:
     description: RV(edms.backup.archive_restore#module:token) of the restore.
     type: str
     required: true
-  media_dir_container:
-    description: Media root inside the backend container.
-    type: str
-    default: /app/storage/media
 attributes:
   check_mode:
     support: full
@@ -52,32 +49,37 @@ work:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    media_dir_argument_spec,
+    project_argument_spec,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._restore import (
     RestoreError,
     finish,
 )
 
 
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(media_dir_argument_spec())
+    spec.update(token=dict(type="str", required=True, no_log=False))
+    return spec
+
+
 def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
-        token=dict(type="str", required=True, no_log=False),
-        media_dir_container=dict(type="str", default="/app/storage/media"),
+    run_module(
+        argument_spec(),
+        lambda module: finish(
+            module.params, runner=module.run_command, check_mode=module.check_mode
+        ),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=RestoreError,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = finish(module.params, runner=module.run_command, check_mode=module.check_mode)
-    except RestoreError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,6 @@ execs:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     project_argument_spec,
@@ -96,22 +95,23 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._stack import StackError, stack_info
 
 
+def argument_spec():
+    spec = project_argument_spec()
+    spec.update(count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS))
+    return spec
+
+
 def main():
-    argument_spec = project_argument_spec()
-    argument_spec.update(
-        count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS)
+    run_module(
+        argument_spec(),
+        lambda module: dict(stack_info(module.params, runner=module.run_command), changed=False),
+        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        errors=StackError,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    try:
-        result = stack_info(module.params, runner=module.run_command)
-    except StackError as exc:
-        module.fail_json(msg=str(exc), **exc.partial)
-    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

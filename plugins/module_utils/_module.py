@@ -1,0 +1,48 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The main() every module of the collection shares.
+
+A module states its argument spec, the Python libraries it needs, the
+command that does its work and the error that command raises for a failure
+it reports; run_module() does the rest, the same way for every module.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+
+def run_module(
+    argument_spec,
+    command,
+    *,
+    libraries=(),
+    errors=(),
+    supports_check_mode=True,
+    **module_kwargs,
+):
+    """Parse the task's arguments, check the libraries, run the command, report.
+
+    ``libraries``: ``(name, present, import_error)`` for each Python library
+    the module needs, checked in this order; the first one missing fails the
+    task with ``missing_required_lib(name)`` and its import's traceback.
+    ``command(module)`` does the work and returns the result for
+    ``exit_json``. ``errors``: the exception class (or tuple of classes) the
+    command raises for a failure to report; the task fails with its message
+    and its ``partial`` result (``ModuleFailure.partial``; none when the
+    exception has no such attribute). Any other exception is a bug and shows
+    as a traceback. ``module_kwargs`` go to AnsibleModule as they are
+    (``required_one_of``, ``required_if``...).
+    """
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=supports_check_mode,
+        **module_kwargs,
+    )
+    for name, present, import_error in libraries:
+        if not present:
+            module.fail_json(msg=missing_required_lib(name), exception=import_error)
+    try:
+        result = command(module)
+    except errors as exc:
+        module.fail_json(msg=str(exc), **getattr(exc, "partial", {}))
+    module.exit_json(**result)
