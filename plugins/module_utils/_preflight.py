@@ -320,6 +320,39 @@ def check_clocks(params, probe, findings, host_now, controller_now):
 def preflight(params, runner=None, containers=None, now=None):
     """Gather the facts and findings. Raises PreflightError only when it cannot look."""
     result = {"commands": [], "execs": []}
+    labels, controller_now = read_options(params, result)
+    services = list_services(params, runner, result)
+    findings = Findings()
+    check_services(services, params, findings)
+    result["services"] = [s.as_dict() for s in services]
+
+    host = host_backup_dir(params["backup_dir"])
+    result["backup_dir"] = host
+    probe, mounts = probe_backend(params, services, labels, containers, findings, result)
+    check_backup_storage(params, host, probe, mounts, findings)
+    host_now = now or datetime.now(timezone.utc)
+    result["freshness"] = check_backup_freshness(params, host_now, findings)
+    if probe is not None:
+        check_database(probe, findings, result)
+        check_media(probe, findings)
+        result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
+        result["backend"] = {
+            "settings": probe["settings"],
+            "user": probe["user"],
+            "backup_dir": probe["backup_dir"],
+            "media_dir": probe["media_dir"],
+        }
+        result["database"] = probe["database"]
+    result["findings"] = findings.items
+    result["summary"] = findings.summary()
+    result["errors"] = [f for f in findings.items if f["severity"] == "error"]
+    result["ok"] = not result["errors"]
+    return result
+
+
+def read_options(params, result):
+    """(the count_models labels, the controller's time or None), once every
+    option is checked."""
     try:
         zone(params["display_timezone"])
         labels = normalize_model_labels(params["count_models"])
@@ -340,6 +373,11 @@ def preflight(params, runner=None, containers=None, now=None):
                 f" with a time zone: {exc}",
                 **result,
             ) from exc
+    return labels, controller_now
+
+
+def list_services(params, runner, result):
+    """The project's services as `docker compose` lists them."""
     if not os.path.isdir(params["project_dir"]):
         raise PreflightError(f"project directory {params['project_dir']} does not exist", **result)
     compose = ComposeProject(
@@ -347,45 +385,48 @@ def preflight(params, runner=None, containers=None, now=None):
     )
     result["commands"] = compose.commands
     try:
-        services = compose.services()
+        return compose.services()
     except ComposeError as exc:
         raise PreflightError(str(exc), **result) from exc
-    findings = Findings()
-    check_services(services, params, findings)
-    result["services"] = [s.as_dict() for s in services]
 
-    host = host_backup_dir(params["backup_dir"])
-    result["backup_dir"] = host
+
+def probe_backend(params, services, labels, containers, findings, result):
+    """(the probe's answer, the backend's mounts) when the backend runs and
+    Django answers in it; (None, []) otherwise, with a finding saying why."""
     backend = next((s for s in services if s.service == params["backend_service"]), None)
     probe, mounts = None, []
-    if backend is not None and backend.running:
-        argv = probe_command(params["backend_python"], params, labels)
-        try:
-            containers = containers or Containers()
-            result["execs"] = containers.execs
-            answer = containers.exec(backend.container_id, argv, what="the preflight probe")
-            probe = parse_answer(answer.stdout)
-            mounts = containers.inspect(backend.container_id)["Mounts"]
-        except (ExecError, DjangoError) as exc:
-            findings.add(
-                "backend_probe",
-                "error",
-                f"cannot run Django in the backend: {exc}",
-                "check edms_backend_python and edms_django_settings_module",
-            )
-        if probe is not None and "unknown" in probe:
-            raise PreflightError(
-                "unknown model(s) {} in count_models; the backend has: {}".format(
-                    ", ".join(probe["unknown"]), ", ".join(probe["known"])
-                ),
-                **result,
-            )
-        if probe is not None and "error" in probe and "settings" not in probe:
-            findings.add("backend_probe", "error", probe["error"])
-            probe = None
-    check_backup_storage(params, host, probe, mounts, findings)
-    host_now = now or datetime.now(timezone.utc)
-    result["freshness"], fresh = check_freshness(
+    if backend is None or not backend.running:
+        return probe, mounts
+    argv = probe_command(params["backend_python"], params, labels)
+    try:
+        containers = containers or Containers()
+        result["execs"] = containers.execs
+        answer = containers.exec(backend.container_id, argv, what="the preflight probe")
+        probe = parse_answer(answer.stdout)
+        mounts = containers.inspect(backend.container_id)["Mounts"]
+    except (ExecError, DjangoError) as exc:
+        findings.add(
+            "backend_probe",
+            "error",
+            f"cannot run Django in the backend: {exc}",
+            "check edms_backend_python and edms_django_settings_module",
+        )
+    if probe is not None and "unknown" in probe:
+        raise PreflightError(
+            "unknown model(s) {} in count_models; the backend has: {}".format(
+                ", ".join(probe["unknown"]), ", ".join(probe["known"])
+            ),
+            **result,
+        )
+    if probe is not None and "error" in probe and "settings" not in probe:
+        findings.add("backend_probe", "error", probe["error"])
+        probe = None
+    return probe, mounts
+
+
+def check_backup_freshness(params, host_now, findings):
+    """The freshness facts of the backups on this host; adds their findings."""
+    facts, fresh = check_freshness(
         params["backup_dir"],
         params["display_timezone"],
         host_now,
@@ -396,35 +437,25 @@ def preflight(params, runner=None, containers=None, now=None):
     )
     for finding in fresh:
         findings.add(**finding)
-    if probe is not None:
-        database = probe["database"]
-        if database["reachable"]:
-            findings.add(
-                "database",
-                "ok",
-                "database {} answers through the application: {}".format(
-                    database["name"], database["version"]
-                ),
-            )
-            result["counts"] = probe["counts"]
-        else:
-            findings.add(
-                "database",
-                "error",
-                f"the application cannot reach its database: {database['error']}",
-                "check the db service and the backend's database settings",
-            )
-        check_media(probe, findings)
-        result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
-        result["backend"] = {
-            "settings": probe["settings"],
-            "user": probe["user"],
-            "backup_dir": probe["backup_dir"],
-            "media_dir": probe["media_dir"],
-        }
-        result["database"] = database
-    result["findings"] = findings.items
-    result["summary"] = findings.summary()
-    result["errors"] = [f for f in findings.items if f["severity"] == "error"]
-    result["ok"] = not result["errors"]
-    return result
+    return facts
+
+
+def check_database(probe, findings, result):
+    """Whether the application reaches its database; its counts if it does."""
+    database = probe["database"]
+    if database["reachable"]:
+        findings.add(
+            "database",
+            "ok",
+            "database {} answers through the application: {}".format(
+                database["name"], database["version"]
+            ),
+        )
+        result["counts"] = probe["counts"]
+    else:
+        findings.add(
+            "database",
+            "error",
+            f"the application cannot reach its database: {database['error']}",
+            "check the db service and the backend's database settings",
+        )
