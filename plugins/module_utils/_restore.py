@@ -38,6 +38,10 @@ from ansible_collections.edms.backup.plugins.module_utils._archive import (
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
+from ansible_collections.edms.backup.plugins.module_utils._faults import (
+    FaultError,
+    injected_fault,
+)
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     FAIL_STAGES,
     LoadError,
@@ -56,7 +60,7 @@ from ansible_collections.edms.backup.plugins.module_utils._session import (
     verified_archive,
 )
 
-# Where a fault can be injected into a live restore (tests only): the load's
+# Where a fault can be injected into a live restore (tests only, _faults): the load's
 # stages, the media swap, and after everything committed (as if what follows,
 # the restart, failed).
 RESTORE_FAIL_STAGES = ("media_swap", *FAIL_STAGES, "after_commit")
@@ -149,7 +153,10 @@ class LiveRestore(Session):
         if self.check_mode:
             self.result.update(changed=True, stage="check")
             return self.result
-        fail_at = params.get("fail_at")
+        try:
+            fail_at = injected_fault(RESTORE_FAIL_STAGES)
+        except FaultError as exc:
+            self.fail(f"restore of {params['archive']} not started: {exc}")
         token = secrets.token_hex(6)
         work = work_dir(params["media_dir_container"], token)
         self.result.update(token=token, media_previous=work + "/old", stage="media_swap")

@@ -56,11 +56,6 @@ options:
     description: Run only the checks made before anything changes, and return the plan.
     type: bool
     default: false
-  fail_at:
-    description:
-      - B(For tests only.) Injects a failure at a step, to prove the rollback.
-    type: str
-    choices: [media_swap, empty, load, count_check, before_commit, after_commit]
 attributes:
   check_mode:
     support: full
@@ -160,7 +155,6 @@ from ansible_collections.edms.backup.plugins.module_utils._docker import (
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 from ansible_collections.edms.backup.plugins.module_utils._restore import (
-    RESTORE_FAIL_STAGES,
     RestoreError,
     restore,
 )
@@ -174,7 +168,6 @@ def argument_spec():
         archive_sha256=dict(type="str"),
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
-        fail_at=dict(type="str", choices=list(RESTORE_FAIL_STAGES)),
     )
     return spec
 
