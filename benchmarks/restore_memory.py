@@ -48,13 +48,11 @@ from dataset import MB, ROOT, check_sizes, size_parser, write_archive
 
 # isort: split
 from ansible_collections.edms.backup.plugins.module_utils._archive import METADATA
-from ansible_collections.edms.backup.plugins.module_utils._django import SETUP
+from ansible_collections.edms.backup.plugins.module_utils._django import with_backend
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import put_fixture
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
-    MIGRATE_SCRIPT,
-    Rehearsal,
-)
+from ansible_collections.edms.backup.plugins.module_utils._rehearse import Rehearsal
+from ansible_collections.edms.backup.plugins.module_utils.backend import migrations, setup
 
 DATABASE = "edms_bench_restore"
 PROJECT = {
@@ -73,10 +71,11 @@ PROJECT = {
 # process setup as the collection's scripts, reporting its own peak RSS. The
 # restore marker keeps the demo's m2m receiver from adding audit rows, as it
 # does for the collection's load.
-LOADDATA_SCRIPT = (
-    SETUP
-    + r"""
-import resource, time
+LOADDATA_SCRIPT = with_backend(
+    r"""
+import json, os, resource, time
+from ansible_collections.edms.backup.plugins.module_utils.backend.setup import setup
+request = setup()
 from django.core.management import call_command
 os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"
 started = time.monotonic()
@@ -85,7 +84,8 @@ print(json.dumps({
     "seconds": round(time.monotonic() - started, 3),
     "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 }))
-"""
+""",
+    setup,
 )
 
 
@@ -199,7 +199,7 @@ class Bench:
         """The separate database, dropped if left over, created and migrated."""
         self.session.prepare_database()
         request = {"settings": None, "database": DATABASE}
-        self.session.backend_script(MIGRATE_SCRIPT, request, "migrate")
+        self.session.backend_call(migrations, "migrate_main", request, "migrate")
 
     def measure(self, side, archive, metadata):
         self.fresh_database()
@@ -222,7 +222,7 @@ class Bench:
             sampler.start()
             started = time.monotonic()
             try:
-                answer = self.session.backend_script(LOADDATA_SCRIPT, request, "loaddata")
+                answer = self.session.run_program(LOADDATA_SCRIPT, request, "loaddata")
             except ExecError as exc:
                 if sampler.stopped_at_limit:
                     answer = {"seconds": None, "peak_rss_kb": None}

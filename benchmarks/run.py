@@ -66,11 +66,9 @@ from dataset import MB, ROOT, write_documents
 
 # isort: split
 from ansible_collections.edms.backup.plugins.module_utils._archive import FIXTURE, METADATA
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
-    MIGRATE_SCRIPT,
-    Rehearsal,
-)
+from ansible_collections.edms.backup.plugins.module_utils._rehearse import Rehearsal
 from ansible_collections.edms.backup.plugins.module_utils._restore import rollback
+from ansible_collections.edms.backup.plugins.module_utils.backend import migrations
 from restore_memory import DATABASE, PROJECT, Sampler
 
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
@@ -195,7 +193,7 @@ class Stack:
         self.session.prepare_database()
         if migrate:
             request = {"settings": None, "database": DATABASE}
-            self.session.backend_script(MIGRATE_SCRIPT, request, "migrate")
+            self.session.backend_call(migrations, "migrate_main", request, "migrate")
 
     def drop_database(self):
         self.session.drop_database()

@@ -1,6 +1,7 @@
 # The dump's fast conversions held against Django's serializer, printed as one
 # JSON object. Run in the backend (python -c) by the integration tests, with
-# the text of _dump.ROW_VALUES as argv[1]; it reads no database.
+# a program that makes backend/rows.py importable (_django.with_backend) as
+# argv[1]; it reads no database.
 #
 # A model with a field of every kind the fast path converts: instances of it
 # are made with from_db() (what the instance path's queryset does), and for
@@ -25,9 +26,8 @@ from django.db import models  # noqa: E402
 from django.db.models.fields.files import FieldFile  # noqa: E402
 from django.db.models.query_utils import DeferredAttribute  # noqa: E402
 
-row_values = {}
-exec(sys.argv[1], row_values)
-row_plan = row_values["row_plan"]
+exec(sys.argv[1], {})
+from ansible_collections.edms.backup.plugins.module_utils.backend.rows import row_plan  # noqa: E402
 
 UTC = datetime.UTC
 SGT = datetime.timezone(datetime.timedelta(hours=8))

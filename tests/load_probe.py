@@ -2,7 +2,8 @@
 # restore's batch loader (_load.BatchLoader) and compared row by row with what
 # was dumped. Run in the backend (python -c) by tests/integration/test_load.py
 # against a scratch database (POSTGRES_DB), with the text of
-# _load.SCRUB_FUNCTION + _load.BATCH_LOADER as argv[1]. Prints one JSON object:
+# a program that makes backend/loader.py importable (_django.with_backend)
+# as argv[1]. Prints one JSON object:
 # {shape: "ok" or the error}.
 #
 # The models are made at run time in the documents app (so that the loader's
@@ -23,12 +24,13 @@ from django.apps import apps  # noqa: E402
 from django.core import serializers  # noqa: E402
 from django.db import DEFAULT_DB_ALIAS, connection, models, transaction  # noqa: E402
 
-loader_text = {}
-exec(sys.argv[1], loader_text)
-BatchLoader = loader_text["BatchLoader"]
+exec(sys.argv[1], {})
+from ansible_collections.edms.backup.plugins.module_utils.backend import loader  # noqa: E402
+
+BatchLoader = loader.BatchLoader
 # Small batches: every shape crosses batch boundaries, and a model's batch is
 # written while the models before it still have rows pending.
-loader_text["BATCH"] = 3
+loader.BATCH = 3
 
 
 class ByName(models.Manager):
@@ -274,7 +276,7 @@ def writer_without_a_cursor():
     """A writer thread that cannot open its cursor: sync() raises, it does not wait for ever."""
     raw = psycopg2.connect(**connection.get_connection_params())
     raw.close()
-    writer = loader_text["Writer"](raw)
+    writer = loader.Writer(raw)
     writer.start()
     outcome = []
 

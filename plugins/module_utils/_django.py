@@ -1,67 +1,73 @@
 # Private to the edms.backup collection: no compatibility promise to anyone else.
-"""Django code run inside the backend container, and the reading of its answers.
+"""Programs run inside the backend container, and the reading of their answers.
 
-The container gets no new packages: the code is plain Python handed to the
-app's own interpreter with ``python -c``; it sets Django up itself so that its
+The container gets no new packages: the programs are the modules of the
+``backend`` folder, whose source is handed to the app's own interpreter with
+``python -c`` (backend_program); they set Django up themselves, so that their
 standard output is nothing but the JSON answer.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import json
+import sys
 
-ALL_MODELS = "__all__"
+from ansible_collections.edms.backup.plugins.module_utils.backend import boot
+from ansible_collections.edms.backup.plugins.module_utils.backend import counts as counts_program
+from ansible_collections.edms.backup.plugins.module_utils.backend.counts import ALL_MODELS
 
-# The start of every script run in the backend. argv[1]: JSON request with
-# "settings": a settings module, or null for the container's
-# DJANGO_SETTINGS_MODULE; optionally "database": the name of another database
-# on the same server to work on (a rehearsal's), set in the settings before
-# the first connection, so the app need not read its name from any variable.
-# Prints {"error": ...} and stops when Django cannot be set up that way.
-SETUP = r"""
-import json, os, sys
-request = json.loads(sys.argv[1])
-if request.get("settings"):
-    os.environ["DJANGO_SETTINGS_MODULE"] = request["settings"]
-if not os.environ.get("DJANGO_SETTINGS_MODULE"):
-    print(json.dumps({"error": "DJANGO_SETTINGS_MODULE is not set in the backend container"}))
-    sys.exit(0)
-if request.get("database"):
-    from django.conf import settings as _settings
-    _settings.DATABASES["default"]["NAME"] = request["database"]
-import django
-django.setup()
-from django.apps import apps
-from django.db import connection, transaction
-"""
+BACKEND = "ansible_collections.edms.backup.plugins.module_utils.backend"
 
-# count_models(wanted): wanted is a list of labels or "__all__". Returns
-# {"counts": {label: {"rows", "visible"}}} from one repeatable-read, read-only
-# transaction, or {"error": "unknown model", "unknown": [...], "known": [...]}.
-COUNT_FUNCTION = r"""
-def count_models(wanted):
-    if wanted == "__all__":
-        models = [m for m in apps.get_models() if not m._meta.proxy and m._meta.managed]
-    else:
-        by_label = {m._meta.label_lower: m for m in apps.get_models()}
-        models = [by_label.get(label.lower()) for label in wanted]
-        unknown = [label for label, model in zip(wanted, models) if model is None]
-        if unknown:
-            return {"error": "unknown model", "unknown": unknown, "known": sorted(by_label)}
-    counts = {}
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        for model in models:
-            counts[model._meta.label] = {
-                "rows": model._base_manager.count(),
-                "visible": model._default_manager.count(),
-            }
-    return {"counts": counts}
-"""
 
-# Request: {"settings", "models"}. Prints count_models' answer.
-COUNT_SCRIPT = SETUP + COUNT_FUNCTION + 'print(json.dumps(count_models(request["models"])))\n'
+def backend_imports(source):
+    """The backend modules that source imports (names in full; packages,
+    which the program makes empty, left out). Every one is imported already:
+    the module whose source this is imported it."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [node.module + "." + alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(
+            name
+            for name in names
+            if name.startswith(BACKEND + ".")
+            and name in sys.modules
+            and not hasattr(sys.modules[name], "__path__")
+        )
+    return found
+
+
+def backend_sources(*modules):
+    """{name: source} of the modules and of every backend module they import,
+    however deep."""
+    sources, pending = {}, [module.__name__ for module in modules]
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        sources[name] = inspect.getsource(sys.modules[name])
+        pending.extend(backend_imports(sources[name]))
+    return sources
+
+
+def with_backend(code, *modules):
+    """A program for ``python -c`` in the backend: the backend modules given
+    (and what they import) made importable there (backend/boot.py), then code."""
+    sources = dict(sorted(backend_sources(*modules).items()))
+    return inspect.getsource(boot) + "\n\ninstall(" + repr(sources) + ")\n" + code
+
+
+@functools.lru_cache(maxsize=None)
+def backend_program(module, function="main"):
+    """The program that runs module.function() in the backend."""
+    return with_backend(f"run({module.__name__!r}, {function!r})\n", module)
 
 
 class DjangoError(Exception):
@@ -115,10 +121,15 @@ def normalize_model_labels(value):
     return labels
 
 
+def backend_command(python, module, request, function="main"):
+    """The argv that runs module.function() in the backend with request."""
+    return [python, "-c", backend_program(module, function), json.dumps(request)]
+
+
 def count_command(python, labels, settings_module=None):
     """The argv that counts the given models inside the backend container."""
     request = {"models": labels, "settings": settings_module}
-    return [python, "-c", COUNT_SCRIPT, json.dumps(request)]
+    return backend_command(python, counts_program, request, "count_main")
 
 
 def parse_answer(stdout):

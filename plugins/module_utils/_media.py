@@ -20,14 +20,13 @@ Entries of the media root whose names start with ``.edms-restore-`` are work
 directories, never media: backups leave them out, a restore refuses to start
 while one is there (it may hold the only copy of the previous media).
 
-MEDIA_SCRIPT runs with the backend's own Python; argv[1] is the request
+backend/media.py runs with the backend's own Python; argv[1] is the request
 ``{"action", "root", "work", "fail_at"}`` and the answer is one JSON line on
 stdout.
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 import tarfile
 import time
@@ -36,120 +35,17 @@ from ansible_collections.edms.backup.plugins.module_utils._archive import (
     MEDIA_PREFIX,
     ArchiveReader,
 )
-from ansible_collections.edms.backup.plugins.module_utils._django import parse_answer
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    backend_command,
+    parse_answer,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     container_owner,
     tar_member,
 )
-
-WORK_PREFIX = ".edms-restore-"
-
-MEDIA_SCRIPT = r'''
-import hashlib, json, os, shutil, sys
-
-PREFIX = ".edms-restore-"
-request = json.loads(sys.argv[1])
-root = request["root"]
-work = request.get("work")
-answer = {}
-
-
-def live_entries():
-    return sorted(name for name in os.listdir(root) if not name.startswith(PREFIX))
-
-
-def move(names, source, target, moved):
-    for name in names:
-        os.rename(os.path.join(source, name), os.path.join(target, name))
-        moved.append(name)
-
-
-def exchange(incoming_dir, outgoing_dir, fail_at=None):
-    """Live entries into outgoing_dir, then incoming_dir's entries into the root.
-
-    On any failure what was moved goes back, last first; the answer says so.
-    """
-    os.mkdir(outgoing_dir, 0o700)
-    moved_out, moved_in = [], []
-    try:
-        move(live_entries(), root, outgoing_dir, moved_out)
-        incoming = sorted(os.listdir(incoming_dir))
-        half = len(incoming) // 2
-        for number, name in enumerate(incoming):
-            if fail_at == "media_swap" and number == half:
-                raise RuntimeError("injected failure at media_swap")
-            move([name], incoming_dir, root, moved_in)
-        if fail_at == "media_swap" and not incoming:
-            raise RuntimeError("injected failure at media_swap")
-    except Exception as exc:
-        undone = True
-        for name in reversed(moved_in):
-            try:
-                os.rename(os.path.join(root, name), os.path.join(incoming_dir, name))
-            except OSError:
-                undone = False
-        for name in reversed(moved_out):
-            try:
-                os.rename(os.path.join(outgoing_dir, name), os.path.join(root, name))
-            except OSError:
-                undone = False
-        if undone:
-            os.rmdir(outgoing_dir)  # empty again: nothing for a putback to find
-        return {"error": "%s: %s" % (type(exc).__name__, exc), "undone": undone,
-                "moved_out": len(moved_out), "moved_in": len(moved_in)}
-    return {"moved_out": len(moved_out), "moved_in": len(moved_in)}
-
-
-def hashes():
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        if directory == root:  # work directories are not media
-            dirs[:] = [name for name in dirs if not name.startswith(PREFIX)]
-            files = [name for name in files if not name.startswith(PREFIX)]
-        for name in files:
-            full = os.path.join(directory, name)
-            if os.path.islink(full) or not os.path.isfile(full):
-                continue
-            digest = hashlib.sha256()
-            with open(full, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            found[os.path.relpath(full, root)] = digest.hexdigest()
-    return found
-
-
-action = request["action"]
-if not os.path.isdir(root):
-    answer = {"error": "media root %s is not a directory" % root}
-elif action == "leftovers":
-    answer = {"leftovers": sorted(n for n in os.listdir(root) if n.startswith(PREFIX))}
-elif action == "prepare":
-    os.makedirs(os.path.join(work, "new"), 0o700)
-    answer = {"work": work}
-elif action == "swap":
-    answer = exchange(os.path.join(work, "new"), os.path.join(work, "old"),
-                      request.get("fail_at"))
-elif action == "putback":
-    old = os.path.join(work, "old")
-    if not os.path.isdir(old):
-        answer = {"previous": False}
-    else:
-        answer = exchange(old, os.path.join(work, "discarded"))
-        answer["previous"] = True
-        if "error" not in answer:
-            shutil.rmtree(work)
-elif action == "finish":
-    existed = os.path.isdir(work)
-    if existed:
-        shutil.rmtree(work)
-    answer = {"removed": existed}
-elif action == "hashes":
-    answer = {"hashes": hashes()}
-else:
-    answer = {"error": "unknown action %s" % action}
-print(json.dumps(answer))
-'''
+from ansible_collections.edms.backup.plugins.module_utils.backend import media as media_program
+from ansible_collections.edms.backup.plugins.module_utils.backend.media import WORK_PREFIX
 
 
 class MediaError(Exception):
@@ -165,11 +61,11 @@ def work_dir(media_root, token):
 
 
 def media_step(containers, container_id, python, action, root, work=None, fail_at=None):
-    """Run one MEDIA_SCRIPT action in the backend; its answer, or MediaError."""
+    """Run one media action (backend/media.py) in the backend; its answer, or MediaError."""
     request = {"action": action, "root": root.rstrip("/"), "work": work, "fail_at": fail_at}
     answer = containers.exec(
         container_id,
-        [python, "-c", MEDIA_SCRIPT, json.dumps(request)],
+        backend_command(python, media_program, request),
         what=f"media {action}",
     )
     result = parse_answer(answer.stdout)

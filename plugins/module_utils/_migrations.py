@@ -9,26 +9,15 @@ taken; the target's list is read inside the backend.
 
 from __future__ import annotations
 
-import json
-
-from ansible_collections.edms.backup.plugins.module_utils._django import SETUP
-
-# Request: {"settings", "database": name or null}. Prints {"migrations": {app: [names]}}.
-MIGRATIONS_SCRIPT = (
-    SETUP
-    + r"""
-from django.db.migrations.recorder import MigrationRecorder
-applied = {}
-for app_label, name in sorted(MigrationRecorder(connection).applied_migrations()):
-    applied.setdefault(app_label, []).append(name)
-print(json.dumps({"migrations": applied}))
-"""
+from ansible_collections.edms.backup.plugins.module_utils._django import backend_command
+from ansible_collections.edms.backup.plugins.module_utils.backend import (
+    migrations as migrations_program,
 )
 
 
 def migrations_command(python, settings_module=None, database=None):
     request = {"settings": settings_module, "database": database}
-    return [python, "-c", MIGRATIONS_SCRIPT, json.dumps(request)]
+    return backend_command(python, migrations_program, request, "applied_main")
 
 
 def compare(archive, target):

@@ -12,7 +12,6 @@ Each finding has a severity (ok, warning, error) and a fix hint.
 from __future__ import annotations
 
 import grp
-import json
 import os
 import pwd
 import shutil
@@ -25,9 +24,8 @@ from ansible_collections.edms.backup.plugins.module_utils._compose import (
     ComposeProject,
 )
 from ansible_collections.edms.backup.plugins.module_utils._django import (
-    COUNT_FUNCTION,
-    SETUP,
     DjangoError,
+    backend_command,
     normalize_model_labels,
     parse_answer,
 )
@@ -39,47 +37,9 @@ from ansible_collections.edms.backup.plugins.module_utils._timezones import (
     utc_iso,
     zone,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import probe as probe_program
 
 SEVERITIES = ("ok", "warning", "error")
-
-# Request: {"settings", "models", "backup_dir", "media_dir"}.
-PROBE_SCRIPT = (
-    SETUP
-    + COUNT_FUNCTION
-    + r"""
-import datetime
-from django.conf import settings
-
-def directory(path):
-    return {"path": path, "exists": os.path.isdir(path),
-            "writable": os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)}
-
-answer = {
-    "settings": {
-        "BACKUP_DIR": getattr(settings, "BACKUP_DIR", None),
-        "MEDIA_ROOT": str(getattr(settings, "MEDIA_ROOT", "") or ""),
-        "TIME_ZONE": settings.TIME_ZONE,
-        "USE_TZ": settings.USE_TZ,
-    },
-    "environment": {"BACKUP_DIR": os.environ.get("BACKUP_DIR"), "TZ": os.environ.get("TZ")},
-    "user": {"uid": os.getuid(), "gid": os.getgid()},
-    "backup_dir": directory(request["backup_dir"]),
-    "media_dir": directory(request["media_dir"]),
-    "now": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-}
-try:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT version(), current_setting('TimeZone'), now(), current_database()")
-        version, db_zone, db_now, db_name = cursor.fetchone()
-    answer["database"] = {"reachable": True, "version": version, "timezone": db_zone,
-                          "now": db_now.isoformat(), "name": db_name}
-except Exception as exc:
-    answer["database"] = {"reachable": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-if answer["database"]["reachable"]:
-    answer.update(count_models(request["models"]))
-print(json.dumps(answer))
-"""
-)
 
 
 class PreflightError(ModuleFailure):
@@ -106,7 +66,7 @@ def probe_command(python, params, labels):
         "backup_dir": params["backup_dir_container"],
         "media_dir": params["media_dir_container"],
     }
-    return [python, "-c", PROBE_SCRIPT, json.dumps(request)]
+    return backend_command(python, probe_program, request)
 
 
 def owner_names(uid, gid):

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._catalog import record_status
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._django import SETUP, DjangoError
+from ansible_collections.edms.backup.plugins.module_utils._django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._load import LoadError
 from ansible_collections.edms.backup.plugins.module_utils._media import MediaError, archive_media
@@ -28,22 +28,12 @@ from ansible_collections.edms.backup.plugins.module_utils._session import (
 )
 from ansible_collections.edms.backup.plugins.module_utils._timezones import utc_iso
 from ansible_collections.edms.backup.plugins.module_utils._verify import choose_archive
+from ansible_collections.edms.backup.plugins.module_utils.backend import (
+    migrations as migrations_program,
+)
 
 MARK = "edms.backup rehearsal database"
 DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-# Request: {"settings", "database"}. Migrates that database; prints its name.
-MIGRATE_SCRIPT = (
-    SETUP
-    + r"""
-from django.core.management import call_command
-call_command("migrate", interactive=False, verbosity=0)
-print(json.dumps({"database": connection.settings_dict["NAME"]}))
-"""
-)
-
-# Request: {"settings"}. Prints the name of the application's own database.
-LIVE_NAME_SCRIPT = SETUP + 'print(json.dumps({"database": connection.settings_dict["NAME"]}))\n'
 
 
 class RehearsalError(ModuleFailure):
@@ -61,7 +51,9 @@ class Rehearsal(Session):
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
         settings = self.params.get("django_settings_module")
-        live = self.backend_script(LIVE_NAME_SCRIPT, {"settings": settings}, "the database name")
+        live = self.backend_call(
+            migrations_program, "database_name_main", {"settings": settings}, "the database name"
+        )
         if live.get("database") == self.name:
             self.fail(f"database {self.name} is the application's own; a rehearsal needs another")
         exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.name}'")
@@ -102,7 +94,7 @@ class Rehearsal(Session):
         try:
             self.prepare_database()
             request = {"settings": settings, "database": self.name}
-            self.backend_script(MIGRATE_SCRIPT, request, "migrate")
+            self.backend_call(migrations_program, "migrate_main", request, "migrate")
             self.migrations_against(metadata, self.name, refusal="it is not rehearsed")
             report = self.load(self.source, metadata, database=self.name)
             self.result["load"] = report

@@ -47,7 +47,6 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     LoadError,
     put_member,
     scratch,
-    scrub,
 )
 from ansible_collections.edms.backup.plugins.module_utils._media import (
     MediaError,
@@ -59,6 +58,7 @@ from ansible_collections.edms.backup.plugins.module_utils._session import (
     Session,
     verified_archive,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend.scrub import scrub
 
 # Where a fault can be injected into a live restore (tests only, _faults): the load's
 # stages, the media swap, and after everything committed (as if what follows,

@@ -24,15 +24,13 @@ from ansible_collections.edms.backup.plugins.module_utils._compose import (
     running_services,
 )
 from ansible_collections.edms.backup.plugins.module_utils._django import (
-    SETUP,
     DjangoError,
+    backend_program,
     parse_answer,
 )
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers, ExecError
 from ansible_collections.edms.backup.plugins.module_utils._files import file_sha256
 from ansible_collections.edms.backup.plugins.module_utils._load import (
-    COMPARE_FUNCTION,
-    compare_counts,
     keep_tables_of,
     load_command,
     load_request,
@@ -49,60 +47,12 @@ from ansible_collections.edms.backup.plugins.module_utils._migrations import (
     compare,
     migrations_command,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import counts as counts_program
+from ansible_collections.edms.backup.plugins.module_utils.backend.counts import compare_counts
 
 # psql as the database owner over the db container's socket; the SQL and the
 # database come as arguments, the credentials stay in the container.
 PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
-
-# Request: {"settings", "database", "expected", "m2m_tables", "ignore"}. The
-# labels a count of the target takes: every label of "expected" (models and
-# auto-created m2m tables, as in an archive's metadata) and every other managed
-# model not in "ignore"; prints {"error"} when one of them is not a model of
-# this application.
-LABELS_PART = (
-    SETUP
-    + r"""
-expected = request["expected"]
-ignore = set(request.get("ignore", []))
-by_label = {m._meta.label_lower: m for m in apps.get_models(include_auto_created=True)}
-labels = set(expected) | {
-    label for label, m in by_label.items()
-    if m._meta.managed and not m._meta.proxy and not m._meta.auto_created
-    and label not in ignore and label.split(".")[0] not in ignore
-}
-unknown = sorted(label for label in labels if label not in by_label)
-if unknown:
-    print(json.dumps({"error": "models not in this application: " + ", ".join(unknown)}))
-    sys.exit(0)
-"""
-)
-
-# Counts those labels in one repeatable-read, read-only transaction; prints
-# {"counts", "differences"} (compare_counts of _load).
-COUNT_LABELS_SCRIPT = (
-    LABELS_PART
-    + COMPARE_FUNCTION
-    + r"""
-found = {}
-with transaction.atomic():
-    with connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    for label in sorted(labels):
-        found[label] = by_label[label]._base_manager.count()
-print(json.dumps({"counts": found,
-                  "differences": compare_counts(expected, found, request["m2m_tables"])}))
-"""
-)
-
-# Prints {"database": the database the application reads, "tables": {label:
-# table}} of those labels: what a count in SQL needs (count_sql). Reads no row.
-TABLES_SCRIPT = (
-    LABELS_PART
-    + r"""
-print(json.dumps({"database": connection.settings_dict["NAME"],
-                  "tables": {label: by_label[label]._meta.db_table for label in sorted(labels)}}))
-"""
-)
 
 # psql in the db container, on the db service's own database ($POSTGRES_DB,
 # the one pg_dump and pg_restore work on); $1 is the statement.
@@ -184,8 +134,13 @@ class Session:
         )
         return answer.stdout.decode("utf-8", "replace").strip()
 
-    def backend_script(self, script, request, what):
-        argv = [self.params["backend_python"], "-c", script, json.dumps(request)]
+    def backend_call(self, module, function, request, what):
+        """The answer of module.function() (a backend program) run in the backend."""
+        return self.run_program(backend_program(module, function), request, what)
+
+    def run_program(self, program, request, what):
+        """The answer of a program (_django.backend_program) run in the backend."""
+        argv = [self.params["backend_python"], "-c", program, json.dumps(request)]
         answer = self.containers.exec(self.backend.container_id, argv, what=what)
         return parse_answer(answer.stdout)
 
@@ -273,14 +228,14 @@ class Session:
         """The target's counts against the archive's: {"counts", "differences"}
         (or {"error"}), counted through Django."""
         request = self.count_request(metadata, database)
-        return self.backend_script(COUNT_LABELS_SCRIPT, request, "the counts")
+        return self.backend_call(counts_program, "count_labels_main", request, "the counts")
 
     def count_plan(self, metadata):
         """What count_in_sql needs, asked of Django without reading a row (so
         it can be asked while the database is being replaced): {"database",
         "tables"}, or {"error"}, with the "request" it was asked with."""
         request = self.count_request(metadata)
-        plan = self.backend_script(TABLES_SCRIPT, request, "the tables")
+        plan = self.backend_call(counts_program, "tables_main", request, "the tables")
         plan["request"] = request
         return plan
 

@@ -14,12 +14,13 @@ import time
 import zipfile
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._django import with_backend
 from ansible_collections.edms.backup.plugins.module_utils._dump import (
     DEFAULT_EXCLUDES,
-    ROW_VALUES,
     dump_command,
     parse_report,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import rows
 
 from .conftest import (
     BIN,
@@ -214,13 +215,16 @@ def comparable(report):
 
 
 # {model label: why row_plan leaves it to the instance path} for every
-# installed model that the fast path does not take. argv[1]: ROW_VALUES.
+# installed model that the fast path does not take. argv[1]: ROWS, a program
+# that makes backend/rows.py importable.
+ROWS = with_backend("", rows)
 INSTANCE_PATH_MODELS = """
 import json, sys
 import django
 django.setup()
 from django.apps import apps
-exec(sys.argv[1])
+exec(sys.argv[1], {})
+from ansible_collections.edms.backup.plugins.module_utils.backend.rows import row_plan
 key_maps = {m: {} for m in apps.get_models() if hasattr(m, "natural_key")}
 plans = {m._meta.label_lower: row_plan(m, key_maps, "default") for m in apps.get_models()}
 print(json.dumps({label: plan for label, plan in plans.items() if isinstance(plan, str)}))
@@ -233,7 +237,7 @@ def assert_both_paths_write_the_same(env=None):
     assert fast.count("\n") == report["objects"] + 2  # one object per line
     assert fast == slow
     assert comparable(report) == comparable(slow_report)
-    out = backend("python", "-c", INSTANCE_PATH_MODELS, ROW_VALUES, env=env).stdout
+    out = backend("python", "-c", INSTANCE_PATH_MODELS, ROWS, env=env).stdout
     left_out = json.loads(out.strip().splitlines()[-1])
     assert not set(report["dumped_models"]) & set(left_out), left_out
     return report
@@ -318,7 +322,7 @@ def test_each_fast_conversion_is_what_the_serializer_writes(stack):
     the instance path (see tests/dump_probe.py)."""
     with open(os.path.join(ROOT, "tests", "dump_probe.py"), encoding="utf-8") as handle:
         script = handle.read()
-    out = backend("python", "-c", script, ROW_VALUES).stdout
+    out = backend("python", "-c", script, ROWS).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["mismatches"] == []
     assert result["checked"] >= 150

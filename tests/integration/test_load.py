@@ -13,11 +13,12 @@ import uuid
 import zipfile
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._django import (
+    backend_program,
+    with_backend,
+)
 from ansible_collections.edms.backup.plugins.module_utils._docker import Containers
 from ansible_collections.edms.backup.plugins.module_utils._load import (
-    BATCH_LOADER,
-    LOAD_SCRIPT,
-    SCRUB_FUNCTION,
     LoadError,
     load_command,
     load_request,
@@ -25,6 +26,8 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     put_fixture,
     remove_fixture,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import load as load_program
+from ansible_collections.edms.backup.plugins.module_utils.backend import loader
 
 from .conftest import (
     ROOT,
@@ -95,7 +98,7 @@ def scratch_db(stack):
 
 
 def load(source, database, expected=None, fail_at=None, fixture=None, script=None):
-    """(exit code, report or LoadError) of LOAD_SCRIPT (or script) run in the backend."""
+    """(exit code, report or LoadError) of the load (or script) run in the backend."""
     meta = source["metadata"]
     request = load_request(
         fixture or source["fixture"],
@@ -259,7 +262,7 @@ def test_without_the_marker_the_receivers_rows_are_caught_and_rolled_back(source
     load fails on the collision, says why, and rolls back."""
     env = scratch(scratch_db, seed=True)
     before = table_digests(env=env)
-    unmarked = LOAD_SCRIPT
+    unmarked = backend_program(load_program)
     for line in (
         'os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"',
         "settings.EDMS_RESTORE_IN_PROGRESS = True",
@@ -287,7 +290,7 @@ def test_model_shapes_the_demo_lacks_load_back_row_for_row(stack, scratch_db):
     manage("migrate", "--noinput", env=env)
     with open(os.path.join(ROOT, "tests", "load_probe.py"), encoding="utf-8") as handle:
         script = handle.read()
-    out = backend("python", "-c", script, SCRUB_FUNCTION + BATCH_LOADER, env=env).stdout
+    out = backend("python", "-c", script, with_backend("", loader), env=env).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {
         "generated_field": "ok",

@@ -2,14 +2,14 @@ import json
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._backup import IterStream
+from ansible_collections.edms.backup.plugins.module_utils._django import backend_sources
 from ansible_collections.edms.backup.plugins.module_utils._dump import (
-    DUMP_SCRIPT,
     REPORT_MARKER,
-    ROW_VALUES,
     DumpError,
     dump_command,
     parse_report,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import dump, rows
 
 
 def test_the_request_travels_as_one_json_argument():
@@ -25,9 +25,9 @@ def test_the_instance_path_is_in_the_request_only_when_asked_for():
 
 
 def test_the_script_is_python_and_carries_the_fast_path():
-    compile(DUMP_SCRIPT, "DUMP_SCRIPT", "exec")
-    compile(ROW_VALUES, "ROW_VALUES", "exec")
-    assert ROW_VALUES in DUMP_SCRIPT
+    program = dump_command("python3", [])[2]
+    compile(program, "the dump", "exec")
+    assert repr(backend_sources(dump)[rows.__name__]) in program
 
 
 def test_the_report_is_the_last_marked_line_of_stderr():

@@ -7,19 +7,20 @@ import zipfile
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._archive import FIXTURE as FIXTURE_MEMBER
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._django import backend_program
 from ansible_collections.edms.backup.plugins.module_utils._load import (
     KEEP_TABLES_OF,
-    LOAD_SCRIPT,
     REPORT_MARKER,
     LoadError,
-    compare_counts,
     keep_tables_of,
     load_command,
     load_request,
     parse_report,
-    scrub,
     tar_of_one,
 )
+from ansible_collections.edms.backup.plugins.module_utils.backend import load
+from ansible_collections.edms.backup.plugins.module_utils.backend.counts import compare_counts
+from ansible_collections.edms.backup.plugins.module_utils.backend.scrub import scrub
 
 
 def test_the_request_travels_as_one_json_argument():
@@ -31,7 +32,7 @@ def test_the_request_travels_as_one_json_argument():
         settings_module="edms.settings",
     )
     argv = load_command("python3", request)
-    assert argv[:3] == ["python3", "-c", LOAD_SCRIPT]
+    assert argv[:3] == ["python3", "-c", backend_program(load)]
     assert json.loads(argv[3]) == {
         "settings": "edms.settings",
         "fixture": "/tmp/f/database_backup.json",
@@ -44,8 +45,9 @@ def test_the_request_travels_as_one_json_argument():
 
 
 def test_the_script_is_python_that_compiles():
-    compile(LOAD_SCRIPT, "<load>", "exec")
-    assert REPORT_MARKER in LOAD_SCRIPT
+    program = backend_program(load)
+    compile(program, "<load>", "exec")
+    assert REPORT_MARKER in program
 
 
 def test_an_unknown_fault_stage_is_refused():

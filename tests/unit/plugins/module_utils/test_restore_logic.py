@@ -10,14 +10,19 @@ import zipfile
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._compose import ServiceState
-from ansible_collections.edms.backup.plugins.module_utils._load import PK_DIGEST_FUNCTION
+from ansible_collections.edms.backup.plugins.module_utils._django import backend_program
 from ansible_collections.edms.backup.plugins.module_utils._media import (
-    MEDIA_SCRIPT,
     archive_media,
     media_differences,
     media_tar,
 )
 from ansible_collections.edms.backup.plugins.module_utils._services import ServicesError, choose
+from ansible_collections.edms.backup.plugins.module_utils.backend import media
+from ansible_collections.edms.backup.plugins.module_utils.backend.digest import (
+    digest_text,
+    key_hash,
+    pk_digest,
+)
 
 
 def test_archive_media_takes_only_media_members():
@@ -65,13 +70,6 @@ def test_the_media_tar_puts_owned_directories_before_their_files(tmp_path):
 
 
 def test_the_primary_key_digest_ignores_order_and_tells_other_keys_apart():
-    namespace = {}
-    exec(PK_DIGEST_FUNCTION, namespace)
-    pk_digest, key_hash, digest_text = (
-        namespace["pk_digest"],
-        namespace["key_hash"],
-        namespace["digest_text"],
-    )
     uuids = ["6f1c2a9e-0000-4000-8000-000000000001", "6f1c2a9e-0000-4000-8000-000000000002"]
     # the fixture's JSON integers and the database's integers digest alike
     assert pk_digest([1, 2]) == pk_digest([2, 1]) == pk_digest(["2", "1"])
@@ -111,7 +109,7 @@ def test_backend_db_and_unknown_services_are_refused_by_name():
 
 def media_script(request):
     proc = subprocess.run(
-        [sys.executable, "-c", MEDIA_SCRIPT, json.dumps(request)],
+        [sys.executable, "-c", backend_program(media), json.dumps(request)],
         capture_output=True,
         text=True,
         check=True,
