@@ -28,7 +28,7 @@ if not os.path.islink(LINK):
     os.symlink(os.path.join("..", "..", "..", ".."), LINK)
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.edms.backup.plugins.module_utils._archive import (  # noqa: E402
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (  # noqa: E402
     FIXTURE,
     ArchiveWriter,
     archive_name,

@@ -4,7 +4,7 @@ For each fixture size, writes a synthetic EDMS-like archive (dataset.py),
 then, in the demo stack's backend container, loads its fixture into a
 separate, freshly migrated database twice, alternately:
 
-- ``collection``: this collection's load (Session.load, the code every
+- ``collection``: this collection's load (Deployment.load, the code every
   restore, rehearsal and rollback runs: one transaction, counts and primary
   keys compared before commit);
 - ``loaddata``: ``manage.py loaddata`` of the same fixture file, through
@@ -47,12 +47,16 @@ import zipfile
 from dataset import MB, ROOT, check_sizes, size_parser, write_archive
 
 # isort: split
-from ansible_collections.edms.backup.plugins.module_utils._archive import METADATA
-from ansible_collections.edms.backup.plugins.module_utils._django import with_backend
-from ansible_collections.edms.backup.plugins.module_utils._docker import ExecError
-from ansible_collections.edms.backup.plugins.module_utils._load import put_fixture
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import Rehearsal
-from ansible_collections.edms.backup.plugins.module_utils.backend import migrations, setup
+from ansible_collections.edms.backup.plugins.module_utils._backend import migrations, setup
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehearse import (
+    Rehearsal,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.load import put_fixture
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    METADATA,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import with_backend
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
 DATABASE = "edms_bench_restore"
 PROJECT = {
@@ -74,7 +78,7 @@ PROJECT = {
 LOADDATA_SCRIPT = with_backend(
     r"""
 import json, os, resource, time
-from ansible_collections.edms.backup.plugins.module_utils.backend.setup import setup
+from ansible_collections.edms.backup.plugins.module_utils._backend.setup import setup
 request = setup()
 from django.core.management import call_command
 os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"

@@ -65,10 +65,17 @@ import zipfile
 from dataset import MB, ROOT, write_documents
 
 # isort: split
-from ansible_collections.edms.backup.plugins.module_utils._archive import FIXTURE, METADATA
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import Rehearsal
-from ansible_collections.edms.backup.plugins.module_utils._restore import rollback
-from ansible_collections.edms.backup.plugins.module_utils.backend import migrations
+from ansible_collections.edms.backup.plugins.module_utils._backend import migrations
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehearse import (
+    Rehearsal,
+)
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback import (
+    rollback,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    FIXTURE,
+    METADATA,
+)
 from restore_memory import DATABASE, PROJECT, Sampler
 
 COLLECTIONS = os.path.join(ROOT, "build", "collections")
@@ -497,7 +504,7 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
     fixture_dir = "/tmp/edms-bench-fixture"
     stack.exec("backend", "rm", "-rf", fixture_dir)
     stack.exec("backend", "mkdir", "-m", "700", fixture_dir)
-    from ansible_collections.edms.backup.plugins.module_utils._load import put_fixture
+    from ansible_collections.edms.backup.plugins.module_utils._deployment.load import put_fixture
 
     fixture = put_fixture(stack.session.containers, stack.backend, archive, fixture_dir)
     restored = {}

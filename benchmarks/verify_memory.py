@@ -30,15 +30,17 @@ import time
 from dataset import MB, check_sizes, size_parser, write_archive
 
 # isort: split
-from ansible_collections.edms.backup.plugins.module_utils._archive import (
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE,
     METADATA,
     ArchiveReader,
-    verify_archive,
 )
-from ansible_collections.edms.backup.plugins.module_utils._fixture import (
+from ansible_collections.edms.backup.plugins.module_utils._format.fixture import (
     FixtureAnalysis,
     iter_fixture,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    verify_archive,
 )
 
 

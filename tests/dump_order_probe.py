@@ -2,7 +2,7 @@
 # (Meta.ordering), with an m2m: the dump reads its rows and its m2m rows in
 # step, by primary key. Run in the backend (python -c) by
 # tests/integration/test_backup.py against a scratch database (POSTGRES_DB),
-# with the dump's program (_dump.dump_command) as argv[1] and its request as argv[2]:
+# with the dump's program (_deployment/dump.py dump_command) as argv[1] and its request as argv[2]:
 # makes the models (at run time, in the documents app, tables probe_*) and
 # their rows, then runs the dump itself, which writes the fixture to standard
 # output and its report to standard error.

@@ -1,6 +1,6 @@
 # The dump's fast conversions held against Django's serializer, printed as one
 # JSON object. Run in the backend (python -c) by the integration tests, with
-# a program that makes backend/rows.py importable (_django.with_backend) as
+# a program that makes _backend/rows.py importable (_platform/django.py with_backend) as
 # argv[1]; it reads no database.
 #
 # A model with a field of every kind the fast path converts: instances of it
@@ -27,7 +27,7 @@ from django.db.models.fields.files import FieldFile  # noqa: E402
 from django.db.models.query_utils import DeferredAttribute  # noqa: E402
 
 exec(sys.argv[1], {})
-from ansible_collections.edms.backup.plugins.module_utils.backend.rows import row_plan  # noqa: E402
+from ansible_collections.edms.backup.plugins.module_utils._backend.rows import row_plan  # noqa: E402
 
 UTC = datetime.UTC
 SGT = datetime.timezone(datetime.timedelta(hours=8))

@@ -1,8 +1,8 @@
 # Model shapes the demo application does not have, each loaded by the
-# restore's batch loader (_load.BatchLoader) and compared row by row with what
+# restore's batch loader (_backend/loader.py BatchLoader) and compared row by row with what
 # was dumped. Run in the backend (python -c) by tests/integration/test_load.py
 # against a scratch database (POSTGRES_DB), with the text of
-# a program that makes backend/loader.py importable (_django.with_backend)
+# a program that makes _backend/loader.py importable (_platform/django.py with_backend)
 # as argv[1]. Prints one JSON object:
 # {shape: "ok" or the error}.
 #
@@ -25,7 +25,7 @@ from django.core import serializers  # noqa: E402
 from django.db import DEFAULT_DB_ALIAS, connection, models, transaction  # noqa: E402
 
 exec(sys.argv[1], {})
-from ansible_collections.edms.backup.plugins.module_utils.backend import loader  # noqa: E402
+from ansible_collections.edms.backup.plugins.module_utils._backend import loader  # noqa: E402
 
 BatchLoader = loader.BatchLoader
 # Small batches: every shape crosses batch boundaries, and a model's batch is

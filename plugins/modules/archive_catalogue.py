@@ -107,15 +107,15 @@ size:
   type: int
 """
 
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    backup_dir_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._page import (
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_catalogue import (
     PageError,
     write_catalogue,
 )
-from ansible_collections.edms.backup.plugins.module_utils._trend import DEFAULT_THRESHOLD
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    backup_dir_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 
 
 def argument_spec():

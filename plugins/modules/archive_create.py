@@ -199,7 +199,8 @@ count_compared_with:
   sample: edms_20260101T130029Z.zip
 """
 
-from ansible_collections.edms.backup.plugins.module_utils._backup import (
+from ansible_collections.edms.backup.plugins.module_utils._backend.dump import DEFAULT_EXCLUDES
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_create import (
     BackupError,
     create_backup,
 )
@@ -209,13 +210,12 @@ from ansible_collections.edms.backup.plugins.module_utils._common import (
     media_dir_argument_spec,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
+from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
-from ansible_collections.edms.backup.plugins.module_utils._dump import DEFAULT_EXCLUDES
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._trend import DEFAULT_THRESHOLD
 
 
 def argument_spec():

@@ -76,13 +76,11 @@ partials:
   elements: str
 """
 
-from ansible_collections.edms.backup.plugins.module_utils._catalog import (
-    CatalogError,
-    list_archives,
-)
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_info import archive_info
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import CatalogueError
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 
 
@@ -93,11 +91,8 @@ def argument_spec():
 def main():
     run_module(
         argument_spec(),
-        lambda module: dict(
-            list_archives(module.params["backup_dir"], module.params["display_timezone"]),
-            changed=False,
-        ),
-        errors=CatalogError,
+        lambda module: archive_info(module.params),
+        errors=CatalogueError,
     )
 
 

@@ -86,11 +86,14 @@ not_pruned:
   elements: str
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_prune import (
+    PruneError,
+    prune,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._prune import PruneError, prune
 
 
 def argument_spec():

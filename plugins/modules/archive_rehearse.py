@@ -116,18 +116,18 @@ execs:
   elements: dict
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehearse import (
+    RehearsalError,
+    rehearse,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     media_dir_argument_spec,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._rehearse import (
-    RehearsalError,
-    rehearse,
 )
 
 

@@ -145,18 +145,18 @@ execs:
   elements: dict
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_restore import (
+    RestoreError,
+    restore,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     media_dir_argument_spec,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._restore import (
-    RestoreError,
-    restore,
 )
 
 

@@ -99,11 +99,14 @@ recorded:
   type: bool
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_verify import (
+    VerifyError,
+    verify,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._verify import VerifyError, verify
 
 
 def argument_spec():

@@ -85,15 +85,15 @@ commands:
   elements: str
 """
 
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._services import (
+from ansible_collections.edms.backup.plugins.module_utils._commands.compose_services import (
     ServicesError,
     manage_services,
+)
+from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
 )
 
 

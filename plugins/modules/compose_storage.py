@@ -242,19 +242,19 @@ proof:
       removed: true
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.compose_storage import (
+    StorageError,
+    compose_storage,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
-from ansible_collections.edms.backup.plugins.module_utils._compose_edit import (
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.compose_file import (
     HAS_RUAMEL,
     RUAMEL_IMPORT_ERROR,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._storage import (
-    StorageError,
-    compose_storage,
 )
 
 

@@ -91,7 +91,7 @@ path:
   type: str
 """
 
-from ansible_collections.edms.backup.plugins.module_utils._lock import (
+from ansible_collections.edms.backup.plugins.module_utils._commands.lock import (
     LockError,
     acquire,
     refusal,

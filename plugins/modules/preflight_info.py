@@ -245,24 +245,24 @@ execs:
   elements: dict
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.preflight_info import (
+    PreflightError,
+    preflight,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     backup_dir_argument_spec,
     media_dir_argument_spec,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
-from ansible_collections.edms.backup.plugins.module_utils._freshness import (
+from ansible_collections.edms.backup.plugins.module_utils._format.freshness import (
     DEFAULT_MAX_AGE_HOURS,
     DEFAULT_MIN_SIZE_RATIO,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._preflight import (
-    PreflightError,
-    preflight,
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
 )
 
 

@@ -87,16 +87,19 @@ execs:
   elements: dict
 """
 
+from ansible_collections.edms.backup.plugins.module_utils._commands.stack_info import (
+    StackError,
+    stack_info,
+)
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     DEFAULT_COUNT_MODELS,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._docker import (
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._stack import StackError, stack_info
 
 
 def argument_spec():

@@ -14,13 +14,15 @@ import time
 import zipfile
 
 import pytest
-from ansible_collections.edms.backup.plugins.module_utils._django import with_backend
-from ansible_collections.edms.backup.plugins.module_utils._dump import (
+from ansible_collections.edms.backup.plugins.module_utils._backend import rows
+from ansible_collections.edms.backup.plugins.module_utils._backend.dump import (
     DEFAULT_EXCLUDES,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.dump import (
     dump_command,
     parse_report,
 )
-from ansible_collections.edms.backup.plugins.module_utils.backend import rows
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import with_backend
 
 from .conftest import (
     BIN,
@@ -216,7 +218,7 @@ def comparable(report):
 
 # {model label: why row_plan leaves it to the instance path} for every
 # installed model that the fast path does not take. argv[1]: ROWS, a program
-# that makes backend/rows.py importable.
+# that makes _backend/rows.py importable.
 ROWS = with_backend("", rows)
 INSTANCE_PATH_MODELS = """
 import json, sys
@@ -224,7 +226,7 @@ import django
 django.setup()
 from django.apps import apps
 exec(sys.argv[1], {})
-from ansible_collections.edms.backup.plugins.module_utils.backend.rows import row_plan
+from ansible_collections.edms.backup.plugins.module_utils._backend.rows import row_plan
 key_maps = {m: {} for m in apps.get_models() if hasattr(m, "natural_key")}
 plans = {m._meta.label_lower: row_plan(m, key_maps, "default") for m in apps.get_models()}
 print(json.dumps({label: plan for label, plan in plans.items() if isinstance(plan, str)}))
@@ -374,9 +376,9 @@ def test_a_backup_taken_while_the_app_writes_verifies_clean(backup_dir, writing_
 BACKUP_PROCESS = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.edms.backup.plugins.module_utils._backup import create_backup
+from ansible_collections.edms.backup.plugins.module_utils._commands import archive_create
 params = json.loads(sys.argv[2])
-create_backup(params)
+archive_create.create_backup(params)
 """
 
 

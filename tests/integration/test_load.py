@@ -13,12 +13,9 @@ import uuid
 import zipfile
 
 import pytest
-from ansible_collections.edms.backup.plugins.module_utils._django import (
-    backend_program,
-    with_backend,
-)
-from ansible_collections.edms.backup.plugins.module_utils._docker import Containers
-from ansible_collections.edms.backup.plugins.module_utils._load import (
+from ansible_collections.edms.backup.plugins.module_utils._backend import load as load_program
+from ansible_collections.edms.backup.plugins.module_utils._backend import loader
+from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     LoadError,
     load_command,
     load_request,
@@ -26,8 +23,11 @@ from ansible_collections.edms.backup.plugins.module_utils._load import (
     put_fixture,
     remove_fixture,
 )
-from ansible_collections.edms.backup.plugins.module_utils.backend import load as load_program
-from ansible_collections.edms.backup.plugins.module_utils.backend import loader
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    backend_program,
+    with_backend,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import Containers
 
 from .conftest import (
     ROOT,

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 
 import pytest
-from ansible_collections.edms.backup.plugins.module_utils._session import count_sql
+from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import count_sql
 
 from .conftest import RUN, backend, compose, content, db_sql, manage, run_module
 

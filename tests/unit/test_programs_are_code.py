@@ -1,5 +1,5 @@
 """No Python program hides in a string constant under plugins/: programs run
-in the backend container are modules of plugins/module_utils/backend/, which
+in the backend container are modules of plugins/module_utils/_backend/, which
 linters, sanity and coverage read (the host sends their source)."""
 
 import ast

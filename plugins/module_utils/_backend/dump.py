@@ -1,0 +1,394 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The fixture dump, inside the backend container (see the host's _deployment/dump.py).
+
+Entry point main: the request is argv[1], {"settings", "excludes"} and, to
+dump every model through instances and Django's serializer (the path the fast
+one falls back to, kept for the tests that compare the two), "instance_path":
+true. The fixture goes to standard output; the report, everything metadata
+needs, is one JSON object after REPORT_MARKER, the last line of standard error.
+"""
+
+import datetime
+import io
+import json
+import platform
+import sys
+import traceback
+
+from ansible_collections.edms.backup.plugins.module_utils._backend.rows import (
+    fast_objects,
+    key_order,
+    row_plan,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
+    NO_SETTINGS,
+    choose_settings,
+)
+
+try:
+    from django.core.serializers.json import DjangoJSONEncoder
+    from django.core.serializers.json import Serializer as JSONSerializer
+except ImportError:  # the host without Django: the classes below are never made there
+    DjangoJSONEncoder = JSONSerializer = object
+
+REPORT_MARKER = "EDMS-BACKUP-REPORT "
+
+# The models a dump leaves out unless told otherwise.
+DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+
+
+def fail(message):
+    sys.stderr.write(REPORT_MARKER + json.dumps({"error": message}) + "\n")
+    sys.exit(3)
+
+
+class LosslessEncoder(DjangoJSONEncoder):
+    """Django's encoder, but datetimes and times keep their microseconds."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        if isinstance(o, datetime.time):
+            if o.utcoffset() is not None:
+                raise ValueError("JSON can't represent timezone-aware times.")
+            return o.isoformat()
+        return super().default(o)
+
+
+def resolve_excludes(labels):
+    from django.apps import apps
+
+    apps_out, models_out = set(), set()
+    for label in labels:
+        if "." in label:
+            try:
+                models_out.add(apps.get_model(label))
+            except LookupError:
+                fail("unknown model in excludes: %s" % label)
+        else:
+            try:
+                apps_out.add(apps.get_app_config(label))
+            except LookupError:
+                fail("unknown app in excludes: %s" % label)
+    return apps_out, models_out
+
+
+def chosen_models(excludes, using):
+    """The models to dump, in the serializer's dependency order."""
+    from django.apps import apps
+    from django.core import serializers
+    from django.db import router
+
+    excluded_apps, excluded_models = resolve_excludes(excludes)
+    app_list = {}
+    for app_config in apps.get_app_configs():
+        if app_config.models_module is None or app_config in excluded_apps:
+            continue
+        chosen = [
+            m
+            for m in app_config.get_models()
+            if m not in excluded_models
+            and not m._meta.proxy
+            and router.allow_migrate_model(using, m)
+        ]
+        if chosen:
+            app_list[app_config] = chosen
+    return serializers.sort_dependencies(app_list.items(), allow_cycles=True)
+
+
+def natural_key_fields(model):
+    """Field names whose values make the model's natural key, if only its own."""
+    if not hasattr(model, "natural_key"):
+        return None
+    instance = model()
+    sentinels = {}
+    for index, field in enumerate(model._meta.concrete_fields):
+        if field.remote_field is None:
+            value = "\x00edms-nk-%d" % index
+            setattr(instance, field.attname, value)
+            sentinels[value] = field.name
+    try:
+        key = instance.natural_key()
+    except Exception:
+        return None
+    if not isinstance(key, (tuple, list)) or not all(k in sentinels for k in key):
+        return None
+    return [sentinels[k] for k in key]
+
+
+def natural_key_map(model, using):
+    return {
+        obj.pk: list(obj.natural_key())
+        for obj in model._base_manager.using(using).order_by().iterator(chunk_size=2000)
+    }
+
+
+class M2MCursor:
+    """Rows of one auto-created m2m table, read in step with the source objects."""
+
+    def __init__(self, field, key_map, using):
+        through = field.remote_field.through
+        self.source = field.m2m_field_name() + "_id"
+        self.target = field.m2m_reverse_field_name() + "_id"
+        rows = (
+            through._base_manager.using(using)
+            .order_by(self.source, "pk")
+            .values_list(self.source, self.target)
+            .iterator(chunk_size=5000)
+        )
+        self.rows = iter(rows)
+        self.key_map = key_map
+        self.pending = next(self.rows, None)
+        self.count = 0
+
+    def values_for(self, pk):
+        # The objects and these rows come in the database's order of the same
+        # primary key values, in one snapshot, and every row's source is an
+        # object being dumped: the rows of this object, if any, are next. A
+        # misalignment would leave rows unread, which the row count catches.
+        values = []
+        while self.pending is not None and self.pending[0] == pk:
+            target = self.pending[1]
+            values.append(self.key_map[target] if self.key_map is not None else str_pk(target))
+            self.count += 1
+            self.pending = next(self.rows, None)
+        return values
+
+
+def str_pk(value):
+    return value if isinstance(value, int) else str(value)
+
+
+class Emitter:
+    """The fixture's objects, one per line, whichever path made them."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.encode = LosslessEncoder(ensure_ascii=False).encode
+        self.separator = "\n"
+        self.written = 0
+
+    def emit(self, dump_object):
+        self.stream.write(self.separator)
+        self.stream.write(self.encode(dump_object))
+        self.separator = ",\n"
+        self.written += 1
+
+
+class FixtureSerializer(JSONSerializer):
+    """Instances through Django's serializer; natural keys and m2m values from the maps."""
+
+    def __init__(self, key_maps, emitter):
+        super().__init__()
+        self.key_maps = key_maps
+        self.emitter = emitter
+        self.m2m = {}
+
+    def start_serialization(self):
+        self._init_options()
+
+    def end_serialization(self):
+        pass
+
+    def end_object(self, obj):
+        self.emitter.emit(self.get_dump_object(obj))
+        self._current = None
+
+    def handle_fk_field(self, obj, field):
+        target = field.remote_field.model
+        key_map = self.key_maps.get(target)
+        if key_map is None:
+            return super().handle_fk_field(obj, field)
+        raw = getattr(obj, field.attname)
+        if raw is None:
+            value = None
+        elif field.target_field is target._meta.pk and raw in key_map:
+            value = key_map[raw]
+        else:
+            value = list(getattr(obj, field.name).natural_key())
+        self._current[field.name] = value
+
+    def handle_m2m_field(self, obj, field):
+        if not field.remote_field.through._meta.auto_created:
+            return
+        self._current[field.name] = self.m2m[field].values_for(obj.pk)
+
+
+def relations_of(model):
+    result = {}
+    for field in model._meta.local_fields:
+        if field.remote_field is not None and field.serialize:
+            target = field.remote_field.model._meta.label_lower
+            result[field.name] = {"model": target, "many": False}
+    for field in model._meta.local_many_to_many:
+        if field.serialize and field.remote_field.through._meta.auto_created:
+            target = field.remote_field.model._meta.label_lower
+            result[field.name] = {"model": target, "many": True}
+    return result
+
+
+def snapshot(connection):
+    """Starts the dump's repeatable-read, read-only transaction: (its time,
+    the server's version, the database's name and size)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute(
+            "SELECT now(), version(), current_database(), pg_database_size(current_database())"
+        )
+        return cursor.fetchone()
+
+
+def count_rows(models, using):
+    """({label: rows} of every model and auto-created m2m table, [m2m table labels])."""
+    counts, m2m_tables = {}, []
+    for model in models:
+        counts[model._meta.label_lower] = model._base_manager.using(using).count()
+        for field in model._meta.local_many_to_many:
+            through = field.remote_field.through
+            if field.serialize and through._meta.auto_created:
+                counts[through._meta.label_lower] = through._base_manager.using(using).count()
+                m2m_tables.append(through._meta.label_lower)
+    return counts, m2m_tables
+
+
+def key_maps_of(models, using):
+    """One natural-key map per model that is referenced and has natural_key()."""
+    referenced = set()
+    for model in models:
+        for field in model._meta.local_fields + model._meta.local_many_to_many:
+            target = field.remote_field.model if field.remote_field is not None else None
+            if target is not None and hasattr(target, "natural_key"):
+                referenced.add(target)
+    return {target: natural_key_map(target, using) for target in referenced}
+
+
+def write_objects(out, models, counts, key_maps, instance_path, using):
+    """The fixture, one object per line; each model's and m2m table's rows
+    checked against its count. Returns the Emitter (its count of objects)."""
+    emitter = Emitter(out)
+    serializer = FixtureSerializer(key_maps, emitter)
+    out.write("[")
+    for model in models:
+        cursors = {
+            field: M2MCursor(field, key_maps.get(field.remote_field.model), using)
+            for field in model._meta.local_many_to_many
+            if field.serialize and field.remote_field.through._meta.auto_created
+        }
+        before = emitter.written
+        plan = "asked for" if instance_path else row_plan(model, key_maps, using)
+        if isinstance(plan, str):
+            # The instance path (see row_plan for when and why).
+            serializer.m2m = cursors
+            queryset = model._base_manager.using(using).order_by(key_order(model))
+            serializer.serialize(
+                queryset.iterator(chunk_size=2000),
+                stream=out,
+                use_natural_foreign_keys=True,
+                use_natural_primary_keys=False,
+            )
+        else:
+            for dump_object in fast_objects(model, plan, cursors, using):
+                emitter.emit(dump_object)
+        dumped = emitter.written - before
+        if dumped != counts[model._meta.label_lower]:
+            fail(
+                "%s: counted %d rows but dumped %d"
+                % (model._meta.label, counts[model._meta.label_lower], dumped)
+            )
+        for field, cursor in cursors.items():
+            label = field.remote_field.through._meta.label_lower
+            if cursor.count != counts[label]:
+                fail("%s: counted %d rows but dumped %d" % (label, counts[label], cursor.count))
+    out.write("\n]\n")
+    out.flush()
+    return emitter
+
+
+def applied_migrations(connection):
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = {}
+    for app_label, name in sorted(MigrationRecorder(connection).applied_migrations()):
+        applied.setdefault(app_label, []).append(name)
+    return applied
+
+
+def describe_models(models, excludes):
+    """What metadata says of the models besides their counts."""
+    from django.apps import apps
+    from django.db.models import FileField
+
+    installed = {m._meta.label_lower for m in apps.get_models()}
+    return {
+        "file_fields": {
+            m._meta.label_lower: [f.name for f in m._meta.local_fields if isinstance(f, FileField)]
+            for m in models
+            if any(isinstance(f, FileField) for f in m._meta.local_fields)
+        },
+        "natural_keys": {
+            m._meta.label_lower: fields
+            for m in apps.get_models()
+            for fields in [natural_key_fields(m)]
+            if fields is not None
+        },
+        "relations": {m._meta.label_lower: relations_of(m) for m in models if relations_of(m)},
+        "excluded_models": excludes,
+        "recreated_models": sorted(
+            {"contenttypes.contenttype", "auth.permission"}
+            & installed
+            & {m._meta.label_lower for m in apps.get_models() if m not in models}
+        ),
+        "dumped_models": [m._meta.label_lower for m in models],
+    }
+
+
+def dump(request, out):
+    """The fixture written to out, in one snapshot; the report."""
+    import django
+    from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+    using = DEFAULT_DB_ALIAS
+    connection = connections[using]
+    models = chosen_models(request["excludes"], using)
+    with transaction.atomic(using=using):
+        snapshot_at, pg_version, db_name, db_size = snapshot(connection)
+        counts, m2m_tables = count_rows(models, using)
+        key_maps = key_maps_of(models, using)
+        emitter = write_objects(
+            out, models, counts, key_maps, bool(request.get("instance_path")), using
+        )
+        applied = applied_migrations(connection)
+    return {
+        "snapshot_at": snapshot_at.astimezone(datetime.timezone.utc).isoformat(),
+        "versions": {
+            "django": django.get_version(),
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+        },
+        "database": {"name": db_name, "size_bytes": db_size},
+        "migrations": applied,
+        "counts": counts,
+        "m2m_tables": m2m_tables,
+        **describe_models(models, request["excludes"]),
+        "objects": emitter.written,
+    }
+
+
+def main():
+    request = json.loads(sys.argv[1])
+    if not choose_settings(request):
+        fail(NO_SETTINGS)
+    import django
+
+    django.setup()
+    try:
+        report = dump(
+            request, io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", write_through=False)
+        )
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        fail("the dump failed: %s" % traceback.format_exc().strip().splitlines()[-1])
+    sys.stderr.write(REPORT_MARKER + json.dumps(report) + "\n")

@@ -1,0 +1,291 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The fixture load (the database part of a restore), inside the backend container.
+
+Entry point main: the request is argv[1] (the host's _deployment/load.py documents
+it and the report); the report is one JSON object after REPORT_MARKER, the
+last line of standard error, and the exit code is non-zero on a failure.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+from ansible_collections.edms.backup.plugins.module_utils._backend.counts import compare_counts
+from ansible_collections.edms.backup.plugins.module_utils._backend.digest import (
+    digest_text,
+    key_hash,
+    pk_digest,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend.loader import (
+    BatchLoader,
+    describe,
+    scrubbed_traceback,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
+    NO_SETTINGS,
+    choose_settings,
+    use_database,
+)
+
+REPORT_MARKER = "EDMS-RESTORE-REPORT "
+
+# FAULT INJECTION for the tests of the one-transaction invariant only: the
+# request's "fail_at" raises RuntimeError("injected failure at <stage>") after
+# the TRUNCATE, after every object and deferred field is saved, after the
+# counts matched, and as the last statement of the transaction.
+FAIL_STAGES = ("empty", "load", "count_check", "before_commit")
+
+
+def finish(report, code):
+    sys.stderr.write(REPORT_MARKER + json.dumps(report) + "\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def fail(message, state):
+    finish({"error": message, "stage": state["stage"]}, 3)
+
+
+def inject(request, stage):
+    if request.get("fail_at") == stage:
+        raise RuntimeError("injected failure at %s" % stage)
+
+
+def read_objects(path, state):
+    """The fixture's objects: one per line if it has our layout, else the whole file."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+        if first.strip() == "[":
+            number = 1
+            for line in handle:
+                number += 1
+                text = line.strip()
+                if not text:
+                    continue
+                if text == "]":
+                    if handle.read().strip():
+                        raise ValueError("the fixture has text after its closing ']'")
+                    return
+                if text.endswith(","):
+                    text = text[:-1]
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    obj = None
+                if not isinstance(obj, dict):
+                    if state["read"] == 0:
+                        break  # not one object per line: read it whole below
+                    raise ValueError(
+                        "fixture line %d is not one JSON object, in a fixture that "
+                        "started with one object per line" % number
+                    )
+                state["read"] += 1
+                yield obj
+            else:
+                raise ValueError("the fixture ends without its closing ']'")
+    state["streamed"] = False
+    with open(path, "rb") as handle:
+        objects = json.load(handle)
+    if not isinstance(objects, list):
+        raise ValueError("the fixture is not a JSON array")
+    for obj in objects:
+        state["read"] += 1
+        yield obj
+
+
+def load_all(loader, objects, fixture_keys, allowed, using):
+    """Every object through the loader, then what it deferred; fixture_keys
+    gets the count and key digest of each model's objects."""
+    from django.db import router
+
+    for number, obj in enumerate(objects, 1):
+        if not isinstance(obj, dict) or "model" not in obj:
+            raise ValueError("fixture object %d is not an object with a model" % number)
+        table = loader.table(obj["model"])
+        model = table.model
+        if model not in allowed:
+            if not router.allow_migrate_model(using, model):
+                raise RuntimeError("the router refuses %s here" % model._meta.label)
+            allowed.add(model)
+        entry = fixture_keys.setdefault(model._meta.label_lower, [0, 0])
+        entry[0] += 1
+        entry[1] += key_hash(obj.get("pk"))
+        table.add(obj)
+    loader.finish()
+
+
+def setup_for_restore(request, state):
+    """Django set up with the restore marker (see the host's _deployment/load.py), or the
+    program ended with the reason."""
+    if not choose_settings(request):
+        fail(NO_SETTINGS, state)
+    if request.get("fail_at") not in (None, *FAIL_STAGES):
+        fail("unknown fail_at stage: %s" % request["fail_at"], state)
+    os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"
+    from django.conf import settings
+
+    use_database(request)
+    settings.EDMS_RESTORE_IN_PROGRESS = True
+
+    import django
+
+    django.setup()
+
+
+def emptied_models(keep, using):
+    """The models whose tables the load empties: managed, concrete, not kept."""
+    from django.apps import apps
+    from django.db import router
+
+    return [
+        m
+        for m in apps.get_models(include_auto_created=True)
+        if m._meta.managed
+        and not m._meta.proxy
+        and m._meta.label_lower not in keep
+        and router.allow_migrate_model(using, m)
+    ]
+
+
+def empty(cursor, connection, emptied):
+    """One TRUNCATE of every emptied table but django_migrations."""
+    tables = sorted({m._meta.db_table for m in emptied} - {"django_migrations"})
+    if tables:
+        cursor.execute(
+            "TRUNCATE %s RESTART IDENTITY" % ", ".join(connection.ops.quote_name(t) for t in tables)
+        )
+
+
+def reset_sequences(cursor, connection, models):
+    from django.core.management.color import no_style
+
+    for sql in connection.ops.sequence_reset_sql(
+        no_style(), sorted(models, key=lambda m: m._meta.label)
+    ):
+        cursor.execute(sql)
+
+
+def check_counts(counted, expected, m2m_tables, using):
+    """The rows of every counted model; raises when they differ from expected."""
+    found = {
+        label: model._base_manager.using(using).count() for label, model in sorted(counted.items())
+    }
+    differences = compare_counts(expected, found, m2m_tables)
+    if differences:
+        raise RuntimeError(
+            "the counts after the load differ from the archive's: "
+            + "; ".join(
+                "%s expected %s, found %s" % (d["model"], d["expected"], d["found"])
+                for d in differences
+            )
+        )
+    return found
+
+
+def check_identities(by_label, fixture_keys, expected, m2m_tables, using):
+    """Every object kept its primary key (UUIDs included); raises when not."""
+    identities = {}
+    for label in sorted(set(fixture_keys) | (set(expected) - m2m_tables)):
+        if label not in by_label:
+            continue
+        keys = by_label[label]._base_manager.using(using).values_list("pk", flat=True)
+        identities[label] = (
+            pk_digest(keys.iterator(chunk_size=5000)),
+            digest_text(*fixture_keys.get(label, (0, 0))),
+        )
+    differ = sorted(label for label, (db, fx) in identities.items() if db != fx)
+    if differ:
+        raise RuntimeError(
+            "after the load the primary keys (UUIDs included) of %s "
+            "differ from the fixture's" % ", ".join(differ)
+        )
+    return identities
+
+
+def load(request, state):
+    """The whole load in one transaction; the report's fields."""
+    from django.apps import apps
+    from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+    using = DEFAULT_DB_ALIAS
+    connection = connections[using]
+    keep = {label.lower() for label in request.get("keep_tables_of") or []}
+    m2m_tables = set(request.get("m2m_tables") or [])
+    expected = request.get("expected") or {}
+
+    emptied = emptied_models(keep, using)
+    by_label = {m._meta.label_lower: m for m in apps.get_models(include_auto_created=True)}
+    unknown = sorted(label for label in expected if label not in by_label)
+    if unknown:
+        fail("the fixture's models are not in this application: %s" % ", ".join(unknown), state)
+
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        state["stage"] = "empty"
+        empty(cursor, connection, emptied)
+        inject(request, "empty")
+
+        state["stage"] = "load"
+        loader = BatchLoader(connection, using, apps)
+        fixture_keys, allowed = {}, set()
+        try:
+            objects_read = read_objects(request["fixture"], state)
+            load_all(loader, objects_read, fixture_keys, allowed, using)
+        finally:
+            loader.close()  # before the transaction ends, whatever happened
+        objects = sum(entry[0] for entry in fixture_keys.values())
+        loaded_models = {t.model for t in loader.tables.values() if t.count}
+        inject(request, "load")
+        # Foreign keys are checked here, inside the transaction.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        reset_sequences(
+            cursor,
+            connection,
+            set(loaded_models) | {m for m in emptied if m._meta.auto_created},
+        )
+
+        state["stage"] = "count_check"
+        counted = {m._meta.label_lower: m for m in emptied}
+        counted.update({label: by_label[label] for label in expected})
+        found = check_counts(counted, expected, m2m_tables, using)
+        identities = check_identities(by_label, fixture_keys, expected, m2m_tables, using)
+        inject(request, "count_check")
+
+        state["stage"] = "commit"
+        inject(request, "before_commit")
+        database = connection.settings_dict["NAME"]
+    connection.close()
+    return {
+        "objects": objects,
+        "counts": found,
+        "database": database,
+        "identities": {"models": len(identities), "objects": objects, "equal": True},
+    }
+
+
+def main():
+    started = time.monotonic()
+    request = json.loads(sys.argv[1])
+    state = {"stage": "setup", "streamed": True, "read": 0}
+    try:
+        setup_for_restore(request, state)
+        loaded = load(request, state)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        sys.stderr.write(scrubbed_traceback(exc))
+        fail("%s: %s" % (type(exc).__name__, describe(exc)), state)
+    finish(
+        {
+            "objects": loaded["objects"],
+            "counts": loaded["counts"],
+            "seconds": round(time.monotonic() - started, 3),
+            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "streamed": state["streamed"],
+            "database": loaded["database"],
+            "identities": loaded["identities"],
+        },
+        0,
+    )

@@ -1,0 +1,544 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The batched writer of the load (load.py), inside the backend container.
+
+One Table per model of the fixture: each object's fields go through the model
+fields' own to_python and get_db_prep_save (what the deserializer and a raw
+save do), natural keys are looked up once each, and the rows go to the
+database as multi-row INSERTs of up to BATCH rows. Django is imported where it
+is used: the module imports without it.
+"""
+
+import queue
+import threading
+
+from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import (
+    HIDDEN,
+    kept_detail,
+    scrub,
+)
+
+BATCH = 1000
+
+
+class Table:
+    """The pending rows of one model and of its auto-created m2m tables."""
+
+    def __init__(self, loader, model):
+        from django.db.models.signals import m2m_changed, post_save, pre_save
+
+        meta = model._meta
+        self.loader, self.model = loader, model
+        self.fields = [f for f in meta.local_concrete_fields if not getattr(f, "generated", False)]
+        # The serializer writes a GeneratedField's value; the database computes it.
+        self.generated = {
+            f.name for f in meta.local_concrete_fields if getattr(f, "generated", False)
+        }
+        self.pk = meta.pk
+        self.convert = {}
+        for field in self.fields:
+            if field.remote_field is not None:
+                self.convert[field.name] = (field, loader.fk_converter(field))
+            else:
+                self.convert[field.name] = (field, field.to_python)
+        self.m2m = {}
+        for field in meta.local_many_to_many:
+            through = field.remote_field.through
+            if not through._meta.auto_created:
+                continue
+            source = through._meta.get_field(field.m2m_field_name())
+            target = through._meta.get_field(field.m2m_reverse_field_name())
+            self.m2m[field.name] = {
+                "field": field,
+                "source": source,
+                "target": target,
+                "convert": loader.m2m_converter(field),
+                "sql": loader.insert_sql(through._meta.db_table, [source.column, target.column]),
+                "signals": m2m_changed.has_listeners(through),
+                "rows": [],
+                "adds": [],
+            }
+        self.sql = loader.insert_sql(meta.db_table, [f.column for f in self.fields])
+        self.signals = pre_save.has_listeners(model) or post_save.has_listeners(model)
+        self.signals = self.signals or any(m["signals"] for m in self.m2m.values())
+        # Pending objects: rows, or for a model with receivers its instances,
+        # made rows at the flush, after pre_save (see flush_rows).
+        self.rows = []
+        self.count = 0
+
+    def add(self, obj):
+        loader = self.loader
+        if "pk" not in obj or obj["pk"] is None:
+            raise ValueError(
+                "%s: an object without a primary key (this load keeps every "
+                "object's key and does not look objects up by natural key)" % self.model._meta.label
+            )
+        values = {self.pk.attname: self.pk.to_python(obj["pk"])}
+        m2m_values = {}
+        for name, raw in obj.get("fields", {}).items():
+            if name in self.convert:
+                field, convert = self.convert[name]
+                try:
+                    value = convert(raw)
+                except Exception as exc:
+                    raise ValueError(
+                        "%s(pk=%s) field %s: %s" % (self.model._meta.label, obj["pk"], name, exc)
+                    ) from exc
+                if value is DEFER:
+                    if not field.null:
+                        raise ValueError(
+                            "%s(pk=%s) field %s refers to %r, which is not in the database "
+                            "yet and cannot be left empty until the end of the load"
+                            % (self.model._meta.label, obj["pk"], name, raw)
+                        )
+                    value = None
+                    loader.deferred_fks.append((self, values[self.pk.attname], name, raw))
+                values[field.attname] = value
+            elif name in self.m2m:
+                m2m_values[name] = raw
+            elif name in self.generated:
+                continue
+            else:
+                raise ValueError(
+                    "%s has no field %r (object pk=%s)" % (self.model._meta.label, name, obj["pk"])
+                )
+        for field in self.fields:
+            if field.attname not in values:
+                values[field.attname] = field.get_default()
+        instance = None
+        if self.signals:
+            instance = self.model(**values)
+            self.rows.append(instance)
+        else:
+            connection = loader.connection
+            self.rows.append(
+                tuple(
+                    field.get_db_prep_save(values[field.attname], connection)
+                    for field in self.fields
+                )
+            )
+        for name, raw in m2m_values.items():
+            self.add_m2m(self.m2m[name], values[self.pk.attname], instance, raw)
+        self.count += 1
+        if len(self.rows) >= BATCH:
+            self.flush()
+
+    def add_m2m(self, m2m, pk, instance, raw):
+        if raw is None:
+            raw = []
+        targets = []
+        for value in raw:
+            target = m2m["convert"](value)
+            if target is DEFER:
+                self.loader.deferred_m2m.append((self, pk, m2m, value))
+                continue
+            targets.append(target)
+        if not targets:
+            return
+        connection = self.loader.connection
+        source = m2m["source"].get_db_prep_save(pk, connection)
+        for target in targets:
+            m2m["rows"].append((source, m2m["target"].get_db_prep_save(target, connection)))
+        if m2m["signals"]:
+            m2m["adds"].append((instance, set(targets)))
+
+    def flush(self):
+        if self.rows:
+            self.flush_rows()
+        for m2m in self.m2m.values():
+            self.flush_m2m(m2m)
+
+    def flush_rows(self):
+        from django.db.models.signals import post_save, pre_save
+
+        using, model = self.loader.using, self.model
+        if not self.signals:
+            self.loader.insert(self.sql, self.rows, model._meta.label)
+            self.rows = []
+            return
+        instances = self.rows
+        self.loader.flush_before(self)
+        self.loader.sync()  # receivers see every earlier object written
+        for instance in instances:
+            send(
+                pre_save,
+                "pre_save",
+                sender=model,
+                instance=instance,
+                raw=True,
+                using=using,
+                update_fields=None,
+            )
+        # The rows made now: what a pre_save receiver set is saved, as a raw save() would.
+        connection = self.loader.connection
+        rows = [
+            tuple(
+                field.get_db_prep_save(getattr(instance, field.attname), connection)
+                for field in self.fields
+            )
+            for instance in instances
+        ]
+        self.loader.insert(self.sql, rows, model._meta.label)
+        self.loader.sync()
+        for instance in instances:
+            instance._state.adding = False
+            instance._state.db = using
+            send(
+                post_save,
+                "post_save",
+                sender=model,
+                instance=instance,
+                created=True,
+                update_fields=None,
+                raw=True,
+                using=using,
+            )
+        self.rows = []
+
+    def flush_m2m(self, m2m):
+        from django.db.models.signals import m2m_changed
+
+        if not m2m["rows"]:
+            return
+        through = m2m["field"].remote_field.through
+        target_model = m2m["field"].remote_field.model
+        using = self.loader.using
+        for action in ("pre_add", None, "post_add"):
+            if action is None:
+                self.loader.insert(m2m["sql"], m2m["rows"], through._meta.label)
+                continue
+            if m2m["adds"]:
+                self.loader.sync()
+            for instance, pk_set in m2m["adds"]:
+                send(
+                    m2m_changed,
+                    "m2m_changed " + action,
+                    sender=through,
+                    action=action,
+                    instance=instance,
+                    reverse=False,
+                    model=target_model,
+                    pk_set=pk_set,
+                    using=using,
+                )
+        m2m["rows"], m2m["adds"] = [], []
+
+
+DEFER = object()
+
+COLLISION = (
+    "(a row written during the load, by a signal receiver that ignores raw=True "
+    "and the restore marker, or an object given twice, collides with one of the "
+    "fixture's)"
+)
+
+
+KEY_COLUMNS = {}
+
+
+def key_columns_of(table):
+    """The columns of table that hold keys: its primary key and its foreign keys."""
+    if not KEY_COLUMNS:
+        from django.apps import apps
+
+        for model in apps.get_models(include_auto_created=True):
+            KEY_COLUMNS[model._meta.db_table] = {
+                f.column
+                for f in model._meta.concrete_fields
+                if f.primary_key or f.remote_field is not None
+            }
+    return KEY_COLUMNS.get(table, set())
+
+
+def describe(exc):
+    """exc's text for the report, one line, without the row data a database
+    error may quote. A database error (psycopg's, or Django's that wraps it
+    with the same text) by its primary message, and its detail only when that
+    names key columns of the table (its primary key, its foreign keys) with
+    integer or UUID values; anything else through scrub()."""
+    seen = exc
+    while seen is not None:
+        diag = getattr(seen, "diag", None)
+        primary = getattr(diag, "message_primary", None)
+        if primary:
+            detail = diag.message_detail or ""
+            keys = key_columns_of(diag.table_name)
+            if detail and kept_detail(
+                detail,
+                lambda columns, keys=keys: all(
+                    c.strip().strip('"') in keys for c in columns.split(",")
+                ),
+            ):
+                primary += " DETAIL: " + detail
+            elif detail:
+                primary += " " + HIDDEN
+            return " ".join(primary.split())
+        # Django's database errors wrap psycopg's with the same text.
+        cause = seen.__cause__
+        seen = cause if cause is not None and str(cause) == str(seen) else None
+    return " ".join(scrub(str(exc)).split()) or repr(exc)
+
+
+def scrubbed_traceback(exc):
+    """traceback.format_exc() of exc, each exception of the chain by describe()."""
+    import traceback
+
+    chain, seen = [], exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    parts = []
+    for item in reversed(chain):
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append("%s: %s\n" % (type(item).__name__, describe(item)))
+    return "".join(parts)
+
+
+def send(signal, what, **kwargs):
+    """signal.send(**kwargs); a receiver's failure names the signal and the sender."""
+    try:
+        signal.send(**kwargs)
+    except Exception as exc:
+        cause = describe(exc)
+        hint = " " + COLLISION if "duplicate key" in cause else ""
+        # The cause last: a DETAIL kept by describe() ends the text, where
+        # scrub() of the whole message keeps it too.
+        raise RuntimeError(
+            "a %s receiver failed for %s%s: %s" % (what, kwargs["sender"]._meta.label, hint, cause)
+        ) from exc
+
+
+class Writer(threading.Thread):
+    """Runs the INSERTs on their own cursor of the load's connection while the
+    main thread converts the next batch: the database works on one core while
+    Python works on the other (psycopg releases the GIL while it waits).
+
+    The connection serialises statements; the main thread calls sync() before
+    anything it does on the database itself (a natural-key lookup, a signal,
+    the counts), so it always sees every row queued before. The first failed
+    statement is kept and raised in the main thread by the next submit() or
+    sync(); nothing after it is run.
+    """
+
+    def __init__(self, connection):
+        super().__init__(daemon=True)
+        self.connection = connection
+        self.queue = queue.Queue(maxsize=4)
+        self.error = None
+
+    def run(self):
+        try:
+            self.write()
+        except BaseException as exc:
+            # Whatever ended the writing (no cursor), the queue is still
+            # emptied: sync() and submit() would otherwise wait for ever.
+            if self.error is None:
+                self.error = (exc, None, None)
+            while True:
+                item = self.queue.get()
+                self.queue.task_done()
+                if item is None:
+                    return
+
+    def write(self):
+        cursor = self.connection.cursor()
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    text, params, count, label = item
+                    try:
+                        cursor.execute(text, params)
+                    except Exception as exc:
+                        self.error = (exc, count, label)
+            finally:
+                self.queue.task_done()
+
+    def check(self):
+        if self.error is not None:
+            exc, count, label = self.error
+            cause = describe(exc)
+            if label is None:
+                raise RuntimeError("the writer stopped: %s" % cause) from exc
+            hint = " " + COLLISION if "duplicate key" in cause else ""
+            raise RuntimeError(
+                "could not write %d row(s) of %s%s: %s" % (count, label, hint, cause)
+            ) from exc
+
+    def submit(self, item):
+        self.check()
+        self.queue.put(item)
+
+    def sync(self):
+        self.queue.join()
+        self.check()
+
+    def stop(self):
+        """Wait for what is queued, then end the thread (errors are left to sync())."""
+        self.queue.put(None)
+        self.join()
+
+
+class BatchLoader:
+    """Loads fixture objects in batches; natural keys looked up once each."""
+
+    def __init__(self, connection, using, apps):
+        from django.core.exceptions import ObjectDoesNotExist
+
+        self.connection, self.using, self.apps = connection, using, apps
+        self.missing = ObjectDoesNotExist
+        self.tables = {}
+        self.order = []  # one Table per model, in the fixture's order (the dump's dependency order)
+        self.keys = {}
+        self.deferred_fks, self.deferred_m2m = [], []
+        self.writer = None
+
+    def table(self, label):
+        table = self.tables.get(label)
+        if table is None:
+            try:
+                model = self.apps.get_model(label)
+            except (LookupError, ValueError, TypeError) as exc:
+                raise ValueError("invalid model identifier in the fixture: %r" % (label,)) from exc
+            table = self.tables.get(model._meta.label_lower)
+            if table is None:
+                table = self.tables[model._meta.label_lower] = Table(self, model)
+                self.order.append(table)
+            self.tables[label] = table
+        return table
+
+    def insert_sql(self, table, columns):
+        quote = self.connection.ops.quote_name
+        return "INSERT INTO %s (%s) VALUES " % (
+            quote(table),
+            ", ".join(quote(c) for c in columns),
+        ), len(columns)
+
+    def insert(self, sql, rows, label):
+        """Queue one multi-row INSERT (Writer)."""
+        text, width = sql
+        placeholders = "(" + ", ".join(["%s"] * width) + ")"
+        params = [value for row in rows for value in row]
+        if self.writer is None:
+            self.connection.ensure_connection()
+            self.writer = Writer(self.connection.connection)
+            self.writer.start()
+        self.writer.submit((text + ", ".join([placeholders] * len(rows)), params, len(rows), label))
+
+    def sync(self):
+        """Wait until every queued INSERT ran; raise the first that failed."""
+        if self.writer is not None:
+            self.writer.sync()
+
+    def close(self):
+        """End the writer thread, after what it has queued (call before the
+        transaction ends, whatever happened)."""
+        if self.writer is not None:
+            self.writer.stop()
+
+    def natural(self, model, key, field_name):
+        """The value of field_name of the object with natural key `key`, or DEFER."""
+        cache = self.keys.setdefault((model, field_name), {})
+        key = tuple(key)
+        if key in cache:
+            return cache[key]
+        manager = model._default_manager.db_manager(self.using)
+        self.sync()
+        own = self.tables.get(model._meta.label_lower)
+        while True:
+            try:
+                obj = manager.get_by_natural_key(*key)
+                break
+            except self.missing:
+                # It may be among its model's rows not written yet; or a row
+                # its lookup joins may be, of any model.
+                if own is not None and own.rows:
+                    own.flush()
+                elif any(t.rows for t in self.order):
+                    self.flush()
+                else:
+                    return DEFER
+                self.sync()
+        # The column's value: a OneToOne primary key's is the related key.
+        value = getattr(obj, model._meta.get_field(field_name).attname)
+        cache[key] = value
+        return value
+
+    def fk_converter(self, field):
+        model = field.remote_field.model
+        field_name = field.remote_field.field_name
+        to_python = model._meta.get_field(field_name).to_python
+        if not hasattr(model._default_manager, "get_by_natural_key"):
+            return lambda value: None if value is None else to_python(value)
+
+        def convert(value):
+            if value is None:
+                return None
+            if hasattr(value, "__iter__") and not isinstance(value, str):
+                return self.natural(model, value, field_name)
+            return to_python(value)
+
+        return convert
+
+    def m2m_converter(self, field):
+        model = field.remote_field.model
+        to_python = model._meta.pk.to_python
+        if not hasattr(model._default_manager, "get_by_natural_key"):
+            return to_python
+
+        def convert(value):
+            if hasattr(value, "__iter__") and not isinstance(value, str):
+                return self.natural(model, value, model._meta.pk.name)
+            return to_python(value)
+
+        return convert
+
+    def flush(self):
+        """Every pending row, model by model in the fixture's order."""
+        for table in self.order:
+            table.flush()
+
+    def flush_before(self, table):
+        """The pending rows of the models before table in the fixture: its
+        receivers see every object that precedes its own, as under loaddata."""
+        for earlier in self.order[: self.order.index(table)]:
+            earlier.flush()
+
+    def finish(self):
+        """Write what is pending, then the forward references (as loaddata does last)."""
+        self.flush()
+        self.sync()
+        updates = {}
+        for table, pk, name, raw in self.deferred_fks:
+            field, convert = table.convert[name]
+            attname = field.attname
+            value = convert(raw)
+            if value is DEFER:
+                raise ValueError(
+                    "%s(pk=%s) field %s refers to %r, which is neither in the "
+                    "fixture nor in the database" % (table.model._meta.label, pk, name, raw)
+                )
+            updates.setdefault((table, attname), []).append((pk, value))
+        for (table, attname), pairs in updates.items():
+            manager = table.model._base_manager.using(self.using)
+            for pk, value in pairs:
+                manager.filter(pk=pk).update(**{attname: value})
+        for table, pk, m2m, raw in self.deferred_m2m:
+            target = m2m["convert"](raw)
+            if target is DEFER:
+                raise ValueError(
+                    "%s(pk=%s) field %s refers to %r, which is neither in the "
+                    "fixture nor in the database"
+                    % (table.model._meta.label, pk, m2m["field"].name, raw)
+                )
+            instance = (
+                table.model._base_manager.using(self.using).get(pk=pk) if m2m["signals"] else None
+            )
+            table.add_m2m(m2m, pk, instance, [raw])
+        for table in self.order:
+            for m2m in table.m2m.values():
+                table.flush_m2m(m2m)
+        self.sync()
+        self.deferred_fks, self.deferred_m2m = [], []

@@ -1,0 +1,454 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Taking a backup: the fixture, the media and optionally a pg_dump, into one archive.
+
+Everything streams: the fixture from the backend's stdout and the media as a
+tar stream from the container, straight into the archive being written; the
+pg_dump from the db container's stdout into a private file beside it, at the
+same time (PgDumpSpool), then into the archive. Nothing is held whole in
+memory, and nothing that looks like an archive exists until the archive is
+complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tarfile
+import threading
+from collections import namedtuple
+from datetime import datetime, timezone
+
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.dump import (
+    DumpError,
+    dump_command,
+    parse_report,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.media import WORK_PREFIX
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    FIXTURE,
+    FORMAT,
+    FORMAT_VERSION,
+    MEDIA_PREFIX,
+    PGDUMP,
+    ArchiveError,
+    ArchiveWriter,
+    archive_name,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
+    CatalogueError,
+    list_archives,
+    record_status,
+    verification_entry,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.trend import (
+    DEFAULT_THRESHOLD,
+    ThresholdError,
+    check_threshold,
+    compare,
+    drop_warning,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    verify_archive,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
+    ComposeError,
+    ComposeProject,
+    running_services,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import NoReport
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    Containers,
+    ExecError,
+    describe,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
+from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
+    TimeZoneError,
+    local_iso,
+    utc_iso,
+    zone,
+)
+
+TOOL_VERSION = "0.1.0"
+
+# pg_dump inside the db container, as the database owner, over its local
+# socket; the credentials stay in the container's environment.
+PGDUMP_SCRIPT = 'exec pg_dump -Fc --no-password -U "$POSTGRES_USER" "$POSTGRES_DB"'
+
+
+class BackupError(ModuleFailure):
+    """A backup that could not be taken, with what had been done so far."""
+
+
+class IterStream:
+    """A read-only binary file over an iterator of byte chunks (for tarfile's stream mode).
+
+    tarfile reads a record (10 KiB) at a time while the engine sends chunks of
+    up to megabytes: the current chunk is kept with an offset into it, so a
+    read copies only what it returns.
+    """
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+        self.chunk = b""
+        self.offset = 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        parts = []
+        while size < 0 or size > 0:
+            if self.offset >= len(self.chunk):
+                self.chunk, self.offset = next(self.chunks, None), 0
+                if self.chunk is None:
+                    self.chunk = b""
+                    break
+                continue
+            end = len(self.chunk) if size < 0 else min(len(self.chunk), self.offset + size)
+            parts.append(self.chunk[self.offset : end])
+            if size > 0:
+                size -= end - self.offset
+            self.offset = end
+        return b"".join(parts)
+
+
+def check_backup_dir(path):
+    if not os.path.isabs(path):
+        raise BackupError(f"backup directory {path!r} is not an absolute path")
+    if not os.path.isdir(path):
+        raise BackupError(
+            f"backup directory {path} does not exist: run the storage phase"
+            " (playbooks/storage.yml) or create it"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BackupError(f"backup directory {path} is not writable by this user")
+
+
+class PgDumpSpool(threading.Thread):
+    """pg_dump of the database into a private file beside the archive, run while
+    the fixture and the media are taken (the db container's work overlaps the
+    backend's and the archive writer's), then written into the archive.
+
+    The file is ``.<archive name>.pgdump.partial``, mode 0600: a killed run
+    leaves it where interrupted archives are listed. ``error`` is what the
+    dump raised, if anything.
+    """
+
+    def __init__(self, containers, container_id, directory, name):
+        super().__init__(daemon=True)
+        self.containers = containers
+        self.container_id = container_id
+        self.path = os.path.join(directory, "." + name + ".pgdump.partial")
+        self.error = None
+
+    def run(self):
+        try:
+            stream = self.containers.exec_stream(
+                self.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
+            )
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                for chunk in stream:
+                    out.write(chunk)
+        except Exception as exc:  # ExecError, OSError, the transport's errors
+            self.error = exc
+
+    def result(self):
+        """The spooled file's path, once pg_dump has finished; raises its error."""
+        self.join()
+        if self.error is not None:
+            if isinstance(self.error, (ExecError, OSError)):
+                raise self.error
+            raise ExecError(f"pg_dump failed: {self.error}") from self.error
+        return self.path
+
+    def remove(self):
+        self.join()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def add_media(writer, containers, container_id, media_dir):
+    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped)."""
+    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
+    files, size, skipped = 0, 0, []
+    with tarfile.open(fileobj=IterStream(chunks), mode="r|") as tar:
+        for member in tar:
+            # The tar's top directory is the media dir's own name.
+            parts = member.name.split("/", 1)
+            if len(parts) < 2 or not parts[1]:
+                continue
+            relative = parts[1]
+            if relative.split("/", 1)[0].startswith(WORK_PREFIX):
+                continue  # a restore's work directory (see _deployment/media.py), never media
+            if member.isdir():
+                continue
+            if not member.isfile():
+                skipped.append(relative)
+                continue
+            writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
+            files += 1
+            size += member.size
+    return files, size, skipped
+
+
+def build_metadata(report, created, params, project_name):
+    display = params["display_timezone"]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "label": params["label"],
+        "reason": params["reason"] or "",
+        "created_at": utc_iso(created),
+        "created_at_local": local_iso(created, display),
+        "display_timezone": display,
+        "snapshot_at": report["snapshot_at"],
+        "tool": {"name": FORMAT, "version": TOOL_VERSION},
+        "source": {
+            "host": socket.gethostname(),
+            "compose_project": project_name,
+            "backend_service": params["backend_service"],
+        },
+        "versions": report["versions"],
+        "database": report["database"],
+        "migrations": report["migrations"],
+        "counts": report["counts"],
+        "m2m_tables": report["m2m_tables"],
+        "file_fields": report["file_fields"],
+        "natural_keys": report["natural_keys"],
+        "relations": report["relations"],
+        "excluded_models": report["excluded_models"],
+        "recreated_models": report["recreated_models"],
+        "required_models": [label.lower() for label in params["required_models"]],
+    }
+
+
+# A backup planned: the running services it reads, the archive's time and name,
+# and the fixture dump's command.
+Plan = namedtuple("Plan", "threshold services backend db created name argv")
+# What writing put into the archive; media: {"files", "bytes", "skipped"}.
+Written = namedtuple("Written", "path metadata report media members")
+
+
+def create_backup(params, runner=None, containers=None, now=None, check_mode=False, warn=None):
+    """Take one archive; return the module's result. Raises BackupError.
+
+    In check mode the deployment is read and the backup directory checked,
+    and the result lists the container commands a real run would run.
+    warn(message) is called when the counts fell against the previous
+    verified archive (see _format/trend.py), which never fails the backup.
+    """
+    result = {
+        "changed": False,
+        "commands": [],
+        "execs": [],
+        "count_drops": [],
+        "count_compared_with": None,
+    }
+    plan = plan_backup(params, runner, now, result)
+    if check_mode:
+        result.update(changed=True, name=plan.name, execs=planned_execs(params, plan))
+        return result
+    written = write_archive(params, plan, containers, result)
+    summarise_archive(result, plan, written)
+    verify_and_record(result, written)
+    result.update(
+        against_previous(
+            params["backup_dir"], plan.name, params["display_timezone"], plan.threshold, warn
+        )
+    )
+    return result
+
+
+def plan_backup(params, runner, now, result):
+    """The options checked, the services found running and the backup directory
+    checked; the archive named. Fills result's commands and archive."""
+    threshold = check_options(params, result)
+    services = find_services(params, runner, result)
+    created = now or datetime.now(timezone.utc)
+    name = archive_name(created)
+    result["archive"] = os.path.join(params["backup_dir"], name)
+    argv = dump_command(
+        params["backend_python"], params["excludes"], params.get("django_settings_module")
+    )
+    return Plan(
+        threshold=threshold,
+        services=services,
+        backend=services[0],
+        db=services[1] if params["pgdump"] else None,
+        created=created,
+        name=name,
+        argv=argv,
+    )
+
+
+def check_options(params, result):
+    """The count-drop threshold, once it and the display time zone are checked."""
+    threshold = params.get("count_drop_threshold", DEFAULT_THRESHOLD)
+    try:
+        zone(params["display_timezone"])
+        check_threshold(threshold)
+    except TimeZoneError as exc:
+        raise BackupError(f"display_timezone: {exc}", **result) from exc
+    except ThresholdError as exc:
+        raise BackupError(str(exc), **result) from exc
+    return threshold
+
+
+def find_services(params, runner, result):
+    """The running backend (and db service, for a pg_dump), once the backup
+    directory is found writable."""
+    compose = ComposeProject(
+        project_dir=params["project_dir"], files=params["compose_files"], runner=runner
+    )
+    result["commands"] = compose.commands
+    wanted = [(params["backend_service"], "backend")]
+    if params["pgdump"]:
+        wanted.append((params["db_service"], "db"))
+    try:
+        services = running_services(compose, wanted)
+        check_backup_dir(params["backup_dir"])
+    except ComposeError as exc:
+        raise BackupError(str(exc), **result) from exc
+    except BackupError as exc:
+        raise BackupError(str(exc), **result) from exc
+    return services
+
+
+def planned_execs(params, plan):
+    """The container commands a real run would run (check mode)."""
+    planned = [
+        {"container": plan.backend.container_id, "command": describe(plan.argv)},
+        {
+            "container": plan.backend.container_id,
+            "command": f"get_archive {params['media_dir_container']}",
+        },
+    ]
+    if plan.db is not None:
+        planned.append(
+            {"container": plan.db.container_id, "command": describe(["sh", "-c", PGDUMP_SCRIPT])}
+        )
+    return planned
+
+
+def write_archive(params, plan, containers, result):
+    """Stream the fixture, the media and the pg_dump (taken meanwhile) into the
+    archive, metadata last, and put it in place. Fills result's execs."""
+    backup_dir = params["backup_dir"]
+    spool = None
+    try:
+        containers = containers or Containers()
+        result["execs"] = containers.execs
+        with ArchiveWriter(backup_dir, plan.name) as writer:
+            if plan.db is not None:
+                spool = PgDumpSpool(containers, plan.db.container_id, backup_dir, plan.name)
+                spool.start()
+            dump = containers.exec_stream(
+                plan.backend.container_id, plan.argv, what="the fixture dump"
+            )
+            try:
+                writer.add_stream(FIXTURE, dump, compress=True)
+            except ExecError as exc:
+                raise BackupError(dump_failure(exc), **result) from exc
+            report = parse_report(dump.stderr)
+
+            files, media_bytes, skipped = add_media(
+                writer, containers, plan.backend.container_id, params["media_dir_container"]
+            )
+            if spool is not None:
+                writer.add_file(PGDUMP, spool.result(), compress=False)
+            metadata = build_metadata(
+                report, plan.created, params, compose_project_name(plan.services)
+            )
+            path = writer.finish(metadata)
+    except (ExecError, DumpError, ArchiveError, OSError) as exc:
+        raise BackupError(
+            f"cannot write archive {plan.name} in {backup_dir}: {exc}", **result
+        ) from exc
+    finally:
+        if spool is not None:
+            spool.remove()
+    media = {"files": files, "bytes": media_bytes, "skipped": skipped}
+    return Written(path, metadata, report, media, writer.members)
+
+
+def summarise_archive(result, plan, written):
+    """The written archive in the result: size, sha256, time, counts, members."""
+    metadata = written.metadata
+    result["changed"] = True
+    result.update(
+        archive=written.path,
+        name=plan.name,
+        size=os.path.getsize(written.path),
+        sha256=file_sha256(written.path),
+        created_at=metadata["created_at"],
+        created_at_local=metadata["created_at_local"],
+        counts=metadata["counts"],
+        objects=written.report["objects"],
+        media=written.media,
+        pgdump=plan.db is not None,
+        members={
+            member: info
+            for member, info in written.members.items()
+            if not member.startswith(MEDIA_PREFIX)
+        },
+    )
+
+
+def verify_and_record(result, written):
+    """Verify the archive as written, record the outcome beside it, and fail
+    the backup when it does not verify."""
+    result["verification"] = verify_archive(
+        written.path,
+        required_models=written.metadata["required_models"],
+        recreated_models=written.metadata["recreated_models"],
+    )
+    record_status(written.path, "verification", verification_entry(result["verification"]))
+    if not result["verification"]["ok"]:
+        raise BackupError(
+            "archive {} was written but does not verify: {}".format(
+                written.path, "; ".join(result["verification"]["problems"])
+            ),
+            **result,
+        )
+
+
+def against_previous(backup_dir, name, display_timezone, threshold, warn=None):
+    """count_drops and count_compared_with of a new archive against the previous
+    verified one in its directory. A backup of a damaged database is still
+    evidence: what cannot be compared is a warning too, never a failure."""
+    warn = warn or (lambda message: None)
+    try:
+        archives = list_archives(backup_dir, display_timezone)["archives"]
+    except CatalogueError as exc:
+        warn(f"counts of archive {name} not compared with earlier archives: {exc}")
+        return {"count_drops": [], "count_compared_with": None}
+    entry = next((a for a in archives if a["name"] == name), None)
+    if entry is None:
+        warn(f"counts of archive {name} not compared: it is not listed in {backup_dir}")
+        return {"count_drops": [], "count_compared_with": None}
+    comparison = compare(archives, entry, threshold)
+    message = drop_warning(name, comparison, threshold)
+    if message:
+        warn(message)
+    return {"count_drops": comparison["drops"], "count_compared_with": comparison["previous"]}
+
+
+def dump_failure(exc):
+    """The dump's own error from its report, else the exec's failure."""
+    try:
+        parse_report(getattr(exc, "stderr", b""))
+    except DumpError as report_error:
+        if not isinstance(report_error.__cause__, NoReport):
+            return f"the fixture dump failed: {report_error}"
+    return str(exc)
+
+
+def compose_project_name(services):
+    for service in services:
+        if service.project:
+            return service.project
+    return None

@@ -1,0 +1,177 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The way back from a failed restore (archive_rollback).
+
+Rollback puts a safety backup back: the database from its ``database.pgdump``
+with ``pg_restore --single-transaction --clean`` in the db container (the
+fixture through _deployment/load.py when the archive has no pgdump), the media
+from the work directory of the failed restore when it is there (exact, renames
+only), else from the safety archive; then counts and media are compared with
+the safety archive's. It reports ``stage`` on failure.
+"""
+
+from __future__ import annotations
+
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import scrub
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_restore import (
+    STEP_ERRORS,
+    swap_in,
+)
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
+    Deployment,
+    verified_archive,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    put_member,
+    scratch,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
+    work_dir,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    PGDUMP,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+
+# pg_restore in the db container as the database owner; $1 is the dump's path.
+PG_RESTORE = (
+    "exec pg_restore --single-transaction --clean --if-exists --no-owner --exit-on-error"
+    ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
+)
+
+
+class RollbackError(ModuleFailure):
+    """A rollback that failed; ``partial`` says what it did and did not do."""
+
+
+class Rollback(Deployment):
+    failure = RollbackError
+
+    def __init__(self, params, runner=None, containers=None, check_mode=False):
+        super().__init__(params, runner=runner, containers=containers)
+        self.check_mode = check_mode
+
+    def run(self):
+        params = self.params
+        path = params["archive"]
+        self.result["archive"] = path
+        metadata = verified_archive(
+            self, path, "put back", expected_sha256=params.get("archive_sha256"), digest=True
+        )
+        if metadata.get("members", {}).get(PGDUMP) and params["method"] != "fixture":
+            method = "pgdump"
+        elif params["method"] == "pgdump":
+            self.fail(f"archive {path} has no {PGDUMP}; use method fixture")
+        else:
+            method = "fixture"
+        self.result["database_method"] = method
+        self.locate()
+        token = params.get("token")
+        work = work_dir(params["media_dir_container"], token) if token else None
+        if self.check_mode:
+            self.result["changed"] = True
+            self.result["plan"] = [
+                f"database from {PGDUMP} with pg_restore in one transaction"
+                if method == "pgdump"
+                else "database from the fixture in one transaction",
+                f"media: the previous media kept in {work}/old, else those of the archive"
+                if work
+                else "media: those of the archive, if the live media differ",
+            ]
+            return self.result
+        self.result["changed"] = True
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # Asked while the database is being replaced, as neither reads it:
+            # what the count after it needs from Django, and the live media's
+            # hashes (unless a failed restore kept the previous media to put back).
+            plan = pool.submit(self.count_plan, metadata)
+            hashes = None if work else pool.submit(self.media, "hashes")
+            try:
+                if method == "pgdump":
+                    self.pg_restore(self.source)
+                else:
+                    self.load(self.source, metadata)
+            except STEP_ERRORS as exc:
+                self.result["database"] = f"FAILED: {exc}"
+                self.fail(f"rollback to {path} could not restore the database: {exc}", exc)
+            self.result["database"] = "restored"
+            done = f"rollback to {path} restored the database but could not"
+
+            def after_restore(step, call):
+                try:
+                    return call()
+                except STEP_ERRORS as exc:
+                    self.fail(f"{done} {step}: {exc}", exc)
+
+            # Media found equal to the archive's and left alone need not be
+            # hashed a second time (the database's restore does not touch them).
+            unchanged = after_restore(
+                "put the media back",
+                lambda: self.restore_media(
+                    self.source, metadata, work, hashes.result()["hashes"] if hashes else None
+                ),
+            )
+            check = after_restore("count its rows", lambda: self.count_in_sql(plan.result()))
+            media = (
+                []
+                if unchanged
+                else after_restore("check the media put back", lambda: self.media_against(metadata))
+            )
+        if "error" in check:
+            self.fail(f"{done} count its rows: {check['error']}")
+        self.result["counts"] = check["counts"]
+        self.result["count_differences"] = check["differences"]
+        self.result["media_differences"] = media
+        if check["differences"] or media:
+            self.fail(
+                "rollback to {} finished but the deployment differs from it: {}".format(
+                    path,
+                    "; ".join(
+                        [
+                            f"{d['model']} expected {d['expected']}, found {d['found']}"
+                            for d in check["differences"]
+                        ]
+                        + media
+                    ),
+                )
+            )
+        self.result["verified"] = True
+        return self.result
+
+    def pg_restore(self, path):
+        db = self.db.container_id
+        with scratch(self.containers, db, "edms-rollback") as private:
+            dump = put_member(self.containers, db, path, PGDUMP, private.path, private.owner)
+            # pg_restore's errors quote the row they failed on.
+            argv = private.command(["sh", "-c", PG_RESTORE, "pg_restore", dump])
+            try:
+                self.containers.exec(db, argv, what="pg_restore", clean=scrub)
+            except ExecError as exc:
+                private.removed = exc.rc is not None
+                raise
+            private.removed = True
+
+    def restore_media(self, path, metadata, work, hashes=None):
+        """Put the archive's media back; True when they were found equal to the
+        archive's and left as they were. hashes: the live media's, if taken
+        (without work only: putting the previous media back changes them)."""
+        if work:
+            if self.media("putback", work).get("previous"):
+                self.result["media"] = "previous media moved back"
+                return False
+            self.media("finish", work)
+        if not self.media_against(metadata, hashes):
+            self.result["media"] = "unchanged (already equal to the archive's)"
+            return True
+        work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))
+        swap = swap_in(self, path, work)
+        self.media("finish", work)
+        self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])
+        return False
+
+
+def rollback(params, runner=None, containers=None, check_mode=False):
+    return Rollback(params, runner=runner, containers=containers, check_mode=check_mode).run()

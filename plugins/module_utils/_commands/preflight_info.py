@@ -1,0 +1,424 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Preflight: everything the operators' checklist checks by hand, read-only.
+
+The facts come from three places: `docker compose` (services and health), one
+probe run inside the backend through Django (settings, directories as the
+application sees them, the database through the application's own
+connection, clocks, record counts), and this host (the backup directory and
+the freshness of the verified backups in it, see _format/freshness.py).
+Each finding has a severity (ok, warning, error) and a fix hint.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+from datetime import datetime, timezone
+
+from ansible_collections.edms.backup.plugins.module_utils._backend import probe as probe_program
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._format.freshness import check_freshness
+from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
+    ComposeError,
+    ComposeProject,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    DjangoError,
+    backend_command,
+    normalize_model_labels,
+    parse_answer,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    Containers,
+    ExecError,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
+    TimeZoneError,
+    parse_instant,
+    utc_iso,
+    zone,
+)
+
+SEVERITIES = ("ok", "warning", "error")
+
+
+class PreflightError(ModuleFailure):
+    """Preflight could not look (as opposed to finding problems, which are findings)."""
+
+
+class Findings:
+    def __init__(self):
+        self.items = []
+
+    def add(self, check, severity, message, fix=None):
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+        self.items.append({"check": check, "severity": severity, "message": message, "fix": fix})
+
+    def summary(self):
+        return {s: sum(1 for f in self.items if f["severity"] == s) for s in SEVERITIES}
+
+
+def probe_command(python, params, labels):
+    request = {
+        "settings": params.get("django_settings_module"),
+        "models": labels,
+        "backup_dir": params["backup_dir_container"],
+        "media_dir": params["media_dir_container"],
+    }
+    return backend_command(python, probe_program, request)
+
+
+def owner_names(uid, gid):
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    return user, group
+
+
+def host_backup_dir(path):
+    """Facts about the backup directory on this host."""
+    facts = {"path": path, "exists": os.path.isdir(path)}
+    if not facts["exists"]:
+        return facts
+    info = os.stat(path)
+    usage = shutil.disk_usage(path)
+    owner, group = owner_names(info.st_uid, info.st_gid)
+    facts.update(
+        uid=info.st_uid,
+        gid=info.st_gid,
+        owner=owner,
+        group=group,
+        mode=f"{stat.S_IMODE(info.st_mode):04o}",
+        free_bytes=usage.free,
+        total_bytes=usage.total,
+    )
+    return facts
+
+
+def writable_by(facts, uid, gid):
+    """Whether uid/gid may create files in the directory, from owner and mode bits."""
+    mode = int(facts["mode"], 8)
+    if uid == 0:
+        return True
+    if facts["uid"] == uid:
+        return bool(mode & stat.S_IWUSR and mode & stat.S_IXUSR)
+    if facts["gid"] == gid:
+        return bool(mode & stat.S_IWGRP and mode & stat.S_IXGRP)
+    return bool(mode & stat.S_IWOTH and mode & stat.S_IXOTH)
+
+
+def check_services(services, params, findings):
+    required = {params["backend_service"]: "backend", params["db_service"]: "database"}
+    for name, role in required.items():
+        service = next((s for s in services if s.service == name), None)
+        if service is None:
+            findings.add(
+                "services",
+                "error",
+                f"the {role} service '{name}' is not defined in the compose files",
+                "set edms_backend_service / edms_db_service to the compose service names",
+            )
+        elif not service.running:
+            findings.add(
+                "services",
+                "error",
+                f"the {role} service '{name}' is not running (state: {service.state})",
+                "start it: docker compose up -d " + name,
+            )
+        elif not service.healthy:
+            findings.add(
+                "services",
+                "error",
+                f"the {role} service '{name}' is running but {service.health}",
+                f"see its logs: docker compose logs {name}",
+            )
+        else:
+            findings.add("services", "ok", f"the {role} service '{name}' is running and healthy")
+    for service in services:
+        if service.service not in required and not service.running:
+            findings.add(
+                "services",
+                "warning",
+                f"service '{service.service}' is not running (state: {service.state})",
+                "start it if the application needs it",
+            )
+
+
+def check_backup_storage(params, host, probe, mounts, findings):
+    path, inside = params["backup_dir"], params["backup_dir_container"]
+    if not host["exists"]:
+        findings.add(
+            "backup_dir",
+            "error",
+            f"the backup directory {path} does not exist on the host",
+            "run the storage phase (playbooks/storage.yml), which creates it and mounts it",
+        )
+    else:
+        findings.add(
+            "backup_dir",
+            "ok",
+            "{} exists, owner {}:{}, mode {}, {:.1f} GiB free".format(
+                path, host["owner"], host["group"], host["mode"], host["free_bytes"] / 2**30
+            ),
+        )
+        need = params["min_free_bytes"]
+        if host["free_bytes"] < need:
+            findings.add(
+                "free_space",
+                "error",
+                "only {:.2f} GiB free in {}, {:.2f} GiB required".format(
+                    host["free_bytes"] / 2**30, path, need / 2**30
+                ),
+                "free space (df -h) or lower preflight_min_free_bytes",
+            )
+        user = probe.get("user") if probe else None
+        if user and not writable_by(host, user["uid"], user["gid"]):
+            findings.add(
+                "backup_dir_permissions",
+                "error",
+                "the backend runs as uid {} gid {}, which cannot write to {} ({}:{} {})".format(
+                    user["uid"], user["gid"], path, host["owner"], host["group"], host["mode"]
+                ),
+                "chown {}:{} {} (checklist: Storage Permissions)".format(
+                    user["uid"], user["gid"], path
+                ),
+            )
+    mount = next((m for m in mounts if m.get("Destination") == inside), None)
+    if mount is None:
+        findings.add(
+            "backup_mount",
+            "warning",
+            f"{inside} in the backend is not mounted from the host: files the application"
+            " writes there are lost when its container is removed",
+            "run the storage phase (playbooks/storage.yml): it adds ./backups:" + inside,
+        )
+    elif os.path.realpath(mount.get("Source", "")) != os.path.realpath(path):
+        findings.add(
+            "backup_mount",
+            "error",
+            "{} in the backend is mounted from {}, not from the backup directory {}".format(
+                inside, mount.get("Source"), path
+            ),
+            "set edms_backup_dir to the mounted directory, or fix the mount",
+        )
+    else:
+        findings.add("backup_mount", "ok", f"{inside} in the backend is {path} on the host")
+    if probe is None:
+        return
+    setting = probe["settings"]["BACKUP_DIR"]
+    if not setting:
+        findings.add(
+            "backup_dir_setting",
+            "warning",
+            "BACKUP_DIR is not set in the backend: the application's own backups go to a"
+            " default place inside the container",
+            f"run the storage phase: it sets BACKUP_DIR={inside}",
+        )
+    elif setting != inside:
+        findings.add(
+            "backup_dir_setting",
+            "warning",
+            f"BACKUP_DIR in the backend is {setting}, not {inside}",
+            f"set BACKUP_DIR={inside} in the backend's environment",
+        )
+    else:
+        findings.add("backup_dir_setting", "ok", f"BACKUP_DIR is {inside} in the backend")
+
+
+def check_media(probe, findings):
+    media = probe["media_dir"]
+    if media["exists"]:
+        findings.add("media_dir", "ok", f"{media['path']} exists in the backend")
+    else:
+        findings.add(
+            "media_dir",
+            "error",
+            f"the media directory {media['path']} does not exist in the backend",
+            "set edms_media_dir_container to the media root (MEDIA_ROOT is "
+            f"{probe['settings']['MEDIA_ROOT'] or 'not set'})",
+        )
+
+
+def check_clocks(params, probe, findings, host_now, controller_now):
+    clocks = {"host": utc_iso(host_now)}
+    if controller_now is not None:
+        clocks["controller"] = utc_iso(controller_now)
+    clocks["backend"] = utc_iso(parse_instant(probe["now"]))
+    if probe["database"]["reachable"]:
+        clocks["database"] = utc_iso(parse_instant(probe["database"]["now"]))
+    worst = max(abs((parse_instant(t) - host_now).total_seconds()) for t in clocks.values())
+    limit = params["max_clock_skew"]
+    if worst > limit:
+        findings.add(
+            "clocks",
+            "warning",
+            f"clocks differ by up to {worst:.1f} s (limit {limit} s): {clocks}",
+            "synchronise the clocks (NTP) of the controller and the host",
+        )
+    else:
+        findings.add("clocks", "ok", f"clocks agree within {worst:.1f} s")
+    display = params["display_timezone"]
+    findings.add(
+        "time_zones",
+        "ok",
+        "archive names and created_at are UTC; times are also shown in {} (the application's"
+        " TIME_ZONE is {}, PostgreSQL's is {})".format(
+            display,
+            probe["settings"]["TIME_ZONE"],
+            probe["database"].get("timezone", "unknown"),
+        ),
+    )
+    return clocks
+
+
+def preflight(params, runner=None, containers=None, now=None):
+    """Gather the facts and findings. Raises PreflightError only when it cannot look."""
+    result = {"commands": [], "execs": []}
+    labels, controller_now = read_options(params, result)
+    services = list_services(params, runner, result)
+    findings = Findings()
+    check_services(services, params, findings)
+    result["services"] = [s.as_dict() for s in services]
+
+    host = host_backup_dir(params["backup_dir"])
+    result["backup_dir"] = host
+    probe, mounts = probe_backend(params, services, labels, containers, findings, result)
+    check_backup_storage(params, host, probe, mounts, findings)
+    host_now = now or datetime.now(timezone.utc)
+    result["freshness"] = check_backup_freshness(params, host_now, findings)
+    if probe is not None:
+        check_database(probe, findings, result)
+        check_media(probe, findings)
+        result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
+        result["backend"] = {
+            "settings": probe["settings"],
+            "user": probe["user"],
+            "backup_dir": probe["backup_dir"],
+            "media_dir": probe["media_dir"],
+        }
+        result["database"] = probe["database"]
+    result["findings"] = findings.items
+    result["summary"] = findings.summary()
+    result["errors"] = [f for f in findings.items if f["severity"] == "error"]
+    result["ok"] = not result["errors"]
+    return result
+
+
+def read_options(params, result):
+    """(the count_models labels, the controller's time or None), once every
+    option is checked."""
+    try:
+        zone(params["display_timezone"])
+        labels = normalize_model_labels(params["count_models"])
+    except (TimeZoneError, DjangoError) as exc:
+        raise PreflightError(str(exc), **result) from exc
+    for option in ("max_backup_age_hours", "min_backup_size_ratio"):
+        if params[option] < 0:
+            raise PreflightError(
+                f"{option} must be 0 (not checked) or more, not {params[option]}", **result
+            )
+    controller_now = None
+    if params.get("controller_time"):
+        try:
+            controller_now = parse_instant(params["controller_time"])
+        except ValueError as exc:
+            raise PreflightError(
+                f"controller_time {params['controller_time']!r} is not an ISO 8601 time"
+                f" with a time zone: {exc}",
+                **result,
+            ) from exc
+    return labels, controller_now
+
+
+def list_services(params, runner, result):
+    """The project's services as `docker compose` lists them."""
+    if not os.path.isdir(params["project_dir"]):
+        raise PreflightError(f"project directory {params['project_dir']} does not exist", **result)
+    compose = ComposeProject(
+        project_dir=params["project_dir"], files=params["compose_files"], runner=runner
+    )
+    result["commands"] = compose.commands
+    try:
+        return compose.services()
+    except ComposeError as exc:
+        raise PreflightError(str(exc), **result) from exc
+
+
+def probe_backend(params, services, labels, containers, findings, result):
+    """(the probe's answer, the backend's mounts) when the backend runs and
+    Django answers in it; (None, []) otherwise, with a finding saying why."""
+    backend = next((s for s in services if s.service == params["backend_service"]), None)
+    probe, mounts = None, []
+    if backend is None or not backend.running:
+        return probe, mounts
+    argv = probe_command(params["backend_python"], params, labels)
+    try:
+        containers = containers or Containers()
+        result["execs"] = containers.execs
+        answer = containers.exec(backend.container_id, argv, what="the preflight probe")
+        probe = parse_answer(answer.stdout)
+        mounts = containers.inspect(backend.container_id)["Mounts"]
+    except (ExecError, DjangoError) as exc:
+        findings.add(
+            "backend_probe",
+            "error",
+            f"cannot run Django in the backend: {exc}",
+            "check edms_backend_python and edms_django_settings_module",
+        )
+    if probe is not None and "unknown" in probe:
+        raise PreflightError(
+            "unknown model(s) {} in count_models; the backend has: {}".format(
+                ", ".join(probe["unknown"]), ", ".join(probe["known"])
+            ),
+            **result,
+        )
+    if probe is not None and "error" in probe and "settings" not in probe:
+        findings.add("backend_probe", "error", probe["error"])
+        probe = None
+    return probe, mounts
+
+
+def check_backup_freshness(params, host_now, findings):
+    """The freshness facts of the backups on this host; adds their findings."""
+    facts, fresh = check_freshness(
+        params["backup_dir"],
+        params["display_timezone"],
+        host_now,
+        max_age_hours=params["max_backup_age_hours"],
+        min_size_ratio=params["min_backup_size_ratio"],
+        severity=params["freshness_severity"],
+        require_verified=params["require_verified_backup"],
+    )
+    for finding in fresh:
+        findings.add(**finding)
+    return facts
+
+
+def check_database(probe, findings, result):
+    """Whether the application reaches its database; its counts if it does."""
+    database = probe["database"]
+    if database["reachable"]:
+        findings.add(
+            "database",
+            "ok",
+            "database {} answers through the application: {}".format(
+                database["name"], database["version"]
+            ),
+        )
+        result["counts"] = probe["counts"]
+    else:
+        findings.add(
+            "database",
+            "error",
+            f"the application cannot reach its database: {database['error']}",
+            "check the db service and the backend's database settings",
+        )

@@ -1,0 +1,338 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""One module run's view of the deployment: its running services and containers.
+
+The rehearsal, the restore and the rollback all find the backend and db
+containers through Compose, run scripts in the backend and SQL in the db
+container, and fail with what they had done so far. This is that part.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+
+from ansible_collections.edms.backup.plugins.module_utils._backend import counts as counts_program
+from ansible_collections.edms.backup.plugins.module_utils._backend.counts import compare_counts
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    keep_tables_of,
+    load_command,
+    load_request,
+    parse_report,
+    put_fixture,
+    scratch,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
+    archive_media,
+    media_differences,
+    media_step,
+)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations import (
+    compare,
+    migrations_command,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    METADATA,
+    pinned,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    verify_pinned,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
+    ComposeError,
+    ComposeProject,
+    running_services,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    DjangoError,
+    backend_program,
+    parse_answer,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    Containers,
+    ExecError,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
+
+# psql as the database owner over the db container's socket; the SQL and the
+# database come as arguments, the credentials stay in the container.
+PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
+
+# psql in the db container, on the db service's own database ($POSTGRES_DB,
+# the one pg_dump and pg_restore work on); $1 is the statement.
+PSQL_OWN_DATABASE = (
+    'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$1"'
+)
+
+
+def sql_literal(text):
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_identifier(text):
+    return '"' + str(text).replace('"', '""') + '"'
+
+
+def count_sql(tables):
+    """One statement (one snapshot) that counts the rows of every table of
+    {label: table} and names the database: a JSON object {"database",
+    "counts": {label: rows}}."""
+    parts = [
+        f"SELECT {sql_literal(label)} AS label, count(*) AS n FROM {sql_identifier(table)}"
+        for label, table in sorted(tables.items())
+    ]
+    counts = (
+        "(SELECT json_object_agg(label, n) FROM ({}) AS c)".format(" UNION ALL ".join(parts))
+        if parts
+        else "'{}'::json"
+    )
+    return f"SELECT json_build_object('database', current_database(), 'counts', {counts})"
+
+
+class Deployment:
+    """Base of the modules that work on a running deployment.
+
+    ``failure`` is the ModuleFailure subclass raised by fail(); the result
+    gathered so far travels with it.
+    """
+
+    failure = ModuleFailure
+
+    def __init__(self, params, runner=None, containers=None):
+        self.params = params
+        self.runner = runner
+        self.containers = containers
+        self.backend = None
+        self.db = None
+        self.result = {"changed": False, "commands": [], "execs": []}
+        # Set by verified_archive: the archive as named, and the path to read
+        # that very file from for the rest of the run (_format/archive.py pinned).
+        self.archive_path = self.source = None
+
+    def fail(self, msg, cause=None):
+        if self.source and self.source != self.archive_path:
+            msg = msg.replace(self.source, self.archive_path)
+        error = self.failure(msg, **self.result)
+        if cause is not None:
+            raise error from cause
+        raise error
+
+    def locate(self):
+        compose = ComposeProject(
+            project_dir=self.params["project_dir"],
+            files=self.params["compose_files"],
+            runner=self.runner,
+        )
+        self.result["commands"] = compose.commands
+        wanted = [(self.params["backend_service"], "backend"), (self.params["db_service"], "db")]
+        try:
+            self.backend, self.db = running_services(compose, wanted)
+        except ComposeError as exc:
+            self.fail(str(exc), exc)
+        self.containers = self.containers or Containers()
+        self.result["execs"] = self.containers.execs
+
+    def psql(self, sql, database="postgres"):
+        answer = self.containers.exec(
+            self.db.container_id, ["sh", "-c", PSQL, "psql", database, sql], what="psql"
+        )
+        return answer.stdout.decode("utf-8", "replace").strip()
+
+    def backend_call(self, module, function, request, what):
+        """The answer of module.function() (a backend program) run in the backend."""
+        return self.run_program(backend_program(module, function), request, what)
+
+    def run_program(self, program, request, what):
+        """The answer of a program (_platform/django.py backend_program) run in the backend."""
+        argv = [self.params["backend_python"], "-c", program, json.dumps(request)]
+        answer = self.containers.exec(self.backend.container_id, argv, what=what)
+        return parse_answer(answer.stdout)
+
+    def media(self, action, work=None, fail_at=None):
+        """One media step (_deployment/media.py) in the backend, on the media root."""
+        return media_step(
+            self.containers,
+            self.backend.container_id,
+            self.params["backend_python"],
+            action,
+            self.params["media_dir_container"],
+            work=work,
+            fail_at=fail_at,
+        )
+
+    def media_against(self, metadata, hashes=None):
+        """How the live media differ from the archive's, one line each (empty
+        when equal). hashes: the live media's {path: sha256}, if already taken."""
+        if hashes is None:
+            hashes = self.media("hashes")["hashes"]
+        return media_differences(archive_media(metadata), hashes)
+
+    def migrations_against(self, metadata, database=None, refusal="it is not restored"):
+        """The archive's migrations against the target's; fails on a difference
+        unless allow_migration_mismatch. Returns the differences."""
+        params = self.params
+        argv = migrations_command(
+            params["backend_python"], params.get("django_settings_module"), database
+        )
+        answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
+        differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
+        self.result["migration_differences"] = differences
+        if differences and not params["allow_migration_mismatch"]:
+            self.fail(
+                f"the archive's migrations differ from the application's, so {refusal}: "
+                + "; ".join(differences)
+                + " (allow_migration_mismatch goes on anyway)"
+            )
+        return differences
+
+    def load(self, archive, metadata, database=None, fail_at=None):
+        """The archive's fixture loaded into a database in one transaction
+        (_deployment/load.py); its report.
+
+        The fixture is copied into a private directory of the backend, which
+        the load's own command removes when it ends (_deployment/load.py scratch). Raises
+        ExecError, DjangoError or LoadError.
+        """
+        params = self.params
+        backend = self.backend.container_id
+        with scratch(self.containers, backend, "edms-load") as private:
+            fixture = put_fixture(self.containers, backend, archive, private.path, private.owner)
+            request = load_request(
+                fixture,
+                metadata["counts"],
+                metadata.get("m2m_tables", []),
+                database=database,
+                settings_module=params.get("django_settings_module"),
+                keep_tables_of=keep_tables_of(metadata),
+                fail_at=fail_at,
+            )
+            stream = self.containers.exec_stream(
+                backend,
+                private.command(load_command(params["backend_python"], request)),
+                what="the load",
+            )
+            try:
+                for _chunk in stream:
+                    pass
+            except ExecError:
+                pass  # the report on stderr says why
+            private.removed = stream.rc is not None
+            return parse_report(stream.stderr)
+
+    def count_request(self, metadata, database=None):
+        return {
+            "settings": self.params.get("django_settings_module"),
+            "database": database,
+            "expected": {str(k).lower(): int(v) for k, v in metadata["counts"].items()},
+            "m2m_tables": [str(label).lower() for label in metadata.get("m2m_tables", [])],
+            "ignore": [str(label).lower() for label in metadata.get("recreated_models", [])]
+            + [str(label).lower() for label in metadata.get("excluded_models", [])],
+        }
+
+    def count_against(self, metadata, database=None):
+        """The target's counts against the archive's: {"counts", "differences"}
+        (or {"error"}), counted through Django."""
+        request = self.count_request(metadata, database)
+        return self.backend_call(counts_program, "count_labels_main", request, "the counts")
+
+    def count_plan(self, metadata):
+        """What count_in_sql needs, asked of Django without reading a row (so
+        it can be asked while the database is being replaced): {"database",
+        "tables"}, or {"error"}, with the "request" it was asked with."""
+        request = self.count_request(metadata)
+        plan = self.backend_call(counts_program, "tables_main", request, "the tables")
+        plan["request"] = request
+        return plan
+
+    def count_in_sql(self, plan):
+        """count_against's answer, counted in SQL in the db container: the same
+        labels (count_plan), one statement. The database counted is the db
+        service's own; it fails when the application reads another."""
+        if "error" in plan:
+            return plan
+        answer = self.containers.exec(
+            self.db.container_id,
+            ["sh", "-c", PSQL_OWN_DATABASE, "psql", count_sql(plan["tables"])],
+            what="the counts in SQL",
+        )
+        try:
+            found = json.loads(answer.stdout.decode("utf-8", "replace").strip())
+        except ValueError as exc:
+            raise DjangoError(f"cannot read the counts psql printed: {exc}") from exc
+        if found["database"] != plan["database"]:
+            return {
+                "error": "the db service's database is {} but the application reads {}".format(
+                    found["database"], plan["database"]
+                )
+            }
+        counts = found["counts"] or {}
+        request = plan["request"]
+        return {
+            "counts": counts,
+            "differences": compare_counts(request["expected"], counts, request["m2m_tables"]),
+        }
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def normalized_sha256(value, name="archive_sha256"):
+    """value as 64 lower-case hex digits (the case of a copied digest does not
+    matter), or ValueError naming the parameter."""
+    text = str(value).strip().lower()
+    if not SHA256.match(text):
+        raise ValueError(
+            f"{name} must be a sha256 of 64 hexadecimal digits; got {len(text)} characters"
+        )
+    return text
+
+
+def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
+    """The metadata of an archive of this collection's format that verifies.
+
+    Sets session.source, the path to read the archive from for the rest of
+    the run (pinned: the file that was verified, even if another replaces it
+    under the same name). Fails the session ("..., so it is not <purpose>") when the
+    archive does not verify or is of another format. With expected_sha256 (an
+    earlier run verified the archive and returned it) the file's sha256 is
+    compared instead of verifying again: equal bytes verify alike. With
+    digest, the sha256 is returned in the result for such a later run.
+    """
+    if expected_sha256 is not None:
+        try:
+            expected_sha256 = normalized_sha256(expected_sha256)
+        except ValueError as exc:
+            session.fail(str(exc))
+    if expected_sha256 is not None:
+        source = pinned(path)
+        try:
+            found = file_sha256(source)
+        except OSError as exc:
+            session.fail(f"cannot read archive {path}: {exc.strerror}, so it is not {purpose}")
+        session.result["sha256"] = found
+        if found != expected_sha256:
+            session.fail(
+                f"archive {path} changed since it was verified (sha256 {found},"
+                f" verified {expected_sha256}), so it is not {purpose}; verify it again"
+            )
+    else:
+        verification, source = verify_pinned(path)
+        problems = verification["problems"]
+        session.result["verification"] = {"ok": verification["ok"], "problems": problems}
+        if not verification["ok"]:
+            session.fail(
+                "archive {} does not verify, so it is not {}: {}".format(
+                    path, purpose, "; ".join(problems)
+                )
+            )
+        if verification["layout"] != "edms.backup v1":
+            session.fail(
+                f"archive {path} is not of this collection's format (edms.backup v1),"
+                f" so it is not {purpose}"
+            )
+        if digest:
+            session.result["sha256"] = file_sha256(source)
+    session.archive_path, session.source = path, source
+    with zipfile.ZipFile(source) as archive:
+        return json.loads(archive.read(METADATA))

@@ -1,0 +1,554 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""Backup archives: reading and writing, and the safety checks that come first.
+
+The format is docs/archive-format.md. An archive is a ZIP file, or a plain
+directory of the same layout (the EDMS's own backups). Nothing is read from an
+archive before its member names, links and sizes have passed the safety
+checks. Their verification is _format/verification.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import stat
+import time
+import zipfile
+import zlib
+from datetime import timezone
+from typing import NamedTuple
+
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import fsync_directory
+
+FORMAT = "edms.backup"
+FORMAT_VERSION = 1
+FIXTURE = "database_backup.json"
+METADATA = "metadata.json"
+MEDIA_PREFIX = "media/"
+PGDUMP = "database.pgdump"
+
+DEFAULT_MAX_TOTAL_SIZE = 64 << 30
+DEFAULT_MAX_RATIO = 200
+DEFAULT_RATIO_MIN_SIZE = 1 << 20
+DEFAULT_RECREATED_MODELS = ("contenttypes.contenttype", "auth.permission")
+METADATA_MAX_SIZE = 64 << 20
+READ_SIZE = 1 << 20
+
+_ARCHIVE_NAME = re.compile(r"edms_[0-9]{8}T[0-9]{6}Z[^/\\]*\.zip\Z")
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]*\Z")
+_DRIVE = re.compile(r"[A-Za-z]:")
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+class ArchiveError(Exception):
+    """An archive cannot be read or written, or fails a safety check."""
+
+
+def is_archive_name(name):
+    """True for the file names of this collection's archives (edms_YYYYMMDDTHHMMSSZ*.zip)."""
+    return bool(_ARCHIVE_NAME.match(name))
+
+
+def archive_name(moment, suffix=""):
+    """The archive file name for an aware datetime, in UTC: edms_20260101T130029Z<suffix>.zip."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("an archive name needs an aware datetime, not a naive one")
+    if not _SUFFIX.match(suffix):
+        raise ValueError(f"archive name suffix {suffix!r} may hold only letters, digits, . _ -")
+    return f"edms_{moment.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z{suffix}.zip"
+
+
+def member_name_problem(name):
+    """Why `name` may not name a member (it would escape the extraction root), or None."""
+    if not name:
+        return "has an empty name"
+    if "\x00" in name:
+        return "has a NUL character in its name"
+    if "\\" in name:
+        return "has a backslash in its name"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if ".." in name.split("/"):
+        return "has a '..' component"
+    return None
+
+
+class Member(NamedTuple):
+    """One entry of an archive, as its directory (ZIP central directory or file system) says."""
+
+    name: str
+    size: int
+    compressed_size: int
+    kind: str  # "file", "dir", "link", or "other" (a device, FIFO or socket)
+
+    @property
+    def is_dir(self):
+        return self.kind == "dir"
+
+
+class MemberReader:
+    """A member open for reading. What passes through read() is hashed and
+    counted; a read error (a CRC mismatch, damaged data) becomes an
+    ArchiveError naming the member."""
+
+    def __init__(self, name, raw):
+        self.name = name
+        self.size = 0
+        self._raw = raw
+        self._sha256 = hashlib.sha256()
+
+    def read(self, size=-1):
+        try:
+            data = self._raw.read(size)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"member {self.name!r} cannot be read: {exc}") from None
+        self._sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self):
+        """Read to the end (so that the digest and the CRC cover the whole member)."""
+        while self.read(READ_SIZE):
+            pass
+
+    @property
+    def sha256(self):
+        return self._sha256.hexdigest()
+
+    def close(self):
+        self._raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class ArchiveReader:
+    """An archive open for reading. ArchiveReader.open(path) takes a ZIP file
+    or a directory of the same layout."""
+
+    kind = ""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def open(path):
+        if os.path.isdir(path):
+            return _DirectoryReader(path)
+        return _ZipReader(path)
+
+    def members(self):
+        """Every member, directories and links included, in archive order."""
+        return list(self.iter_members())
+
+    def iter_members(self):
+        """members() one at a time, without a list of them all."""
+        raise NotImplementedError
+
+    def member(self, name):
+        """The Member called `name`, or None."""
+        raise NotImplementedError
+
+    def open_member(self, name):
+        """A MemberReader on the regular-file member `name`."""
+        member = self.member(name)
+        if member is None or member.kind != "file":
+            raise ArchiveError(f"archive '{self.path}' has no file member {name!r}")
+        return MemberReader(name, self._open(name))
+
+    def _open(self, name):
+        raise NotImplementedError
+
+    def check_safety(
+        self,
+        max_total_size=DEFAULT_MAX_TOTAL_SIZE,
+        max_ratio=DEFAULT_MAX_RATIO,
+        ratio_min_size=DEFAULT_RATIO_MIN_SIZE,
+    ):
+        """Raise ArchiveError naming every unsafe member: run before reading or extracting."""
+        members = self.members()
+        problems = (
+            name_problems(members)
+            + link_problems(members)
+            + bomb_problems(members, max_total_size, max_ratio, ratio_min_size)[0]
+        )
+        if problems:
+            raise ArchiveError(f"archive '{self.path}' is unsafe: " + "; ".join(problems))
+
+    def close(self):
+        """Release the archive (nothing to release for a directory)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class _ZipReader(ArchiveReader):
+    kind = "zip"
+
+    def __init__(self, path):
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ArchiveError(
+                f"'{path}' is not a complete ZIP file (truncated or damaged): {exc}"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(f"cannot read archive '{path}': {exc.strerror or exc}") from None
+        super().__init__(path)
+        # orig_filename keeps what zipfile cuts off a name (from a NUL on):
+        # zipfile's own index is by the cut name, so the few members whose
+        # names it cut are indexed here too (not every member: memory).
+        self._cut = {
+            info.orig_filename: info
+            for info in self._zip.infolist()
+            if info.orig_filename != info.filename
+        }
+
+    def iter_members(self):
+        return (_zip_member(info) for info in self._zip.infolist())
+
+    def _info(self, name):
+        """The ZipInfo of the last member called `name` (uncut), or None."""
+        info = self._cut.get(name)
+        if info is None:
+            info = self._zip.NameToInfo.get(name)
+            if info is not None and info.orig_filename != name:
+                # A cut name shadows this one in zipfile's index: look it up.
+                found = [i for i in self._zip.infolist() if i.orig_filename == name]
+                info = found[-1] if found else None
+        return info
+
+    def member(self, name):
+        info = self._info(name)
+        return None if info is None else _zip_member(info)
+
+    def _open(self, name):
+        info = self._info(name)
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"member {name!r} is encrypted")
+        if info.compress_type not in _READABLE_METHODS:
+            raise ArchiveError(
+                f"member {name!r} is compressed with ZIP method {info.compress_type}; "
+                "this collection reads stored and deflated members"
+            )
+        try:
+            return self._zip.open(info)
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"member {name!r} cannot be read: {exc}") from None
+
+    def close(self):
+        self._zip.close()
+
+
+def _zip_member(info):
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        kind = "link"
+    elif info.is_dir():
+        kind = "dir"
+    elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        kind = "other"
+    else:
+        kind = "file"
+    return Member(info.orig_filename, info.file_size, info.compress_size, kind)
+
+
+class _DirectoryReader(ArchiveReader):
+    kind = "directory"
+
+    def __init__(self, path):
+        def fail(exc):
+            raise ArchiveError(f"cannot list archive directory '{path}': {exc}")
+
+        found = []
+        # os.walk does not descend into links to directories; lstat sees them as links.
+        for top, dirs, files in os.walk(path, onerror=fail):
+            for entry in dirs + files:
+                full = os.path.join(top, entry)
+                name = os.path.relpath(full, path).replace(os.sep, "/")
+                try:
+                    info = os.lstat(full)
+                except OSError as exc:
+                    fail(exc)
+                if stat.S_ISDIR(info.st_mode):
+                    found.append(Member(name + "/", 0, 0, "dir"))
+                elif stat.S_ISLNK(info.st_mode):
+                    found.append(Member(name, info.st_size, info.st_size, "link"))
+                elif stat.S_ISREG(info.st_mode):
+                    found.append(Member(name, info.st_size, info.st_size, "file"))
+                else:
+                    found.append(Member(name, 0, 0, "other"))
+        super().__init__(path)
+        self._members = sorted(found, key=lambda member: member.name)
+        self._by_name = {member.name: member for member in self._members}
+
+    def iter_members(self):
+        return iter(self._members)
+
+    def member(self, name):
+        return self._by_name.get(name)
+
+    def _open(self, name):
+        full = os.path.join(self.path, *name.split("/"))
+        try:
+            return os.fdopen(os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+        except OSError as exc:
+            raise ArchiveError(f"member {name!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def name_problems(members):
+    """One line per member whose name is unsafe or given twice."""
+    problems = []
+    seen = set()
+    for member in members:
+        problem = member_name_problem(member.name)
+        if problem:
+            problems.append(f"member {member.name!r} {problem}")
+        elif member.name in seen:
+            problems.append(f"member {member.name!r} appears twice")
+        seen.add(member.name)
+    return problems
+
+
+def link_problems(members):
+    """One line per member that is a link or neither a regular file nor a directory."""
+    problems = []
+    for member in members:
+        if member.kind == "link":
+            problems.append(f"member {member.name!r} is a symbolic link")
+        elif member.kind == "other":
+            problems.append(f"member {member.name!r} is neither a regular file nor a directory")
+    return problems
+
+
+def bomb_problems(members, max_total_size, max_ratio, ratio_min_size):
+    """(problems, numbers): members that expand too much, alone or together."""
+    problems = []
+    total = compressed = 0
+    highest = 0.0
+    for member in members:
+        total += member.size
+        compressed += member.compressed_size
+        ratio = member.size / max(member.compressed_size, 1)
+        highest = max(highest, ratio)
+        if total > max_total_size and total - member.size <= max_total_size:
+            problems.append(
+                f"the members add up to more than the limit of {max_total_size} bytes "
+                f"from member {member.name!r} on"
+            )
+        if member.size > ratio_min_size and ratio > max_ratio:
+            problems.append(
+                f"member {member.name!r} expands to {member.size} bytes from "
+                f"{member.compressed_size} ({ratio:.0f}:1, over the {max_ratio}:1 limit)"
+            )
+    numbers = {
+        "members": len(members),
+        "bytes": total,
+        "compressed_bytes": compressed,
+        "highest_ratio": round(highest, 1),
+    }
+    return problems, numbers
+
+
+def _zip_time(seconds):
+    # ZIP timestamps carry no time zone; this collection writes UTC, clamped
+    # to the range the format can hold.
+    moment = time.gmtime(seconds)[:6]
+    return min(max(moment, (1980, 1, 1, 0, 0, 0)), (2107, 12, 31, 23, 59, 58))
+
+
+def _blocks(source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+    elif hasattr(source, "read"):
+        while True:
+            block = source.read(READ_SIZE)
+            if not block:
+                return
+            yield block
+    else:
+        yield from source
+
+
+class ArchiveWriter:
+    """Writes one archive: to `<directory>/.<name>.partial` (mode `mode` from
+    creation on), renamed to `<directory>/<name>` by finish() once complete and
+    fsynced. Leaving the `with` block without finish(), or with an exception,
+    removes the partial file; a killed process leaves only the dot-file, which
+    is never named like an archive.
+
+    Members are written as they come, their sha256 and size computed on the
+    way (`members`); finish(metadata) writes metadata.json last.
+    """
+
+    def __init__(self, directory, name, mode=0o600):
+        if not is_archive_name(name):
+            raise ValueError(f"{name!r} is not an archive name (edms_YYYYMMDDTHHMMSSZ*.zip)")
+        self.directory = directory
+        self.path = os.path.join(directory, name)
+        self.partial_path = os.path.join(directory, f".{name}.partial")
+        self._members = {}
+        self._finished = False
+        if os.path.lexists(self.path):
+            raise ArchiveError(f"archive '{self.path}' already exists; it is never overwritten")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.partial_path, flags, mode)
+        except FileExistsError:
+            raise ArchiveError(
+                f"'{self.partial_path}' exists: another backup is writing it, or one was "
+                "interrupted (remove it if no backup is running)"
+            ) from None
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot create '{self.partial_path}': {exc.strerror or exc}"
+            ) from None
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
+        self._file = os.fdopen(fd, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
+
+    @property
+    def members(self):
+        """{member name: {"sha256", "size"}} for the members written so far."""
+        return {name: dict(entry) for name, entry in self._members.items()}
+
+    def add_stream(self, name, source, compress=None, mtime=None):
+        """Write member `name` from a binary file object, bytes, or an iterable
+        of bytes. compress: True (deflate) or False (store); by default media
+        files and the pg_dump are stored, everything else deflated."""
+        info = self._new_member(name, compress, time.time() if mtime is None else mtime)
+        info.external_attr = (stat.S_IFREG | 0o600) << 16
+        return self._write(info, source)
+
+    def add_file(self, name, path, compress=None):
+        """Write member `name` from the regular file at `path` (a link is refused)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot read '{path}' for member {name!r}: {exc.strerror}"
+            ) from None
+        with os.fdopen(fd, "rb") as source:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ArchiveError(f"'{path}' is not a regular file; member {name!r} not written")
+            member = self._new_member(name, compress, info.st_mtime)
+            member.external_attr = (stat.S_IFREG | stat.S_IMODE(info.st_mode)) << 16
+            return self._write(member, source)
+
+    def finish(self, metadata):
+        """Write metadata.json (with `members` filled in) last, close, fsync and
+        rename into place; return the archive's path."""
+        document = dict(metadata, members=self.members)
+        data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        info = self._new_member(METADATA, True, time.time(), reserved_ok=True)
+        info.external_attr = (stat.S_IFREG | 0o600) << 16
+        with self._zip.open(info, "w", force_zip64=True) as out:
+            out.write(data)
+        self._zip.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._place()
+        self._finished = True
+        return self.path
+
+    def _place(self):
+        """Rename the partial file to the final name, never over an existing file."""
+        try:
+            os.link(self.partial_path, self.path)
+        except FileExistsError:
+            raise ArchiveError(
+                f"archive '{self.path}' appeared while this one was written; "
+                "it is never overwritten"
+            ) from None
+        except OSError as exc:
+            # File systems without hard links: rename, after a last look.
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            if os.path.lexists(self.path):
+                raise ArchiveError(
+                    f"archive '{self.path}' appeared while this one was written; "
+                    "it is never overwritten"
+                ) from None
+            os.rename(self.partial_path, self.path)
+        else:
+            os.unlink(self.partial_path)
+        fsync_directory(self.directory)
+
+    def abort(self):
+        """Close and remove the partial file (nothing to do once finished)."""
+        if self._finished:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._zip.close()  # the partial file goes anyway
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.partial_path)
+
+    def _new_member(self, name, compress, mtime, reserved_ok=False):
+        if self._finished or self._file.closed:
+            raise ArchiveError(f"archive '{self.path}' is finished; member {name!r} not written")
+        problem = member_name_problem(name)
+        if problem or name.endswith("/"):
+            raise ValueError(f"member {name!r} {problem or 'names a directory'}")
+        if name in self._members or (name == METADATA and not reserved_ok):
+            raise ValueError(f"member {name!r} is already in the archive or reserved")
+        if compress is None:
+            compress = not (name.startswith(MEDIA_PREFIX) or name == PGDUMP)
+        info = zipfile.ZipInfo(name, date_time=_zip_time(mtime))
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        return info
+
+    def _write(self, info, source):
+        sha256 = hashlib.sha256()
+        size = 0
+        # Sizes are not known in advance: always ZIP64, so no member has a size limit.
+        with self._zip.open(info, "w", force_zip64=True) as out:
+            for block in _blocks(source):
+                out.write(block)
+                sha256.update(block)
+                size += len(block)
+        self._members[info.filename] = {"sha256": sha256.hexdigest(), "size": size}
+        return dict(self._members[info.filename])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.abort()
+
+
+def pinned(path):
+    """A path that reads the file ``path`` names now for the rest of the run,
+    whatever is later moved or written over that name: /proc/self/fd/N of a
+    descriptor this process keeps open. Where there is no /proc, or the file
+    cannot be opened (verification then says why), ``path`` itself.
+
+    Verification, the sha256 and every later read of the archive (fixture,
+    media, pg_dump) then see the same file. A process that writes into that
+    very file in place is not caught; backups are written to a new name and
+    renamed, and that is caught.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return path
+    proc_path = f"/proc/self/fd/{descriptor}"
+    if os.path.exists(proc_path):
+        return proc_path  # the descriptor stays open until the module ends
+    os.close(descriptor)
+    return path

@@ -1,0 +1,94 @@
+"""The programs sent to the backend: every module they need, and nothing the
+host has, run by a Python that cannot import the collection."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+from ansible_collections.edms.backup.plugins.module_utils._backend import (
+    counts,
+    dump,
+    load,
+    media,
+    migrations,
+    probe,
+    setup,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    BACKEND,
+    backend_program,
+    backend_sources,
+    with_backend,
+)
+
+# Linux's limit on one argument (MAX_ARG_STRLEN): the program travels as one.
+MAX_ARG_STRLEN = 131072
+
+ENTRIES = [
+    (counts, "count_main"),
+    (counts, "count_labels_main"),
+    (counts, "tables_main"),
+    (dump, "main"),
+    (load, "main"),
+    (media, "main"),
+    (migrations, "applied_main"),
+    (migrations, "migrate_main"),
+    (migrations, "database_name_main"),
+    (probe, "main"),
+]
+
+
+def isolated(program, argument, **kwargs):
+    """Run a program as the backend would, in a Python that cannot import
+    the collection (-I: no site packages of ours, no PYTHONPATH)."""
+    return subprocess.run(
+        [sys.executable, "-I", "-c", program, argument],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(("module", "function"), ENTRIES)
+def test_each_program_compiles_fits_one_argument_and_has_its_entry(module, function):
+    program = backend_program(module, function)
+    compile(program, module.__name__, "exec")
+    assert len(program.encode("utf-8")) < MAX_ARG_STRLEN
+    assert callable(getattr(module, function))
+
+
+def test_a_program_carries_every_backend_module_it_imports_and_no_package():
+    names = {name.rsplit(".", 1)[1] for name in backend_sources(load)}
+    assert names == {"load", "loader", "scrub", "digest", "counts", "setup"}
+    assert {name.rsplit(".", 1)[1] for name in backend_sources(media)} == {"media"}
+    assert all(name.startswith(BACKEND + ".") for name in backend_sources(dump))
+
+
+def test_a_program_runs_where_the_collection_is_not_installed(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    request = json.dumps({"action": "hashes", "root": str(tmp_path)})
+    proc = isolated(backend_program(media), request)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"hashes": {"a.txt": hashlib.sha256(b"a").hexdigest()}}
+
+
+# As the dump and the load report a failure: traceback's own formatting.
+FAILING = f"""
+import sys, traceback
+from {BACKEND}.setup import read_request
+try:
+    read_request()
+except ValueError:
+    traceback.print_exc()
+    sys.exit(3)
+"""
+
+
+def test_a_failing_program_names_its_module_and_line_in_the_traceback():
+    proc = isolated(with_backend(FAILING, setup), "{not json")
+    assert proc.returncode == 3
+    assert f"<edms.backup {BACKEND}.setup>" in proc.stderr
+    assert "return json.loads(sys.argv[1])" in proc.stderr  # the line's text, from the source
