@@ -30,6 +30,8 @@ docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || {
 rm -rf "$WORK"
 mkdir -p "$WORK/wheels"
 "$BIN/ansible-galaxy" collection build --force --output-path "$WORK" . >/dev/null
+# The definition names the tarball without its version (galaxy.yml has it).
+mv "$WORK/edms-backup-$VERSION.tar.gz" "$WORK/edms-backup.tar.gz"
 # What the stages install with pip: ansible-core and ansible-runner (as in
 # the definition), the collection's requirements.txt, and what
 # ansible-builder's own scripts install (bindep, pyyaml, packaging, dumb-init).

@@ -9,6 +9,43 @@ it reports; run_module() does the rest, the same way for every module.
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.edms.backup.plugins.module_utils._common import (
+    backup_dir_argument_spec,
+    media_dir_argument_spec,
+    project_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+)
+
+# The Docker SDK, as run_module's ``libraries`` take it.
+DOCKER = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
+
+SHARED_OPTIONS = {
+    "project": project_argument_spec,
+    "backup_dir": backup_dir_argument_spec,
+    "media_dir": media_dir_argument_spec,
+}
+
+
+def options(*shared, **own):
+    """An argument spec: the shared option groups named (``project``,
+    ``backup_dir``, ``media_dir``: _common.py, each with its doc fragment),
+    then the module's own options."""
+    spec = {}
+    for name in shared:
+        spec.update(SHARED_OPTIONS[name]())
+    spec.update(own)
+    return spec
+
+
+def on_deployment(function):
+    """command(module) for a command that works on the deployment:
+    ``function(params, runner=module.run_command, check_mode=module.check_mode)``."""
+    return lambda module: function(
+        module.params, runner=module.run_command, check_mode=module.check_mode
+    )
 
 
 def run_module(

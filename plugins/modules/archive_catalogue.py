@@ -111,30 +111,24 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_cata
     PageError,
     write_catalogue,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    backup_dir_argument_spec,
-)
 from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():
-    spec = backup_dir_argument_spec()
-    spec.update(
+    return options(
+        "backup_dir",
         dest=dict(type="path"),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )
-    return spec
+
+
+def command(module):
+    return write_catalogue(module.params, check_mode=module.check_mode, diff_mode=module._diff)
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: write_catalogue(
-            module.params, check_mode=module.check_mode, diff_mode=module._diff
-        ),
-        errors=PageError,
-    )
+    run_module(argument_spec(), command, errors=PageError)
 
 
 if __name__ == "__main__":

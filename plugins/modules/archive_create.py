@@ -204,25 +204,16 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_crea
     BackupError,
     create_backup,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    DEFAULT_COUNT_MODELS,
-    backup_dir_argument_spec,
-    media_dir_argument_spec,
-    project_argument_spec,
-)
+from ansible_collections.edms.backup.plugins.module_utils._common import DEFAULT_COUNT_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import DOCKER, options, run_module
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(backup_dir_argument_spec())
-    spec.update(media_dir_argument_spec())
-    spec.update(
+    return options(
+        "project",
+        "backup_dir",
+        "media_dir",
         label=dict(type="str", default="manual"),
         reason=dict(type="str"),
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
@@ -230,21 +221,16 @@ def argument_spec():
         pgdump=dict(type="bool", default=True),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )
-    return spec
+
+
+def command(module):
+    return create_backup(
+        module.params, runner=module.run_command, check_mode=module.check_mode, warn=module.warn
+    )
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: create_backup(
-            module.params,
-            runner=module.run_command,
-            check_mode=module.check_mode,
-            warn=module.warn,
-        ),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=BackupError,
-    )
+    run_module(argument_spec(), command, libraries=[DOCKER], errors=BackupError)
 
 
 if __name__ == "__main__":

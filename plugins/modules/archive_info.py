@@ -77,23 +77,16 @@ partials:
 """
 
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_info import archive_info
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    backup_dir_argument_spec,
-)
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import CatalogueError
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():
-    return backup_dir_argument_spec()
+    return options("backup_dir")
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: archive_info(module.params),
-        errors=CatalogueError,
-    )
+    run_module(argument_spec(), lambda module: archive_info(module.params), errors=CatalogueError)
 
 
 if __name__ == "__main__":

@@ -90,22 +90,18 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_prun
     PruneError,
     prune,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    backup_dir_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():
-    spec = backup_dir_argument_spec()
-    spec.update(
+    return options(
+        "backup_dir",
         keep_last=dict(type="int", default=7),
         keep_daily=dict(type="int", default=7),
         keep_weekly=dict(type="int", default=4),
         safety_labels=dict(type="list", elements="str", default=["pre-restore safety"]),
         safety_min_age_days=dict(type="int", default=30),
     )
-    return spec
 
 
 def main():

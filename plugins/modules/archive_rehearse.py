@@ -120,34 +120,25 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehe
     RehearsalError,
     rehearse,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    media_dir_argument_spec,
-    project_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import DOCKER, options, run_module
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(media_dir_argument_spec())
-    spec.update(
+    return options(
+        "project",
+        "media_dir",
         archive=dict(type="path"),
         backup_dir=dict(type="path"),
         database=dict(type="str", default="edms_test_restore"),
         allow_migration_mismatch=dict(type="bool", default=False),
     )
-    return spec
 
 
 def main():
     run_module(
         argument_spec(),
         lambda module: rehearse(module.params, runner=module.run_command),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
+        libraries=[DOCKER],
         errors=RehearsalError,
         supports_check_mode=False,
         required_one_of=[("archive", "backup_dir")],

@@ -149,38 +149,27 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rest
     RestoreError,
     restore,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    media_dir_argument_spec,
-    project_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
+from ansible_collections.edms.backup.plugins.module_utils._module import (
+    DOCKER,
+    on_deployment,
+    options,
+    run_module,
 )
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(media_dir_argument_spec())
-    spec.update(
+    return options(
+        "project",
+        "media_dir",
         archive=dict(type="path", required=True),
         archive_sha256=dict(type="str"),
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
     )
-    return spec
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: restore(
-            module.params, runner=module.run_command, check_mode=module.check_mode
-        ),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=RestoreError,
-    )
+    run_module(argument_spec(), on_deployment(restore), libraries=[DOCKER], errors=RestoreError)
 
 
 if __name__ == "__main__":

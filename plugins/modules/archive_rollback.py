@@ -138,38 +138,27 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_roll
     RollbackError,
     rollback,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    media_dir_argument_spec,
-    project_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
+from ansible_collections.edms.backup.plugins.module_utils._module import (
+    DOCKER,
+    on_deployment,
+    options,
+    run_module,
 )
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(media_dir_argument_spec())
-    spec.update(
+    return options(
+        "project",
+        "media_dir",
         archive=dict(type="path", required=True),
         token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
     )
-    return spec
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: rollback(
-            module.params, runner=module.run_command, check_mode=module.check_mode
-        ),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=RollbackError,
-    )
+    run_module(argument_spec(), on_deployment(rollback), libraries=[DOCKER], errors=RollbackError)
 
 
 if __name__ == "__main__":

@@ -103,20 +103,17 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_veri
     VerifyError,
     verify,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    backup_dir_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():
-    spec = backup_dir_argument_spec()
-    spec["backup_dir"]["required"] = False
-    spec.update(
+    spec = options(
+        "backup_dir",
         archive=dict(type="path"),
         required_models=dict(type="list", elements="str"),
         record=dict(type="bool", default=True),
     )
+    spec["backup_dir"]["required"] = False
     return spec
 
 
@@ -129,10 +126,7 @@ def command(module):
 
 def main():
     run_module(
-        argument_spec(),
-        command,
-        errors=VerifyError,
-        required_one_of=[("archive", "backup_dir")],
+        argument_spec(), command, errors=VerifyError, required_one_of=[("archive", "backup_dir")]
     )
 
 

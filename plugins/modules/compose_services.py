@@ -89,37 +89,31 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.compose_serv
     ServicesError,
     manage_services,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
+from ansible_collections.edms.backup.plugins.module_utils._module import (
+    DOCKER,
+    on_deployment,
+    options,
+    run_module,
 )
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(
+    return options(
+        "project",
         state=dict(type="str", choices=["stopped", "started"], required=True),
         services=dict(type="list", elements="str"),
         timeout=dict(type="int", default=60),
     )
-    return spec
 
 
 def command(module):
     if module.params["timeout"] < 1:
         module.fail_json(msg=f"timeout must be at least 1 second, not {module.params['timeout']}")
-    return manage_services(module.params, runner=module.run_command, check_mode=module.check_mode)
+    return on_deployment(manage_services)(module)
 
 
 def main():
-    run_module(
-        argument_spec(),
-        command,
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=ServicesError,
-    )
+    run_module(argument_spec(), command, libraries=[DOCKER], errors=ServicesError)
 
 
 if __name__ == "__main__":

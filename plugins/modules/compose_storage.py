@@ -246,21 +246,16 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.compose_stor
     StorageError,
     compose_storage,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import project_argument_spec
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
+from ansible_collections.edms.backup.plugins.module_utils._module import DOCKER, options, run_module
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose_file import (
     HAS_RUAMEL,
     RUAMEL_IMPORT_ERROR,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(
+    return options(
+        "project",
         compose_file=dict(type="str"),
         service=dict(type="str"),
         host_path=dict(type="str", default="./backups"),
@@ -274,24 +269,20 @@ def argument_spec():
         recreate=dict(type="bool", default=True),
         backup=dict(type="bool", default=True),
     )
-    return spec
+
+
+def command(module):
+    return compose_storage(
+        module.params,
+        runner=module.run_command,
+        check_mode=module.check_mode,
+        diff_mode=module._diff,
+    )
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: compose_storage(
-            module.params,
-            runner=module.run_command,
-            check_mode=module.check_mode,
-            diff_mode=module._diff,
-        ),
-        libraries=[
-            ("ruamel.yaml", HAS_RUAMEL, RUAMEL_IMPORT_ERROR),
-            ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR),
-        ],
-        errors=StorageError,
-    )
+    libraries = [("ruamel.yaml", HAS_RUAMEL, RUAMEL_IMPORT_ERROR), DOCKER]
+    run_module(argument_spec(), command, libraries=libraries, errors=StorageError)
 
 
 if __name__ == "__main__":

@@ -249,28 +249,19 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.preflight_in
     PreflightError,
     preflight,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    DEFAULT_COUNT_MODELS,
-    backup_dir_argument_spec,
-    media_dir_argument_spec,
-    project_argument_spec,
-)
+from ansible_collections.edms.backup.plugins.module_utils._common import DEFAULT_COUNT_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._format.freshness import (
     DEFAULT_MAX_AGE_HOURS,
     DEFAULT_MIN_SIZE_RATIO,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import DOCKER, options, run_module
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(backup_dir_argument_spec())
-    spec.update(media_dir_argument_spec())
-    spec.update(
+    return options(
+        "project",
+        "backup_dir",
+        "media_dir",
         backup_dir_container=dict(type="str", default="/app/backups"),
         count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         min_free_bytes=dict(type="int", default=2**30),
@@ -281,16 +272,14 @@ def argument_spec():
         require_verified_backup=dict(type="bool", default=False),
         freshness_severity=dict(type="str", choices=["error", "warning"], default="error"),
     )
-    return spec
+
+
+def command(module):
+    return dict(preflight(module.params, runner=module.run_command), changed=False)
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: dict(preflight(module.params, runner=module.run_command), changed=False),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=PreflightError,
-    )
+    run_module(argument_spec(), command, libraries=[DOCKER], errors=PreflightError)
 
 
 if __name__ == "__main__":

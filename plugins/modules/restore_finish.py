@@ -52,36 +52,21 @@ work:
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_restore import (
     RestoreError,
 )
-from ansible_collections.edms.backup.plugins.module_utils._commands.restore_finish import (
-    finish,
-)
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    media_dir_argument_spec,
-    project_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
+from ansible_collections.edms.backup.plugins.module_utils._commands.restore_finish import finish
+from ansible_collections.edms.backup.plugins.module_utils._module import (
+    DOCKER,
+    on_deployment,
+    options,
+    run_module,
 )
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(media_dir_argument_spec())
-    spec.update(token=dict(type="str", required=True, no_log=False))
-    return spec
+    return options("project", "media_dir", token=dict(type="str", required=True, no_log=False))
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: finish(
-            module.params, runner=module.run_command, check_mode=module.check_mode
-        ),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=RestoreError,
-    )
+    run_module(argument_spec(), on_deployment(finish), libraries=[DOCKER], errors=RestoreError)
 
 
 if __name__ == "__main__":

@@ -91,30 +91,23 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.stack_info i
     StackError,
     stack_info,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import (
-    DEFAULT_COUNT_MODELS,
-    project_argument_spec,
-)
-from ansible_collections.edms.backup.plugins.module_utils._module import run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._common import DEFAULT_COUNT_MODELS
+from ansible_collections.edms.backup.plugins.module_utils._module import DOCKER, options, run_module
 
 
 def argument_spec():
-    spec = project_argument_spec()
-    spec.update(count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS))
-    return spec
+    return options(
+        "project",
+        count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
+    )
+
+
+def command(module):
+    return dict(stack_info(module.params, runner=module.run_command), changed=False)
 
 
 def main():
-    run_module(
-        argument_spec(),
-        lambda module: dict(stack_info(module.params, runner=module.run_command), changed=False),
-        libraries=[("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)],
-        errors=StackError,
-    )
+    run_module(argument_spec(), command, libraries=[DOCKER], errors=StackError)
 
 
 if __name__ == "__main__":

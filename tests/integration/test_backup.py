@@ -14,6 +14,7 @@ import time
 import zipfile
 
 import pytest
+import yaml
 from ansible_collections.edms.backup.plugins.module_utils._backend import rows
 from ansible_collections.edms.backup.plugins.module_utils._backend.dump import (
     DEFAULT_EXCLUDES,
@@ -77,6 +78,10 @@ def test_a_backup_is_a_verified_archive_with_full_metadata(backup_dir):
     meta = metadata_of(result["archive"])
     assert meta["format"] == "edms.backup"
     assert meta["format_version"] == 1
+    # The collection's version, from galaxy.yml only (plugins/action/archive_create.py).
+    with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+        version = yaml.safe_load(handle)["version"]
+    assert meta["tool"] == {"name": "edms.backup", "version": version}
     assert meta["created_at"].endswith("Z")
     assert meta["created_at_local"].endswith("+08:00")
     assert meta["display_timezone"] == "Asia/Singapore"

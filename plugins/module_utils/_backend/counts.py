@@ -15,8 +15,6 @@ one JSON answer):
 compare_counts is also called by the host.
 """
 
-import sys
-
 from ansible_collections.edms.backup.plugins.module_utils._backend.setup import answer, setup
 
 ALL_MODELS = "__all__"
@@ -96,7 +94,7 @@ def labels(request):
     unknown = sorted(label for label in chosen if label not in by_label)
     if unknown:
         answer({"error": "models not in this application: " + ", ".join(unknown)})
-        sys.exit(0)
+        raise SystemExit(0)
     return chosen, by_label
 
 

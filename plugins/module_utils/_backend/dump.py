@@ -39,7 +39,7 @@ DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logent
 
 def fail(message):
     sys.stderr.write(REPORT_MARKER + json.dumps({"error": message}) + "\n")
-    sys.exit(3)
+    raise SystemExit(3)
 
 
 class LosslessEncoder(DjangoJSONEncoder):

@@ -41,7 +41,7 @@ FAIL_STAGES = ("empty", "load", "count_check", "before_commit")
 def finish(report, code):
     sys.stderr.write(REPORT_MARKER + json.dumps(report) + "\n")
     sys.stderr.flush()
-    sys.exit(code)
+    raise SystemExit(code)
 
 
 def fail(message, state):

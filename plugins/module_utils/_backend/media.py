@@ -134,4 +134,4 @@ def step(request):
 
 
 def main():
-    print(json.dumps(step(json.loads(sys.argv[1]))))
+    sys.stdout.write(json.dumps(step(json.loads(sys.argv[1]))) + "\n")

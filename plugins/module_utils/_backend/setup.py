@@ -36,8 +36,8 @@ def use_database(request):
 
 
 def answer(value):
-    """Print the program's answer: one JSON line on standard output."""
-    print(json.dumps(value))
+    """The program's answer: one JSON line on standard output."""
+    sys.stdout.write(json.dumps(value) + "\n")
 
 
 def setup():
@@ -47,7 +47,7 @@ def setup():
     request = read_request()
     if not choose_settings(request):
         answer({"error": NO_SETTINGS})
-        sys.exit(0)
+        raise SystemExit(0)
     use_database(request)
     import django
 

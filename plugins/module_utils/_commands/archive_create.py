@@ -71,7 +71,10 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
     zone,
 )
 
-TOOL_VERSION = "0.1.0"
+# The collection's version (galaxy.yml's), as the action plugin of
+# archive_create (plugins/action/archive_create.py) hands it to the module;
+# "unknown" where the code runs without it (the tests that call it directly).
+TOOL_VERSION_VARIABLE = "EDMS_BACKUP_TOOL_VERSION"
 
 # pg_dump inside the db container, as the database owner, over its local
 # socket; the credentials stay in the container's environment.
@@ -206,7 +209,7 @@ def build_metadata(report, created, params, project_name):
         "created_at_local": local_iso(created, display),
         "display_timezone": display,
         "snapshot_at": report["snapshot_at"],
-        "tool": {"name": FORMAT, "version": TOOL_VERSION},
+        "tool": {"name": FORMAT, "version": os.environ.get(TOOL_VERSION_VARIABLE, "unknown")},
         "source": {
             "host": socket.gethostname(),
             "compose_project": project_name,

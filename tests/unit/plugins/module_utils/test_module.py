@@ -24,6 +24,11 @@ def fresh_traceback_setting(monkeypatch):
     """Ansible reads _ansible_tracebacks_for once per process (a module is one
     process); each test here is one module run, so each reads its own."""
     monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", None)
+    # A module's own rule, even where controller code (an action plugin's
+    # test) was imported first and put the controller's in its place.
+    monkeypatch.setattr(
+        _traceback, "_is_traceback_enabled", _traceback._is_module_traceback_enabled
+    )
 
 
 def run(args, command, capsys, **kwargs):
