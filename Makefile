@@ -1,6 +1,6 @@
 # Entry points. Everything works from a fresh clone on a fresh machine:
 #   make demo    the demo stack up, then the collection's main job against it
-#   make test    every lint, sanity, unit and integration test
+#   make test    every lint, sanity, unit, integration and Molecule test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
-	@echo "make test        lint, sanity, unit and integration tests (brings the stack up)"
+	@echo "make test        lint, sanity, unit, integration and Molecule tests (brings the stack up)"
 	@echo "make stack-up    the demo stack from nothing (engine, images, stack, seed)"
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
 	@echo "make lint | sanity | unit | integration | molecule"
@@ -45,7 +45,7 @@ stack-up:
 stack-down:
 	demo/bin/stack down
 
-# Phase 1 on the demo stack: preflight, storage, a verified backup, its verification.
+# The main job on the demo stack: preflight, storage, a verified backup, its verification, a rehearsal, the catalogue page.
 demo: venv collection stack-up
 	$(BIN)/ansible-playbook -i inventories/demo playbooks/site.yml
 

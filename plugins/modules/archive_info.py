@@ -19,16 +19,7 @@ description:
     archives.
 extends_documentation_fragment:
   - edms.backup.backup_dir
-attributes:
-  check_mode:
-    support: full
-    description: Reads only.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Reads only.
+  - edms.backup.read_only
 author:
   - edms.backup developers (@edms-backup)
 """

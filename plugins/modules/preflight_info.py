@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.backup_dir
   - edms.backup.media_dir
+  - edms.backup.read_only
 options:
   backup_dir_container:
     description:
@@ -96,16 +97,6 @@ options:
     type: str
     choices: [error, warning]
     default: error
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no difference to show.
-  idempotent:
-    support: full
-    description: Reads only.
 author:
   - edms.backup developers (@edms-backup)
 """

@@ -18,6 +18,7 @@ description:
   - Changes nothing.
 extends_documentation_fragment:
   - edms.backup.project
+  - edms.backup.read_only
 options:
   count_models:
     description:
@@ -26,16 +27,6 @@ options:
     type: list
     elements: str
     default: [documents.Document, users.User, workflows.Workflow]
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no difference to show.
-  idempotent:
-    support: full
-    description: Reads only.
 author:
   - edms.backup developers (@edms-backup)
 """
