@@ -6,6 +6,9 @@ dump every model through instances and Django's serializer (the path the fast
 one falls back to, kept for the tests that compare the two), "instance_path":
 true. The fixture goes to standard output; the report, everything metadata
 needs, is one JSON object after REPORT_MARKER, the last line of standard error.
+
+Nothing here imports Django before main() has chosen the settings and set
+Django up; rows.py and serializer.py, which do, are imported after.
 """
 
 import datetime
@@ -15,21 +18,10 @@ import platform
 import sys
 import traceback
 
-from ansible_collections.edms.backup.plugins.module_utils._backend.rows import (
-    fast_objects,
-    key_order,
-    row_plan,
-)
 from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
     NO_SETTINGS,
     choose_settings,
 )
-
-try:
-    from django.core.serializers.json import DjangoJSONEncoder
-    from django.core.serializers.json import Serializer as JSONSerializer
-except ImportError:  # the host without Django: the classes below are never made there
-    DjangoJSONEncoder = JSONSerializer = object
 
 REPORT_MARKER = "EDMS-BACKUP-REPORT "
 
@@ -40,20 +32,6 @@ DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logent
 def fail(message):
     sys.stderr.write(REPORT_MARKER + json.dumps({"error": message}) + "\n")
     raise SystemExit(3)
-
-
-class LosslessEncoder(DjangoJSONEncoder):
-    """Django's encoder, but datetimes and times keep their microseconds."""
-
-    def default(self, o):
-        if isinstance(o, datetime.datetime):
-            text = o.isoformat()
-            return text[:-6] + "Z" if text.endswith("+00:00") else text
-        if isinstance(o, datetime.time):
-            if o.utcoffset() is not None:
-                raise ValueError("JSON can't represent timezone-aware times.")
-            return o.isoformat()
-        return super().default(o)
 
 
 def resolve_excludes(labels):
@@ -160,61 +138,6 @@ def str_pk(value):
     return value if isinstance(value, int) else str(value)
 
 
-class Emitter:
-    """The fixture's objects, one per line, whichever path made them."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.encode = LosslessEncoder(ensure_ascii=False).encode
-        self.separator = "\n"
-        self.written = 0
-
-    def emit(self, dump_object):
-        self.stream.write(self.separator)
-        self.stream.write(self.encode(dump_object))
-        self.separator = ",\n"
-        self.written += 1
-
-
-class FixtureSerializer(JSONSerializer):
-    """Instances through Django's serializer; natural keys and m2m values from the maps."""
-
-    def __init__(self, key_maps, emitter):
-        super().__init__()
-        self.key_maps = key_maps
-        self.emitter = emitter
-        self.m2m = {}
-
-    def start_serialization(self):
-        self._init_options()
-
-    def end_serialization(self):
-        pass
-
-    def end_object(self, obj):
-        self.emitter.emit(self.get_dump_object(obj))
-        self._current = None
-
-    def handle_fk_field(self, obj, field):
-        target = field.remote_field.model
-        key_map = self.key_maps.get(target)
-        if key_map is None:
-            return super().handle_fk_field(obj, field)
-        raw = getattr(obj, field.attname)
-        if raw is None:
-            value = None
-        elif field.target_field is target._meta.pk and raw in key_map:
-            value = key_map[raw]
-        else:
-            value = list(getattr(obj, field.name).natural_key())
-        self._current[field.name] = value
-
-    def handle_m2m_field(self, obj, field):
-        if not field.remote_field.through._meta.auto_created:
-            return
-        self._current[field.name] = self.m2m[field].values_for(obj.pk)
-
-
 def relations_of(model):
     result = {}
     for field in model._meta.local_fields:
@@ -266,6 +189,17 @@ def key_maps_of(models, using):
 def write_objects(out, models, counts, key_maps, instance_path, using):
     """The fixture, one object per line; each model's and m2m table's rows
     checked against its count. Returns the Emitter (its count of objects)."""
+    # Imported here, after django.setup(): they import Django at module level.
+    from ansible_collections.edms.backup.plugins.module_utils._backend.rows import (
+        fast_objects,
+        key_order,
+        row_plan,
+    )
+    from ansible_collections.edms.backup.plugins.module_utils._backend.serializer import (
+        Emitter,
+        FixtureSerializer,
+    )
+
     emitter = Emitter(out)
     serializer = FixtureSerializer(key_maps, emitter)
     out.write("[")

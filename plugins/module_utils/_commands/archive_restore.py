@@ -137,6 +137,9 @@ class LiveRestore(Deployment):
             fail_at = injected_fault(RESTORE_FAIL_STAGES)
         except FaultError as exc:
             self.fail(f"restore of {params['archive']} not started: {exc}")
+        if fail_at:
+            # Never silent: the result and the failure say that a test asked for it.
+            self.result["injected_fault"] = fail_at
         token = secrets.token_hex(6)
         work = work_dir(params["media_dir_container"], token)
         self.result.update(token=token, media_previous=work + "/old", stage="media_swap")

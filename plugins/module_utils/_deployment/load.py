@@ -77,6 +77,7 @@ is then non-zero.
 
 from __future__ import annotations
 
+import json
 import secrets
 import tarfile
 from contextlib import contextmanager
@@ -93,10 +94,14 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
-    backend_command,
+    backend_program,
     read_marked_report,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+
+# The load's program, made when this module is imported: a restore that could
+# not make it fails before it changes anything, not after the media swap.
+LOAD_PROGRAM = backend_program(load_program)
 
 # What a load keeps when it is not told: the tables ``migrate`` fills. An
 # archive names its own (metadata's recreated_models: the ones its dump left out).
@@ -146,7 +151,7 @@ def load_request(
 
 def load_command(python, request):
     """The argv that runs the load inside the backend container."""
-    return backend_command(python, load_program, request)
+    return [python, "-c", LOAD_PROGRAM, json.dumps(request)]
 
 
 def parse_report(stderr):

@@ -27,6 +27,7 @@ stdout.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import tarfile
 import time
@@ -42,10 +43,13 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     ArchiveReader,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
-    backend_command,
+    backend_program,
     parse_answer,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+
+# The media steps' program, made when this module is imported (see load.py).
+MEDIA_PROGRAM = backend_program(media_program)
 
 
 class MediaError(Exception):
@@ -65,7 +69,7 @@ def media_step(containers, container_id, python, action, root, work=None, fail_a
     request = {"action": action, "root": root.rstrip("/"), "work": work, "fail_at": fail_at}
     answer = containers.exec(
         container_id,
-        backend_command(python, media_program, request),
+        [python, "-c", MEDIA_PROGRAM, json.dumps(request)],
         what=f"media {action}",
     )
     result = parse_answer(answer.stdout)

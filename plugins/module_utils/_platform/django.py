@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import inspect
 import json
 import sys
@@ -23,9 +24,8 @@ BACKEND = "ansible_collections.edms.backup.plugins.module_utils._backend"
 
 
 def backend_imports(source):
-    """The backend modules that source imports (names in full; packages,
-    which the program makes empty, left out). Every one is imported already:
-    the module whose source this is imported it."""
+    """The backend modules that source imports, at its top or in a function
+    (names in full; packages, which the program makes empty, left out)."""
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -34,14 +34,21 @@ def backend_imports(source):
             names = [alias.name for alias in node.names]
         else:
             continue
-        found.update(
-            name
-            for name in names
-            if name.startswith(BACKEND + ".")
-            and name in sys.modules
-            and not hasattr(sys.modules[name], "__path__")
-        )
+        found.update(name for name in names if is_backend_module(name))
     return found
+
+
+def is_backend_module(name):
+    """Whether name is a module (not a package, not a name in a module) of
+    the backend folder; imported here if nothing imported it yet (a program
+    may import a module only after Django is set up)."""
+    if not name.startswith(BACKEND + "."):
+        return False
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return False  # a function or class imported from a module
+    return not hasattr(module, "__path__")
 
 
 def backend_sources(*modules):

@@ -64,7 +64,38 @@ def test_a_program_carries_every_backend_module_it_imports_and_no_package():
     names = {name.rsplit(".", 1)[1] for name in backend_sources(load)}
     assert names == {"load", "loader", "scrub", "digest", "counts", "setup"}
     assert {name.rsplit(".", 1)[1] for name in backend_sources(media)} == {"media"}
-    assert all(name.startswith(BACKEND + ".") for name in backend_sources(dump))
+    # rows and serializer are imported inside a function, after Django is set up
+    assert {name.rsplit(".", 1)[1] for name in backend_sources(dump)} == {
+        "dump",
+        "rows",
+        "serializer",
+        "setup",
+    }
+
+
+# Every entry module imports without touching Django: none reads the settings
+# before its main() has chosen them. A finder placed first notes (and refuses)
+# every import of Django, guarded or not.
+WITHOUT_DJANGO = f"""
+import importlib, importlib.abc, sys
+class Watch(importlib.abc.MetaPathFinder):
+    seen = []
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "django":
+            self.seen.append(name)
+            raise ImportError(name)
+sys.meta_path.insert(0, Watch())
+for name in sys.argv[1].split():
+    importlib.import_module("{BACKEND}." + name)
+sys.exit("imported " + ", ".join(Watch.seen) if Watch.seen else 0)
+"""
+
+
+def test_no_entry_module_imports_django_before_its_main_sets_it_up():
+    entries = sorted({module.__name__.rsplit(".", 1)[1] for module, _function in ENTRIES})
+    program = with_backend(WITHOUT_DJANGO, *{module for module, _function in ENTRIES})
+    proc = isolated(program, " ".join(entries))
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_a_program_runs_where_the_collection_is_not_installed(tmp_path):
