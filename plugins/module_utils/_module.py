@@ -14,13 +14,6 @@ from ansible_collections.edms.backup.plugins.module_utils._common import (
     media_dir_argument_spec,
     project_argument_spec,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-)
-
-# The Docker SDK, as run_module's ``libraries`` take it.
-DOCKER = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
 
 SHARED_OPTIONS = {
     "project": project_argument_spec,

@@ -139,10 +139,12 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_roll
     rollback,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import (
-    DOCKER,
     on_deployment,
     options,
     run_module,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER,
 )
 
 

@@ -90,10 +90,12 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.compose_serv
     manage_services,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import (
-    DOCKER,
     on_deployment,
     options,
     run_module,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER,
 )
 
 

@@ -54,10 +54,12 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rest
 )
 from ansible_collections.edms.backup.plugins.module_utils._commands.restore_finish import finish
 from ansible_collections.edms.backup.plugins.module_utils._module import (
-    DOCKER,
     on_deployment,
     options,
     run_module,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    DOCKER,
 )
 
 

@@ -18,6 +18,9 @@ except ImportError:  # pragma: no cover - depends on the controller's packages
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
+# The Docker SDK as a module's run_module(libraries=...) takes it (_module.py).
+DOCKER = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
+
 
 class ExecError(Exception):
     """A command inside a container could not run or exited non-zero.
