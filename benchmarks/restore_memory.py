@@ -52,9 +52,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehe
     Rehearsal,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import put_fixture
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    METADATA,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import with_backend
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 

@@ -69,13 +69,8 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import migrat
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehearse import (
     Rehearsal,
 )
-from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback import (
-    rollback,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    FIXTURE,
-    METADATA,
-)
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback import rollback
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import FIXTURE, METADATA
 from restore_memory import DATABASE, PROJECT, Sampler
 
 COLLECTIONS = os.path.join(ROOT, "build", "collections")

@@ -39,9 +39,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.fixture import
     FixtureAnalysis,
     iter_fixture,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
-    verify_archive,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
 
 
 def copy_fixture(path, directory):

@@ -112,10 +112,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_cata
     write_catalogue,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():

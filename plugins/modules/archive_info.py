@@ -69,10 +69,7 @@ partials:
 
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_info import archive_info
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import CatalogueError
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():

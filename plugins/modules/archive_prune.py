@@ -90,10 +90,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_prun
     PruneError,
     prune,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():

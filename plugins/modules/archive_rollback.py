@@ -143,9 +143,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import (
     options,
     run_module,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
 
 def argument_spec():

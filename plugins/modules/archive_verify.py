@@ -103,10 +103,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_veri
     VerifyError,
     verify,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 
 
 def argument_spec():

@@ -246,17 +246,12 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.compose_stor
     StorageError,
     compose_storage,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose_file import (
     HAS_RUAMEL,
     RUAMEL_IMPORT_ERROR,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
 
 def argument_spec():

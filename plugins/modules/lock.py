@@ -98,9 +98,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.lock import 
     release,
     status,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 
 
 def argument_spec():

@@ -245,13 +245,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.freshness impo
     DEFAULT_MAX_AGE_HOURS,
     DEFAULT_MIN_SIZE_RATIO,
 )
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
 
 def argument_spec():

@@ -83,13 +83,8 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.stack_info i
     stack_info,
 )
 from ansible_collections.edms.backup.plugins.module_utils._common import DEFAULT_COUNT_MODELS
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    options,
-    run_module,
-)
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
-    DOCKER,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
 
 def argument_spec():

@@ -16,9 +16,7 @@ import zipfile
 import pytest
 import yaml
 from ansible_collections.edms.backup.plugins.module_utils._backend import rows
-from ansible_collections.edms.backup.plugins.module_utils._backend.dump import (
-    DEFAULT_EXCLUDES,
-)
+from ansible_collections.edms.backup.plugins.module_utils._backend.dump import DEFAULT_EXCLUDES
 from ansible_collections.edms.backup.plugins.module_utils._deployment.dump import (
     dump_command,
     parse_report,

@@ -18,16 +18,7 @@ import zipfile
 
 import pytest
 
-from .conftest import (
-    RUN,
-    backend,
-    compose,
-    content,
-    manage,
-    run,
-    run_module,
-    run_playbook,
-)
+from .conftest import RUN, backend, compose, content, manage, run, run_module, run_playbook
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"

@@ -49,9 +49,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.trend import (
     compare,
     drop_warning,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
-    verify_archive,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,

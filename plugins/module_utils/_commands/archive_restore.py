@@ -40,13 +40,8 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     stage_media,
     work_dir,
 )
-from ansible_collections.edms.backup.plugins.module_utils._faults import (
-    FaultError,
-    injected_fault,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveError,
-)
+from ansible_collections.edms.backup.plugins.module_utils._faults import FaultError, injected_fault
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveError
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 

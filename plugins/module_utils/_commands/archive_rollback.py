@@ -28,12 +28,8 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     put_member,
     scratch,
 )
-from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
-    work_dir,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    PGDUMP,
-)
+from ansible_collections.edms.backup.plugins.module_utils._deployment.media import work_dir
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import PGDUMP
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
 # pg_restore in the db container as the database owner; $1 is the dump's path.

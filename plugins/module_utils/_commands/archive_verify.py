@@ -6,18 +6,14 @@ from __future__ import annotations
 import os
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveError,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveError
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     list_archives,
     record_status,
     verification_entry,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
-    verify_pinned,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
 
 
 class VerifyError(ModuleFailure):

@@ -32,13 +32,8 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
     compare,
     migrations_command,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    METADATA,
-    pinned,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
-    verify_pinned,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA, pinned
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,

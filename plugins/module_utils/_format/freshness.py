@@ -28,10 +28,7 @@ import os
 import zipfile
 from datetime import timedelta
 
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    METADATA,
-    PGDUMP,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA, PGDUMP
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     human_size,

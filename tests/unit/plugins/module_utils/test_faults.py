@@ -7,10 +7,7 @@ import yaml
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_restore import (
     RESTORE_FAIL_STAGES,
 )
-from ansible_collections.edms.backup.plugins.module_utils._faults import (
-    FaultError,
-    injected_fault,
-)
+from ansible_collections.edms.backup.plugins.module_utils._faults import FaultError, injected_fault
 
 ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -6,9 +6,7 @@ import pytest
 from ansible.module_utils._internal import _traceback
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._module import (
-    run_module,
-)
+from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 
 SPEC = {"name": {"type": "str", "required": True}, "other": {"type": "str"}}
 

@@ -11,9 +11,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_cata
     render_page,
     write_catalogue,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveWriter,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     human_size,
     list_archives,

@@ -23,9 +23,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     media_differences,
     media_tar,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveReader,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import ServiceState
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import backend_program
 

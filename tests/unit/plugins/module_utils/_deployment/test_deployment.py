@@ -4,9 +4,7 @@ import pytest
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
     normalized_sha256,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    pinned,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import pinned
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

@@ -21,9 +21,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE as FIXTURE_MEMBER,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveReader,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveReader
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import backend_program
 
 

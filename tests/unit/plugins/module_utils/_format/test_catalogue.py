@@ -3,9 +3,7 @@ import os
 import zipfile
 from datetime import UTC, datetime
 
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveWriter,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     describe_archive,
     human_size,

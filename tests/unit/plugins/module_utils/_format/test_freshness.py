@@ -4,9 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._format import freshness
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveWriter,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     record_status,
