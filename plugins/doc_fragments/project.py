@@ -39,8 +39,20 @@ options:
     default: python
   django_settings_module:
     description:
-      - Django settings module for code run in the backend. When not set, the
-        container's own E(DJANGO_SETTINGS_MODULE) is used.
+      - Django settings module for code run in the backend. When not set, it
+        is found the way C(manage.py) finds it, read from the container
+        without running anything there: the container's own
+        E(DJANGO_SETTINGS_MODULE), else the module C(manage.py) names in its
+        C(os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)) (see
+        O(manage_py)).
+    type: str
+  manage_py:
+    description:
+      - Path of the application's C(manage.py) inside the backend container,
+        read for its settings module when neither O(django_settings_module)
+        nor the container's E(DJANGO_SETTINGS_MODULE) gives one; its directory
+        is where the settings are imported from. Default the C(manage.py) in
+        the container's working directory.
     type: str
 requirements:
   - docker (the Python SDK) on the managed host

@@ -9,7 +9,21 @@ meta/runtime.yml, the one module_defaults gives these options to.
 
 from __future__ import annotations
 
-DEFAULT_COUNT_MODELS = ["documents.Document", "users.User", "workflows.Workflow"]
+# What preflight_info and stack_info count unless told: every model (a
+# default that names one application's models fits no other).
+DEFAULT_COUNT_MODELS = ["__all__"]
+
+
+# Values no result may show (the database password read from the
+# application's settings, _deployment/database.py): run_module gives them to
+# AnsibleModule.no_log_values, which masks them wherever they appear.
+SECRETS = set()
+
+
+def secret(value):
+    """Keep value out of the module's result and messages."""
+    if value:
+        SECRETS.add(str(value))
 
 
 class ModuleFailure(Exception):
@@ -29,6 +43,7 @@ def project_argument_spec():
         db_service=dict(type="str", default="db"),
         backend_python=dict(type="str", default="python"),
         django_settings_module=dict(type="str"),
+        manage_py=dict(type="str"),
     )
 
 

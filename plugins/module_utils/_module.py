@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import (
+    SECRETS,
     backup_dir_argument_spec,
     media_dir_argument_spec,
     project_argument_spec,
@@ -74,5 +75,7 @@ def run_module(
     try:
         result = command(module)
     except errors as exc:
+        module.no_log_values.update(SECRETS)
         module.fail_json(msg=str(exc), **getattr(exc, "partial", {}))
+    module.no_log_values.update(SECRETS)
     module.exit_json(**result)

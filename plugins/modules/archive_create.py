@@ -53,16 +53,19 @@ options:
   required_models:
     description:
       - Models that must have at least one object in the archive for it to
-        verify.
+        verify, as C(app_label.ModelName). None by default; the roles give the
+        inventory's C(edms_required_models), else the models of its
+        C(edms_count_models).
     type: list
     elements: str
-    default: [documents.Document, users.User, workflows.Workflow]
+    default: []
   pgdump:
     description:
       - Also store C(database.pgdump), taken with the C(pg_dump) inside the db
         container (its version always matches the server), for an exact and
-        fast rollback. Uses the container's E(POSTGRES_USER) and
-        E(POSTGRES_DB).
+        fast rollback. It logs in as the application (the database, user and
+        password are read from Django's settings in the backend and given to
+        C(pg_dump) in its environment, never on its command line).
     type: bool
     default: true
   count_drop_threshold:
@@ -204,7 +207,6 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_crea
     BackupError,
     create_backup,
 )
-from ansible_collections.edms.backup.plugins.module_utils._common import DEFAULT_COUNT_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._format.trend import DEFAULT_THRESHOLD
 from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
@@ -218,7 +220,7 @@ def argument_spec():
         label=dict(type="str", default="manual"),
         reason=dict(type="str"),
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
-        required_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
+        required_models=dict(type="list", elements="str", default=[]),
         pgdump=dict(type="bool", default=True),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
     )

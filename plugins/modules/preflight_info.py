@@ -46,7 +46,7 @@ options:
       - Models to count, as C(app_label.ModelName), or C(__all__).
     type: list
     elements: str
-    default: [documents.Document, users.User, workflows.Workflow]
+    default: [__all__]
   min_free_bytes:
     description:
       - Free space the backup directory's file system must have.

@@ -26,7 +26,7 @@ options:
         model of the application.
     type: list
     elements: str
-    default: [documents.Document, users.User, workflows.Workflow]
+    default: [__all__]
 author:
   - edms.backup developers (@edms-backup)
 """

@@ -19,7 +19,6 @@ import sys
 import traceback
 
 from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
-    NO_SETTINGS,
     choose_settings,
 )
 
@@ -75,24 +74,87 @@ def chosen_models(excludes, using):
     return serializers.sort_dependencies(app_list.items(), allow_cycles=True)
 
 
+def _sentinel_instance(model, prefix, depth):
+    """An unsaved instance of model whose fields hold sentinel texts, and
+    {sentinel: part} of the natural-key description (see natural_key_fields):
+    its own serialized fields by name, its primary key as "pk", a related
+    object's natural key (a sentinel instance of its own, set in the field's
+    cache so that no query runs) as {"natural_key_of": field}. Fields it
+    inherits (multi-table inheritance) are serialized in the parent's object,
+    not in its own, and map to None."""
+    instance = model()
+    local = set(model._meta.local_fields)
+    sentinels, related = {}, {}
+    for index, field in enumerate(model._meta.concrete_fields):
+        own = field in local
+        if field.remote_field is None:
+            value = "\x00edms-nk-%s-%d" % (prefix, index)
+            setattr(instance, field.attname, value)
+            if field is model._meta.pk:
+                sentinels[value] = "pk"
+            else:
+                sentinels[value] = field.name if own and field.serialize else None
+        elif (
+            own
+            and depth < 3
+            and (field.many_to_one or field.one_to_one)
+            and field is not model._meta.pk
+        ):
+            target = field.related_model
+            if not hasattr(target, "natural_key"):
+                continue
+            other, _sentinels, _related = _sentinel_instance(
+                target, "%s.%d" % (prefix, index), depth + 1
+            )
+            field.set_cached_value(instance, other)
+            try:
+                key = tuple(other.natural_key())
+            except Exception:
+                continue
+            related[field.name] = key
+    return instance, sentinels, related
+
+
+def _describe_key(key, sentinels, related):
+    """The description of a natural key (the tuple natural_key() gave on a
+    sentinel instance), or None when a part of it cannot be told."""
+    parts, index = [], 0
+    while index < len(key):
+        value = key[index]
+        if isinstance(value, str) and value in sentinels:
+            if sentinels[value] is None:
+                return None
+            parts.append(sentinels[value])
+            index += 1
+            continue
+        for name, other in related.items():
+            if other and tuple(key[index : index + len(other)]) == other:
+                parts.append({"natural_key_of": name})
+                index += len(other)
+                break
+        else:
+            return None
+    return parts
+
+
 def natural_key_fields(model):
-    """Field names whose values make the model's natural key, if only its own."""
+    """How the model's natural key is made from its object in the fixture,
+    for verification to rebuild it there: a list of parts, each the name of
+    one of its own fields, "pk" for its primary key, or {"natural_key_of":
+    field} for the natural key of the object a foreign key of its own points
+    to (written in the fixture as that list), in place. None when the model
+    has no natural key or its parts cannot be told (a field it inherits, a
+    computed value)."""
     if not hasattr(model, "natural_key"):
         return None
-    instance = model()
-    sentinels = {}
-    for index, field in enumerate(model._meta.concrete_fields):
-        if field.remote_field is None:
-            value = "\x00edms-nk-%d" % index
-            setattr(instance, field.attname, value)
-            sentinels[value] = field.name
+    instance, sentinels, related = _sentinel_instance(model, "0", 0)
     try:
         key = instance.natural_key()
     except Exception:
         return None
-    if not isinstance(key, (tuple, list)) or not all(k in sentinels for k in key):
+    if not isinstance(key, (tuple, list)) or not key:
         return None
-    return [sentinels[k] for k in key]
+    return _describe_key(tuple(key), sentinels, related)
 
 
 def natural_key_map(model, using):
@@ -312,7 +374,7 @@ def dump(request, out):
 def main():
     request = json.loads(sys.argv[1])
     if not choose_settings(request):
-        fail(NO_SETTINGS)
+        fail(request["settings_source"])
     import django
 
     django.setup()

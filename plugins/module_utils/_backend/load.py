@@ -24,7 +24,6 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.loader import
     scrubbed_traceback,
 )
 from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
-    NO_SETTINGS,
     choose_settings,
     use_database,
 )
@@ -120,7 +119,7 @@ def setup_for_restore(request, state):
     """Django set up with the restore marker (see the host's _deployment/load.py), or the
     program ended with the reason."""
     if not choose_settings(request):
-        fail(NO_SETTINGS, state)
+        fail(request["settings_source"], state)
     if request.get("fail_at") not in (None, *FAIL_STAGES):
         fail("unknown fail_at stage: %s" % request["fail_at"], state)
     os.environ["EDMS_RESTORE_IN_PROGRESS"] = "1"

@@ -54,6 +54,8 @@ def main():
             "MEDIA_ROOT": str(getattr(settings, "MEDIA_ROOT", "") or ""),
             "TIME_ZONE": settings.TIME_ZONE,
             "USE_TZ": settings.USE_TZ,
+            "module": os.environ.get("DJANGO_SETTINGS_MODULE"),
+            "source": request["settings_source"],
         },
         "environment": {"BACKUP_DIR": os.environ.get("BACKUP_DIR"), "TZ": os.environ.get("TZ")},
         "user": {"uid": os.getuid(), "gid": os.getgid()},

@@ -20,6 +20,9 @@ from collections import namedtuple
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.database import (
+    DatabaseLogin,
+)
 from ansible_collections.edms.backup.plugins.module_utils._deployment.dump import (
     DumpError,
     dump_command,
@@ -55,7 +58,11 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
     ComposeProject,
     running_services,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.django import NoReport
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    DjangoError,
+    NoReport,
+    django_settings,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     Containers,
     ExecError,
@@ -74,9 +81,10 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
 # "unknown" where the code runs without it (the tests that call it directly).
 TOOL_VERSION_VARIABLE = "EDMS_BACKUP_TOOL_VERSION"
 
-# pg_dump inside the db container, as the database owner, over its local
-# socket; the credentials stay in the container's environment.
-PGDUMP_SCRIPT = 'exec pg_dump -Fc --no-password -U "$POSTGRES_USER" "$POSTGRES_DB"'
+# pg_dump inside the db container (its version is the server's), logged in
+# as the application (_deployment/database.py): the database and the
+# credentials come in its environment.
+PGDUMP_ARGV = ["pg_dump", "-Fc", "--no-password"]
 
 
 class BackupError(ModuleFailure):
@@ -138,18 +146,15 @@ class PgDumpSpool(threading.Thread):
     dump raised, if anything.
     """
 
-    def __init__(self, containers, container_id, directory, name):
+    def __init__(self, login, directory, name):
         super().__init__(daemon=True)
-        self.containers = containers
-        self.container_id = container_id
+        self.login = login
         self.path = os.path.join(directory, "." + name + ".pgdump.partial")
         self.error = None
 
     def run(self):
         try:
-            stream = self.containers.exec_stream(
-                self.container_id, ["sh", "-c", PGDUMP_SCRIPT], what="pg_dump"
-            )
+            stream = self.login.stream(PGDUMP_ARGV, what="pg_dump")
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 for chunk in stream:
@@ -272,9 +277,7 @@ def plan_backup(params, runner, now, result):
     created = now or datetime.now(timezone.utc)
     name = archive_name(created)
     result["archive"] = os.path.join(params["backup_dir"], name)
-    argv = dump_command(
-        params["backend_python"], params["excludes"], params.get("django_settings_module")
-    )
+    argv = dump_command(params["backend_python"], params["excludes"], django_settings(params))
     return Plan(
         threshold=threshold,
         services=services,
@@ -329,9 +332,7 @@ def planned_execs(params, plan):
         },
     ]
     if plan.db is not None:
-        planned.append(
-            {"container": plan.db.container_id, "command": describe(["sh", "-c", PGDUMP_SCRIPT])}
-        )
+        planned.append({"container": plan.db.container_id, "command": describe(PGDUMP_ARGV)})
     return planned
 
 
@@ -345,7 +346,15 @@ def write_archive(params, plan, containers, result):
         result["execs"] = containers.execs
         with ArchiveWriter(backup_dir, plan.name) as writer:
             if plan.db is not None:
-                spool = PgDumpSpool(containers, plan.db.container_id, backup_dir, plan.name)
+                login = DatabaseLogin(
+                    containers,
+                    plan.backend.container_id,
+                    plan.db.container_id,
+                    params["backend_python"],
+                    django_settings(params),
+                )
+                result["database_login"] = login.connect()
+                spool = PgDumpSpool(login, backup_dir, plan.name)
                 spool.start()
             dump = containers.exec_stream(
                 plan.backend.container_id, plan.argv, what="the fixture dump"
@@ -365,7 +374,7 @@ def write_archive(params, plan, containers, result):
                 report, plan.created, params, compose_project_name(plan.services)
             )
             path = writer.finish(metadata)
-    except (ExecError, DumpError, ArchiveError, OSError) as exc:
+    except (ExecError, DumpError, DjangoError, ArchiveError, OSError) as exc:
         raise BackupError(
             f"cannot write archive {plan.name} in {backup_dir}: {exc}", **result
         ) from exc

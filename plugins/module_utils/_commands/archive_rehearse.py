@@ -33,7 +33,10 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     archive_media,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import record_status
-from ansible_collections.edms.backup.plugins.module_utils._platform.django import DjangoError
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    DjangoError,
+    django_settings,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import utc_iso
 
@@ -55,7 +58,7 @@ class Rehearsal(Deployment):
 
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
-        settings = self.params.get("django_settings_module")
+        settings = django_settings(self.params)
         live = self.backend_call(
             migrations_program, "database_name_main", {"settings": settings}, "the database name"
         )
@@ -95,7 +98,7 @@ class Rehearsal(Deployment):
         metadata = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
-        settings = params.get("django_settings_module")
+        settings = django_settings(params)
         try:
             self.prepare_database()
             request = {"settings": settings, "database": self.name}

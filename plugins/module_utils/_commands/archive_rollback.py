@@ -32,11 +32,17 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import PGDUMP
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
-# pg_restore in the db container as the database owner; $1 is the dump's path.
-PG_RESTORE = (
-    "exec pg_restore --single-transaction --clean --if-exists --no-owner --exit-on-error"
-    ' -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1"'
-)
+# pg_restore in the db container, logged in as the application
+# (_deployment/database.py), into its own database.
+PG_RESTORE = [
+    "pg_restore",
+    "--single-transaction",
+    "--clean",
+    "--if-exists",
+    "--no-owner",
+    "--exit-on-error",
+    "--no-password",
+]
 
 
 class RollbackError(ModuleFailure):
@@ -142,9 +148,10 @@ class Rollback(Deployment):
         with scratch(self.containers, db, "edms-rollback") as private:
             dump = put_member(self.containers, db, path, PGDUMP, private.path, private.owner)
             # pg_restore's errors quote the row they failed on.
-            argv = private.command(["sh", "-c", PG_RESTORE, "pg_restore", dump])
+            database = self.login.credentials()["name"]
+            argv = private.command([*PG_RESTORE, "-d", database, dump])
             try:
-                self.containers.exec(db, argv, what="pg_restore", clean=scrub)
+                self.login.run(argv, what="pg_restore", clean=scrub)
             except ExecError as exc:
                 private.removed = exc.rc is not None
                 raise

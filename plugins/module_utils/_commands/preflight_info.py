@@ -28,6 +28,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
     backend_command,
+    django_settings,
     normalize_model_labels,
     parse_answer,
 )
@@ -64,7 +65,7 @@ class Findings:
 
 def probe_command(python, params, labels):
     request = {
-        "settings": params.get("django_settings_module"),
+        "settings": django_settings(params),
         "models": labels,
         "backup_dir": params["backup_dir_container"],
         "media_dir": params["media_dir_container"],
@@ -382,8 +383,20 @@ def probe_backend(params, services, labels, containers, findings, result):
             **result,
         )
     if probe is not None and "error" in probe and "settings" not in probe:
-        findings.add("backend_probe", "error", probe["error"])
+        findings.add(
+            "backend_probe",
+            "error",
+            probe["error"],
+            probe.get("fix") or "check edms_backend_python and edms_django_settings_module",
+        )
         probe = None
+    if probe is not None:
+        settings = probe["settings"]
+        findings.add(
+            "django_settings",
+            "ok",
+            "Django settings {} (from {})".format(settings["module"], settings["source"]),
+        )
     return probe, mounts
 
 

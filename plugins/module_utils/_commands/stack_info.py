@@ -13,6 +13,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
     count_command,
+    django_settings,
     normalize_model_labels,
     parse_counts,
 )
@@ -59,7 +60,7 @@ def stack_info(params, runner=None, containers=None):
     try:
         containers = containers or Containers()
         result["execs"] = containers.execs
-        argv = count_command(params["backend_python"], labels, params.get("django_settings_module"))
+        argv = count_command(params["backend_python"], labels, django_settings(params))
         answer = containers.exec(backend.container_id, argv, what="the record count")
         result["counts"] = parse_counts(answer.stdout)
     except (ExecError, DjangoError) as exc:

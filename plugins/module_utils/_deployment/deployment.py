@@ -15,6 +15,10 @@ import zipfile
 from ansible_collections.edms.backup.plugins.module_utils._backend import counts as counts_program
 from ansible_collections.edms.backup.plugins.module_utils._backend.counts import compare_counts
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.database import (
+    DatabaseLogin,
+    LoginError,
+)
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     keep_tables_of,
     load_command,
@@ -42,6 +46,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
     backend_program,
+    django_settings,
     parse_answer,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
@@ -49,16 +54,6 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
     ExecError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
-
-# psql as the database owner over the db container's socket; the SQL and the
-# database come as arguments, the credentials stay in the container.
-PSQL = 'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$1" -c "$2"'
-
-# psql in the db container, on the db service's own database ($POSTGRES_DB,
-# the one pg_dump and pg_restore work on); $1 is the statement.
-PSQL_OWN_DATABASE = (
-    'exec psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$1"'
-)
 
 
 def sql_literal(text):
@@ -100,6 +95,7 @@ class Deployment:
         self.containers = containers
         self.backend = None
         self.db = None
+        self.login = None  # _deployment/database.py DatabaseLogin, once located
         self.result = {"changed": False, "commands": [], "execs": []}
         # Set by verified_archive: the archive as named, and the path to read
         # that very file from for the rest of the run (_format/archive.py pinned).
@@ -127,12 +123,22 @@ class Deployment:
             self.fail(str(exc), exc)
         self.containers = self.containers or Containers()
         self.result["execs"] = self.containers.execs
+        self.login = DatabaseLogin(
+            self.containers,
+            self.backend.container_id,
+            self.db.container_id,
+            self.params["backend_python"],
+            django_settings(self.params),
+        )
 
     def psql(self, sql, database="postgres"):
-        answer = self.containers.exec(
-            self.db.container_id, ["sh", "-c", PSQL, "psql", database, sql], what="psql"
-        )
-        return answer.stdout.decode("utf-8", "replace").strip()
+        """The rows of one statement run by psql in the db container, logged
+        in as the application (on the server's ``postgres`` database unless
+        another is named)."""
+        try:
+            return self.login.psql(sql, database)
+        except LoginError as exc:
+            self.fail(str(exc), exc)
 
     def backend_call(self, module, function, request, what):
         """The answer of module.function() (a backend program) run in the backend."""
@@ -167,9 +173,7 @@ class Deployment:
         """The archive's migrations against the target's; fails on a difference
         unless allow_migration_mismatch. Returns the differences."""
         params = self.params
-        argv = migrations_command(
-            params["backend_python"], params.get("django_settings_module"), database
-        )
+        argv = migrations_command(params["backend_python"], django_settings(params), database)
         answer = self.containers.exec(self.backend.container_id, argv, what="migrations")
         differences = compare(metadata["migrations"], parse_answer(answer.stdout)["migrations"])
         self.result["migration_differences"] = differences
@@ -198,7 +202,7 @@ class Deployment:
                 metadata["counts"],
                 metadata.get("m2m_tables", []),
                 database=database,
-                settings_module=params.get("django_settings_module"),
+                settings_module=django_settings(params),
                 keep_tables_of=keep_tables_of(metadata),
                 fail_at=fail_at,
             )
@@ -217,7 +221,7 @@ class Deployment:
 
     def count_request(self, metadata, database=None):
         return {
-            "settings": self.params.get("django_settings_module"),
+            "settings": django_settings(self.params),
             "database": database,
             "expected": {str(k).lower(): int(v) for k, v in metadata["counts"].items()},
             "m2m_tables": [str(label).lower() for label in metadata.get("m2m_tables", [])],
@@ -246,13 +250,12 @@ class Deployment:
         service's own; it fails when the application reads another."""
         if "error" in plan:
             return plan
-        answer = self.containers.exec(
-            self.db.container_id,
-            ["sh", "-c", PSQL_OWN_DATABASE, "psql", count_sql(plan["tables"])],
-            what="the counts in SQL",
-        )
         try:
-            found = json.loads(answer.stdout.decode("utf-8", "replace").strip())
+            answer = self.login.psql(count_sql(plan["tables"]))
+        except LoginError as exc:
+            self.fail(str(exc), exc)
+        try:
+            found = json.loads(answer)
         except ValueError as exc:
             raise DjangoError(f"cannot read the counts psql printed: {exc}") from exc
         if found["database"] != plan["database"]:

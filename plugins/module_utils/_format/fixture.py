@@ -301,6 +301,14 @@ def _natural_key_text(values):
     return "j" + json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def _key_part(part):
+    """A part of a natural-key description (see FixtureAnalysis) as the
+    analysis uses it: a field name or "pk", or ("natural_key_of", field)."""
+    if isinstance(part, dict):
+        return ("natural_key_of", str(part["natural_key_of"]))
+    return part
+
+
 def _is_int(value):
     """An integer from JSON: a bool is not a key."""
     return isinstance(value, int) and not isinstance(value, bool)
@@ -551,8 +559,11 @@ class FixtureAnalysis:
 
     relations: {model: {field: {"model": target, "many": bool}}} as in the
         archive metadata; without it references are not checkable.
-    natural_keys: {model: [field, ...]}: the natural key of a model, made of
-        its own fields; a reference written as a list resolves against these.
+    natural_keys: {model: [part, ...]}: how the natural key of a model is
+        made from its object: a part is the name of one of its fields, "pk"
+        (its primary key) or {"natural_key_of": field} (the list a foreign
+        key of its own holds, in place); a reference written as a list
+        resolves against these.
     recreated_models: targets that the database recreates on migrate
         (content types, permissions): references to them count as resolved.
     file_fields: {model: [field, ...]}; with media_files (the paths under
@@ -582,8 +593,8 @@ class FixtureAnalysis:
             target for plan in (self._relations or {}).values() for _field, target, _many in plan
         }
         self._natural_keys = {
-            label: tuple(fields)
-            for label, fields in _lower_keys(natural_keys).items()
+            label: tuple(_key_part(part) for part in parts)
+            for label, parts in _lower_keys(natural_keys).items()
             if label in targets
         }
         self._recreated = {label.lower() for label in recreated_models}
@@ -694,7 +705,7 @@ class FixtureAnalysis:
                 elif not add_pk(keys, _key(pk)):
                     self._duplicates.add({"index": index, "model": model.label, "pk": pk})
                 if model.natural_key:
-                    self._add_natural_key(model, fields)
+                    self._add_natural_key(model, pk, fields)
                 for field, target, many in model.relations:
                     value = fields.get(field, _MISSING)
                     if many and isinstance(value, list):
@@ -763,10 +774,22 @@ class FixtureAnalysis:
             self._resolved += 1
         return found
 
-    def _add_natural_key(self, model, fields):
-        if all(name in fields for name in model.natural_key):
-            values = [fields[name] for name in model.natural_key]
-            self._ids.add_natural_key(model.keys, values)
+    def _add_natural_key(self, model, pk, fields):
+        """The object's natural key, rebuilt from its parts (see natural_keys)."""
+        values = []
+        for part in model.natural_key:
+            if part == "pk":
+                values.append(pk)
+            elif type(part) is tuple:  # ("natural_key_of", field): a list, in place
+                value = fields.get(part[1])
+                if not isinstance(value, list):
+                    return
+                values.extend(value)
+            elif part in fields:
+                values.append(fields[part])
+            else:
+                return
+        self._ids.add_natural_key(model.keys, values)
 
     def _reference(self, index, label, pk, field, target, value):
         if value is None:

@@ -73,6 +73,19 @@ def _per_label(test):
     return mapping
 
 
+def _key_parts(value):
+    """A natural key's description: field names, "pk", {"natural_key_of": field}."""
+    return isinstance(value, list) and all(
+        isinstance(part, str)
+        or (
+            isinstance(part, dict)
+            and list(part) == ["natural_key_of"]
+            and isinstance(part["natural_key_of"], str)
+        )
+        for part in value
+    )
+
+
 def _relation(spec):
     return (
         isinstance(spec, dict)
@@ -102,7 +115,10 @@ METADATA_KEYS = {
         "an object of {field: {model, many}} per model",
         _per_label(_per_label(_relation)),
     ),
-    "natural_keys": ("an object of field names per model", _per_label(_labels)),
+    "natural_keys": (
+        "an object of natural-key parts (field names, pk, {natural_key_of}) per model",
+        _per_label(_key_parts),
+    ),
     "file_fields": ("an object of field names per model", _per_label(_labels)),
     "recreated_models": ("a list of model labels", _labels),
     "required_models": ("a list of model labels", _labels),

@@ -128,6 +128,12 @@ def normalize_model_labels(value):
     return labels
 
 
+def django_settings(params):
+    """The "settings" of a backend program's request (_backend/setup.py):
+    the module and manage.py the task names, if any."""
+    return {"module": params.get("django_settings_module"), "manage_py": params.get("manage_py")}
+
+
 def backend_command(python, module, request, function="main"):
     """The argv that runs module.function() in the backend with request."""
     return [python, "-c", backend_program(module, function), json.dumps(request)]

@@ -65,11 +65,23 @@ class Containers:
         self.client = client
         self.execs = []
 
-    def exec(self, container_id, argv, user=None, workdir=None, check=True, what=None, clean=None):
+    def exec(
+        self,
+        container_id,
+        argv,
+        user=None,
+        workdir=None,
+        check=True,
+        what=None,
+        clean=None,
+        environment=None,
+    ):
         """Run argv in the container; raise ExecError on failure when check is set.
 
         clean: a function the failure's output goes through whole, before it is
-        shortened for the message (to take out what must not be shown)."""
+        shortened for the message (to take out what must not be shown).
+        environment: variables for the command (credentials go here, never in
+        argv); neither they nor their names are recorded."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
         try:
@@ -79,6 +91,8 @@ class Containers:
                 kwargs["user"] = user
             if workdir:
                 kwargs["workdir"] = workdir
+            if environment:
+                kwargs["environment"] = dict(environment)
             rc, (out, err) = container.exec_run(list(argv), **kwargs)
         except DockerException as exc:
             raise ExecError(f"cannot run {label} in container {container_id[:12]}: {exc}") from exc
@@ -91,11 +105,20 @@ class Containers:
             )
         return result
 
-    def exec_stream(self, container_id, argv, user=None, workdir=None, what=None):
-        """An ExecStream: iterate it for the command's stdout as it comes."""
+    def exec_stream(self, container_id, argv, user=None, workdir=None, what=None, environment=None):
+        """An ExecStream: iterate it for the command's stdout as it comes
+        (environment: as exec's)."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
-        return ExecStream(self.client.api, container_id, argv, label, user=user, workdir=workdir)
+        return ExecStream(
+            self.client.api,
+            container_id,
+            argv,
+            label,
+            user=user,
+            workdir=workdir,
+            environment=environment,
+        )
 
     def inspect(self, container_id):
         """The engine's description of the container (its Mounts, State...)."""
@@ -123,8 +146,9 @@ class ExecStream:
     ExecError, which carries the stderr bytes in its ``stderr`` attribute.
     """
 
-    def __init__(self, api, container_id, argv, label, user=None, workdir=None):
+    def __init__(self, api, container_id, argv, label, user=None, workdir=None, environment=None):
         self.api = api
+        self.environment = dict(environment) if environment else None
         self.container_id = container_id
         self.argv = list(argv)
         self.label = label
@@ -149,6 +173,7 @@ class ExecStream:
                 stderr=True,
                 user=self.user or "",
                 workdir=self.workdir,
+                environment=self.environment,
             )["Id"]
             for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
                 if err:

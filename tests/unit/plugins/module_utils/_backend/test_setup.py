@@ -54,5 +54,60 @@ def test_the_containers_settings_module_is_used_when_none_is_given(tmp_path):
     assert run(tmp_path, {"settings": None}, environment) == ["own", "own"]
 
 
-def test_without_any_settings_module_the_answer_says_so(tmp_path):
-    assert run(tmp_path, {"settings": None}) == {"error": setup.NO_SETTINGS}
+MANAGE_PY = """#!/usr/bin/env python
+import os
+import sys
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "probe_settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"""
+
+
+def test_the_settings_module_manage_py_sets_is_found_in_the_working_directory(tmp_path):
+    (tmp_path / "manage.py").write_text(MANAGE_PY)
+    assert run(tmp_path, {"settings": {"module": None, "manage_py": None}}) == ["own", "own"]
+
+
+def test_manage_py_elsewhere_is_read_and_its_directory_imported_from(tmp_path):
+    project = tmp_path / "srv" / "project"
+    project.mkdir(parents=True)
+    (project / "manage.py").write_text(MANAGE_PY)
+    (project / "probe_settings.py").write_text(SETTINGS.replace('"own"', '"elsewhere"'))
+    request = {"settings": {"module": None, "manage_py": str(project / "manage.py")}}
+    # probe_settings.py of tmp_path (on PYTHONPATH) is not the one manage.py's directory holds.
+    assert run(tmp_path, request) == ["elsewhere", "elsewhere"]
+
+
+def test_the_environment_goes_before_manage_py(tmp_path):
+    (tmp_path / "manage.py").write_text(MANAGE_PY.replace("probe_settings", "no_such_module"))
+    environment = {"DJANGO_SETTINGS_MODULE": "probe_settings"}
+    assert run(tmp_path, {"settings": {}}, environment) == ["own", "own"]
+
+
+def test_without_any_settings_module_the_answer_says_where_it_looked_and_the_fix(tmp_path):
+    found = run(tmp_path, {"settings": None})
+    assert found == {
+        "error": f"{setup.NO_SETTINGS}, and there is no {tmp_path}/manage.py: {setup.FIX}",
+        "fix": setup.FIX,
+    }
+    assert "edms_django_settings_module" in found["fix"]
+    assert "edms_manage_py" in found["fix"]
+
+
+def test_a_manage_py_that_sets_no_settings_module_is_named(tmp_path):
+    (tmp_path / "manage.py").write_text("import sys\nprint(sys.argv)\n")
+    found = run(tmp_path, {"settings": None})
+    assert found["error"].startswith(f"{setup.NO_SETTINGS}, and {tmp_path}/manage.py does not")
+
+
+def test_manage_py_is_read_not_run():
+    # Only a string constant counts: a computed value is not guessed at.
+    assert setup.settings_in_manage_py('import os\nos.environ.setdefault("X", "a")') is None
+    computed = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", NAME + ".settings")'
+    assert setup.settings_in_manage_py(computed) is None
+    assigned = 'import os\nos.environ["DJANGO_SETTINGS_MODULE"] = "site.settings"'
+    assert setup.settings_in_manage_py(assigned) == "site.settings"
