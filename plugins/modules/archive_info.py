@@ -17,6 +17,16 @@ description:
     verified).
   - Also lists interrupted backups (hidden C(.partial) files), which are never
     archives.
+options:
+  query:
+    description:
+      - A JMESPath expression (U(https://jmespath.org)) evaluated over the
+        result (the keys under RETURN); its answer is returned in RV(query),
+        as command-line tools that take C(--query) do. For example
+        C(archives[?verification.state=='passed'].name).
+    type: str
+requirements:
+  - jmespath on the managed host, for O(query)
 extends_documentation_fragment:
   - edms.backup.backup_dir
   - edms.backup.read_only
@@ -30,6 +40,12 @@ EXAMPLES = r"""
     backup_dir: /home/lims/edms-staging/backups
     display_timezone: Asia/Singapore
   register: edms_backups
+
+- name: The names of the archives that failed verification
+  edms.backup.archive_info:
+    backup_dir: /home/lims/edms-staging/backups
+    query: "archives[?verification.state=='failed'].name"
+  register: edms_failed
 
 - name: Show the newest verified one
   ansible.builtin.debug:
@@ -65,6 +81,11 @@ partials:
   returned: always
   type: list
   elements: str
+query:
+  description: The answer of O(query) over the other keys of the result.
+  returned: when O(query) is given
+  type: raw
+  sample: [edms_20260101T130029Z.zip]
 """
 
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_info import archive_info
@@ -73,7 +94,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import options
 
 
 def argument_spec():
-    return options("backup_dir")
+    return options("backup_dir", query=dict(type="str"))
 
 
 def main():

@@ -52,6 +52,13 @@ options:
       - Free space the backup directory's file system must have.
     type: int
     default: 1073741824
+  db_port:
+    description:
+      - The host port the db service's PostgreSQL is published on (C(5433)
+        for C(5433:5432)). When set, the application's login is tried there
+        on this host's 127.0.0.1 with psycopg2 (a TCP connect only, and a
+        warning, where psycopg2 is not installed).
+    type: int
   max_clock_skew:
     description:
       - Seconds by which the clocks may differ before it is a warning.
@@ -257,6 +264,7 @@ def argument_spec():
         backup_dir_container=dict(type="str", default="/app/backups"),
         count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         min_free_bytes=dict(type="int", default=2**30),
+        db_port=dict(type="int"),
         max_clock_skew=dict(type="float", default=5.0),
         controller_time=dict(type="str"),
         max_backup_age_hours=dict(type="float", default=DEFAULT_MAX_AGE_HOURS),

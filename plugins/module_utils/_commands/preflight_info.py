@@ -15,11 +15,13 @@ import grp
 import os
 import pwd
 import shutil
+import socket
 import stat
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import probe as probe_program
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.database import DatabaseLogin
 from ansible_collections.edms.backup.plugins.module_utils._format.freshness import check_freshness
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
@@ -42,6 +44,14 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
     utc_iso,
     zone,
 )
+
+try:
+    import psycopg2
+
+    HAS_PSYCOPG2 = True
+except ImportError:  # pragma: no cover - depends on the managed host's packages
+    psycopg2 = None
+    HAS_PSYCOPG2 = False
 
 SEVERITIES = ("ok", "warning", "error")
 
@@ -292,12 +302,20 @@ def preflight(params, runner=None, containers=None, now=None):
 
     host = host_backup_dir(params["backup_dir"])
     result["backup_dir"] = host
+    try:
+        containers = containers or Containers()
+    except ExecError as exc:
+        raise PreflightError(str(exc), **result) from exc
+    result["execs"] = containers.execs
     probe, mounts = probe_backend(params, services, labels, containers, findings, result)
     check_backup_storage(params, host, probe, mounts, findings)
     host_now = now or datetime.now(timezone.utc)
     result["freshness"] = check_backup_freshness(params, host_now, findings)
     if probe is not None:
         check_database(probe, findings, result)
+        login = check_database_login(params, services, containers, findings, result)
+        if login is not None and params.get("db_port"):
+            check_published_port(params["db_port"], login, findings)
         check_media(probe, findings)
         result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
         result["backend"] = {
@@ -363,8 +381,6 @@ def probe_backend(params, services, labels, containers, findings, result):
         return probe, mounts
     argv = probe_command(params["backend_python"], params, labels)
     try:
-        containers = containers or Containers()
-        result["execs"] = containers.execs
         answer = containers.exec(backend.container_id, argv, what="the preflight probe")
         probe = parse_answer(answer.stdout)
         mounts = containers.inspect(backend.container_id)["Mounts"]
@@ -414,6 +430,99 @@ def check_backup_freshness(params, host_now, findings):
     for finding in fresh:
         findings.add(**finding)
     return facts
+
+
+def check_database_login(params, services, containers, findings, result):
+    """How the PostgreSQL programs in the db container log in as the
+    application (_deployment/database.py); the DatabaseLogin when they can."""
+    by_name = {s.service: s for s in services}
+    backend, db = by_name.get(params["backend_service"]), by_name.get(params["db_service"])
+    if backend is None or db is None or not backend.running or not db.running:
+        return None
+    login = DatabaseLogin(
+        containers,
+        backend.container_id,
+        db.container_id,
+        params["backend_python"],
+        django_settings(params),
+    )
+    try:
+        how = login.connect()
+    except (DjangoError, ExecError) as exc:
+        findings.add(
+            "database_login",
+            "error",
+            str(exc),
+            "give the application's database user a password in its settings that the"
+            " server accepts on the db container's local socket or on 127.0.0.1"
+            " (pg_hba.conf), or fix the settings' NAME and USER",
+        )
+        return None
+    result["database_login"] = how
+    findings.add(
+        "database_login",
+        "ok",
+        f"pg_dump, pg_restore and psql in the db container log in {how}",
+    )
+    return login
+
+
+def check_published_port(port, login, findings):
+    """Whether PostgreSQL answers on the port it is published on, on this
+    host's loopback, to the application's login (psycopg2; a TCP connect
+    only where psycopg2 is not installed)."""
+    where = f"127.0.0.1:{port}"
+    credentials = login.credentials()
+    if not HAS_PSYCOPG2:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError as exc:
+            findings.add(
+                "published_port",
+                "error",
+                f"nothing answers on the published database port {where}: {exc.strerror}",
+                "check the db service's ports in the compose file and edms_db_port",
+            )
+            return
+        findings.add(
+            "published_port",
+            "warning",
+            f"the published database port {where} accepts connections; psycopg2 is not"
+            " installed on this host, so no login was tried there",
+            "install psycopg2 (or psycopg2-binary) on the host to have the login checked",
+        )
+        return
+    try:
+        connection = psycopg2.connect(
+            host="127.0.0.1",
+            port=port,
+            dbname=credentials["name"],
+            user=credentials["user"],
+            password=credentials["password"] or None,
+            connect_timeout=5,
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('server_version')")
+                version = cursor.fetchone()[0]
+        finally:
+            connection.close()
+    except psycopg2.Error as exc:
+        said = (getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()
+        reason = said[0] if said else type(exc).__name__
+        findings.add(
+            "published_port",
+            "error",
+            f"the application's login is refused on the published database port {where}: {reason}",
+            "check the db service's ports in the compose file, edms_db_port and the"
+            " server's pg_hba.conf for host connections",
+        )
+        return
+    findings.add(
+        "published_port",
+        "ok",
+        f"PostgreSQL {version} answers the application's login on the published port {where}",
+    )
 
 
 def check_database(probe, findings, result):

@@ -435,3 +435,53 @@ def test_the_report_can_be_asked_twice():
         analysis.add(obj)
     assert analysis.report() == analysis.report()
     assert analysis.report()["references"]["resolved"] == 1
+
+
+# Natural keys described by parts (the dump's natural_key_fields): a model
+# keyed by its primary key, and one whose key holds its parent's.
+SITE, ROOM, SAMPLE = "lab.site", "lab.room", "lab.sample"
+PART_RELATIONS = {
+    ROOM: {"site": {"model": SITE, "many": False}},
+    SAMPLE: {
+        "site": {"model": SITE, "many": False},
+        "room": {"model": ROOM, "many": False},
+        "sites": {"model": SITE, "many": True},
+    },
+}
+PART_KEYS = {SITE: ["pk"], ROOM: ["name", {"natural_key_of": "site"}]}
+
+
+def test_a_reference_by_a_natural_key_that_is_the_primary_key_resolves():
+    objects = [
+        {"model": SITE, "pk": "NORTH", "fields": {"title": "North"}},
+        {"model": SITE, "pk": "SOUTH", "fields": {"title": "South"}},
+        {"model": SAMPLE, "pk": 1, "fields": {"site": ["NORTH"], "sites": [["SOUTH"]]}},
+        {"model": SAMPLE, "pk": 2, "fields": {"site": ["EAST"]}},
+    ]
+    refs = analyse(objects, relations=PART_RELATIONS, natural_keys=PART_KEYS)["references"]
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (3, 2, 1)
+    assert refs["dangling_items"][0]["value"] == ["EAST"]
+
+
+def test_a_natural_key_holding_a_related_objects_natural_key_is_rebuilt_in_place():
+    objects = [
+        {"model": SITE, "pk": "NORTH", "fields": {}},
+        {"model": ROOM, "pk": 1, "fields": {"name": "cold", "site": ["NORTH"]}},
+        {"model": SAMPLE, "pk": 1, "fields": {"room": ["cold", "NORTH"]}},
+        {"model": SAMPLE, "pk": 2, "fields": {"room": ["cold", "SOUTH"]}},
+        {"model": SAMPLE, "pk": 3, "fields": {"room": ["NORTH", "cold"]}},
+    ]
+    refs = analyse(objects, relations=PART_RELATIONS, natural_keys=PART_KEYS)["references"]
+    # The room's own reference to its site, and the first sample's to the room.
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (4, 2, 2)
+    assert [item["pk"] for item in refs["dangling_items"]] == [2, 3]
+
+
+def test_a_forward_reference_by_a_composite_natural_key_resolves_at_the_end():
+    objects = [
+        {"model": SAMPLE, "pk": 1, "fields": {"room": ["cold", "NORTH"]}},
+        {"model": ROOM, "pk": 1, "fields": {"name": "cold", "site": ["NORTH"]}},
+        {"model": SITE, "pk": "NORTH", "fields": {}},
+    ]
+    refs = analyse(objects, relations=PART_RELATIONS, natural_keys=PART_KEYS)["references"]
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (2, 2, 0)
