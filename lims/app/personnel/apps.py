@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PersonnelConfig(AppConfig):
+    name = "personnel"
+    verbose_name = "Laboratories and staff"

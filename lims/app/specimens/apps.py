@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SpecimensConfig(AppConfig):
+    name = "specimens"
+    verbose_name = "Specimens and storage"
