@@ -60,8 +60,12 @@ def metadata_of(path):
         return json.loads(archive.read("metadata.json"))
 
 
+REQUIRED = ["documents.Document", "users.User", "workflows.Workflow"]
+
+
 def test_a_backup_is_a_verified_archive_with_full_metadata(backup_dir):
-    rc, result = create(backup_dir)
+    # The models the demo inventory counts: the roles require them by default.
+    rc, result = create(backup_dir, required_models=REQUIRED)
     assert rc == 0, result.get("msg")
     assert result["changed"] is True
     name = os.path.basename(result["archive"])
@@ -539,3 +543,19 @@ def test_a_one_to_one_primary_key_is_dumped_in_key_order_with_its_m2m(stack):
             ], instance_path
     finally:
         db_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", database="postgres")
+
+
+def test_without_required_models_the_module_requires_none_and_says_so(backup_dir):
+    rc, result = create(backup_dir)
+    assert rc == 0, result.get("msg")
+    checks = {c["name"]: c for c in result["verification"]["checks"]}
+    assert checks["required_models"]["status"] == "not_checkable"
+    assert metadata_of(result["archive"])["required_models"] == []
+
+
+def test_the_backup_role_requires_the_models_the_inventory_counts(backup_dir):
+    proc = run_playbook("backup.yml", {"edms_backup_dir": backup_dir})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    (name,) = [n for n in os.listdir(backup_dir) if n.endswith(".zip")]
+    required = metadata_of(os.path.join(backup_dir, name))["required_models"]
+    assert required == [label.lower() for label in REQUIRED]
