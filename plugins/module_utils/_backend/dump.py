@@ -201,11 +201,17 @@ def str_pk(value):
 
 
 def relations_of(model):
+    """{field: {"model", "many"}} of the model's own references, with
+    "to_field" for a foreign key to a field of the target that is not its
+    primary key (the fixture holds that field's value)."""
     result = {}
     for field in model._meta.local_fields:
         if field.remote_field is not None and field.serialize:
-            target = field.remote_field.model._meta.label_lower
-            result[field.name] = {"model": target, "many": False}
+            target = field.remote_field.model
+            result[field.name] = {"model": target._meta.label_lower, "many": False}
+            target_field = getattr(field, "target_field", None)
+            if target_field is not None and target_field is not target._meta.pk:
+                result[field.name]["to_field"] = target_field.name
     for field in model._meta.local_many_to_many:
         if field.serialize and field.remote_field.through._meta.auto_created:
             target = field.remote_field.model._meta.label_lower

@@ -296,9 +296,7 @@ def load(request, state):
         objects = sum(entry[0] for entry in fixture_keys.values())
         loaded_models = {t.model for t in loader.tables.values() if t.count}
         inject(request, "load")
-        written_by_receivers = remove_written_by_receivers(
-            cursor, connection, parked, fixture_keys
-        )
+        written_by_receivers = remove_written_by_receivers(cursor, connection, parked, fixture_keys)
         # Foreign keys are checked here, inside the transaction.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         reset_sequences(cursor, connection, set(loaded_models) | set(emptied))

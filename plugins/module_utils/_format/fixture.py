@@ -485,11 +485,13 @@ class _Model:
     _RESOLVED_LIMIT of all models together (see FixtureAnalysis._forget)."""
 
     __slots__ = (
+        "alternates",
         "count",
         "file_fields",
         "keys",
         "label",
         "natural_key",
+        "real",
         "recreated",
         "relations",
         "resolved_nks",
@@ -507,6 +509,11 @@ class _Model:
         self.recreated = recreated
         self.resolved_pks = set()
         self.resolved_nks = set()
+        # ((field, _Model of its values), ...): this model's unique fields
+        # that foreign keys point to (to_field); real: for such a _Model of
+        # values, the model itself (a natural key in a reference is its).
+        self.alternates = ()
+        self.real = None
 
     def resolved_sets(self):
         return self.resolved_pks, self.resolved_nks
@@ -581,10 +588,14 @@ class FixtureAnalysis:
         limit=LIST_LIMIT,
     ):
         self._relations = None
+        # A foreign key to a unique field that is not the key (to_field) holds
+        # that field's value: it resolves against the values of that field,
+        # kept as the keys of a model of their own, "<target> (<field>)".
+        self._alternates = {}  # target: ((field, its own label), ...)
         if relations is not None:
             self._relations = {
                 label: tuple(
-                    (field, str(spec["model"]).lower(), bool(spec.get("many")))
+                    (field, self._target_label(spec), bool(spec.get("many")))
                     for field, spec in fields.items()
                 )
                 for label, fields in _lower_keys(relations).items()
@@ -592,6 +603,7 @@ class FixtureAnalysis:
         targets = {
             target for plan in (self._relations or {}).values() for _field, target, _many in plan
         }
+        targets |= set(self._alternates)
         self._natural_keys = {
             label: tuple(_key_part(part) for part in parts)
             for label, parts in _lower_keys(natural_keys).items()
@@ -617,6 +629,17 @@ class FixtureAnalysis:
         self._uncheckable_models = set()
         self._files_checked = 0
         self._missing_files = _Bounded(limit)
+
+    def _target_label(self, spec):
+        target = str(spec["model"]).lower()
+        to_field = spec.get("to_field")
+        if not to_field:
+            return target
+        label = f"{target} ({to_field})"
+        known = self._alternates.setdefault(target, ())
+        if (to_field, label) not in known:
+            self._alternates[target] = (*known, (to_field, label))
+        return label
 
     @property
     def counts(self):
@@ -651,6 +674,12 @@ class FixtureAnalysis:
             model.to_recreated = tuple(
                 (field, many) for field, target, many in plan if target.recreated
             )
+            model.alternates = tuple(
+                (field, self._model(label))
+                for field, label in self._alternates.get(model.label, ())
+            )
+            for _field, alternate in model.alternates:
+                alternate.real = model
         if len(self._by_name) < _NAMES_LIMIT:
             self._by_name[name] = model
         return model
@@ -706,6 +735,10 @@ class FixtureAnalysis:
                     self._duplicates.add({"index": index, "model": model.label, "pk": pk})
                 if model.natural_key:
                     self._add_natural_key(model, pk, fields)
+                for field, alternate in model.alternates:
+                    value = fields.get(field)
+                    if value is not None:
+                        self._ids.add_pk(alternate.keys, _key(value))
                 for field, target, many in model.relations:
                     value = fields.get(field, _MISSING)
                     if many and isinstance(value, list):
@@ -799,6 +832,8 @@ class FixtureAnalysis:
         if target.recreated:
             self._recreated_refs += 1
             return
+        if isinstance(value, list) and target.real is not None:
+            target = target.real
         if isinstance(value, list):
             if target.natural_key is None:
                 self._uncheckable_models.add(target.label)

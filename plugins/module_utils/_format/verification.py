@@ -91,6 +91,7 @@ def _relation(spec):
         isinstance(spec, dict)
         and isinstance(spec.get("model"), str)
         and isinstance(spec.get("many", False), bool)
+        and isinstance(spec.get("to_field", ""), str)
     )
 
 
@@ -112,7 +113,7 @@ METADATA_KEYS = {
     ),
     "m2m_tables": ("a list of model labels", _labels),
     "relations": (
-        "an object of {field: {model, many}} per model",
+        "an object of {field: {model, many, to_field}} per model",
         _per_label(_per_label(_relation)),
     ),
     "natural_keys": (

@@ -485,3 +485,20 @@ def test_a_forward_reference_by_a_composite_natural_key_resolves_at_the_end():
     ]
     refs = analyse(objects, relations=PART_RELATIONS, natural_keys=PART_KEYS)["references"]
     assert (refs["checked"], refs["resolved"], refs["dangling"]) == (2, 2, 0)
+
+
+def test_a_foreign_key_to_a_unique_field_resolves_against_that_fields_values():
+    relations = {
+        "lab.attachment": {"specimen": {"model": "lab.specimen", "many": False, "to_field": "code"}}
+    }
+    objects = [
+        {"model": "lab.attachment", "pk": 1, "fields": {"specimen": "S-2"}},
+        {"model": "lab.specimen", "pk": "9c5b94b1", "fields": {"code": "S-1"}},
+        {"model": "lab.specimen", "pk": "0d1e2f3a", "fields": {"code": "S-2"}},
+        {"model": "lab.attachment", "pk": 2, "fields": {"specimen": "S-1"}},
+        # A primary key of the target is not a value of its code.
+        {"model": "lab.attachment", "pk": 3, "fields": {"specimen": "9c5b94b1"}},
+    ]
+    refs = analyse(objects, relations=relations, natural_keys={})["references"]
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (3, 2, 1)
+    assert refs["dangling_items"][0]["target"] == "lab.specimen (code)"
