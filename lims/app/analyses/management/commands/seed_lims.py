@@ -188,7 +188,7 @@ class Command(BaseCommand):
                 collected_by=analysts[index % len(analysts)],
                 collected_at=collected_at,
                 tags=rng.sample(TAGS, index % 4),
-                well_positions=[rng.randint(-3, 96) for _ in range(index % 5)],
+                well_positions=[rng.randint(-3, 96) for position in range(index % 5)],
                 archived=index % 7 == 3,
             )
             specimen.save()
