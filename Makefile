@@ -1,6 +1,6 @@
 # Entry points. Everything works from a fresh clone on a fresh machine:
 #   make demo    the demo stack up, then the collection's main job against it
-#   make test    every lint, sanity, unit, integration and Molecule test
+#   make test    every lint, sanity, unit, integration, Molecule and upgrade test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -11,14 +11,16 @@ COLLECTION_LINK := build/collections/ansible_collections/edms/backup
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps stack-up stack-down demo test lint sanity unit integration molecule
+.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down demo test lint sanity unit integration molecule upgrade
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
 	@echo "make test        lint, sanity, unit, integration and Molecule tests (brings the stack up)"
 	@echo "make stack-up    the demo stack from nothing (engine, images, stack, seed)"
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
-	@echo "make lint | sanity | unit | integration | molecule"
+	@echo "make lims-up     the second reference stack (lims/, PostgreSQL 18) from nothing"
+	@echo "make lims-down   remove the LIMS stack's containers, networks and volumes"
+	@echo "make lint | sanity | unit | integration | molecule | upgrade"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +47,12 @@ stack-up:
 stack-down:
 	demo/bin/stack down
 
+lims-up:
+	lims/bin/stack up
+
+lims-down:
+	lims/bin/stack down
+
 # The main job on the demo stack: preflight, storage, a verified backup, its verification, a rehearsal, the catalogue page.
 demo: venv collection stack-up
 	$(BIN)/ansible-playbook -i inventories/demo playbooks/site.yml
@@ -61,10 +69,16 @@ sanity: venv
 unit: venv collection collection-deps
 	$(BIN)/pytest -q tests/unit
 
-integration: venv collection stack-up
+integration: venv collection stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
-molecule: venv collection stack-up
+molecule: venv collection stack-up lims-up
 	$(BIN)/molecule test --all
 
-test: lint sanity unit integration molecule
+# The demo on PostgreSQL 15 (Debian's), the whole cycle there, then its
+# archive restored on PostgreSQL 18: the upgrade operators make. It takes the
+# demo down and leaves it up again on 18.
+upgrade: venv collection
+	$(BIN)/pytest -q tests/upgrade
+
+test: lint sanity unit integration molecule upgrade

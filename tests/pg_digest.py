@@ -4,13 +4,15 @@ took, made without Django and without the collection's own code.
 
 A table's digest is the md5 of the md5s of its rows' text (every column, as
 PostgreSQL writes a row: ``t::text``), in sorted order, so the physical order
-of the rows does not matter; its count comes with it. Views are not tables.
+of the rows does not matter; its count comes with it. Views are digested
+the same way (what they show after a restore).
 The one exception: Django's auto-created many-to-many tables, by their pairs
 (PAIR_TABLES).
 
-As a program (for Molecule's verify):
-    python tests/pg_digest.py HOST PORT DATABASE USER   (password in PGPASSWORD)
-prints {"tables": {table: [rows, md5]}} as JSON.
+As a program (for the Molecule scenarios):
+    python tests/pg_digest.py HOST PORT DATABASE USER [CONTAINER MEDIA_DIR]
+(the password in PGPASSWORD) prints {"tables": {table: [rows, md5]}, "media":
+{path: sha256}} as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from psycopg2 import sql
 
 TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY c.relname
 """
 
 # The tables shaped as Django's auto-created many-to-many tables: a key
@@ -58,8 +60,8 @@ DIGEST = (
 
 
 def table_digests(host, port, database, user, password):
-    """{table: [rows, md5]} of every table of the public schema, in one
-    repeatable-read snapshot."""
+    """{table: [rows, md5]} of every table and view of the public schema, in
+    one repeatable-read snapshot."""
     connection = psycopg2.connect(
         host=host, port=port, dbname=database, user=user, password=password, connect_timeout=10
     )
@@ -124,6 +126,8 @@ def differences(before, after):
 
 if __name__ == "__main__":
     host, port, database, user = sys.argv[1:5]
-    digests = table_digests(host, int(port), database, user, os.environ.get("PGPASSWORD"))
-    json.dump({"tables": digests}, sys.stdout, sort_keys=True)
+    found = {"tables": table_digests(host, int(port), database, user, os.environ["PGPASSWORD"])}
+    if len(sys.argv) > 5:
+        found["media"] = media_hashes(*sys.argv[5:7])
+    json.dump(found, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")

@@ -21,6 +21,10 @@ import traceback
 from ansible_collections.edms.backup.plugins.module_utils._backend.setup import (
     choose_settings,
 )
+from ansible_collections.edms.backup.plugins.module_utils._backend.tables import (
+    holds_data,
+    relations,
+)
 
 REPORT_MARKER = "EDMS-BACKUP-REPORT "
 
@@ -58,6 +62,7 @@ def chosen_models(excludes, using):
     from django.db import router
 
     excluded_apps, excluded_models = resolve_excludes(excludes)
+    base_tables, views = relations(using)
     app_list = {}
     for app_config in apps.get_app_configs():
         if app_config.models_module is None or app_config in excluded_apps:
@@ -66,7 +71,7 @@ def chosen_models(excludes, using):
             m
             for m in app_config.get_models()
             if m not in excluded_models
-            and not m._meta.proxy
+            and holds_data(m, base_tables, views)
             and router.allow_migrate_model(using, m)
         ]
         if chosen:

@@ -27,6 +27,10 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.setup import 
     choose_settings,
     use_database,
 )
+from ansible_collections.edms.backup.plugins.module_utils._backend.tables import (
+    holds_data,
+    relations,
+)
 
 REPORT_MARKER = "EDMS-RESTORE-REPORT "
 
@@ -137,15 +141,16 @@ def setup_for_restore(request, state):
 
 
 def emptied_models(keep, using):
-    """The models whose tables the load empties: managed, concrete, not kept."""
+    """The models whose tables the load empties: those that hold data of
+    their own (_backend/tables.py, as the dump chooses them), not kept."""
     from django.apps import apps
     from django.db import router
 
+    base_tables, views = relations(using)
     return [
         m
         for m in apps.get_models(include_auto_created=True)
-        if m._meta.managed
-        and not m._meta.proxy
+        if holds_data(m, base_tables, views)
         and m._meta.label_lower not in keep
         and router.allow_migrate_model(using, m)
     ]
@@ -184,7 +189,9 @@ def park_sequences(cursor, connection, emptied):
             pk, (AutoField, BigAutoField, SmallAutoField)
         ):
             continue
-        cursor.execute(PARK_SQL, [model._meta.db_table, pk.column])
+        # The table's name is parsed as SQL (a mixed-case name must be
+        # quoted), the column's is taken as it is.
+        cursor.execute(PARK_SQL, [connection.ops.quote_name(model._meta.db_table), pk.column])
         row = cursor.fetchone()
         if row is not None:
             parked[model._meta.label_lower] = (model, row[0])
