@@ -11,7 +11,7 @@ COLLECTION_LINK := build/collections/ansible_collections/edms/backup
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down demo test lint sanity unit integration molecule upgrade
+.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit integration molecule upgrade
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
@@ -66,10 +66,14 @@ lint: venv collection collection-deps
 sanity: venv
 	tools/sanity.sh
 
+# The catalogue test opens the page in headless Chromium (tests/integration/test_catalogue.py).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 unit: venv collection collection-deps
 	$(BIN)/pytest -q tests/unit
 
-integration: venv collection stack-up lims-up
+integration: venv collection browser stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
 molecule: venv collection stack-up lims-up

@@ -241,6 +241,26 @@ def test_the_shapes_are_in_the_data_as_lims_readme_says(cycle):
     assert any(path.count("/") >= 2 for path in media)
 
 
+def test_the_application_logs_in_as_no_superuser(lims):
+    # The least privilege the README names: owner of its database, CREATEDB.
+    env = environment()
+    connection = psycopg2.connect(
+        host="127.0.0.1",
+        port=PORT,
+        dbname=env["LIMS_DB_NAME"],
+        user=env["LIMS_DB_USER"],
+        password=env["LIMS_DB_PASSWORD"],
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+            )
+            assert cursor.fetchone() == (False, True)
+    finally:
+        connection.close()
+
+
 def test_the_rollback_gives_back_the_state_the_restore_replaced(cycle):
     rolled_back = cycle["rolled_back"]
     assert pg_digest.differences(cycle["changed"]["tables"], rolled_back["tables"]) == []
@@ -261,6 +281,8 @@ def test_preflight_with_the_inventory_alone_finds_no_error(cycle):
         in proc.stdout
     )
     assert "with the password from the application's settings" in proc.stdout
+    # The storage phase set BACKUP_DIR, which this application does not read.
+    assert "BACKUP_DIR is /srv/lims/backups in the backend's environment" in proc.stdout
     assert "answers the application's login on the published port 127.0.0.1:55432" in proc.stdout
 
 

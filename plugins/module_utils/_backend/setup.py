@@ -71,7 +71,8 @@ def find_settings(given, environ, cwd, read):
     else:
         module, manage_py = given, None
     if module:
-        return module, "edms_django_settings_module", None
+        # The settings are imported from manage.py's directory, as manage.py would.
+        return module, "edms_django_settings_module", manage_py and os.path.dirname(manage_py)
     if environ.get(VARIABLE):
         return environ[VARIABLE], "the backend container's environment", None
     path = manage_py or os.path.join(cwd, "manage.py")

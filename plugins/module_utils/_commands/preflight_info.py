@@ -226,7 +226,15 @@ def check_backup_storage(params, host, probe, mounts, findings):
     if probe is None:
         return
     setting = probe["settings"]["BACKUP_DIR"]
-    if not setting:
+    if not setting and probe["environment"].get("BACKUP_DIR") == inside:
+        findings.add(
+            "backup_dir_setting",
+            "ok",
+            f"BACKUP_DIR is {inside} in the backend's environment; the application's"
+            " settings do not read it (only an application that writes backups of its own,"
+            " as the EDMS does, needs them to)",
+        )
+    elif not setting:
         findings.add(
             "backup_dir_setting",
             "warning",

@@ -111,3 +111,12 @@ def test_manage_py_is_read_not_run():
     assert setup.settings_in_manage_py(computed) is None
     assigned = 'import os\nos.environ["DJANGO_SETTINGS_MODULE"] = "site.settings"'
     assert setup.settings_in_manage_py(assigned) == "site.settings"
+
+
+def test_a_named_module_is_imported_from_the_directory_of_a_named_manage_py(tmp_path):
+    project = tmp_path / "srv" / "project"
+    project.mkdir(parents=True)
+    (project / "manage.py").write_text("")
+    (project / "named_settings.py").write_text(SETTINGS.replace('"own"', '"named"'))
+    request = {"settings": {"module": "named_settings", "manage_py": str(project / "manage.py")}}
+    assert run(tmp_path, request) == ["named", "named"]
