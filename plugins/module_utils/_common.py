@@ -15,15 +15,39 @@ DEFAULT_COUNT_MODELS = ["__all__"]
 
 
 # Values no result may show (the database password read from the
-# application's settings, _deployment/database.py): run_module gives them to
-# AnsibleModule.no_log_values, which masks them wherever they appear.
+# application's settings, _deployment/database.py). Nothing puts them into a
+# result on purpose; run_module takes them out of the message of a failure
+# (hide_secrets), the one place a program's output is quoted, and out of
+# every other text of the result when they are long enough that they cannot
+# be part of a path, a digest or a count by chance (Ansible's no_log masking
+# would replace them inside any value, and turn numbers into text).
 SECRETS = set()
+SHORTEST_MASKED_ANYWHERE = 12
+SHORTEST_MASKED = 4
+MASK = "********"
 
 
 def secret(value):
     """Keep value out of the module's result and messages."""
     if value:
         SECRETS.add(str(value))
+
+
+def hide_secrets(value, message=False):
+    """value with every secret replaced by MASK in its texts (lists and dicts
+    are walked; other values are left as they are). message: value is a
+    failure's message, where shorter secrets are masked too."""
+    shortest = SHORTEST_MASKED if message else SHORTEST_MASKED_ANYWHERE
+    if isinstance(value, str):
+        for text in SECRETS:
+            if len(text) >= shortest:
+                value = value.replace(text, MASK)
+        return value
+    if isinstance(value, dict):
+        return {key: hide_secrets(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [hide_secrets(item) for item in value]
+    return value
 
 
 class ModuleFailure(Exception):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import (
-    SECRETS,
     backup_dir_argument_spec,
+    hide_secrets,
     media_dir_argument_spec,
     project_argument_spec,
 )
@@ -75,7 +75,6 @@ def run_module(
     try:
         result = command(module)
     except errors as exc:
-        module.no_log_values.update(SECRETS)
-        module.fail_json(msg=str(exc), **getattr(exc, "partial", {}))
-    module.no_log_values.update(SECRETS)
-    module.exit_json(**result)
+        partial = hide_secrets(getattr(exc, "partial", {}))
+        module.fail_json(msg=hide_secrets(str(exc), message=True), **partial)
+    module.exit_json(**hide_secrets(result))

@@ -79,6 +79,14 @@ def chosen_models(excludes, using):
     return serializers.sort_dependencies(app_list.items(), allow_cycles=True)
 
 
+class _Sentinel(str):
+    """A field's stand-in value. natural_key() must hand it back itself: a
+    value made from it (lower(), strip(), str()) is a plain str, which no
+    description can rebuild from the fixture."""
+
+    __slots__ = ()
+
+
 def _sentinel_instance(model, prefix, depth):
     """An unsaved instance of model whose fields hold sentinel texts, and
     {sentinel: part} of the natural-key description (see natural_key_fields):
@@ -93,7 +101,7 @@ def _sentinel_instance(model, prefix, depth):
     for index, field in enumerate(model._meta.concrete_fields):
         own = field in local
         if field.remote_field is None:
-            value = "\x00edms-nk-%s-%d" % (prefix, index)
+            value = _Sentinel("\x00edms-nk-%s-%d" % (prefix, index))
             setattr(instance, field.attname, value)
             if field is model._meta.pk:
                 sentinels[value] = "pk"
@@ -126,14 +134,15 @@ def _describe_key(key, sentinels, related):
     parts, index = [], 0
     while index < len(key):
         value = key[index]
-        if isinstance(value, str) and value in sentinels:
+        if type(value) is _Sentinel and value in sentinels:
             if sentinels[value] is None:
                 return None
             parts.append(sentinels[value])
             index += 1
             continue
         for name, other in related.items():
-            if other and tuple(key[index : index + len(other)]) == other:
+            run = key[index : index + len(other)]
+            if other and len(run) == len(other) and all(a is b for a, b in zip(run, other)):
                 parts.append({"natural_key_of": name})
                 index += len(other)
                 break
@@ -152,8 +161,8 @@ def natural_key_fields(model):
     computed value)."""
     if not hasattr(model, "natural_key"):
         return None
-    instance, sentinels, related = _sentinel_instance(model, "0", 0)
     try:
+        instance, sentinels, related = _sentinel_instance(model, "0", 0)
         key = instance.natural_key()
     except Exception:
         return None
@@ -205,21 +214,29 @@ def str_pk(value):
     return value if isinstance(value, int) else str(value)
 
 
-def relations_of(model):
+def relations_of(model, unheld=frozenset()):
     """{field: {"model", "many"}} of the model's own references, with
     "to_field" for a foreign key to a field of the target that is not its
-    primary key (the fixture holds that field's value)."""
+    primary key (the fixture holds that field's value). unheld: the models
+    that hold no data of their own (over a view): a reference to one cannot
+    be checked in the fixture, and is left out."""
     result = {}
     for field in model._meta.local_fields:
         if field.remote_field is not None and field.serialize:
-            target = field.remote_field.model
+            # A proxy's objects are written under its concrete model's label.
+            target = field.remote_field.model._meta.concrete_model
+            if target in unheld:
+                continue
             result[field.name] = {"model": target._meta.label_lower, "many": False}
             target_field = getattr(field, "target_field", None)
             if target_field is not None and target_field is not target._meta.pk:
                 result[field.name]["to_field"] = target_field.name
     for field in model._meta.local_many_to_many:
+        concrete = field.remote_field.model._meta.concrete_model
+        if concrete in unheld:
+            continue
         if field.serialize and field.remote_field.through._meta.auto_created:
-            target = field.remote_field.model._meta.label_lower
+            target = concrete._meta.label_lower
             result[field.name] = {"model": target, "many": True}
     return result
 
@@ -321,8 +338,19 @@ def applied_migrations(connection):
     return applied
 
 
-def describe_models(models, excludes):
-    """What metadata says of the models besides their counts."""
+def unheld_models(using):
+    """The concrete models that hold no data of their own (_backend/tables.py)."""
+    from django.apps import apps
+
+    base_tables, views = relations(using)
+    return {
+        m for m in apps.get_models() if not m._meta.proxy and not holds_data(m, base_tables, views)
+    }
+
+
+def describe_models(models, excludes, unheld=frozenset()):
+    """What metadata says of the models besides their counts (unheld: see
+    relations_of)."""
     from django.apps import apps
     from django.db.models import FileField
 
@@ -339,7 +367,9 @@ def describe_models(models, excludes):
             for fields in [natural_key_fields(m)]
             if fields is not None
         },
-        "relations": {m._meta.label_lower: relations_of(m) for m in models if relations_of(m)},
+        "relations": {
+            m._meta.label_lower: relations_of(m, unheld) for m in models if relations_of(m, unheld)
+        },
         "excluded_models": excludes,
         "recreated_models": sorted(
             {"contenttypes.contenttype", "auth.permission"}
@@ -377,7 +407,7 @@ def dump(request, out):
         "migrations": applied,
         "counts": counts,
         "m2m_tables": m2m_tables,
-        **describe_models(models, request["excludes"]),
+        **describe_models(models, request["excludes"], unheld_models(using)),
         "objects": emitter.written,
     }
 

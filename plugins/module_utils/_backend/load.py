@@ -140,9 +140,11 @@ def setup_for_restore(request, state):
     django.setup()
 
 
-def emptied_models(keep, using):
+def emptied_models(keep, expected, using):
     """The models whose tables the load empties: those that hold data of
-    their own (_backend/tables.py, as the dump chooses them), not kept."""
+    their own (_backend/tables.py, as the dump chooses them), not kept; an
+    unmanaged one only when the archive holds it (expected): a legacy table
+    left out of the backup is never emptied."""
     from django.apps import apps
     from django.db import router
 
@@ -151,6 +153,7 @@ def emptied_models(keep, using):
         m
         for m in apps.get_models(include_auto_created=True)
         if holds_data(m, base_tables, views)
+        and (m._meta.managed or m._meta.label_lower in expected)
         and m._meta.label_lower not in keep
         and router.allow_migrate_model(using, m)
     ]
@@ -170,9 +173,15 @@ def empty(cursor, connection, emptied):
 # which ignores raw=True writes during the load takes a number there, never
 # one of the fixture's, and is removed before the counts are compared
 # (remove_written_by_receivers). The fixture's own rows keep their keys.
+# Half the column type's maximum (a sequence may allow more than its column),
+# for an ascending sequence only.
 PARK_SQL = (
-    "SELECT setval(s, (SELECT seqmax / 2 FROM pg_sequence WHERE seqrelid = s::regclass), false)"
-    " FROM pg_get_serial_sequence(%s, %s) AS s WHERE s IS NOT NULL"
+    "SELECT setval(s, least(q.seqmax, t.top) / 2, false)"
+    " FROM pg_get_serial_sequence(%s, %s) AS s"
+    " JOIN pg_sequence q ON q.seqrelid = s::regclass"
+    " CROSS JOIN (SELECT CASE %s WHEN 'smallint' THEN 32767 WHEN 'integer' THEN 2147483647"
+    " ELSE 9223372036854775807 END AS top) AS t"
+    " WHERE q.seqincrement > 0"
 )
 
 
@@ -191,7 +200,14 @@ def park_sequences(cursor, connection, emptied):
             continue
         # The table's name is parsed as SQL (a mixed-case name must be
         # quoted), the column's is taken as it is.
-        cursor.execute(PARK_SQL, [connection.ops.quote_name(model._meta.db_table), pk.column])
+        cursor.execute(
+            PARK_SQL,
+            [
+                connection.ops.quote_name(model._meta.db_table),
+                pk.column,
+                pk.db_type(connection).split(" ")[0],
+            ],
+        )
         row = cursor.fetchone()
         if row is not None:
             parked[model._meta.label_lower] = (model, row[0])
@@ -279,7 +295,7 @@ def load(request, state):
     m2m_tables = set(request.get("m2m_tables") or [])
     expected = request.get("expected") or {}
 
-    emptied = emptied_models(keep, using)
+    emptied = emptied_models(keep, expected, using)
     by_label = {m._meta.label_lower: m for m in apps.get_models(include_auto_created=True)}
     unknown = sorted(label for label in expected if label not in by_label)
     if unknown:

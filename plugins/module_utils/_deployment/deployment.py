@@ -217,7 +217,18 @@ class Deployment:
             except ExecError:
                 pass  # the report on stderr says why
             private.removed = stream.rc is not None
-            return parse_report(stream.stderr)
+            report = parse_report(stream.stderr)
+        written = report.get("written_by_receivers") or {}
+        if written:
+            self.result.setdefault("warnings", []).append(
+                "signal receivers that ignore raw=True wrote {} during the load; they were"
+                " removed, so the database holds the archive's rows, but anything else those"
+                " receivers did (updates to other rows, files, mail) is not undone: make"
+                " them return early when raw is set".format(
+                    ", ".join(f"{n} row(s) of {label}" for label, n in sorted(written.items()))
+                )
+            )
+        return report
 
     def count_request(self, metadata, database=None):
         return {

@@ -592,6 +592,7 @@ class FixtureAnalysis:
         # that field's value: it resolves against the values of that field,
         # kept as the keys of a model of their own, "<target> (<field>)".
         self._alternates = {}  # target: ((field, its own label), ...)
+        self._real = {}  # the label of a to_field's values: its target
         if relations is not None:
             self._relations = {
                 label: tuple(
@@ -636,6 +637,7 @@ class FixtureAnalysis:
         if not to_field:
             return target
         label = f"{target} ({to_field})"
+        self._real[label] = target
         known = self._alternates.setdefault(target, ())
         if (to_field, label) not in known:
             self._alternates[target] = (*known, (to_field, label))
@@ -647,7 +649,9 @@ class FixtureAnalysis:
         return {model.label: model.count for model in self._counted}
 
     def _model(self, label):
-        """The _Model of a lower-case label, made on first use."""
+        """The _Model of a lower-case label, made on first use (the _Model of
+        a to_field's values with its real model: a natural key in a
+        reference is the real model's, whether or not its objects came)."""
         model = self._models.get(label)
         if model is None:
             files = None
@@ -660,6 +664,9 @@ class FixtureAnalysis:
                 files,
                 label in self._recreated,
             )
+            real = self._real.get(label)
+            if real is not None:
+                model.real = self._model(real)
         return model
 
     def _model_of(self, name):
@@ -678,8 +685,6 @@ class FixtureAnalysis:
                 (field, self._model(label))
                 for field, label in self._alternates.get(model.label, ())
             )
-            for _field, alternate in model.alternates:
-                alternate.real = model
         if len(self._by_name) < _NAMES_LIMIT:
             self._by_name[name] = model
         return model

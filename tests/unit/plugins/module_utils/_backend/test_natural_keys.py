@@ -83,6 +83,44 @@ class Computed(models.Model):
 
 class Plain(models.Model):
     name = models.CharField(max_length=10)
+
+
+class Lowered(models.Model):
+    name = models.CharField(max_length=10)
+
+    def natural_key(self):
+        return (self.name.lower(),)
+
+
+class Converted(models.Model):
+    name = models.CharField(max_length=10)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE)
+
+    def natural_key(self):
+        return (self.name,) + tuple(str(part) for part in self.site.natural_key())
+
+
+class Broken(models.Model):
+    name = models.CharField(max_length=10)
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("no instance without a database")
+
+    def natural_key(self):
+        return (self.name,)
+
+
+class Ordered(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, to_field="title")
+
+
+class Urgent(Pair):
+    class Meta:
+        proxy = True
+
+
+class ToProxy(models.Model):
+    pair = models.ForeignKey(Urgent, on_delete=models.CASCADE)
 """
 
 SHOW = f"""
@@ -94,8 +132,17 @@ models = apps.get_app_config("shapes").get_models()
 answer({{m._meta.label_lower: natural_key_fields(m) for m in models}})
 """
 
+RELATIONS = f"""
+from {BACKEND}.setup import answer, setup
+setup()
+from django.apps import apps
+from {BACKEND}.dump import relations_of
+models = apps.get_app_config("shapes").get_models()
+answer({{m._meta.label_lower: relations_of(m) for m in models if relations_of(m)}})
+"""
 
-def describe(tmp_path):
+
+def describe(tmp_path, program=None):
     (tmp_path / "shapes").mkdir()
     (tmp_path / "shapes" / "__init__.py").write_text("")
     (tmp_path / "shapes" / "models.py").write_text(MODELS)
@@ -104,7 +151,7 @@ def describe(tmp_path):
         [
             sys.executable,
             "-c",
-            with_backend(SHOW, dump),
+            with_backend(program or SHOW, dump),
             json.dumps({"settings": "shape_settings"}),
         ],
         capture_output=True,
@@ -130,4 +177,23 @@ def test_each_shape_of_natural_key_is_described_by_its_parts(tmp_path):
         # A computed key cannot be rebuilt from the fixture.
         "shapes.computed": None,
         "shapes.plain": None,
+        # A value made from a field is not the field: not told, never guessed.
+        "shapes.lowered": None,
+        "shapes.converted": None,
+        # A model that cannot even be made without a database: not told.
+        "shapes.broken": None,
+        "shapes.ordered": None,
+        "shapes.toproxy": None,
+        # A proxy: its objects and references are under its concrete model.
+        "shapes.urgent": None,
     }
+
+
+def test_references_name_the_concrete_model_and_the_field_a_to_field_points_to(tmp_path):
+    found = describe(tmp_path, RELATIONS)
+    assert found["shapes.ordered"] == {
+        "site": {"model": "shapes.site", "many": False, "to_field": "title"}
+    }
+    # A proxy's objects are written under its concrete model's label.
+    assert found["shapes.toproxy"] == {"pair": {"model": "shapes.pair", "many": False}}
+    assert found["shapes.room"] == {"site": {"model": "shapes.site", "many": False}}

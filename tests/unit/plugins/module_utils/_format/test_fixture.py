@@ -502,3 +502,15 @@ def test_a_foreign_key_to_a_unique_field_resolves_against_that_fields_values():
     refs = analyse(objects, relations=relations, natural_keys={})["references"]
     assert (refs["checked"], refs["resolved"], refs["dangling"]) == (3, 2, 1)
     assert refs["dangling_items"][0]["target"] == "lab.specimen (code)"
+
+
+def test_a_natural_key_through_a_to_field_reference_dangles_when_its_target_never_comes():
+    relations = {
+        "lab.attachment": {"specimen": {"model": "lab.specimen", "many": False, "to_field": "code"}}
+    }
+    objects = [{"model": "lab.attachment", "pk": 1, "fields": {"specimen": ["S-9"]}}]
+    refs = analyse(objects, relations=relations, natural_keys={"lab.specimen": ["code"]})[
+        "references"
+    ]
+    assert (refs["checked"], refs["resolved"], refs["dangling"]) == (1, 0, 1)
+    assert refs["dangling_items"][0]["target"] == "lab.specimen"
