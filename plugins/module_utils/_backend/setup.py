@@ -35,11 +35,23 @@ def _is_text(node):
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
+class Ambiguous(ValueError):
+    """manage.py names more than one settings module (in branches)."""
+
+
 def settings_in_manage_py(text):
     """The settings module manage.py's text sets: the value of
     ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", "...")`` or of
     ``os.environ["DJANGO_SETTINGS_MODULE"] = "..."``; None when it sets none
-    as a plain string."""
+    as a plain string. Raises Ambiguous when it names several (which one
+    applies depends on how it runs: not guessed)."""
+    found = sorted(set(_settings_values(text)))
+    if len(found) > 1:
+        raise Ambiguous(", ".join(found))
+    return found[0] if found else None
+
+
+def _settings_values(text):
     for node in ast.walk(ast.parse(text)):
         if (
             isinstance(node, ast.Call)
@@ -49,7 +61,7 @@ def settings_in_manage_py(text):
             and all(_is_text(arg) for arg in node.args)
             and node.args[0].value == VARIABLE
         ):
-            return node.args[1].value
+            yield node.args[1].value
         if (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
@@ -58,8 +70,7 @@ def settings_in_manage_py(text):
             and node.targets[0].slice.value == VARIABLE
             and _is_text(node.value)
         ):
-            return node.value.value
-    return None
+            yield node.value.value
 
 
 def find_settings(given, environ, cwd, read):
@@ -88,6 +99,8 @@ def find_settings(given, environ, cwd, read):
         found = settings_in_manage_py(text)
     except SyntaxError as exc:
         return None, f"{NO_SETTINGS}, and {path} is not Python ({exc.msg}): {FIX}", None
+    except Ambiguous as exc:
+        return None, f"{NO_SETTINGS}, and {path} names several ({exc}): {FIX}", None
     if not found:
         return None, f"{NO_SETTINGS}, and {path} does not set it: {FIX}", None
     return found, f"{path} (its os.environ.setdefault)", os.path.dirname(path)

@@ -245,7 +245,8 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
     In check mode the deployment is read and the backup directory checked,
     and the result lists the container commands a real run would run.
     warn(message) is called when the counts fell against the previous
-    verified archive (see _format/trend.py), which never fails the backup.
+    verified archive (see _format/trend.py), which never fails the backup,
+    and when no model is required.
     """
     result = {
         "changed": False,
@@ -261,6 +262,12 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
     written = write_archive(params, plan, containers, result)
     summarise_archive(result, plan, written)
     verify_and_record(result, written)
+    if not params["required_models"] and warn is not None:
+        warn(
+            "no required models were given, so an archive of an empty database would verify"
+            " as well; name the models an archive must never be without (required_models,"
+            " edms_required_models)"
+        )
     result.update(
         against_previous(
             params["backup_dir"], plan.name, params["display_timezone"], plan.threshold, warn

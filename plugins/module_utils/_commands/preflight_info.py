@@ -310,20 +310,29 @@ def preflight(params, runner=None, containers=None, now=None):
 
     host = host_backup_dir(params["backup_dir"])
     result["backup_dir"] = host
+    probe, mounts = None, []
     try:
         containers = containers or Containers()
     except ExecError as exc:
-        raise PreflightError(str(exc), **result) from exc
-    result["execs"] = containers.execs
-    probe, mounts = probe_backend(params, services, labels, containers, findings, result)
+        findings.add(
+            "docker",
+            "error",
+            str(exc),
+            "start the Docker engine, or give this user its socket (the docker group, or become)",
+        )
+    else:
+        result["execs"] = containers.execs
+        probe, mounts = probe_backend(params, services, labels, containers, findings, result)
     check_backup_storage(params, host, probe, mounts, findings)
     host_now = now or datetime.now(timezone.utc)
     result["freshness"] = check_backup_freshness(params, host_now, findings)
     if probe is not None:
         check_database(probe, findings, result)
         login = check_database_login(params, services, containers, findings, result)
+        if login is not None:
+            check_ownership(login, findings)
         if login is not None and params.get("db_port"):
-            check_published_port(params["db_port"], login, findings)
+            check_published_port(params["db_port"], login, containers, findings)
         check_media(probe, findings)
         result["clocks"] = check_clocks(params, probe, findings, host_now, controller_now)
         result["backend"] = {
@@ -475,11 +484,79 @@ def check_database_login(params, services, containers, findings, result):
     return login
 
 
-def check_published_port(port, login, findings):
+# The objects of the application's database that its login does not own (nor
+# a role it is a member of): TRUNCATE in a restore and pg_restore --clean in a
+# rollback need to own them.
+NOT_OWNED_SQL = (
+    "SELECT count(*), string_agg(DISTINCT n.nspname || '.' || c.relname, ', ')"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm')"
+    " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname NOT LIKE 'pg\\_%'"
+    " AND NOT pg_has_role(current_user, c.relowner, 'USAGE')"
+)
+
+
+def check_ownership(login, findings):
+    """Whether the application's login owns its database's tables."""
+    try:
+        said = login.psql(NOT_OWNED_SQL)
+    except (DjangoError, ExecError) as exc:
+        findings.add(
+            "database_ownership",
+            "warning",
+            f"cannot tell who owns the application's tables: {exc}",
+            "check that the application's database user owns its tables",
+        )
+        return
+    count, _, names = said.partition("|")
+    if count.strip() in ("", "0"):
+        findings.add(
+            "database_ownership",
+            "ok",
+            "the application's database user owns every table, sequence and view of its database",
+        )
+        return
+    findings.add(
+        "database_ownership",
+        "warning",
+        f"the application's database user does not own {count.strip()} object(s): "
+        f"{names[:500]}; a restore (TRUNCATE) or a rollback (pg_restore --clean) fails on them",
+        "make the application's user their owner (ALTER TABLE ... OWNER TO ...), or leave"
+        " them out of the application",
+    )
+
+
+def published(container, port):
+    """Whether the container publishes a port on this host's port `port`."""
+    bindings = (container.get("NetworkSettings") or {}).get("Ports") or {}
+    return any(
+        str(binding.get("HostPort")) == str(port)
+        for targets in bindings.values()
+        for binding in targets or ()
+    )
+
+
+def check_published_port(port, login, containers, findings):
     """Whether PostgreSQL answers on the port it is published on, on this
     host's loopback, to the application's login (psycopg2; a TCP connect
-    only where psycopg2 is not installed)."""
+    only where psycopg2 is not installed). The password goes only to a port
+    the db service's container publishes."""
     where = f"127.0.0.1:{port}"
+    try:
+        db = containers.inspect(login.db_id)
+    except ExecError as exc:
+        findings.add("published_port", "error", str(exc), "check the db service")
+        return
+    if not published(db, port):
+        findings.add(
+            "published_port",
+            "error",
+            f"the db service does not publish port {port} on this host (edms_db_port)",
+            "set edms_db_port to the host port in the db service's ports, or leave it out"
+            " when the database is not published",
+        )
+        return
     credentials = login.credentials()
     if not HAS_PSYCOPG2:
         try:

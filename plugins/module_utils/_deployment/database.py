@@ -16,6 +16,7 @@ from __future__ import annotations
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
     connection as connection_program,
 )
+from ansible_collections.edms.backup.plugins.module_utils._backend.connection import SERVER_SQL
 from ansible_collections.edms.backup.plugins.module_utils._common import secret
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
@@ -24,13 +25,48 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.django impor
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
-# What a login must answer: who it is and where.
-WHOAMI = "SELECT current_user, current_database()"
 LOCAL_SOCKET = "the db container's local socket"
+# Variables of the db container's own environment that would steer the
+# programs elsewhere (a service, a password file): unset for every program.
+INHERITED = ("PGSERVICE", "PGSERVICEFILE", "PGPASSFILE")
+# A database or user name the backend answers must be a name: never a
+# connection string (libpq reads a dbname with "=" or a URI prefix as one).
+NAME_LIMIT = 63
 
 
 class LoginError(DjangoError):
     """The db container's PostgreSQL programs cannot log in as the application."""
+
+
+def hide_answer(said):
+    """A failed settings read's output, unless it may be the answer itself."""
+    return "(its output is not shown: it may hold the password)" if "{" in said else said
+
+
+def check_name(kind, value):
+    """value, when it is a plain PostgreSQL name; LoginError otherwise."""
+    text = value if isinstance(value, str) else ""
+    if (
+        not text
+        or len(text.encode("utf-8")) > NAME_LIMIT
+        or "=" in text
+        or text.lower().startswith(("postgres://", "postgresql://"))
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    ):
+        raise LoginError(
+            f"the application's database {kind} from its settings is not a plain"
+            f" PostgreSQL name (at most {NAME_LIMIT} bytes, no '=', no control characters,"
+            " not a connection URI)"
+        )
+    return text
+
+
+def program(argv):
+    """argv run without the db container's own PGSERVICE, PGPASSFILE..."""
+    prefix = ["env"]
+    for name in INHERITED:
+        prefix += ["-u", name]
+    return [*prefix, *argv]
 
 
 def psql_argv(sql, database=None):
@@ -73,17 +109,28 @@ class DatabaseLogin:
             argv = backend_command(self.python, connection_program, {"settings": self.settings})
             answer = parse_answer(
                 self.containers.exec(
-                    self.backend_id, argv, what="the application's database settings"
+                    self.backend_id,
+                    argv,
+                    what="the application's database settings",
+                    clean=hide_answer,
                 ).stdout
             )
             if "error" in answer:
-                raise LoginError(answer["error"])
-            secret(answer.get("password"))
+                raise LoginError(str(answer["error"]))
+            if not isinstance(answer.get("password"), str):
+                answer["password"] = ""
+            secret(answer["password"])
+            answer["user"] = check_name("user", answer.get("user"))
+            answer["name"] = check_name("name", answer.get("name"))
+            answer["port"] = str(answer.get("port") or "")
+            answer["options"] = str(answer.get("options") or "")
             if answer.get("unsupported"):
                 raise LoginError(
-                    "the application's database OPTIONS use {}, which the db container"
-                    " cannot read: give NAME, USER and PASSWORD in DATABASES".format(
-                        " and ".join(answer["unsupported"])
+                    "the application's database OPTIONS use {}, which the PostgreSQL programs"
+                    " in the db container cannot follow (a service or password file is in"
+                    " the backend container; a role assumed after login would not own what"
+                    " pg_restore makes): give NAME, USER and PASSWORD in DATABASES".format(
+                        " and ".join(str(key) for key in answer["unsupported"])
                     )
                 )
             self._credentials = answer
@@ -99,6 +146,7 @@ class DatabaseLogin:
             "PGHOST": host,
             "PGPORT": port,
             "PGCONNECT_TIMEOUT": "10",
+            "PGOPTIONS": found["options"],
         }
         if found["password"]:
             env["PGPASSWORD"] = found["password"]
@@ -114,15 +162,16 @@ class DatabaseLogin:
         failures = []
         for way in candidates(port):
             try:
-                self.containers.exec(
+                answer = self.containers.exec(
                     self.db_id,
-                    psql_argv(WHOAMI),
+                    program(psql_argv(SERVER_SQL)),
                     environment=self.environment(way),
                     what="psql",
                 )
             except ExecError as exc:
                 failures.append(f"over {describe_way(*way)}: {exc}")
                 continue
+            self.check_server(answer.stdout.decode("utf-8", "replace").strip())
             self.way = way
             return self.describe()
         raise LoginError(
@@ -135,6 +184,24 @@ class DatabaseLogin:
                 "; ".join(failures),
             )
         )
+
+    def check_server(self, said):
+        """The db service's server and database must be the application's:
+        else pg_dump, pg_restore and the counts would work on another."""
+        found = self.credentials()
+        theirs = found.get("server")
+        if theirs is None:
+            raise LoginError(
+                "the application cannot reach its database, so the db service cannot be"
+                " told to be its server: {}".format(found.get("server_error", "unknown error"))
+            )
+        if said != "|".join(str(part) for part in theirs):
+            raise LoginError(
+                "the db service's PostgreSQL is not the server and database the application"
+                " uses (its settings name host {}): pg_dump and pg_restore there would not"
+                " work on the application's data; set edms_db_service to the service that"
+                " runs the application's database".format(found.get("host") or "(none)")
+            )
 
     def password_said(self):
         if self.credentials()["password"]:
@@ -151,14 +218,14 @@ class DatabaseLogin:
         """argv in the db container, logged in; its ExecResult."""
         self.connect()
         return self.containers.exec(
-            self.db_id, argv, environment=self.environment(), what=what, clean=clean
+            self.db_id, program(argv), environment=self.environment(), what=what, clean=clean
         )
 
     def stream(self, argv, what):
         """argv in the db container, logged in, its stdout as a stream (ExecStream)."""
         self.connect()
         return self.containers.exec_stream(
-            self.db_id, argv, environment=self.environment(), what=what
+            self.db_id, program(argv), environment=self.environment(), what=what
         )
 
     def psql(self, sql, database=None):

@@ -120,3 +120,15 @@ def test_a_named_module_is_imported_from_the_directory_of_a_named_manage_py(tmp_
     (project / "named_settings.py").write_text(SETTINGS.replace('"own"', '"named"'))
     request = {"settings": {"module": "named_settings", "manage_py": str(project / "manage.py")}}
     assert run(tmp_path, request) == ["named", "named"]
+
+
+def test_a_manage_py_that_names_several_settings_modules_is_not_guessed(tmp_path):
+    (tmp_path / "manage.py").write_text(
+        "import os, sys\n"
+        "if 'test' in sys.argv:\n"
+        "    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site.settings.test')\n"
+        "else:\n"
+        "    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site.settings.prod')\n"
+    )
+    found = run(tmp_path, {"settings": None})
+    assert "names several (site.settings.prod, site.settings.test)" in found["error"]
