@@ -110,7 +110,7 @@ def media_hashes(container, media_dir):
     ).stdout.decode("utf-8", "surrogateescape")
     hashes = {}
     for line in out.splitlines():
-        digest, _, path = line.partition("  ")
+        digest, _sep, path = line.partition("  ")
         hashes[path[2:] if path.startswith("./") else path] = digest
     return hashes
 

@@ -41,10 +41,10 @@ options:
     description:
       - Django settings module for code run in the backend. When not set, it
         is found the way C(manage.py) finds it, read from the container
-        without running anything there: the container's own
+        without running anything there. First the container's own
         E(DJANGO_SETTINGS_MODULE), else the module C(manage.py) names in its
         C(os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)) (see
-        O(manage_py)).
+        O(manage_py)); a C(manage.py) that names several is not guessed from.
     type: str
   manage_py:
     description:

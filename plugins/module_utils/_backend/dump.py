@@ -134,7 +134,7 @@ def _describe_key(key, sentinels, related):
     parts, index = [], 0
     while index < len(key):
         value = key[index]
-        if type(value) is _Sentinel and value in sentinels:
+        if isinstance(value, _Sentinel) and value in sentinels:
             if sentinels[value] is None:
                 return None
             parts.append(sentinels[value])

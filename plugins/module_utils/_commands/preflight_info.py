@@ -509,7 +509,7 @@ def check_ownership(login, findings):
             "check that the application's database user owns its tables",
         )
         return
-    count, _, names = said.partition("|")
+    count, _sep, names = said.partition("|")
     if count.strip() in ("", "0"):
         findings.add(
             "database_ownership",

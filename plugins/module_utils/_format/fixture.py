@@ -818,7 +818,7 @@ class FixtureAnalysis:
         for part in model.natural_key:
             if part == "pk":
                 values.append(pk)
-            elif type(part) is tuple:  # ("natural_key_of", field): a list, in place
+            elif isinstance(part, tuple):  # ("natural_key_of", field): a list, in place
                 value = fields.get(part[1])
                 if not isinstance(value, list):
                     return
