@@ -7,8 +7,9 @@ own credentials: read inside the backend from Django's settings
 PGPASSWORD, PGDATABASE, PGHOST, PGPORT), never in an argv, the result or an
 error. Nothing assumes the server trusts local connections: the login is
 tried over the container's local socket, then over 127.0.0.1, and the first
-that works is used and reported. The password is given to secret() so that
-the module's result masks it wherever it might appear.
+that works is used and reported, once the server and database it reached
+are found to be the application's. The password is given to secret(): the
+module's failure message masks it (_common.py hide_secrets).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def hide_answer(said):
 def check_name(kind, value):
     """value, when it is a plain PostgreSQL name; LoginError otherwise."""
     text = value if isinstance(value, str) else ""
+    if not text:
+        raise LoginError(
+            f"the application's database settings give no {kind} (DATABASES['default']):"
+            " the programs in the db container would log in as whatever its defaults are;"
+            f" give the {kind} in the settings"
+        )
     if (
         not text
         or len(text.encode("utf-8")) > NAME_LIMIT

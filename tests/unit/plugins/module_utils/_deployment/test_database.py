@@ -67,9 +67,6 @@ def test_server_options_are_kept_for_pgoptions():
 @pytest.mark.parametrize(
     "value",
     [
-        "",
-        None,
-        7,
         "host=elsewhere dbname=x",
         "postgresql://elsewhere/x",
         "POSTGRES://elsewhere/x",
@@ -79,6 +76,12 @@ def test_server_options_are_kept_for_pgoptions():
 )
 def test_a_name_that_is_not_a_plain_name_is_refused(value):
     with pytest.raises(LoginError, match="not a plain PostgreSQL name"):
+        check_name("name", value)
+
+
+@pytest.mark.parametrize("value", ["", None, 7])
+def test_a_missing_name_is_named_as_missing(value):
+    with pytest.raises(LoginError, match="settings give no name"):
         check_name("name", value)
 
 
