@@ -488,6 +488,7 @@ class _Model:
         "alternates",
         "count",
         "file_fields",
+        "keyless",
         "keys",
         "label",
         "natural_key",
@@ -502,6 +503,7 @@ class _Model:
     def __init__(self, label, keys, natural_key, file_fields, recreated):
         self.label = label
         self.count = 0
+        self.keyless = 0  # objects without a primary key (natural primary keys)
         self.keys = keys
         self.relations = self.to_recreated = None
         self.natural_key = natural_key
@@ -525,17 +527,19 @@ def _json_type(value):
     return _JSON_TYPES.get(type(value), "a number")
 
 
-def _structure_problem(obj):
-    """What makes `obj` not a fixture object, or None."""
+def _structure_problem(obj, keyless=False):
+    """What makes `obj` not a fixture object, or None. keyless: an object
+    without a "pk" is one (Django's natural primary keys leave it out)."""
     if not isinstance(obj, dict):
         return f"is {_json_type(obj)}, not an object"
-    missing = [key for key in ("model", "pk", "fields") if key not in obj]
+    wanted = ("model", "fields") if keyless and "pk" not in obj else ("model", "pk", "fields")
+    missing = [key for key in wanted if key not in obj]
     if missing:
         return "has no " + " and no ".join(repr(key) for key in missing)
     model = obj["model"]
     if not isinstance(model, str) or model.count(".") != 1:
         return f"has model {model!r}, which is not an 'app_label.model' label"
-    if obj["pk"] is None:
+    if "pk" in obj and obj["pk"] is None:
         return "has a null primary key"
     if not isinstance(obj["fields"], dict):
         return f"has fields that are {_json_type(obj['fields'])}, not an object"
@@ -586,7 +590,11 @@ class FixtureAnalysis:
         file_fields=None,
         media_files=None,
         limit=LIST_LIMIT,
+        keyless=False,
     ):
+        # keyless: objects without a "pk" are well-formed (a fixture of
+        # Django's natural primary keys, which a load gives new keys).
+        self._keyless = keyless
         self._relations = None
         # A foreign key to a unique field that is not the key (to_field) holds
         # that field's value: it resolves against the values of that field,
@@ -692,14 +700,14 @@ class FixtureAnalysis:
     def _admit(self, index, obj):
         """(model, pk, fields) of an object that did not pass add()'s quick
         test, or Nones if it is malformed (counted as such)."""
-        problem = _structure_problem(obj)
+        problem = _structure_problem(obj, self._keyless)
         if problem:
             self._structure.add({"index": index, "problem": f"object index {index} {problem}"})
             return None, None, None
         model = self._model_of(obj["model"])
         if not model.count:
             self._counted.append(model)
-        return model, obj["pk"], obj["fields"]
+        return model, obj.get("pk"), obj["fields"]
 
     def add(self, obj):
         """Check one object (its index: the number of objects added before it)."""
@@ -734,11 +742,13 @@ class FixtureAnalysis:
                 keys = model.keys
                 ends = keys.ends
                 # A dense integer key: the next of its run.
-                if _is_int(pk) and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
+                if pk is None:
+                    model.keyless += 1  # admitted without one: nothing to compare
+                elif _is_int(pk) and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
                     ends[-1] = pk
                 elif not add_pk(keys, _key(pk)):
                     self._duplicates.add({"index": index, "model": model.label, "pk": pk})
-                if model.natural_key:
+                if model.natural_key and pk is not None:
                     self._add_natural_key(model, pk, fields)
                 for field, alternate in model.alternates:
                     value = fields.get(field)
@@ -919,6 +929,7 @@ class FixtureAnalysis:
             "objects": self.objects,
             "counts": self.counts,
             "structure": {"count": self._structure.count, "errors": self._structure.items},
+            "keyless": {model.label: model.keyless for model in self._counted if model.keyless},
             "duplicates": {"count": self._duplicates.count, "items": self._duplicates.items},
             "references": self._references_report(late, dangling),
             "files": self._files_report(),
