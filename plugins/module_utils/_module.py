@@ -76,5 +76,15 @@ def run_module(
         result = command(module)
     except errors as exc:
         partial = hide_secrets(getattr(exc, "partial", {}))
+        _warn(module, partial)
         module.fail_json(msg=hide_secrets(str(exc), message=True), **partial)
-    module.exit_json(**hide_secrets(result))
+    result = hide_secrets(result)
+    _warn(module, result)
+    module.exit_json(**result)
+
+
+def _warn(module, result):
+    """A result's "warnings" given to Ansible as warnings (it shows them and
+    returns them under the same key; passing the key itself is deprecated)."""
+    for text in result.pop("warnings", None) or []:
+        module.warn(str(text))

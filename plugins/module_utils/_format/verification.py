@@ -342,6 +342,8 @@ class _Verification:
             "ok": all(check["status"] != FAIL for check in checks),
             "checks": checks,
             "problems": [check["detail"] for check in checks if check["status"] == FAIL],
+            # The fixture's objects per model (lower-case labels), as found.
+            "fixture_counts": dict(self.report["counts"]) if self.report else {},
         }
 
     # Safety, from the archive's directory alone.

@@ -1,0 +1,345 @@
+# Private to the edms.backup collection: no compatibility promise to anyone else.
+"""The application's own backup, as the operators' checklist tests it.
+
+Step 3 (the live counts), Step 4 (the application's backup run in the
+backend: by default ``BackupService().execute_backup(config, admin)``, or a
+command of the inventory's), Step 5 (the new backup on the host and in the
+container, the same bytes in both) and Step 6 (its layout: the native
+verification of _format/verification.py, and its counts against Step 3's).
+
+Known issue 1 is the failure this finds first: with no mount, the backup
+lands only inside the container and is lost with it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ansible_collections.edms.backup.plugins.module_utils._backend import (
+    app_backup as app_backup_program,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend.app_backup import digest
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import Deployment
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    verify_archive,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
+    DjangoError,
+    count_command,
+    django_settings,
+    normalize_model_labels,
+    parse_counts,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+
+DONE = ("COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED", "DONE", "OK")
+FALLBACK = "/app/backups"
+
+
+class AppBackupError(ModuleFailure):
+    """The application's backup failed, or is not where and what it must be."""
+
+
+def container_location(path, mounts):
+    """Where a path inside the container is kept: ("mount", mount, rel) when a
+    mount holds it (the deepest), ("container", None, None) when only the
+    container's own layer does. ValueError when path is not a plain absolute
+    path (it comes from the application: untrusted)."""
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise ValueError(f"{path!r} is not an absolute path")
+    if posixpath.normpath(path) != path:
+        raise ValueError(f"{path!r} is not a plain path ('..', '.', '//' or a trailing /)")
+    best = None
+    for mount in mounts:
+        target = str(mount.get("Destination") or "")
+        if not target.startswith("/"):
+            continue
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            if best is None or len(target) > len(best["Destination"]):
+                best = mount
+    if best is None:
+        return "container", None, None
+    return "mount", best, posixpath.relpath(path, best["Destination"])
+
+
+def host_location(mount, rel, backup_dir):
+    """The path on the host of rel inside a bind mount, checked to lie in
+    backup_dir with no link on the way. (path, None) or (None, why)."""
+    if mount.get("Type") != "bind":
+        return None, "it is in the {} {} mounted at {}, not in a directory of the host".format(
+            mount.get("Type") or "mount", mount.get("Name") or mount.get("Source"),
+            mount.get("Destination"),
+        )
+    source = os.path.realpath(str(mount.get("Source") or ""))
+    path = os.path.normpath(os.path.join(source, rel)) if rel != "." else source
+    root = os.path.realpath(backup_dir)
+    if path != root and not path.startswith(root.rstrip("/") + "/"):
+        return None, f"it is on the host at {path}, not in the backup directory {backup_dir}"
+    parent = os.path.dirname(path)
+    if os.path.realpath(parent) != parent:
+        return None, f"a link on the way to {path} on the host leads elsewhere"
+    return path, None
+
+
+def compare_counts(step3, archive, labels):
+    """Step 3's live counts ({label: {"rows", "visible"}}, before and after
+    the backup) against the backup's objects per model. Returns (per model,
+    errors, warnings): a model is equal when the backup holds what the
+    application shows (the default manager, as Step 3 counts) or every row.
+    labels: the models to compare, or "__all__": every model counted, where
+    one the backup leaves out is a warning (an application may leave out
+    content types or sessions), not an error."""
+    before, after = step3
+    table, errors, warnings = {}, [], []
+    every = labels == "__all__"
+    if every:
+        labels = sorted(before)
+    for label in labels:
+        key = label.lower()
+        live = before.get(label) or before.get(key) or {}
+        later = after.get(label) or after.get(key) or {}
+        got = archive.get(key)
+        row = {
+            "live": live.get("visible"),
+            "rows": live.get("rows"),
+            "backup": got,
+        }
+        moved = later != live
+        row["equal"] = got is not None and got in (live.get("visible"), live.get("rows"))
+        table[label] = row
+        if got is None and every:
+            row["equal"] = not live.get("rows")
+            if live.get("rows"):
+                warnings.append(
+                    f"{label} is not in the application's backup ({live.get('rows')} rows live)"
+                )
+        elif got is None:
+            errors.append(
+                f"{label} is not in the application's backup ({live.get('rows')} rows live)"
+            )
+        elif not row["equal"]:
+            text = (
+                f"the application's backup holds {got} {label}, the live count is"
+                f" {live.get('visible')} ({live.get('rows')} rows)"
+            )
+            if moved:
+                warnings.append(text + "; the live count changed during the backup")
+            else:
+                errors.append(text)
+        elif got != live.get("rows"):
+            warnings.append(
+                f"the application's backup holds the {got} {label} the application shows;"
+                f" the database holds {live.get('rows')}: the {live.get('rows') - got} rows its"
+                " default manager hides are not in it"
+            )
+    return table, errors, warnings
+
+
+class AppBackup(Deployment):
+    failure = AppBackupError
+
+    def __init__(self, params, runner=None, containers=None, check_mode=False):
+        super().__init__(params, runner=runner, containers=containers)
+        self.check_mode = check_mode
+        self.result["warnings"] = []
+
+    def program(self, function, request, what):
+        try:
+            return self.backend_call(app_backup_program, function, request, what)
+        except (ExecError, DjangoError) as exc:
+            self.fail(f"cannot run {what} in service '{self.params['backend_service']}': {exc}", exc)
+
+    def counts(self, labels):
+        argv = count_command(self.params["backend_python"], labels, django_settings(self.params))
+        try:
+            answer = self.containers.exec(self.backend.container_id, argv, what="the record count")
+            return parse_counts(answer.stdout)
+        except (ExecError, DjangoError) as exc:
+            self.fail(f"cannot count records (Step 3): {exc}", exc)
+
+    def request(self):
+        params = self.params
+        return {
+            "settings": django_settings(params),
+            "service": params["service"],
+            "method": params["service_method"],
+            "configuration_model": params["configuration_model"],
+            "configuration": params["configuration"] or None,
+            "create_configuration": params["create_configuration"],
+            "run_as": params["run_as"],
+            "check": self.check_mode,
+            "wait_seconds": params["wait_seconds"],
+            "backup_dir_fallback": params["backup_dir_container"],
+        }
+
+    def run(self):
+        params = self.params
+        try:
+            labels = normalize_model_labels(params["count_models"])
+        except DjangoError as exc:
+            self.fail(str(exc), exc)
+        self.locate()
+        request = self.request()
+        if params["method"] == "command" and not params["command"]:
+            self.fail("method 'command' needs the command to run (a list: the argv)")
+        if self.check_mode:
+            return self.check(request)
+        before = self.counts(labels)
+        listed = self.program("listing_main", request, "the backup directory's listing")
+        self.result["backup_dir"] = listed["backup_dir"]
+        if params["method"] == "service":
+            path = self.run_service(request)
+        else:
+            path = self.run_command(listed)
+        after = self.counts(labels)
+        self.result["changed"] = True
+        self.locate_backup(path, listed)
+        self.check_backup(before, after, labels)
+        return self.result
+
+    def check(self, request):
+        if self.params["method"] == "command":
+            self.result["would_run"] = " ".join(self.params["command"])
+            self.result["changed"] = True
+            return self.result
+        answer = self.program("service_main", request, "the application's backup (check)")
+        if "error" in answer:
+            self.fail(f"the application's backup cannot run: {answer['error']}")
+        config = answer["configuration"]
+        self.result.update(
+            would_run=answer["call"],
+            user=answer["user"],
+            configuration=config,
+            backup_dir=answer["backup_dir"],
+            changed=True,
+        )
+        return self.result
+
+    def run_service(self, request):
+        self.result["changed"] = True  # whatever the service did, it may have written
+        answer = self.program("service_main", request, "the application's backup")
+        for key in ("call", "user", "configuration", "backup_dir", "job"):
+            if key in answer:
+                self.result[key] = answer[key]
+        if "error" in answer:
+            self.fail(f"the application's backup cannot run: {answer['error']}")
+        if "failed" in answer:
+            self.fail(f"the application's backup failed: {answer['failed']}")
+        job = answer.get("job") or {}
+        status = str(job.get("status", "")).upper()
+        if status and status not in DONE:
+            self.fail(
+                "the application's backup job {} ended {}{}".format(
+                    job.get("pk", "?"),
+                    status,
+                    f": {job.get('error_message') or job.get('error')}"
+                    if job.get("error_message") or job.get("error")
+                    else "",
+                )
+            )
+        path = job.get("backup_path")
+        if not path:
+            self.fail("the application's backup job names no backup_path")
+        return path
+
+    def run_command(self, listed):
+        argv = [str(part) for part in self.params["command"]]
+        self.result["call"] = " ".join(argv)
+        self.result["changed"] = True
+        try:
+            self.containers.exec(
+                self.backend.container_id, argv, what="the application's backup command"
+            )
+        except ExecError as exc:
+            self.fail(f"the application's backup failed: {exc}", exc)
+        now = self.program("listing_main", self.request(), "the backup directory's listing")
+        old, new = listed["entries"] or {}, now["entries"] or {}
+        fresh = sorted(
+            (name for name in new if name not in old or new[name] != old[name]),
+            key=lambda name: new[name]["mtime"],
+        )
+        if not fresh:
+            self.fail(
+                f"the application's backup command wrote nothing new into {now['backup_dir']['path']}"
+            )
+        return posixpath.join(now["backup_dir"]["path"], fresh[-1])
+
+    def locate_backup(self, path, listed):
+        backend = self.backend
+        try:
+            mounts = self.containers.inspect(backend.container_id).get("Mounts") or []
+            kept, mount, rel = container_location(path, mounts)
+        except ValueError as exc:
+            self.fail(f"the application's backup job gives a backup_path that cannot be used: {exc}")
+        except ExecError as exc:
+            self.fail(str(exc), exc)
+        inside = self.program("digest_main", {"path": path}, "the backup's checksum")["digest"]
+        self.result["backup"] = {"container_path": path, "in_container": inside}
+        if "error" in inside:
+            self.fail(f"the application's backup {path} cannot be read in the container: {inside['error']}")
+        name = posixpath.basename(path)
+        if (listed["entries"] or {}).get(name) and posixpath.dirname(path) == listed["backup_dir"]["path"]:
+            self.result["warnings"].append(
+                f"the application's backup {path} replaced an earlier backup of the same name"
+            )
+        if kept == "container":
+            self.fail(
+                "the application's backup {} is only inside the container {}: {} is not mounted"
+                " from the host, so the backup is lost when the container is removed (the"
+                " checklist's known issue 1; BACKUP_DIR is {}). Run the storage phase"
+                " (playbooks/storage.yml)".format(
+                    path,
+                    backend.container_name,
+                    posixpath.dirname(path),
+                    self.result.get("backup_dir", {}).get("setting") or "not set",
+                )
+            )
+        host, why = host_location(mount, rel, self.params["backup_dir"])
+        if host is None:
+            self.fail(f"the application's backup {path} is not in the backup directory: {why}")
+        on_host = digest(host)
+        self.result["backup"].update(host_path=host, on_host=on_host)
+        if "error" in on_host:
+            self.fail(f"the application's backup is not on the host: {on_host['error']}")
+        if (on_host["kind"], on_host["size"], on_host["sha256"]) != (
+            inside["kind"],
+            inside["size"],
+            inside["sha256"],
+        ):
+            self.fail(
+                f"the application's backup differs between the container ({path}: {inside['size']}"
+                f" bytes, sha256 {inside['sha256']}) and the host ({host}: {on_host['size']}"
+                f" bytes, sha256 {on_host['sha256']})"
+            )
+        self.result["backup"]["same"] = True
+        mode = os.lstat(host).st_mode & 0o777
+        if mode & 0o004:
+            self.result["warnings"].append(
+                f"the application's backup {host} is readable by every user of the host"
+                f" (mode {mode:04o}); it holds the application's data, password hashes"
+                " included"
+            )
+
+    def check_backup(self, before, after, labels):
+        host = self.result["backup"]["host_path"]
+        verification = verify_archive(host)
+        self.result["verification"] = verification
+        if not verification["ok"]:
+            self.fail(
+                "the application's backup {} does not verify: {}".format(
+                    host, "; ".join(verification["problems"])
+                )
+            )
+        table, errors, warnings = compare_counts(
+            (before, after), verification["fixture_counts"], labels
+        )
+        self.result["counts"] = table
+        self.result["warnings"].extend(warnings)
+        if errors:
+            self.fail("the application's backup does not hold the live data: " + "; ".join(errors))
+
+
+def app_backup(params, runner=None, containers=None, check_mode=False):
+    return AppBackup(params, runner=runner, containers=containers, check_mode=check_mode).run()

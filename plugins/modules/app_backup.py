@@ -1,0 +1,245 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: app_backup
+short_description: Run the application's own backup and check it as the checklist does
+version_added: 0.2.0
+description:
+  - The checklist's Steps 3 to 6 and Test 1, on the application's own backup
+    feature rather than this collection's archive.
+  - Step 3, counts the live records of O(count_models) (again after the
+    backup, to tell a count that changed during it).
+  - Step 4, runs the application's backup in the backend container. With
+    O(method=service) (the default), the checklist's call in the Django
+    shell, C(<service>().<service_method>(configuration, user)), where the
+    user is O(run_as) (by default the first superuser, the checklist's
+    C(admin)) and the configuration is the one O(configuration) selects (by
+    default the first, or, when there is none, one created from
+    O(create_configuration) as the checklist does). The job it returns is
+    waited for while its status is pending or running. With
+    O(method=command), runs O(command) in the backend and takes the newest
+    entry it adds to the application's backup directory.
+  - An exception of the service, a command that fails or a job that ends
+    in a status other than completed fails the task with the
+    application's own message.
+  - Step 5, finds the new backup inside the container (the job's
+    C(backup_path)) and, through the container's mounts, on the host in
+    O(backup_dir); compares their size and sha256 (of every file, for a
+    directory). A backup that only the container holds (no mount: the
+    checklist's known issue 1) fails the task and names the fix, the storage
+    phase.
+  - Step 6, verifies the backup as a native archive (M(edms.backup.archive_verify)'s
+    checks: members, CRCs, the fixture, counts against its metadata) and
+    compares its objects per model with Step 3's counts. A model whose count
+    differs while the live count stayed the same fails the task; rows the
+    default manager hides and that are not in the backup give a warning.
+  - Changes what the application's backup changes (its file, its job
+    record, a configuration it creates); nothing else.
+extends_documentation_fragment:
+  - edms.backup.project
+options:
+  backup_dir:
+    description:
+      - The directory on the managed host where the application's backups
+        must land (the host side of the backend's mount of its backup
+        directory).
+    type: path
+    required: true
+  backup_dir_container:
+    description:
+      - Where the application writes its backups when its C(BACKUP_DIR)
+        setting is unset (the checklist's known issue 1).
+    type: str
+    default: /app/backups
+  method:
+    description: How the application's backup is run.
+    type: str
+    choices: [service, command]
+    default: service
+  service:
+    description: The backup service class, as a dotted path (O(method=service)).
+    type: str
+    default: apps.backup.services.BackupService
+  service_method:
+    description: The method of O(service) that is called with the configuration and the user.
+    type: str
+    default: execute_backup
+  configuration_model:
+    description: The model of the backup configurations, as a dotted path.
+    type: str
+    default: apps.backup.models.BackupConfiguration
+  configuration:
+    description:
+      - Field lookups that select one configuration, for example
+        C({name: Nightly full backup}). Empty, the first configuration.
+    type: dict
+    default: {}
+  create_configuration:
+    description:
+      - The fields of the configuration that is created when there is none
+        (and O(configuration) is empty). Its C(created_by), if it has one,
+        is the user.
+    type: dict
+    default: {name: Test Backup, backup_type: DATABASE}
+  run_as:
+    description:
+      - The username of the application's user the backup runs as. Unset,
+        the first superuser (the checklist's C(admin)).
+    type: str
+  command:
+    description:
+      - The command that makes the application's backup (O(method=command)),
+        run in the backend as its own user, for example
+        C([python, manage.py, backup_now]).
+    type: list
+    elements: str
+    default: []
+  wait_seconds:
+    description: How long to wait for a job the service returns pending or running.
+    type: int
+    default: 3600
+  count_models:
+    description:
+      - Models whose live counts (Step 3) the backup must match, as
+        C(app_label.ModelName), or C(__all__) for every model (a model the
+        backup leaves out is then a warning).
+    type: list
+    elements: str
+    default: [__all__]
+attributes:
+  check_mode:
+    support: full
+    description: Says what would run, as whom, with which configuration; runs and creates nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    description: Every run makes a new backup.
+author:
+  - edms.backup developers (@edms-backup)
+"""
+
+EXAMPLES = r"""
+- name: The checklist's Steps 3 to 6 on the application's own backup
+  edms.backup.app_backup:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+    count_models: [documents.Document, users.User, workflows.Workflow]
+
+- name: A backup the application makes with a management command
+  edms.backup.app_backup:
+    project_dir: /srv/app
+    compose_files: [compose.yaml]
+    backup_dir: /srv/app/backups
+    method: command
+    command: [python, manage.py, backup_now]
+"""
+
+RETURN = r"""
+call:
+  description: What ran in the backend.
+  returned: always
+  type: str
+  sample: apps.backup.services.BackupService().execute_backup(configuration, user)
+would_run:
+  description: In check mode, what would run.
+  returned: check mode
+  type: str
+user:
+  description: The application's user the backup ran (or would run) as.
+  returned: method service
+  type: str
+  sample: admin
+configuration:
+  description: The configuration used (C(how) it was chosen, C(found), C(first), C(created), C(would be created)).
+  returned: method service
+  type: dict
+backup_dir:
+  description: The application's C(BACKUP_DIR) setting and the directory it writes to.
+  returned: always
+  type: dict
+  sample: {"setting": null, "path": /app/backups}
+job:
+  description: The job the service returned, with its status, backup_path, times and size.
+  returned: method service
+  type: dict
+backup:
+  description:
+    - The backup in the container and on the host, each with its kind,
+      size and sha256; C(same) when they are equal.
+  returned: when the backup was found
+  type: dict
+verification:
+  description: The native verification of the backup (as M(edms.backup.archive_verify) returns it).
+  returned: when the backup is on the host
+  type: dict
+counts:
+  description: Per model, the live count (default manager), the live rows and the backup's objects.
+  returned: success
+  type: dict
+  sample: {"documents.Document": {"live": 54, "rows": 60, "backup": 54, "equal": true}}
+warnings:
+  description: What is true of the backup but worth knowing (rows it leaves out).
+  returned: always
+  type: list
+  elements: str
+commands:
+  description: The C(docker compose) commands the module ran.
+  returned: always
+  type: list
+  elements: str
+execs:
+  description: The commands the module ran inside containers (long inline code shown by its size).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.edms.backup.plugins.module_utils._commands.app_backup import (
+    AppBackupError,
+    app_backup,
+)
+from ansible_collections.edms.backup.plugins.module_utils._module import (
+    on_deployment,
+    options,
+    run_module,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
+
+
+def argument_spec():
+    return options(
+        "project",
+        backup_dir=dict(type="path", required=True),
+        backup_dir_container=dict(type="str", default="/app/backups"),
+        method=dict(type="str", choices=["service", "command"], default="service"),
+        service=dict(type="str", default="apps.backup.services.BackupService"),
+        service_method=dict(type="str", default="execute_backup"),
+        configuration_model=dict(type="str", default="apps.backup.models.BackupConfiguration"),
+        configuration=dict(type="dict", default={}),
+        create_configuration=dict(
+            type="dict", default={"name": "Test Backup", "backup_type": "DATABASE"}
+        ),
+        run_as=dict(type="str"),
+        command=dict(type="list", elements="str", default=[]),
+        wait_seconds=dict(type="int", default=3600),
+        count_models=dict(type="list", elements="str", default=["__all__"]),
+    )
+
+
+def main():
+    run_module(
+        argument_spec(),
+        on_deployment(app_backup),
+        libraries=[DOCKER],
+        errors=AppBackupError,
+        required_if=[("method", "command", ("command",))],
+    )
+
+
+if __name__ == "__main__":
+    main()
