@@ -182,6 +182,11 @@ counts:
   returned: success
   type: dict
   sample: {"documents.Document": {"live": 54, "rows": 60, "backup": 54, "equal": true}}
+summary:
+  description: The result in a few lines, as the role prints it.
+  returned: success
+  type: list
+  elements: str
 warnings:
   description: What is true of the backup but worth knowing (rows it leaves out).
   returned: always

@@ -137,6 +137,35 @@ def compare_counts(step3, archive, labels):
     return table, errors, warnings
 
 
+def summary(result):
+    """The result as the lines the role prints."""
+    who = f" as {result['user']}" if result.get("user") else ""
+    if "would_run" in result:
+        lines = [f"Would run   {result['would_run']}{who}"]
+        config = result.get("configuration")
+        if config:
+            lines.append(f"Config      {config.get('text')} ({config.get('how')})")
+        return lines
+    backup = result["backup"]
+    job = result.get("job")
+    lines = [
+        f"Ran         {result['call']}{who}",
+        "Job         " + (f"{job.get('status')} ({job.get('pk')})" if job else "(a command: no job)"),
+        f"Container   {backup['container_path']}",
+        "Host        {} ({} bytes, the same sha256 {} in both)".format(
+            backup["host_path"], backup["on_host"]["size"], backup["on_host"]["sha256"][:16]
+        ),
+        f"Layout      {result['verification']['layout']}, verified",
+    ]
+    for label, row in result.get("counts", {}).items():
+        lines.append(
+            "Counts      {}: backup {}, live {} ({} rows)".format(
+                label, row["backup"], row["live"], row["rows"]
+            )
+        )
+    return lines
+
+
 class AppBackup(Deployment):
     failure = AppBackupError
 
@@ -203,6 +232,7 @@ class AppBackup(Deployment):
         if self.params["method"] == "command":
             self.result["would_run"] = " ".join(self.params["command"])
             self.result["changed"] = True
+            self.result["summary"] = summary(self.result)
             return self.result
         answer = self.program("service_main", request, "the application's backup (check)")
         if "error" in answer:
@@ -215,6 +245,7 @@ class AppBackup(Deployment):
             backup_dir=answer["backup_dir"],
             changed=True,
         )
+        self.result["summary"] = summary(self.result)
         return self.result
 
     def run_service(self, request):
@@ -339,6 +370,7 @@ class AppBackup(Deployment):
         self.result["warnings"].extend(warnings)
         if errors:
             self.fail("the application's backup does not hold the live data: " + "; ".join(errors))
+        self.result["summary"] = summary(self.result)
 
 
 def app_backup(params, runner=None, containers=None, check_mode=False):

@@ -11,6 +11,8 @@ database is never written. The result is recorded beside the archive.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 import time
@@ -18,6 +20,9 @@ from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
     migrations as migrations_program,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend import (
+    native as native_program,
 )
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_verify import (
     choose_archive,
@@ -27,15 +32,35 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment
     Deployment,
     verified_archive,
 )
-from ansible_collections.edms.backup.plugins.module_utils._deployment.load import LoadError
+from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    LoadError,
+    put_fixture,
+    scratch,
+)
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
     MediaError,
     archive_media,
+    media_differences,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import record_status
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    MEDIA_PREFIX,
+    ArchiveReader,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
+    describe_archive,
+    record_status,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    verify_pinned,
+)
+from ansible_collections.edms.backup.plugins.module_utils._backend.counts import ALL_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
+    backend_program,
+    count_command,
     django_settings,
+    parse_answer,
+    parse_counts,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import utc_iso
@@ -95,6 +120,9 @@ class Rehearsal(Deployment):
         except ModuleFailure as exc:
             self.fail(str(exc), exc)
         self.result["archive"] = path
+        entry = describe_archive(path, "UTC") if os.path.exists(path) else None
+        if entry is not None and entry["layout"] != "edms.backup v1":
+            return NativeRehearsal(self).run(path)
         metadata = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
@@ -141,6 +169,198 @@ class Rehearsal(Deployment):
         self.result["seconds"] = entry["seconds"]
         record_status(self.result["archive"], "rehearsal", entry, source=self.source)
         self.result["recorded"] = entry
+
+
+class NativeRehearsal:
+    """The rehearsal of an archive of the application's own (native) layout:
+    verified, loaded with Django's own loaddata into the separate database,
+    then every model compared with the live data (_backend/native.py), and
+    the archive's media with the live media. What the native format loses
+    (rows it leaves out, primary keys replaced through natural keys, times
+    cut to milliseconds, media not included) is reported per model in
+    ``losses``; the rehearsal fails only when the load itself fails."""
+
+    def __init__(self, session):
+        self.session = session
+        self.result = session.result
+        self.result["layout"] = None
+
+    def program(self, function, request, what):
+        try:
+            return self.session.backend_call(native_program, function, request, what)
+        except (ExecError, DjangoError) as exc:
+            self.session.fail(f"cannot run {what}: {exc}", exc)
+
+    def run(self, path):
+        session, params = self.session, self.session.params
+        verification, source = verify_pinned(path)
+        self.result["layout"] = verification["layout"]
+        self.result["verification"] = {
+            "ok": verification["ok"],
+            "problems": verification["problems"],
+        }
+        if not verification["ok"]:
+            session.fail(
+                "archive {} does not verify, so it is not rehearsed: {}".format(
+                    path, "; ".join(verification["problems"])
+                )
+            )
+        session.archive_path, session.source = path, source
+        backup_counts = verification["fixture_counts"]
+        session.locate()
+        started = time.monotonic()
+        settings = django_settings(params)
+        try:
+            session.prepare_database()
+            request = {"settings": settings, "database": session.name}
+            session.backend_call(migrations_program, "migrate_main", request, "migrate")
+            self.result["migration_differences"] = (
+                "not checkable: the application's metadata.json names no migrations"
+            )
+            try:
+                self.result["load"] = self.load(source, settings)
+            except LoadError:
+                self.count_only(backup_counts)
+                raise
+            compared = self.program(
+                "compare_main",
+                {"settings": settings, "database": session.name, "backup_counts": backup_counts},
+                "the comparison with the live data",
+            )
+            if "error" in compared:
+                raise DjangoError(f"the comparison with the live data failed: {compared['error']}")
+            self.result["models"] = compared["models"]
+            self.result["media"] = self.media(source)
+        except (ExecError, DjangoError, LoadError, MediaError) as exc:
+            session.record(False, started, str(exc))
+            session.fail(f"rehearsal of {path} in database {session.name} failed: {exc}", exc)
+        except RehearsalError as exc:
+            session.record(False, started, str(exc))
+            raise
+        finally:
+            if self.result["changed"]:
+                session.drop_database()
+            failure = sys.exc_info()[1]
+            if isinstance(failure, RehearsalError):
+                failure.partial.update(self.result)
+        self.result["losses"] = native_losses(self.result["models"], self.result["media"])
+        session.record(True, started)
+        self.result["summary"] = native_summary(self.result)
+        return self.result
+
+    def count_only(self, backup_counts):
+        """When the load fails, what can still be said per model: the live
+        rows against the backup's objects (result "models" and "losses")."""
+        session = self.session
+        argv = count_command(session.params["backend_python"], ALL_MODELS, django_settings(session.params))
+        try:
+            answer = session.containers.exec(session.backend.container_id, argv, what="the record count")
+            live = parse_counts(answer.stdout)
+        except (ExecError, DjangoError):
+            return
+        models = {}
+        for label, row in sorted(live.items()):
+            backup = backup_counts.get(label.lower(), 0)
+            models[label] = {"live": row["rows"], "backup": backup}
+        self.result["models"] = models
+        self.result["losses"] = {
+            label: [f"the backup holds {row['backup']} of {row['live']} live rows"]
+            for label, row in models.items()
+            if row["backup"] != row["live"]
+        }
+
+    def load(self, source, settings):
+        session = self.session
+        backend = session.backend.container_id
+        with scratch(session.containers, backend, "edms-load") as private:
+            fixture = put_fixture(session.containers, backend, source, private.path, private.owner)
+            request = {"settings": settings, "database": session.name, "fixture": fixture}
+            argv = [params_python(session.params), "-c", backend_program(native_program, "load_main")]
+            answer = session.containers.exec(
+                backend,
+                private.command([*argv, json.dumps(request)]),
+                what="loaddata",
+                check=False,
+            )
+            private.removed = True
+        report = parse_answer(answer.stdout)
+        if "error" in report:
+            raise LoadError(f"loaddata failed: {report['error']}")
+        if report["installed"] != report["of"]:
+            raise LoadError(
+                f"loaddata installed {report['installed']} of {report['of']} objects"
+            )
+        return {"objects": report["installed"], "fixtures": report["fixtures"]}
+
+    def media(self, source):
+        """The archive's media/ against the live media root."""
+        with ArchiveReader.open(source) as archive:
+            hashes = {}
+            for member in archive.iter_members():
+                name = member.name
+                if name.startswith(MEDIA_PREFIX) and member.kind == "file":
+                    with archive.open_member(name) as stream:
+                        stream.drain()
+                        hashes[name[len(MEDIA_PREFIX) :]] = stream.sha256
+        live = self.session.media("hashes")["hashes"]
+        return {
+            "files": len(hashes),
+            "live_files": len(live),
+            "included": bool(hashes),
+            "equal_to_live": hashes == live,
+            "differences": media_differences(hashes, live),
+        }
+
+
+def params_python(params):
+    return params["backend_python"]
+
+
+def native_losses(models, media):
+    """What a restore from the native archive would lose or change against
+    the live data: {label: [sentence, ...]} of the models that differ, and
+    "media" when the media do."""
+    losses = {}
+    for label, row in sorted(models.items()):
+        lines = []
+        if row["missing"]:
+            lines.append(
+                f"{row['missing']} of {row['live']} live rows are not restored"
+                + (f" (the backup holds {row['backup']})" if row["backup"] != row["live"] else "")
+            )
+        if row["extra"]:
+            lines.append(f"{row['extra']} rows the live data does not have")
+        if row["pk_replaced"]:
+            lines.append(
+                f"{row['pk_replaced']} rows get a new primary key (natural primary keys)"
+            )
+        for field, entry in sorted(row["fields"].items()):
+            lines.append(f"{field}: {entry['rows']} rows, {entry['kind']}")
+        if lines:
+            losses[label] = lines
+    if not media["included"] and media["live_files"]:
+        losses["media"] = [f"media not included: {media['live_files']} live files"]
+    elif media["differences"]:
+        losses["media"] = media["differences"]
+    return losses
+
+
+def native_summary(result):
+    load = result["load"]
+    media = result["media"]
+    lines = [
+        "Archive     {} ({})".format(os.path.basename(result["archive"]), result["layout"]),
+        "Rehearsal   loaddata installed {} objects into {} (dropped again: {})".format(
+            load["objects"], result["database"], result.get("dropped")
+        ),
+        "Media       {} files in the archive, {} live".format(media["files"], media["live_files"]),
+    ]
+    if not result["losses"]:
+        lines.append("Losses      none: every model and file equals the live data")
+    for label, items in result["losses"].items():
+        for item in items:
+            lines.append(f"Differs     {label}: {item}")
+    return lines
 
 
 def rehearse(params, runner=None, containers=None):
