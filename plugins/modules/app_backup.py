@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: app_backup
 short_description: Run the application's own backup and check it as the checklist does
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The checklist's Steps 3 to 6 and Test 1, on the application's own backup
     feature rather than this collection's archive.
@@ -28,14 +28,15 @@ description:
   - Step 5, finds the new backup inside the container (the job's
     C(backup_path)) and, through the container's mounts, on the host in
     O(backup_dir); compares their size and sha256 (of every file, for a
-    directory). A backup that only the container holds (no mount: the
-    checklist's known issue 1) fails the task and names the fix, the storage
-    phase.
-  - Step 6, verifies the backup as a native archive (M(edms.backup.archive_verify)'s
-    checks: members, CRCs, the fixture, counts against its metadata) and
-    compares its objects per model with Step 3's counts. A model whose count
-    differs while the live count stayed the same fails the task; rows the
-    default manager hides and that are not in the backup give a warning.
+    directory). A backup that only the container holds (there is no mount,
+    the checklist's known issue 1) fails the task and names the fix, the
+    storage phase.
+  - Step 6, verifies the backup as a native archive, with the checks of
+    M(edms.backup.archive_verify) (members, CRCs, the fixture, the counts
+    against its metadata), and compares its objects per model with Step 3's
+    counts. A model whose count differs while the live count stayed the
+    same fails the task; rows the default manager hides and that are not in
+    the backup give a warning.
   - Changes what the application's backup changes (its file, its job
     record, a configuration it creates); nothing else.
 extends_documentation_fragment:
@@ -73,8 +74,9 @@ options:
     default: apps.backup.models.BackupConfiguration
   configuration:
     description:
-      - Field lookups that select one configuration, for example
-        C({name: Nightly full backup}). Empty, the first configuration.
+      - Field lookups that select one configuration, for example the field
+        C(name) with the value C(Nightly full backup). Empty, the first
+        configuration.
     type: dict
     default: {}
   create_configuration:
@@ -155,7 +157,9 @@ user:
   type: str
   sample: admin
 configuration:
-  description: The configuration used (C(how) it was chosen, C(found), C(first), C(created), C(would be created)).
+  description:
+    - The configuration used; C(how) it was chosen is C(found), C(first),
+      C(created) or C(would be created).
   returned: method service
   type: dict
 backup_dir:

@@ -71,6 +71,7 @@ def test_every_job_template_has_a_project_playbook_that_imports_the_collections(
     assert names == [
         "EDMS Preflight",
         "EDMS Storage",
+        "EDMS Application Backup",
         "EDMS Backup",
         "EDMS Verify",
         "EDMS Rehearse",

@@ -137,7 +137,10 @@ def backup_dir(fallback):
     from django.conf import settings
 
     configured = getattr(settings, "BACKUP_DIR", None)
-    return {"setting": None if configured is None else str(configured), "path": str(configured or fallback)}
+    return {
+        "setting": None if configured is None else str(configured),
+        "path": str(configured or fallback),
+    }
 
 
 def _resolve(dotted, what):

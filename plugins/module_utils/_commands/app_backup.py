@@ -56,9 +56,9 @@ def container_location(path, mounts):
         target = str(mount.get("Destination") or "")
         if not target.startswith("/"):
             continue
-        if path == target or path.startswith(target.rstrip("/") + "/"):
-            if best is None or len(target) > len(best["Destination"]):
-                best = mount
+        inside = path == target or path.startswith(target.rstrip("/") + "/")
+        if inside and (best is None or len(target) > len(best["Destination"])):
+            best = mount
     if best is None:
         return "container", None, None
     return "mount", best, posixpath.relpath(path, best["Destination"])
@@ -69,7 +69,8 @@ def host_location(mount, rel, backup_dir):
     backup_dir with no link on the way. (path, None) or (None, why)."""
     if mount.get("Type") != "bind":
         return None, "it is in the {} {} mounted at {}, not in a directory of the host".format(
-            mount.get("Type") or "mount", mount.get("Name") or mount.get("Source"),
+            mount.get("Type") or "mount",
+            mount.get("Name") or mount.get("Source"),
             mount.get("Destination"),
         )
     source = os.path.realpath(str(mount.get("Source") or ""))
@@ -150,7 +151,8 @@ def summary(result):
     job = result.get("job")
     lines = [
         f"Ran         {result['call']}{who}",
-        "Job         " + (f"{job.get('status')} ({job.get('pk')})" if job else "(a command: no job)"),
+        "Job         "
+        + (f"{job.get('status')} ({job.get('pk')})" if job else "(a command: no job)"),
         f"Container   {backup['container_path']}",
         "Host        {} ({} bytes, the same sha256 {} in both)".format(
             backup["host_path"], backup["on_host"]["size"], backup["on_host"]["sha256"][:16]
@@ -178,7 +180,9 @@ class AppBackup(Deployment):
         try:
             return self.backend_call(app_backup_program, function, request, what)
         except (ExecError, DjangoError) as exc:
-            self.fail(f"cannot run {what} in service '{self.params['backend_service']}': {exc}", exc)
+            self.fail(
+                f"cannot run {what} in service '{self.params['backend_service']}': {exc}", exc
+            )
 
     def counts(self, labels):
         argv = count_command(self.params["backend_python"], labels, django_settings(self.params))
@@ -292,9 +296,8 @@ class AppBackup(Deployment):
             key=lambda name: new[name]["mtime"],
         )
         if not fresh:
-            self.fail(
-                f"the application's backup command wrote nothing new into {now['backup_dir']['path']}"
-            )
+            where = now["backup_dir"]["path"]
+            self.fail(f"the application's backup command wrote nothing new into {where}")
         return posixpath.join(now["backup_dir"]["path"], fresh[-1])
 
     def locate_backup(self, path, listed):
@@ -303,15 +306,22 @@ class AppBackup(Deployment):
             mounts = self.containers.inspect(backend.container_id).get("Mounts") or []
             kept, mount, rel = container_location(path, mounts)
         except ValueError as exc:
-            self.fail(f"the application's backup job gives a backup_path that cannot be used: {exc}")
+            self.fail(
+                f"the application's backup job gives a backup_path that cannot be used: {exc}"
+            )
         except ExecError as exc:
             self.fail(str(exc), exc)
         inside = self.program("digest_main", {"path": path}, "the backup's checksum")["digest"]
         self.result["backup"] = {"container_path": path, "in_container": inside}
         if "error" in inside:
-            self.fail(f"the application's backup {path} cannot be read in the container: {inside['error']}")
+            self.fail(
+                f"the application's backup {path} cannot be read in the container:"
+                f" {inside['error']}"
+            )
         name = posixpath.basename(path)
-        if (listed["entries"] or {}).get(name) and posixpath.dirname(path) == listed["backup_dir"]["path"]:
+        if (listed["entries"] or {}).get(name) and posixpath.dirname(path) == listed["backup_dir"][
+            "path"
+        ]:
             self.result["warnings"].append(
                 f"the application's backup {path} replaced an earlier backup of the same name"
             )

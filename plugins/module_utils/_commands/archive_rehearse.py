@@ -24,6 +24,7 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import (
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
     native as native_program,
 )
+from ansible_collections.edms.backup.plugins.module_utils._backend.counts import ALL_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_verify import (
     choose_archive,
 )
@@ -53,7 +54,6 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
     verify_pinned,
 )
-from ansible_collections.edms.backup.plugins.module_utils._backend.counts import ALL_MODELS
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
     backend_program,
@@ -252,9 +252,13 @@ class NativeRehearsal:
         """When the load fails, what can still be said per model: the live
         rows against the backup's objects (result "models" and "losses")."""
         session = self.session
-        argv = count_command(session.params["backend_python"], ALL_MODELS, django_settings(session.params))
+        argv = count_command(
+            session.params["backend_python"], ALL_MODELS, django_settings(session.params)
+        )
         try:
-            answer = session.containers.exec(session.backend.container_id, argv, what="the record count")
+            answer = session.containers.exec(
+                session.backend.container_id, argv, what="the record count"
+            )
             live = parse_counts(answer.stdout)
         except (ExecError, DjangoError):
             return
@@ -275,7 +279,11 @@ class NativeRehearsal:
         with scratch(session.containers, backend, "edms-load") as private:
             fixture = put_fixture(session.containers, backend, source, private.path, private.owner)
             request = {"settings": settings, "database": session.name, "fixture": fixture}
-            argv = [params_python(session.params), "-c", backend_program(native_program, "load_main")]
+            argv = [
+                params_python(session.params),
+                "-c",
+                backend_program(native_program, "load_main"),
+            ]
             answer = session.containers.exec(
                 backend,
                 private.command([*argv, json.dumps(request)]),
@@ -287,9 +295,7 @@ class NativeRehearsal:
         if "error" in report:
             raise LoadError(f"loaddata failed: {report['error']}")
         if report["installed"] != report["of"]:
-            raise LoadError(
-                f"loaddata installed {report['installed']} of {report['of']} objects"
-            )
+            raise LoadError(f"loaddata installed {report['installed']} of {report['of']} objects")
         return {"objects": report["installed"], "fixtures": report["fixtures"]}
 
     def media(self, source):
@@ -331,9 +337,7 @@ def native_losses(models, media):
         if row["extra"]:
             lines.append(f"{row['extra']} rows the live data does not have")
         if row["pk_replaced"]:
-            lines.append(
-                f"{row['pk_replaced']} rows get a new primary key (natural primary keys)"
-            )
+            lines.append(f"{row['pk_replaced']} rows get a new primary key (natural primary keys)")
         for field, entry in sorted(row["fields"].items()):
             lines.append(f"{field}: {entry['rows']} rows, {entry['kind']}")
         if lines:

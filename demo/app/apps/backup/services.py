@@ -26,7 +26,7 @@ about, so that the edms.backup collection has something to find:
 
 import os
 import zipfile
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import django
 from django.apps import apps
@@ -77,7 +77,9 @@ class BackupService:
         return config.backup_type != BackupConfiguration.BackupType.FILES
 
     def includes_files(self, config):
-        return config.include_files and config.backup_type != BackupConfiguration.BackupType.DATABASE
+        return (
+            config.include_files and config.backup_type != BackupConfiguration.BackupType.DATABASE
+        )
 
     def models(self):
         chosen = [
@@ -106,7 +108,7 @@ class BackupService:
         job = BackupJob.objects.create(
             configuration=config, created_by=user, status=JobStatus.RUNNING
         )
-        stamp = job.started_at.astimezone(dt_timezone.utc).strftime("%Y%m%d_%H%M%S")
+        stamp = job.started_at.astimezone(UTC).strftime("%Y%m%d_%H%M%S")
         path = os.path.join(self.backup_dir(), f"{stamp}.zip")
         try:
             os.makedirs(self.backup_dir(), exist_ok=True)
@@ -137,7 +139,10 @@ class BackupService:
                     "backup_type": config.backup_type,
                     "include_files": self.includes_files(config),
                     "django_version": django.get_version(),
-                    "database": {"vendor": connection.vendor, "name": connection.settings_dict["NAME"]},
+                    "database": {
+                        "vendor": connection.vendor,
+                        "name": connection.settings_dict["NAME"],
+                    },
                     "counts": counts,
                     "media_files": media,
                     "media_storage": default_storage.__class__.__name__,

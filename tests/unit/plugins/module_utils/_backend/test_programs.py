@@ -8,11 +8,13 @@ import sys
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
+    app_backup,
     counts,
     dump,
     load,
     media,
     migrations,
+    native,
     probe,
     setup,
 )
@@ -27,6 +29,11 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.django impor
 MAX_ARG_STRLEN = 131072
 
 ENTRIES = [
+    (app_backup, "service_main"),
+    (app_backup, "listing_main"),
+    (app_backup, "digest_main"),
+    (native, "load_main"),
+    (native, "compare_main"),
     (counts, "count_main"),
     (counts, "count_labels_main"),
     (counts, "tables_main"),

@@ -880,3 +880,31 @@ def test_a_foreign_directory_without_metadata_fails_that_check_only(tmp_path):
     assert result["problems"] == ["metadata.json is missing"]
     assert statuses(result)["counts"] == "not_checkable"
     assert statuses(result)["unique_pks"] == "pass"
+
+
+def test_a_foreign_fixture_may_leave_primary_keys_out_and_they_are_counted(tmp_path):
+    # Django's use_natural_primary_keys: objects with a natural key carry no "pk".
+    objs = objects()
+    keyless = [
+        {k: v for k, v in o.items() if k != "pk"} for o in objs if o["model"] == "users.user"
+    ]
+    rest = [o for o in objs if o["model"] != "users.user"]
+    root = tmp_path / "20260101_130029"
+    foreign_directory(root)
+    (root / FIXTURE).write_text(json.dumps(keyless + rest, indent=2))
+    result = verify_archive(str(root))
+    assert result["ok"], result["problems"]
+    structure = check_of(result, "object_structure")
+    assert structure["numbers"]["keyless"] == len(keyless)
+    assert "carry no primary key" in structure["detail"]
+    assert result["fixture_counts"]["users.user"] == len(keyless)
+    assert check_of(result, "counts")["status"] == "pass"
+
+
+def test_this_collections_fixture_without_a_primary_key_is_malformed(tmp_path):
+    objs = objects()
+    objs[0] = {k: v for k, v in objs[0].items() if k != "pk"}
+    path = write_archive(tmp_path, objs)
+    result = verify_archive(path)
+    assert "object_structure" in failed(result)
+    assert "has no 'pk'" in check_of(result, "object_structure")["detail"]
