@@ -22,7 +22,12 @@ description:
     waited for while its status is pending or running. With
     O(method=command), runs O(command) in the backend and takes the newest
     entry it adds to the application's backup directory.
-  - An exception of the service, a command that fails or a job that ends
+  - With O(method=http), POSTs O(body) as JSON to O(url), the application's
+    backup API (from the managed host, with HTTP Basic authentication as
+    O(url_username) when given), reads the job's primary key from the key
+    O(job_id_key) of the JSON answer, and waits for that job of
+    O(job_model) in the backend.
+  - An exception of the service, a command that fails, an HTTP error, or a job that ends
     in a status other than completed fails the task with the
     application's own message.
   - Step 5, finds the new backup inside the container (the job's
@@ -58,7 +63,7 @@ options:
   method:
     description: How the application's backup is run.
     type: str
-    choices: [service, command]
+    choices: [service, command, http]
     default: service
   service:
     description: The backup service class, as a dotted path (O(method=service)).
@@ -99,6 +104,39 @@ options:
     type: list
     elements: str
     default: []
+  url:
+    description:
+      - The URL of the application's backup API (O(method=http)), reached
+        from the managed host, for example C(http://127.0.0.1:8001/api/backups/).
+    type: str
+  url_username:
+    description: The application's username for HTTP Basic authentication (O(method=http)).
+    type: str
+  url_password:
+    description: Its password; never shown in the result.
+    type: str
+  body:
+    description: The JSON object POSTed to O(url), for example the configuration's name.
+    type: dict
+    default: {}
+  job_id_key:
+    description: The key of the API's JSON answer that holds the job's primary key.
+    type: str
+    default: job
+  job_model:
+    description:
+      - The model of the backup jobs (dotted path), where the job is waited
+        for (O(method=http)).
+    type: str
+    default: apps.backup.models.BackupJob
+  validate_certs:
+    description: Check the TLS certificate of an C(https) O(url).
+    type: bool
+    default: true
+  http_timeout:
+    description: Seconds to wait for the API's answer (the backup may run before it answers).
+    type: int
+    default: 3600
   wait_seconds:
     description: How long to wait for a job the service returns pending or running.
     type: int
@@ -117,6 +155,7 @@ attributes:
     description: Says what would run, as whom, with which configuration; runs and creates nothing.
   diff_mode:
     support: none
+    description: The application writes a new backup; there is no before and after to show.
   idempotent:
     support: none
     description: Every run makes a new backup.
@@ -131,6 +170,17 @@ EXAMPLES = r"""
     compose_files: [docker-compose.prod.yml]
     backup_dir: /home/lims/edms-staging/backups
     count_models: [documents.Document, users.User, workflows.Workflow]
+
+- name: A backup through the application's API, as a staff user
+  edms.backup.app_backup:
+    project_dir: /home/lims/edms-staging
+    compose_files: [docker-compose.prod.yml]
+    backup_dir: /home/lims/edms-staging/backups
+    method: http
+    url: http://127.0.0.1:3001/api/backups/
+    url_username: backup-operator
+    url_password: "{{ vault_edms_backup_operator_password }}"
+    body: {configuration: Nightly full backup}
 
 - name: A backup the application makes with a management command
   edms.backup.app_backup:
@@ -225,7 +275,7 @@ def argument_spec():
         "project",
         backup_dir=dict(type="path", required=True),
         backup_dir_container=dict(type="str", default="/app/backups"),
-        method=dict(type="str", choices=["service", "command"], default="service"),
+        method=dict(type="str", choices=["service", "command", "http"], default="service"),
         service=dict(type="str", default="apps.backup.services.BackupService"),
         service_method=dict(type="str", default="execute_backup"),
         configuration_model=dict(type="str", default="apps.backup.models.BackupConfiguration"),
@@ -235,6 +285,14 @@ def argument_spec():
         ),
         run_as=dict(type="str"),
         command=dict(type="list", elements="str", default=[]),
+        url=dict(type="str"),
+        url_username=dict(type="str"),
+        url_password=dict(type="str", no_log=True),
+        body=dict(type="dict", default={}),
+        job_id_key=dict(type="str", default="job"),
+        job_model=dict(type="str", default="apps.backup.models.BackupJob"),
+        validate_certs=dict(type="bool", default=True),
+        http_timeout=dict(type="int", default=3600),
         wait_seconds=dict(type="int", default=3600),
         count_models=dict(type="list", elements="str", default=["__all__"]),
     )
@@ -246,7 +304,7 @@ def main():
         on_deployment(app_backup),
         libraries=[DOCKER],
         errors=AppBackupError,
-        required_if=[("method", "command", ("command",))],
+        required_if=[("method", "command", ("command",)), ("method", "http", ("url",))],
     )
 
 

@@ -371,3 +371,59 @@ def test_rehearsing_the_applications_backup_reports_per_model_what_it_loses(
     # Recorded beside the archive, as every rehearsal is.
     with open(made["backup"]["host_path"] + ".status.json", encoding="utf-8") as handle:
         assert json.load(handle)["rehearsal"]["ok"] is True
+
+
+API = "http://127.0.0.1:8001/api/backups/"
+# seed_demo's password of every seeded user (demo/app/apps/documents/...).
+SEED_PASSWORD = "demo-password-not-secret"
+
+
+def test_the_http_method_posts_to_the_api_and_waits_for_the_job_it_names(
+    checklist_state, app_backups
+):
+    storage_fixed()
+    jobs = job_ids()
+    args = dict(
+        PROJECT,
+        method="http",
+        url=API,
+        url_username="admin",
+        url_password=SEED_PASSWORD,
+        body={"configuration": "Hourly database backup"},
+        count_models=STEP3,
+    )
+    rc, result = run_module("app_backup", args)
+    assert rc == 0, result.get("msg")
+    assert result["call"] == f"POST {API}"
+    assert result["job"]["status"] == "COMPLETED"
+    assert job_ids() - jobs == {result["job"]["pk"]}
+    host_path = result["backup"]["host_path"]
+    assert sha256_on_host(host_path) == sha256_in_container(result["job"]["backup_path"])
+    assert SEED_PASSWORD not in json.dumps(result)
+
+
+def test_the_apis_refusals_fail_with_its_message_and_never_show_the_password(
+    checklist_state, app_backups
+):
+    storage_fixed()
+    tables = table_digests()
+    wrong = "not-the-password-of-admin"
+    args = dict(PROJECT, method="http", url=API, url_username="admin", url_password=wrong)
+    rc, result = run_module("app_backup", args)
+    assert rc != 0
+    assert result["msg"] == (
+        f"the application's backup failed: HTTP 401 from {API}: authentication failed"
+    )
+    assert wrong not in json.dumps(result)
+    args.update(url_password=SEED_PASSWORD, body={"configuration": "No such one"})
+    rc, result = run_module("app_backup", args)
+    assert rc != 0
+    assert result["msg"] == (
+        f"the application's backup failed: HTTP 404 from {API}:"
+        " no backup configuration named 'No such one'"
+    )
+    assert table_digests() == tables
+    rc, result = run_module("app_backup", args, check_mode=True)
+    assert rc == 0, result.get("msg")
+    assert result["would_run"] == f"POST {API}"
+    assert table_digests() == tables

@@ -13,7 +13,9 @@ Entry points (request in argv[1], one JSON answer on stdout):
   {"user", "configuration", "call", "backup_dir", "job"} or {"failed": the
   service's message, "exception"}, or {"error"} when it cannot even call it.
   With "check" nothing is created or called: the answer says what would be.
-- listing_main: request {"settings", "path"}: {"backup_dir", "entries":
+- job_main: request {"settings", "job_model", "pk", "wait_seconds"}: {"job"}
+  of that job (as service_main's), waited for, or {"error"}.
+- listing_main: request {"settings", "backup_dir_fallback"}: {"backup_dir", "entries":
   {name: {"kind", "size", "mtime"}}} of the directory the application writes
   its backups to (BACKUP_DIR, else the fallback).
 - digest_main: request {"path"}: {"digest"} (digest()) of a file or directory.
@@ -144,7 +146,7 @@ def backup_dir(fallback):
 
 
 def _resolve(dotted, what):
-    module_name, _, name = str(dotted).rpartition(".")
+    module_name, name = str(dotted).rpartition(".")[::2]
     if not module_name:
         raise LookupError(f"{what} {dotted!r} is not a dotted path (module.Name)")
     try:
@@ -265,6 +267,24 @@ def service_main():
         return
     found["job"] = _job(_wait(job, request["wait_seconds"]))
     _answer(found)
+
+
+def job_main():
+    """The job a call of the application's API started, waited for."""
+    from ansible_collections.edms.backup.plugins.module_utils._backend.setup import setup
+
+    request = setup()
+    try:
+        model = _resolve(request["job_model"], "job model")
+    except LookupError as exc:
+        _answer({"error": str(exc)})
+        return
+    try:
+        job = model._default_manager.get(pk=request["pk"])
+    except Exception as exc:  # DoesNotExist, or a pk of the wrong type
+        _answer({"error": f"no {model._meta.label} {request['pk']!r}: {type(exc).__name__}"})
+        return
+    _answer({"job": _job(_wait(job, request["wait_seconds"]))})
 
 
 def listing_main():

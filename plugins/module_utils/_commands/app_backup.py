@@ -13,14 +13,19 @@ lands only inside the container and is lost with it.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
+from urllib.error import HTTPError, URLError
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
     app_backup as app_backup_program,
 )
-from ansible_collections.edms.backup.plugins.module_utils._backend.app_backup import digest
-from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._backend.app_backup import (
+    PENDING,
+    digest,
+)
+from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure, secret
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import Deployment
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
     verify_archive,
@@ -138,6 +143,51 @@ def compare_counts(step3, archive, labels):
     return table, errors, warnings
 
 
+def http_post(url, body, username, password, validate_certs, timeout):
+    """(status, text) of a JSON POST to url with HTTP Basic authentication
+    (when a username is given); (None, why) when no answer came."""
+    from ansible.module_utils.urls import open_url
+
+    try:
+        response = open_url(
+            url,
+            data=json.dumps(body),
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            url_username=username or None,
+            url_password=password or None,
+            force_basic_auth=bool(username),
+            validate_certs=validate_certs,
+            timeout=timeout,
+        )
+    except HTTPError as exc:
+        return exc.code, _read(exc)
+    except (URLError, OSError, ValueError) as exc:
+        return None, str(getattr(exc, "reason", None) or exc)
+    with response:
+        return response.status, _read(response)
+
+
+def _read(stream, limit=1 << 20):
+    try:
+        return stream.read(limit).decode("utf-8", "replace")
+    except (OSError, AttributeError):
+        return ""
+
+
+def parse_json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def shorten(text, limit=300):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def summary(result):
     """The result as the lines the role prints."""
     who = f" as {result['user']}" if result.get("user") else ""
@@ -209,6 +259,7 @@ class AppBackup(Deployment):
 
     def run(self):
         params = self.params
+        secret(params.get("url_password"))
         try:
             labels = normalize_model_labels(params["count_models"])
         except DjangoError as exc:
@@ -217,6 +268,8 @@ class AppBackup(Deployment):
         request = self.request()
         if params["method"] == "command" and not params["command"]:
             self.fail("method 'command' needs the command to run (a list: the argv)")
+        if params["method"] == "http" and not params["url"]:
+            self.fail("method 'http' needs the url of the application's backup API")
         if self.check_mode:
             return self.check(request)
         before = self.counts(labels)
@@ -224,6 +277,8 @@ class AppBackup(Deployment):
         self.result["backup_dir"] = listed["backup_dir"]
         if params["method"] == "service":
             path = self.run_service(request)
+        elif params["method"] == "http":
+            path = self.run_http()
         else:
             path = self.run_command(listed)
         after = self.counts(labels)
@@ -233,8 +288,14 @@ class AppBackup(Deployment):
         return self.result
 
     def check(self, request):
-        if self.params["method"] == "command":
-            self.result["would_run"] = " ".join(self.params["command"])
+        method = self.params["method"]
+        if method in ("command", "http"):
+            if method == "command":
+                self.result["would_run"] = " ".join(self.params["command"])
+            else:
+                self.result["would_run"] = f"POST {self.params['url']}"
+                if self.params["url_username"]:
+                    self.result["user"] = self.params["url_username"]
             self.result["changed"] = True
             self.result["summary"] = summary(self.result)
             return self.result
@@ -262,8 +323,60 @@ class AppBackup(Deployment):
             self.fail(f"the application's backup cannot run: {answer['error']}")
         if "failed" in answer:
             self.fail(f"the application's backup failed: {answer['failed']}")
-        job = answer.get("job") or {}
+        return self.finished(answer.get("job") or {})
+
+    def run_http(self):
+        """POST to the application's API; the job its answer names, waited for."""
+        params = self.params
+        url = params["url"]
+        self.result["call"] = f"POST {url}"
+        if params["url_username"]:
+            self.result["user"] = params["url_username"]
+        self.result["changed"] = True
+        status, text = http_post(
+            url,
+            params["body"],
+            params["url_username"],
+            params["url_password"],
+            params["validate_certs"],
+            params["http_timeout"],
+        )
+        if status is None:
+            self.fail(f"cannot reach the application's backup API at {url}: {text}")
+        answer = parse_json_object(text)
+        if not 200 <= status < 300:
+            said = answer.get("error") if isinstance(answer, dict) else None
+            said = said if isinstance(said, str) else shorten(text)
+            self.fail(f"the application's backup failed: HTTP {status} from {url}: {said}")
+        if answer is None:
+            self.fail(f"the application's API answered {url} with no JSON object: {shorten(text)}")
+        pk = answer.get(params["job_id_key"])
+        if not isinstance(pk, (str, int)) or isinstance(pk, bool) or not str(pk).strip():
+            self.fail(
+                f"the application's API answer names no job under {params['job_id_key']!r}"
+                f" (keys: {', '.join(sorted(map(str, answer))[:10])})"
+            )
+        request = {
+            "settings": django_settings(params),
+            "job_model": params["job_model"],
+            "pk": str(pk)[:200],
+            "wait_seconds": params["wait_seconds"],
+        }
+        found = self.program("job_main", request, "the application's backup job")
+        if "error" in found:
+            self.fail(f"the application's backup job cannot be read: {found['error']}")
+        self.result["job"] = found["job"]
+        return self.finished(found["job"])
+
+    def finished(self, job):
+        """The backup_path of a job that completed; fails on any other end."""
         status = str(job.get("status", "")).upper()
+        if status in PENDING:
+            self.fail(
+                "the application's backup job {} is still {} after {} s".format(
+                    job.get("pk", "?"), status, self.params["wait_seconds"]
+                )
+            )
         if status and status not in DONE:
             self.fail(
                 "the application's backup job {} ended {}{}".format(

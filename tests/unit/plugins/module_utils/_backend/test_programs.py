@@ -31,6 +31,7 @@ MAX_ARG_STRLEN = 131072
 ENTRIES = [
     (app_backup, "service_main"),
     (app_backup, "listing_main"),
+    (app_backup, "job_main"),
     (app_backup, "digest_main"),
     (native, "load_main"),
     (native, "compare_main"),
