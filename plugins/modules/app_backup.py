@@ -54,10 +54,11 @@ options:
         directory).
     type: path
     required: true
-  backup_dir_container:
+  fallback_dir:
     description:
-      - Where the application writes its backups when its C(BACKUP_DIR)
-        setting is unset (the checklist's known issue 1).
+      - Where, inside the backend, the application writes its backups when
+        its C(BACKUP_DIR) setting is unset (the checklist's known issue 1,
+        the EDMS's C(/app/backups)). The setting's name is C(BACKUP_DIR).
     type: str
     default: /app/backups
   method:
@@ -152,7 +153,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Says what would run, as whom, with which configuration; runs and creates nothing.
+    description:
+      - Says what would run, as whom, with which configuration, and whether
+        the backup would land on the host or only inside the container. It
+        reads the configuration and user tables and the backend's mounts; it
+        calls no service, command or API (so their own refusals are not
+        tested) and creates nothing.
   diff_mode:
     support: none
     description: The application writes a new backup; there is no before and after to show.
@@ -193,8 +199,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 call:
-  description: What ran in the backend.
-  returned: always
+  description: What ran (in the backend, or the POST to the API).
+  returned: when it ran
   type: str
   sample: apps.backup.services.BackupService().execute_backup(configuration, user)
 would_run:
@@ -203,7 +209,7 @@ would_run:
   type: str
 user:
   description: The application's user the backup ran (or would run) as.
-  returned: method service
+  returned: methods service and http
   type: str
   sample: admin
 configuration:
@@ -214,12 +220,21 @@ configuration:
   type: dict
 backup_dir:
   description: The application's C(BACKUP_DIR) setting and the directory it writes to.
-  returned: always
+  returned: when the backend was reached
   type: dict
   sample: {"setting": null, "path": /app/backups}
+would_land_on_host:
+  description:
+    - In check mode, the host path of the application's backup directory,
+      or null when backups would land only inside the container (known
+      issue 1).
+  returned: check mode
+  type: str
 job:
-  description: The job the service returned, with its status, backup_path, times and size.
-  returned: method service
+  description:
+    - The job the service returned (or the API named), with its status,
+      backup_path, times and size.
+  returned: methods service and http
   type: dict
 backup:
   description:
@@ -274,7 +289,7 @@ def argument_spec():
     return options(
         "project",
         backup_dir=dict(type="path", required=True),
-        backup_dir_container=dict(type="str", default="/app/backups"),
+        fallback_dir=dict(type="str", default="/app/backups"),
         method=dict(type="str", choices=["service", "command", "http"], default="service"),
         service=dict(type="str", default="apps.backup.services.BackupService"),
         service_method=dict(type="str", default="execute_backup"),

@@ -19,6 +19,19 @@ description:
     database again whatever happened.
   - Compares the archive's media hash list with the live media and reports
     the differences (RV(media)); the live media are not changed.
+  - An archive of the application's own layout (a C(.zip) or a directory
+    holding C(database_backup.json) and C(metadata.json), as the EDMS's own
+    backup feature writes) is rehearsed too, the way its operators would
+    restore it. It is verified, then loaded with Django's own C(loaddata)
+    into O(database), which is migrated first (the archive names no
+    migrations, so they are not compared and O(allow_migration_mismatch)
+    has no effect). Every model is then compared with the live data, rows
+    matched by natural key where the model has one. RV(losses) says per
+    model what a restore from it would lose or change, and RV(summary) gives
+    the same in lines. The task fails only when the archive does not verify
+    or the load fails; then RV(models) and RV(losses) still give the counts
+    per model. The comparison holds the rows of one model of both databases
+    in the backend's memory at a time.
   - The application's own database is never written, and is refused as
     O(database).
   - Records the result beside the archive (shown by M(edms.backup.archive_info)).
@@ -76,7 +89,10 @@ counts:
   returned: success
   type: dict
 load:
-  description: The load's report (objects, counts, seconds, peak_rss_kb, streamed).
+  description:
+    - The load's report (objects, counts, seconds, peak_rss_kb, streamed);
+      for an application's own archive, C(objects) and C(fixtures) as
+      C(loaddata) reports them.
   returned: success
   type: dict
 identities:
@@ -89,7 +105,44 @@ media:
   type: dict
 migration_differences:
   description: Differences between the archive's migrations and the application's.
-  returned: when the database was migrated
+  returned: when the database was migrated, for an archive of this collection's format
+  type: list
+  elements: str
+layout:
+  description:
+    - For an archive of the application's own layout, C(edms-native zip)
+      or C(edms-native directory).
+  returned: application's own archives
+  type: str
+migrations:
+  description: For an archive of the application's own layout, why migrations were not compared.
+  returned: application's own archives
+  type: str
+models:
+  description:
+    - For an archive of the application's own layout, per model, C(live)
+      rows, C(backup) objects, C(loaded) rows, C(missing) (live rows not
+      restored), C(extra) (loaded rows the live data lacks), C(pk_replaced)
+      (matched rows with another primary key), C(fields) (per field, the
+      C(rows) whose value differs and the C(kind) of difference, such as
+      C(times cut to milliseconds)) and C(examples) of missing and extra
+      keys. When the load failed, only C(live) and C(backup).
+  returned: application's own archives
+  type: dict
+losses:
+  description:
+    - For an archive of the application's own layout, per model (and
+      C(media)), what a restore from it would lose or change, one sentence
+      each; empty when it equals the live data.
+  returned: application's own archives
+  type: dict
+  sample: {"backup.BackupConfiguration": ["2 rows get a new primary key (natural primary keys)"],
+           "media": ["media not included: 60 live files"]}
+summary:
+  description:
+    - For an archive of the application's own layout, the result in lines,
+      as the role prints it.
+  returned: application's own archives, success
   type: list
   elements: str
 dropped:

@@ -239,6 +239,8 @@ def service_main():
     found["call"] = call
     try:
         service = _resolve(request["service"], "service")
+        if not callable(getattr(service, request["method"], None)):
+            raise LookupError(f"service {request['service']} has no method {request['method']}")
         config_model = _resolve(request["configuration_model"], "configuration model")
         user = _user(request["run_as"])
         found["user"] = user.get_username()

@@ -191,16 +191,21 @@ def shorten(text, limit=300):
 def summary(result):
     """The result as the lines the role prints."""
     who = f" as {result['user']}" if result.get("user") else ""
+    config = result.get("configuration")
+    config_line = [f"Config      {config.get('text')} ({config.get('how')})"] if config else []
     if "would_run" in result:
-        lines = [f"Would run   {result['would_run']}{who}"]
-        config = result.get("configuration")
-        if config:
-            lines.append(f"Config      {config.get('text')} ({config.get('how')})")
+        lines = [f"Would run   {result['would_run']}{who}", *config_line]
+        if "would_land_on_host" in result:
+            lines.append(
+                "Would land  "
+                + (result["would_land_on_host"] or "only inside the container (known issue 1)")
+            )
         return lines
     backup = result["backup"]
     job = result.get("job")
     lines = [
         f"Ran         {result['call']}{who}",
+        *config_line,
         "Job         "
         + (f"{job.get('status')} ({job.get('pk')})" if job else "(a command: no job)"),
         f"Container   {backup['container_path']}",
@@ -215,6 +220,10 @@ def summary(result):
                 label, row["backup"], row["live"], row["rows"]
             )
         )
+    lines.append(
+        "Restorable  not checked here; rehearse it: playbooks/rehearse.yml -e edms_archive="
+        + backup["host_path"]
+    )
     return lines
 
 
@@ -254,7 +263,7 @@ class AppBackup(Deployment):
             "run_as": params["run_as"],
             "check": self.check_mode,
             "wait_seconds": params["wait_seconds"],
-            "backup_dir_fallback": params["backup_dir_container"],
+            "backup_dir_fallback": params["fallback_dir"],
         }
 
     def run(self):
@@ -270,6 +279,14 @@ class AppBackup(Deployment):
             self.fail("method 'command' needs the command to run (a list: the argv)")
         if params["method"] == "http" and not params["url"]:
             self.fail("method 'http' needs the url of the application's backup API")
+        if params["method"] != "service":
+            ignored = [name for name in ("run_as", "configuration") if params[name]]
+            if ignored:
+                self.result["warnings"].append(
+                    "{} only apply to method service; method {} ignores them".format(
+                        " and ".join(ignored), params["method"]
+                    )
+                )
         if self.check_mode:
             return self.check(request)
         before = self.counts(labels)
@@ -287,8 +304,36 @@ class AppBackup(Deployment):
         self.check_backup(before, after, labels)
         return self.result
 
+    def landing(self, where):
+        """Where a backup in the application's backup directory would be kept:
+        the host path, or None (only inside the container: known issue 1),
+        with a warning saying so."""
+        path = where["path"].rstrip("/") or "/"
+        try:
+            mounts = self.containers.inspect(self.backend.container_id).get("Mounts") or []
+            kept, mount, rel = container_location(posixpath.normpath(path), mounts)
+        except (ValueError, ExecError) as exc:
+            self.result["warnings"].append(f"cannot tell where {path} is kept: {exc}")
+            return None
+        if kept == "container":
+            self.result["warnings"].append(
+                f"the application's backups would land only inside the container: {path}"
+                " is not mounted from the host (the checklist's known issue 1); run the"
+                " storage phase first"
+            )
+            return None
+        host, why = host_location(mount, rel, self.params["backup_dir"])
+        if host is None:
+            self.result["warnings"].append(
+                f"the application's backups would not be in the backup directory: {why}"
+            )
+        return host
+
     def check(self, request):
         method = self.params["method"]
+        listed = self.program("listing_main", request, "the backup directory's listing")
+        self.result["backup_dir"] = listed["backup_dir"]
+        self.result["would_land_on_host"] = self.landing(listed["backup_dir"])
         if method in ("command", "http"):
             if method == "command":
                 self.result["would_run"] = " ".join(self.params["command"])
@@ -307,7 +352,6 @@ class AppBackup(Deployment):
             would_run=answer["call"],
             user=answer["user"],
             configuration=config,
-            backup_dir=answer["backup_dir"],
             changed=True,
         )
         self.result["summary"] = summary(self.result)
@@ -321,6 +365,13 @@ class AppBackup(Deployment):
                 self.result[key] = answer[key]
         if "error" in answer:
             self.fail(f"the application's backup cannot run: {answer['error']}")
+        if (answer.get("configuration") or {}).get("how") == "created":
+            self.result["warnings"].append(
+                "there was no {}: this run created {!r} (create_configuration), as the"
+                " checklist's Step 4 does".format(
+                    answer["configuration"].get("model"), answer["configuration"].get("text")
+                )
+            )
         if "failed" in answer:
             self.fail(f"the application's backup failed: {answer['failed']}")
         return self.finished(answer.get("job") or {})
@@ -342,7 +393,11 @@ class AppBackup(Deployment):
             params["http_timeout"],
         )
         if status is None:
-            self.fail(f"cannot reach the application's backup API at {url}: {text}")
+            self.fail(
+                f"no answer from the application's backup API at {url} within"
+                f" {params['http_timeout']} s: {text} (if it was reached, the application may"
+                " still be making the backup: look at its job list before running this again)"
+            )
         answer = parse_json_object(text)
         if not 200 <= status < 300:
             said = answer.get("error") if isinstance(answer, dict) else None
@@ -439,15 +494,20 @@ class AppBackup(Deployment):
                 f"the application's backup {path} replaced an earlier backup of the same name"
             )
         if kept == "container":
+            job = self.result.get("job") or {}
             self.fail(
                 "the application's backup {} is only inside the container {}: {} is not mounted"
                 " from the host, so the backup is lost when the container is removed (the"
-                " checklist's known issue 1; BACKUP_DIR is {}). Run the storage phase"
-                " (playbooks/storage.yml)".format(
+                " checklist's known issue 1; BACKUP_DIR is {}). {}Run the storage phase"
+                " (playbooks/storage.yml), which recreates the container (and so removes"
+                " that file), then run this again".format(
                     path,
                     backend.container_name,
                     posixpath.dirname(path),
                     self.result.get("backup_dir", {}).get("setting") or "not set",
+                    f"The application recorded it as job {job['pk']} ({job.get('status')}). "
+                    if job.get("pk")
+                    else "",
                 )
             )
         host, why = host_location(mount, rel, self.params["backup_dir"])

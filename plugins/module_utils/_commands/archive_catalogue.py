@@ -129,11 +129,24 @@ def verification_text(verification, display_timezone):
     return text
 
 
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def rehearsal_text(rehearsal, display_timezone):
     """'last rehearsed: ok, <when>, 12.3 s' as the list module records it."""
     if not rehearsal:
         return "never rehearsed"
-    text = "last rehearsed: {}".format("ok" if rehearsal.get("ok") else "FAILED")
+    if not rehearsal.get("ok"):
+        verdict = "FAILED"
+    elif _count(rehearsal.get("losses")):
+        # An application's own backup that loads, but not as the live data is.
+        verdict = "loaded, but {} of its models or media differ from the live data".format(
+            rehearsal["losses"]
+        )
+    else:
+        verdict = "ok"
+    text = "last rehearsed: " + verdict
     if rehearsal.get("at"):
         text += ", " + _when(rehearsal["at"], display_timezone)
     if rehearsal.get("seconds") is not None:

@@ -157,13 +157,16 @@ class Rehearsal(Deployment):
         self.result["counts"] = report["counts"]
         return self.result
 
-    def record(self, ok, started, error=None):
+    def record(self, ok, started, error=None, losses=None):
         entry = {
             "ok": ok,
             "at": utc_iso(datetime.now(timezone.utc)),
             "seconds": round(time.monotonic() - started, 1),
             "database": self.name,
         }
+        if losses is not None:
+            # An application's own backup: how many models (and media) differ.
+            entry["losses"] = losses
         if error:
             entry["error"] = error
         self.result["seconds"] = entry["seconds"]
@@ -214,8 +217,8 @@ class NativeRehearsal:
             session.prepare_database()
             request = {"settings": settings, "database": session.name}
             session.backend_call(migrations_program, "migrate_main", request, "migrate")
-            self.result["migration_differences"] = (
-                "not checkable: the application's metadata.json names no migrations"
+            self.result["migrations"] = (
+                "not checked: the application's metadata.json names no migrations"
             )
             try:
                 self.result["load"] = self.load(source, settings)
@@ -243,8 +246,8 @@ class NativeRehearsal:
             failure = sys.exc_info()[1]
             if isinstance(failure, RehearsalError):
                 failure.partial.update(self.result)
-        self.result["losses"] = native_losses(self.result["models"], self.result["media"])
-        session.record(True, started)
+        losses = self.result["losses"] = native_losses(self.result["models"], self.result["media"])
+        session.record(True, started, losses=len(losses))
         self.result["summary"] = native_summary(self.result)
         return self.result
 

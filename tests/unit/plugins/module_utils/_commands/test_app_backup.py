@@ -147,5 +147,13 @@ def test_summary_lines():
     lines = summary(result)
     assert lines[0].endswith("as admin")
     assert "COMPLETED" in lines[1]
-    assert lines[-1] == "Counts      users.User: backup 12, live 12 (12 rows)"
+    assert lines[-2] == "Counts      users.User: backup 12, live 12 (12 rows)"
+    assert lines[-1] == (
+        "Restorable  not checked here; rehearse it: playbooks/rehearse.yml"
+        " -e edms_archive=/srv/b/x.zip"
+    )
     assert summary({"would_run": "manage.py backup_now"}) == ["Would run   manage.py backup_now"]
+    assert summary({"would_run": "POST http://x/", "user": "op", "would_land_on_host": None}) == [
+        "Would run   POST http://x/ as op",
+        "Would land  only inside the container (known issue 1)",
+    ]

@@ -284,3 +284,13 @@ def test_dest_that_is_a_directory_is_refused(history):
     os.mkdir(os.path.join(directory, "index.html"))
     with pytest.raises(PageError, match="exists and is not a file"):
         write_catalogue(params(directory))
+
+
+def test_a_rehearsal_that_loaded_an_applications_backup_with_losses_says_so():
+    entry = {"ok": True, "losses": 3, "database": "edms_test_restore"}
+    assert rehearsal_text(entry, "UTC") == (
+        "last rehearsed: loaded, but 3 of its models or media differ from the live data,"
+        " in database edms_test_restore"
+    )
+    assert rehearsal_text(dict(entry, losses=0), "UTC").startswith("last rehearsed: ok")
+    assert rehearsal_text(dict(entry, losses="3"), "UTC").startswith("last rehearsed: ok")
