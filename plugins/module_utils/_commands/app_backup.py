@@ -13,9 +13,11 @@ lands only inside the container and is lost with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
+import stat
 from urllib.error import HTTPError, URLError
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import (
@@ -24,10 +26,14 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import (
 from ansible_collections.edms.backup.plugins.module_utils._backend.app_backup import (
     PENDING,
     digest,
+    sha256_of,
 )
+from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import scrub
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure, secret
+from ansible_collections.edms.backup.plugins.module_utils._deployment.database import LoginError
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import Deployment
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    _renamed,
     verify_archive,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
@@ -39,6 +45,11 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.django impor
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
+# Models an application's backup may leave out (Django recreates them, or
+# they hold nothing to restore): under __all__ their absence is a warning.
+LEFT_OUT_BY_DESIGN = frozenset(
+    ("contenttypes.contenttype", "auth.permission", "sessions.session", "admin.logentry")
+)
 DONE = ("COMPLETED", "COMPLETE", "SUCCESS", "SUCCEEDED", "DONE", "OK")
 FALLBACK = "/app/backups"
 
@@ -66,6 +77,8 @@ def container_location(path, mounts):
             best = mount
     if best is None:
         return "container", None, None
+    if path == best["Destination"].rstrip("/"):
+        raise ValueError(f"{path!r} is the mounted directory itself, not a backup in it")
     return "mount", best, posixpath.relpath(path, best["Destination"])
 
 
@@ -114,8 +127,20 @@ def compare_counts(step3, archive, labels):
         }
         moved = later != live
         row["equal"] = got is not None and got in (live.get("visible"), live.get("rows"))
+        # A count that moved during the backup: the backup's must lie between.
+        seen = [
+            n
+            for n in (
+                live.get("visible"),
+                live.get("rows"),
+                later.get("visible"),
+                later.get("rows"),
+            )
+            if isinstance(n, int)
+        ]
+        within = got is not None and bool(seen) and min(seen) <= got <= max(seen)
         table[label] = row
-        if got is None and every:
+        if got is None and every and (not live.get("rows") or key in LEFT_OUT_BY_DESIGN):
             row["equal"] = not live.get("rows")
             if live.get("rows"):
                 warnings.append(
@@ -130,7 +155,7 @@ def compare_counts(step3, archive, labels):
                 f"the application's backup holds {got} {label}, the live count is"
                 f" {live.get('visible')} ({live.get('rows')} rows)"
             )
-            if moved:
+            if moved and within:
                 warnings.append(text + "; the live count changed during the backup")
             else:
                 errors.append(text)
@@ -159,6 +184,8 @@ def http_post(url, body, username, password, validate_certs, timeout):
             force_basic_auth=bool(username),
             validate_certs=validate_certs,
             timeout=timeout,
+            # The credentials go to this URL only, never to where it redirects.
+            follow_redirects="none",
         )
     except HTTPError as exc:
         return exc.code, _read(exc)
@@ -186,6 +213,36 @@ def parse_json_object(text):
 def shorten(text, limit=300):
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def read_on_host(path):
+    """(digest, the path to read it from for the rest of the run, its stat)
+    of a backup on the host. A file is opened once with O_NOFOLLOW (and
+    O_NONBLOCK: a FIFO put there does not hang the run), checked to be a
+    regular file, and hashed through that descriptor, which stays open: the
+    path returned is /proc/self/fd/N, the very file hashed. A directory is
+    digest()'s (no link anywhere in it)."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return {"error": f"{path}: {exc.strerror}"}, path, None
+    if stat.S_ISDIR(info.st_mode):
+        return digest(path), path, info
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        return {"error": f"{path}: {exc.strerror} (a link is never followed)"}, path, info
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return {"error": f"{path} is neither a file nor a directory"}, path, info
+    sha, size = sha256_of(fd)
+    source = f"/proc/self/fd/{fd}"
+    if not os.path.exists(source):  # no /proc: the path itself
+        os.close(fd)
+        source = path
+    return {"kind": "file", "size": size, "sha256": sha}, source, info
 
 
 def summary(result):
@@ -274,6 +331,10 @@ class AppBackup(Deployment):
         except DjangoError as exc:
             self.fail(str(exc), exc)
         self.locate()
+        # Read so that the database password is masked in everything returned
+        # (the application's messages may quote it); without it, nothing to mask.
+        with contextlib.suppress(LoginError, ExecError, DjangoError):
+            self.login.credentials()
         request = self.request()
         if params["method"] == "command" and not params["command"]:
             self.fail("method 'command' needs the command to run (a list: the argv)")
@@ -311,7 +372,9 @@ class AppBackup(Deployment):
         path = where["path"].rstrip("/") or "/"
         try:
             mounts = self.containers.inspect(self.backend.container_id).get("Mounts") or []
-            kept, mount, rel = container_location(posixpath.normpath(path), mounts)
+            # A backup in it, not the directory (which may be the mount point).
+            probe = posixpath.join(posixpath.normpath(path), "backup")
+            kept, mount, rel = container_location(probe, mounts)
         except (ValueError, ExecError) as exc:
             self.result["warnings"].append(f"cannot tell where {path} is kept: {exc}")
             return None
@@ -327,7 +390,8 @@ class AppBackup(Deployment):
             self.result["warnings"].append(
                 f"the application's backups would not be in the backup directory: {why}"
             )
-        return host
+            return None
+        return os.path.dirname(host)
 
     def check(self, request):
         method = self.params["method"]
@@ -373,7 +437,7 @@ class AppBackup(Deployment):
                 )
             )
         if "failed" in answer:
-            self.fail(f"the application's backup failed: {answer['failed']}")
+            self.fail(f"the application's backup failed: {scrub(str(answer['failed']))}")
         return self.finished(answer.get("job") or {})
 
     def run_http(self):
@@ -453,7 +517,10 @@ class AppBackup(Deployment):
         self.result["changed"] = True
         try:
             self.containers.exec(
-                self.backend.container_id, argv, what="the application's backup command"
+                self.backend.container_id,
+                argv,
+                what="the application's backup command",
+                clean=scrub,
             )
         except ExecError as exc:
             self.fail(f"the application's backup failed: {exc}", exc)
@@ -486,13 +553,6 @@ class AppBackup(Deployment):
                 f"the application's backup {path} cannot be read in the container:"
                 f" {inside['error']}"
             )
-        name = posixpath.basename(path)
-        if (listed["entries"] or {}).get(name) and posixpath.dirname(path) == listed["backup_dir"][
-            "path"
-        ]:
-            self.result["warnings"].append(
-                f"the application's backup {path} replaced an earlier backup of the same name"
-            )
         if kept == "container":
             job = self.result.get("job") or {}
             self.fail(
@@ -513,7 +573,11 @@ class AppBackup(Deployment):
         host, why = host_location(mount, rel, self.params["backup_dir"])
         if host is None:
             self.fail(f"the application's backup {path} is not in the backup directory: {why}")
-        on_host = digest(host)
+        # What the container returned is untrusted, and the directory is the
+        # application's to write: a file is opened once, without following a
+        # link, and that very file is hashed, checked and verified.
+        on_host, source, info = read_on_host(host)
+        self.archive_path, self.source = host, source
         self.result["backup"].update(host_path=host, on_host=on_host)
         if "error" in on_host:
             self.fail(f"the application's backup is not on the host: {on_host['error']}")
@@ -528,7 +592,17 @@ class AppBackup(Deployment):
                 f" bytes, sha256 {on_host['sha256']})"
             )
         self.result["backup"]["same"] = True
-        mode = os.lstat(host).st_mode & 0o777
+        earlier = (listed["entries"] or {}).get(posixpath.basename(path))
+        if earlier and posixpath.dirname(path) == listed["backup_dir"]["path"]:
+            if (earlier["size"], earlier["mtime"]) == (info.st_size, info.st_mtime):
+                self.fail(
+                    f"the application names {path} as its backup, but that was there, unchanged,"
+                    " before this run: it made no new backup"
+                )
+            self.result["warnings"].append(
+                f"the application's backup {path} replaced an earlier backup of the same name"
+            )
+        mode = info.st_mode & 0o777
         if mode & 0o004:
             self.result["warnings"].append(
                 f"the application's backup {host} is readable by every user of the host"
@@ -538,7 +612,9 @@ class AppBackup(Deployment):
 
     def check_backup(self, before, after, labels):
         host = self.result["backup"]["host_path"]
-        verification = verify_archive(host)
+        verification = verify_archive(self.source)
+        if self.source != host:
+            verification = _renamed(verification, self.source, host)
         self.result["verification"] = verification
         if not verification["ok"]:
             self.fail(

@@ -122,7 +122,11 @@ class Rehearsal(Deployment):
         self.result["archive"] = path
         entry = describe_archive(path, "UTC") if os.path.exists(path) else None
         if entry is not None and entry["layout"] != "edms.backup v1":
-            return NativeRehearsal(self).run(path)
+            # Named unlike this collection's archives: what it holds decides
+            # (a renamed archive of this collection's format takes its path).
+            verification, source = verify_pinned(path)
+            if verification["layout"] != "edms.backup v1":
+                return NativeRehearsal(self).run(path, verification, source)
         metadata = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
@@ -194,9 +198,8 @@ class NativeRehearsal:
         except (ExecError, DjangoError) as exc:
             self.session.fail(f"cannot run {what}: {exc}", exc)
 
-    def run(self, path):
+    def run(self, path, verification, source):
         session, params = self.session, self.session.params
-        verification, source = verify_pinned(path)
         self.result["layout"] = verification["layout"]
         self.result["verification"] = {
             "ok": verification["ok"],

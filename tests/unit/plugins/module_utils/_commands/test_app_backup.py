@@ -8,6 +8,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.app_backup i
     compare_counts,
     container_location,
     host_location,
+    read_on_host,
     summary,
 )
 
@@ -112,23 +113,33 @@ def test_a_count_that_differs_while_the_live_one_stayed_is_an_error():
     assert warnings == []
 
 
-def test_a_count_that_differs_while_the_live_one_moved_is_a_warning():
-    later = dict(LIVE, **{"documents.Document": {"rows": 61, "visible": 55}})
+def test_a_count_that_moved_during_the_backup_may_lie_only_between_its_ends():
+    later = dict(LIVE, **{"documents.Document": {"rows": 62, "visible": 56}})
     _table, errors, warnings = compare_counts(
-        (LIVE, later), {"documents.document": 50, "users.user": 12}, list(LIVE)
+        (LIVE, later), {"documents.document": 55, "users.user": 12}, list(LIVE)
     )
     assert errors == []
     assert "changed during the backup" in warnings[0]
+    _table, errors, warnings = compare_counts(
+        (LIVE, later), {"documents.document": 50, "users.user": 12}, list(LIVE)
+    )
+    assert len(errors) == 1
+    assert "holds 50 documents.Document" in errors[0]
 
 
-def test_a_named_model_missing_from_the_backup_is_an_error_but_with_all_a_warning():
+def test_a_model_missing_from_the_backup_is_an_error_unless_left_out_by_design_under_all():
     backup = {"documents.document": 60}
     _t, errors, _w = compare_counts((LIVE, LIVE), backup, list(LIVE))
     assert errors == ["users.User is not in the application's backup (12 rows live)"]
-    table, errors, warnings = compare_counts((LIVE, LIVE), backup, "__all__")
+    _t, errors, _w = compare_counts((LIVE, LIVE), backup, "__all__")
+    assert errors == ["users.User is not in the application's backup (12 rows live)"]
+    live = dict(LIVE, **{"sessions.Session": {"rows": 3, "visible": 3}})
+    table, errors, warnings = compare_counts(
+        (live, live), dict(backup, **{"users.user": 12}), "__all__"
+    )
     assert errors == []
-    assert warnings == ["users.User is not in the application's backup (12 rows live)"]
-    assert table["users.User"]["equal"] is False
+    assert warnings[-1] == "sessions.Session is not in the application's backup (3 rows live)"
+    assert table["sessions.Session"]["equal"] is False
 
 
 def test_summary_lines():
@@ -157,3 +168,37 @@ def test_summary_lines():
         "Would run   POST http://x/ as op",
         "Would land  only inside the container (known issue 1)",
     ]
+
+
+def test_the_mounted_directory_itself_is_no_backup():
+    with pytest.raises(ValueError, match="the mounted directory itself"):
+        container_location("/app/backups", [BIND])
+
+
+def test_a_backup_file_is_read_once_without_following_a_link(tmp_path):
+    backup = tmp_path / "20260101_130029.zip"
+    backup.write_bytes(b"abc")
+    found, source, info = read_on_host(str(backup))
+    assert found == {
+        "kind": "file",
+        "size": 3,
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    }
+    assert source.startswith("/proc/self/fd/")
+    # The same file is read from there, whatever is put at the name later.
+    backup.unlink()
+    backup.write_bytes(b"something else")
+    with open(source, "rb") as handle:
+        assert handle.read() == b"abc"
+    assert info.st_size == 3
+    link = tmp_path / "link.zip"
+    link.symlink_to(tmp_path / "20260101_130029.zip")
+    found, _source, _info = read_on_host(str(link))
+    assert "a link is never followed" in found["error"]
+
+
+def test_a_fifo_in_place_of_the_backup_does_not_hang_the_run(tmp_path):
+    fifo = tmp_path / "20260101_130029.zip"
+    os.mkfifo(fifo)
+    found, _source, _info = read_on_host(str(fifo))
+    assert found == {"error": f"{fifo} is neither a file nor a directory"}
