@@ -142,6 +142,12 @@ options:
     description: How long to wait for a job the service returns pending or running.
     type: int
     default: 3600
+  display_timezone:
+    description:
+      - IANA time zone in which people read the job's start (RV(started));
+        backup names are the application's, in UTC.
+    type: str
+    default: UTC
   count_models:
     description:
       - Models whose live counts (Step 3) the backup must match, as
@@ -251,6 +257,11 @@ counts:
   returned: success
   type: dict
   sample: {"documents.Document": {"live": 54, "rows": 60, "backup": 54, "equal": true}}
+started:
+  description: The job's start in UTC and in O(display_timezone).
+  returned: when the job gives its start
+  type: str
+  sample: 2026-01-01 13:00:29 UTC (2026-01-01 21:00:29 +08 Asia/Singapore)
 summary:
   description: The result in a few lines, as the role prints it.
   returned: success
@@ -304,12 +315,13 @@ def argument_spec():
         url_username=dict(type="str"),
         url_password=dict(type="str", no_log=True),
         body=dict(type="dict", default={}),
-        job_id_key=dict(type="str", default="job"),
+        job_id_key=dict(type="str", default="job", no_log=False),
         job_model=dict(type="str", default="apps.backup.models.BackupJob"),
         validate_certs=dict(type="bool", default=True),
         http_timeout=dict(type="int", default=3600),
         wait_seconds=dict(type="int", default=3600),
         count_models=dict(type="list", elements="str", default=["__all__"]),
+        display_timezone=dict(type="str", default="UTC"),
     )
 
 

@@ -21,11 +21,11 @@ from django.views.decorators.http import require_POST
 
 def _basic_user(request):
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, encoded = header.partition(" ")
+    scheme, _space, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
-        username, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
+        username, _colon, password = base64.b64decode(encoded).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
     return authenticate(request, username=username, password=password)

@@ -44,6 +44,11 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.django impor
     parse_counts,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
+    TimeZoneError,
+    describe,
+    parse_instant,
+)
 
 # Models an application's backup may leave out (Django recreates them, or
 # they hold nothing to restore): under __all__ their absence is a warning.
@@ -245,6 +250,16 @@ def read_on_host(path):
     return {"kind": "file", "size": size, "sha256": sha}, source, info
 
 
+def started_text(job, params):
+    """The job's start for people, in UTC and the display time zone (names
+    are UTC: the checklist's known issue 3), or None."""
+    try:
+        instant = parse_instant((job or {}).get("started_at"))
+        return describe(instant, params.get("display_timezone") or "UTC")
+    except (ValueError, TimeZoneError):
+        return None
+
+
 def summary(result):
     """The result as the lines the role prints."""
     who = f" as {result['user']}" if result.get("user") else ""
@@ -265,6 +280,7 @@ def summary(result):
         *config_line,
         "Job         "
         + (f"{job.get('status')} ({job.get('pk')})" if job else "(a command: no job)"),
+        *([f"Started     {result['started']}"] if result.get("started") else []),
         f"Container   {backup['container_path']}",
         "Host        {} ({} bytes, the same sha256 {} in both)".format(
             backup["host_path"], backup["on_host"]["size"], backup["on_host"]["sha256"][:16]
@@ -622,6 +638,7 @@ class AppBackup(Deployment):
                     host, "; ".join(verification["problems"])
                 )
             )
+        self.result["started"] = started_text(self.result.get("job"), self.params)
         table, errors, warnings = compare_counts(
             (before, after), verification["fixture_counts"], labels
         )

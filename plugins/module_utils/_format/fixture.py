@@ -595,6 +595,7 @@ class FixtureAnalysis:
         # keyless: objects without a "pk" are well-formed (a fixture of
         # Django's natural primary keys, which a load gives new keys).
         self._keyless = keyless
+        self._identical = _DigestTable()  # keyless objects seen, by their whole text
         self._relations = None
         # A foreign key to a unique field that is not the key (to_field) holds
         # that field's value: it resolves against the values of that field,
@@ -743,7 +744,15 @@ class FixtureAnalysis:
                 ends = keys.ends
                 # A dense integer key: the next of its run.
                 if pk is None:
-                    model.keyless += 1  # admitted without one: nothing to compare
+                    # Admitted without one: an object the same as an earlier
+                    # one of its model is the duplicate there can be (a load
+                    # by natural key makes one row of both).
+                    model.keyless += 1
+                    text = json.dumps(fields, sort_keys=True, default=str)
+                    if not self._identical.add(_digest(_prefix(model.label, "keyless"), text)):
+                        self._duplicates.add(
+                            {"index": index, "model": model.label, "pk": None, "identical": True}
+                        )
                 elif _is_int(pk) and ends and pk == ends[-1] + 1 and pk <= _INT64_MAX:
                     ends[-1] = pk
                 elif not add_pk(keys, _key(pk)):

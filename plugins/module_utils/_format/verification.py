@@ -731,10 +731,24 @@ class _Verification:
             detail = f"primary keys given twice ({duplicates['count']}): "
             detail += _examples(
                 duplicates["items"],
-                lambda d: f"{d['model']} pk {_show(d['pk'])} again at object index {d['index']}",
+                lambda d: (
+                    f"{d['model']} object index {d['index']} is the same as an earlier one"
+                    " (no primary key)"
+                    if d.get("identical")
+                    else f"{d['model']} pk {_show(d['pk'])} again at object index {d['index']}"
+                ),
                 duplicates["count"],
             )
             self.check("unique_pks", FAIL, detail, items=duplicates["items"], **numbers)
+        elif self.report["keyless"]:
+            self.check(
+                "unique_pks",
+                PASS,
+                "no model has a primary key twice, and no object without one is the same as"
+                " another of its model (objects without a primary key may still share a natural"
+                " key, which cannot be told without the application's models)",
+                **numbers,
+            )
         else:
             self.check("unique_pks", PASS, "no model has a primary key twice", **numbers)
 

@@ -908,3 +908,15 @@ def test_this_collections_fixture_without_a_primary_key_is_malformed(tmp_path):
     result = verify_archive(path)
     assert "object_structure" in failed(result)
     assert "has no 'pk'" in check_of(result, "object_structure")["detail"]
+
+
+def test_identical_objects_without_a_primary_key_are_duplicates(tmp_path):
+    objs = objects()
+    user = {k: v for k, v in objs[0].items() if k != "pk"}
+    root = tmp_path / "20260101_130029"
+    foreign_directory(root, dict(FOREIGN_METADATA, counts={}))
+    (root / FIXTURE).write_text(json.dumps([user, dict(user), dict(user)], indent=2))
+    result = verify_archive(str(root))
+    assert failed(result) == {"unique_pks"}
+    assert check_of(result, "unique_pks")["numbers"]["duplicates"] == 2
+    assert "is the same as an earlier one (no primary key)" in result["problems"][0]
