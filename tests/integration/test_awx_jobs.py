@@ -23,6 +23,7 @@ from .conftest import (
     RUN,
     backups_of_compose_file,
     content,
+    django_json,
     manage,
     reset,
     run,
@@ -165,6 +166,29 @@ def test_the_workflow_backup_verify_rehearse_hands_the_archive_on(project):
     with open(status_file) as handle:
         assert json.load(handle)["rehearsal"]["ok"] is True
     assert lock_is_free()
+
+
+def test_the_application_backup_template_runs_the_applications_own_backup(project):
+    jobs = django_json(
+        "from apps.backup.models import BackupJob\n"
+        "print(json.dumps([str(pk) for pk in BackupJob.objects.values_list('pk', flat=True)]))"
+    )
+    files = set(os.listdir(BACKUPS))
+    try:
+        status, stdout, _artifacts = launch(project, "EDMS Application Backup")
+        assert status == "successful", stdout[-4000:]
+        assert "Layout      edms-native zip, verified" in stdout
+        made = set(os.listdir(BACKUPS)) - files
+        assert len(made) == 1, made
+        assert lock_is_free()
+    finally:
+        django_json(
+            "from apps.backup.models import BackupJob\n"
+            f"BackupJob.objects.exclude(pk__in={jobs!r}).delete()\n"
+            "print(json.dumps(True))"
+        )
+        for name in set(os.listdir(BACKUPS)) - files:
+            os.remove(os.path.join(BACKUPS, name))
 
 
 def test_restore_then_rollback_through_their_templates(project):
