@@ -106,6 +106,29 @@ class Rehearsal(Deployment):
         self.psql(f"COMMENT ON DATABASE \"{self.name}\" IS '{MARK}'")
         self.result["changed"] = True
 
+    def in_database(self, path, started, work):
+        """work()'s answer, run after the rehearsal database is made and
+        migrated; the database dropped whatever happened, a failure recorded
+        beside the archive and reported with what was done."""
+        try:
+            self.prepare_database()
+            request = {"settings": django_settings(self.params), "database": self.name}
+            self.backend_call(migrations_program, "migrate_main", request, "migrate")
+            return work()
+        except (ExecError, DjangoError, LoadError, MediaError) as exc:
+            self.record(False, started, str(exc))
+            self.fail(f"rehearsal of {path} in database {self.name} failed: {exc}", exc)
+        except RehearsalError as exc:
+            self.record(False, started, str(exc))
+            raise
+        finally:
+            if self.result["changed"]:
+                self.drop_database()
+            failure = sys.exc_info()[1]
+            if isinstance(failure, RehearsalError):
+                failure.partial.update(self.result)  # what the cleanup did, too
+        return None  # not reached: fail() raises
+
     def drop_database(self):
         self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         left = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.name}'")
@@ -130,11 +153,8 @@ class Rehearsal(Deployment):
         metadata = verified_archive(self, path, "rehearsed")
         self.locate()
         started = time.monotonic()
-        settings = django_settings(params)
-        try:
-            self.prepare_database()
-            request = {"settings": settings, "database": self.name}
-            self.backend_call(migrations_program, "migrate_main", request, "migrate")
+
+        def work():
             self.migrations_against(metadata, self.name, refusal="it is not rehearsed")
             report = self.load(self.source, metadata, database=self.name)
             self.result["load"] = report
@@ -145,18 +165,9 @@ class Rehearsal(Deployment):
                 "equal_to_live": not differences,
                 "differences": differences,
             }
-        except (ExecError, DjangoError, LoadError, MediaError) as exc:
-            self.record(False, started, str(exc))
-            self.fail(f"rehearsal of {path} in database {self.name} failed: {exc}", exc)
-        except RehearsalError as exc:
-            self.record(False, started, str(exc))
-            raise
-        finally:
-            if self.result["changed"]:
-                self.drop_database()
-            failure = sys.exc_info()[1]
-            if isinstance(failure, RehearsalError):
-                failure.partial.update(self.result)  # what the cleanup did, too
+            return report
+
+        report = self.in_database(path, started, work)
         self.record(True, started)
         self.result["counts"] = report["counts"]
         return self.result
@@ -216,10 +227,8 @@ class NativeRehearsal:
         session.locate()
         started = time.monotonic()
         settings = django_settings(params)
-        try:
-            session.prepare_database()
-            request = {"settings": settings, "database": session.name}
-            session.backend_call(migrations_program, "migrate_main", request, "migrate")
+
+        def work():
             self.result["migrations"] = (
                 "not checked: the application's metadata.json names no migrations"
             )
@@ -237,18 +246,8 @@ class NativeRehearsal:
                 raise DjangoError(f"the comparison with the live data failed: {compared['error']}")
             self.result["models"] = compared["models"]
             self.result["media"] = self.media(source)
-        except (ExecError, DjangoError, LoadError, MediaError) as exc:
-            session.record(False, started, str(exc))
-            session.fail(f"rehearsal of {path} in database {session.name} failed: {exc}", exc)
-        except RehearsalError as exc:
-            session.record(False, started, str(exc))
-            raise
-        finally:
-            if self.result["changed"]:
-                session.drop_database()
-            failure = sys.exc_info()[1]
-            if isinstance(failure, RehearsalError):
-                failure.partial.update(self.result)
+
+        session.in_database(path, started, work)
         losses = self.result["losses"] = native_losses(self.result["models"], self.result["media"])
         session.record(True, started, losses=len(losses))
         self.result["summary"] = native_summary(self.result)
