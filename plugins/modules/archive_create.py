@@ -49,7 +49,7 @@ options:
       - App labels or C(app_label.ModelName) labels left out of the fixture.
     type: list
     elements: str
-    default: [contenttypes, auth.permission, sessions, admin.logentry]
+    default: [contenttypes, auth.permission, sessions]
   required_models:
     description:
       - Models that must have at least one object in the archive for it to

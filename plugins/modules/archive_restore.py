@@ -52,6 +52,17 @@ options:
     description: Go on when the archive's migrations differ from the live database's.
     type: bool
     default: false
+  reset_models:
+    description:
+      - Models, as C(app_label.ModelName), whose tables the restore empties
+        although the archive does not hold them. Every other table the archive
+        does not hold is left as it is, and one of them that refers to a
+        replaced table and holds rows stops the restore before anything
+        changed (its message names it).
+      - Not set, C(sessions.Session) when the application has it (after a
+        restore everyone logs in again, on purpose).
+    type: list
+    elements: str
   verify_only:
     description: Run only the checks made before anything changes, and return the plan.
     type: bool
@@ -165,6 +176,7 @@ def argument_spec():
         archive_sha256=dict(type="str"),
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
+        reset_models=dict(type="list", elements="str"),
     )
 
 

@@ -49,6 +49,17 @@ options:
         the one read for the rest of the task, even if another file is moved
         to its name meanwhile.
     type: str
+  reset_models:
+    description:
+      - Models, as C(app_label.ModelName), whose tables the restore empties
+        although the archive does not hold them. Every other table the archive
+        does not hold is left as it is, and one of them that refers to a
+        replaced table and holds rows stops the restore before anything
+        changed (its message names it).
+      - Not set, C(sessions.Session) when the application has it (after a
+        restore everyone logs in again, on purpose).
+    type: list
+    elements: str
   method:
     description:
       - How the database is put back. V(auto) takes the pg_dump when the
@@ -154,6 +165,7 @@ def argument_spec():
         token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
+        reset_models=dict(type="list", elements="str"),
     )
 
 

@@ -22,7 +22,7 @@ from .conftest import ROOT, RUN, run, run_module, run_playbook
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 ZONE = "Asia/Singapore"
-DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions"]
 WITHOUT_WORKFLOWS = {
     "excludes": [*DEFAULT_EXCLUDES, "workflows"],
     "required_models": ["documents.Document", "users.User"],

@@ -28,8 +28,10 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.tables import
 
 REPORT_MARKER = "EDMS-BACKUP-REPORT "
 
-# The models a dump leaves out unless told otherwise.
-DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+# The models a dump leaves out unless told otherwise: what migrate recreates
+# (content types, permissions) and the sessions, which a restore empties on
+# purpose. The admin log (admin.logentry) is kept: it is audit evidence.
+DEFAULT_EXCLUDES = ["contenttypes", "auth.permission", "sessions"]
 
 
 def fail(message):

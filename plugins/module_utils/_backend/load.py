@@ -140,11 +140,13 @@ def setup_for_restore(request, state):
     django.setup()
 
 
-def emptied_models(keep, expected, using):
-    """The models whose tables the load empties: those that hold data of
-    their own (_backend/tables.py, as the dump chooses them), not kept; an
-    unmanaged one only when the archive holds it (expected): a legacy table
-    left out of the backup is never emptied."""
+def emptied_models(keep, expected, reset, using):
+    """The models whose tables the load empties: those the archive holds
+    (expected) and those listed as reset on restore, if they hold data of
+    their own (_backend/tables.py) and are not kept. A table the archive
+    does not hold is never emptied unless it is listed as reset: an archive
+    whose dump left a model out (by choice, or made before that model was
+    kept) leaves its rows as they are."""
     from django.apps import apps
     from django.db import router
 
@@ -153,15 +155,83 @@ def emptied_models(keep, expected, using):
         m
         for m in apps.get_models(include_auto_created=True)
         if holds_data(m, base_tables, views)
-        and (m._meta.managed or m._meta.label_lower in expected)
+        and (m._meta.label_lower in expected or m._meta.label_lower in reset)
         and m._meta.label_lower not in keep
         and router.allow_migrate_model(using, m)
     ]
 
 
-def empty(cursor, connection, emptied):
-    """One TRUNCATE of every emptied table but django_migrations."""
-    tables = sorted({m._meta.db_table for m in emptied} - {"django_migrations"})
+def resolve_reset(labels, state):
+    """The reset labels (lower case) of installed models; an unknown one fails
+    the load before anything changed. None: sessions.session when installed."""
+    from django.apps import apps
+
+    known = {m._meta.label_lower for m in apps.get_models(include_auto_created=True)}
+    if labels is None:
+        return {"sessions.session"} & known
+    unknown = sorted({str(label).lower() for label in labels} - known)
+    if unknown:
+        fail(
+            "reset_models names models this application does not have: %s" % ", ".join(unknown),
+            state,
+        )
+    return {str(label).lower() for label in labels}
+
+
+# Foreign keys between tables of the search path: (referencing, referenced).
+REFERENCES_SQL = (
+    "SELECT DISTINCT s.relname, t.relname FROM pg_constraint c"
+    " JOIN pg_class s ON s.oid = c.conrelid JOIN pg_class t ON t.oid = c.confrelid"
+    " WHERE c.contype = 'f' AND pg_table_is_visible(s.oid) AND pg_table_is_visible(t.oid)"
+)
+
+
+def referencing_tables(cursor, connection, emptied):
+    """Tables left as they are that refer to an emptied one: those that hold
+    no row are emptied with them (TRUNCATE needs every referencing table;
+    emptying an empty table changes nothing); one that holds rows fails the
+    load before anything changed, since its rows would lose what they refer to.
+    Returns the extra (empty) tables to TRUNCATE."""
+    from django.apps import apps
+
+    tables = {m._meta.db_table for m in emptied}
+    cursor.execute(REFERENCES_SQL)
+    quote = connection.ops.quote_name
+    referencing = {}
+    for source, target in cursor.fetchall():
+        if target in tables and source not in tables:
+            referencing.setdefault(source, set()).add(target)
+    extra, holding = [], []
+    every = apps.get_models(include_auto_created=True)
+    models = {m._meta.db_table: m._meta.label_lower for m in every}
+    for table in sorted(referencing):
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM %s)" % quote(table))
+        if cursor.fetchone()[0]:
+            holding.append(
+                "%s (%s) refers to %s"
+                % (
+                    models.get(table, "no model"),
+                    table,
+                    ", ".join(sorted(referencing[table])),
+                )
+            )
+        else:
+            extra.append(table)
+    if holding:
+        raise RuntimeError(
+            "the archive does not hold these tables, which refer to tables the restore "
+            "replaces: %s. Their rows would be left pointing at replaced rows, so nothing "
+            "was changed. List their models in reset_models (restore_reset_models) to "
+            "empty them in the restore (their rows are lost), or restore an archive "
+            "that holds them" % "; ".join(holding)
+        )
+    return extra
+
+
+def empty(cursor, connection, emptied, extra=()):
+    """One TRUNCATE of every emptied table but django_migrations, and of the
+    extra (empty, referencing) tables."""
+    tables = sorted(({m._meta.db_table for m in emptied} | set(extra)) - {"django_migrations"})
     if tables:
         cursor.execute(
             "TRUNCATE %s RESTART IDENTITY" % ", ".join(connection.ops.quote_name(t) for t in tables)
@@ -295,7 +365,8 @@ def load(request, state):
     m2m_tables = set(request.get("m2m_tables") or [])
     expected = request.get("expected") or {}
 
-    emptied = emptied_models(keep, expected, using)
+    reset = resolve_reset(request.get("reset_models"), state)
+    emptied = emptied_models(keep, expected, reset, using)
     by_label = {m._meta.label_lower: m for m in apps.get_models(include_auto_created=True)}
     unknown = sorted(label for label in expected if label not in by_label)
     if unknown:
@@ -304,7 +375,7 @@ def load(request, state):
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         state["stage"] = "empty"
-        empty(cursor, connection, emptied)
+        empty(cursor, connection, emptied, referencing_tables(cursor, connection, emptied))
         parked = park_sequences(cursor, connection, emptied)
         inject(request, "empty")
 

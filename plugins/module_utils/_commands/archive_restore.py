@@ -153,7 +153,12 @@ class LiveRestore(Deployment):
         self.result["stage"] = "database"
         load_fail_at = fail_at if fail_at in FAIL_STAGES else None
         try:
-            report = self.load(self.source, metadata, fail_at=load_fail_at)
+            report = self.load(
+                self.source,
+                metadata,
+                fail_at=load_fail_at,
+                reset_models=params.get("reset_models"),
+            )
         except STEP_ERRORS as exc:
             if getattr(exc, "stage", None):
                 self.result["stage"] = "database_" + exc.stage

@@ -95,7 +95,7 @@ class Rollback(Deployment):
                 if method == "pgdump":
                     self.pg_restore(self.source)
                 else:
-                    self.load(self.source, metadata)
+                    self.load(self.source, metadata, reset_models=params.get("reset_models"))
             except STEP_ERRORS as exc:
                 self.result["database"] = f"FAILED: {exc}"
                 self.fail(f"rollback to {path} could not restore the database: {exc}", exc)

@@ -185,7 +185,7 @@ class Deployment:
             )
         return differences
 
-    def load(self, archive, metadata, database=None, fail_at=None):
+    def load(self, archive, metadata, database=None, fail_at=None, reset_models=None):
         """The archive's fixture loaded into a database in one transaction
         (_deployment/load.py); its report.
 
@@ -205,6 +205,7 @@ class Deployment:
                 settings_module=django_settings(params),
                 keep_tables_of=keep_tables_of(metadata),
                 fail_at=fail_at,
+                reset_models=reset_models,
             )
             stream = self.containers.exec_stream(
                 backend,

@@ -59,6 +59,11 @@ The request (argv[1], JSON):
 - ``expected``: ``{model label (lower case): count}`` from metadata;
 - ``m2m_tables``: the labels in ``expected`` that are auto-created m2m tables;
 - ``keep_tables_of``: model labels whose tables are not emptied;
+- ``reset_models``: model labels the archive does not hold whose tables are
+  emptied all the same (null: ``sessions.session`` when installed, so
+  everyone logs in again after a restore). Every other table the archive
+  does not hold is left as it is; one of them that refers to a replaced
+  table and holds rows fails the load before anything changed;
 - ``fail_at``: null, or ``empty``, ``load``, ``count_check`` or ``before_commit``:
   FAULT INJECTION for the tests of the one-transaction invariant only; it
   raises ``RuntimeError("injected failure at <stage>")`` at that point: after
@@ -134,6 +139,7 @@ def load_request(
     settings_module=None,
     keep_tables_of=None,
     fail_at=None,
+    reset_models=None,
 ):
     """The request LOAD_SCRIPT reads (see the module docstring)."""
     if fail_at is not None and fail_at not in FAIL_STAGES:
@@ -146,6 +152,7 @@ def load_request(
         "m2m_tables": [str(label).lower() for label in m2m_tables],
         "keep_tables_of": list(KEEP_TABLES_OF if keep_tables_of is None else keep_tables_of),
         "fail_at": fail_at,
+        "reset_models": None if reset_models is None else [str(m).lower() for m in reset_models],
     }
 
 

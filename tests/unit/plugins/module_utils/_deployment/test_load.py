@@ -43,6 +43,7 @@ def test_the_request_travels_as_one_json_argument():
         "m2m_tables": ["workflows.workflow_participants"],
         "keep_tables_of": KEEP_TABLES_OF,
         "fail_at": None,
+        "reset_models": None,
     }
 
 
