@@ -10,8 +10,15 @@ class ModuleDocFragment:
 options:
   backup_dir:
     description:
-      - Directory on the managed host that holds the archives (the host side
-        of the backend's C(/app/backups) bind mount).
+      - Directory on the managed host that holds the collection's archives
+        (the roles give C(edms_archive_dir)). Keep it where the application
+        cannot write, never the host side of the backend's backup mount
+        (preflight_info's check C(archive_store) says why and where).
+        M(edms.backup.archive_create) creates it, mode 0700, when only it is
+        missing.
+      - For M(edms.backup.preflight_info), the application's own backup
+        directory, the host side of the backend's backup mount; the
+        collection's archives are its O(edms.backup.preflight_info#module:archive_dir).
     type: path
     required: true
   display_timezone:

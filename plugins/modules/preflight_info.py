@@ -41,6 +41,20 @@ options:
       - The backup directory inside the backend container.
     type: str
     default: /app/backups
+  archive_dir:
+    description:
+      - The directory of the collection's archives on the host (the roles give
+        C(edms_archive_dir)). It must be safe from the application; check
+        C(archive_store) fails when it is, contains or lies inside
+        O(backup_dir), lies inside a directory mounted into any container of
+        the project, is a link, is owned by another user than the one running
+        the module (or root), is writable by group or others, or has a
+        directory above it that everyone may write without the sticky bit.
+        Check C(archive_space) compares its free space with the newest
+        verified archive's size. The freshness checks read its archives.
+      - Not set, the freshness checks read O(backup_dir) and C(archive_store)
+        warns that the application can write there.
+    type: path
   count_models:
     description:
       - Models to count, as C(app_label.ModelName), or C(__all__).
@@ -168,6 +182,10 @@ backup_dir:
   description: The backup directory on the host; owner, group, mode and free space when it exists.
   returned: always
   type: dict
+archive_dir:
+  description: The archive directory (O(archive_dir)); its free space against what a backup needs.
+  returned: when O(archive_dir) is set
+  type: dict
 backend:
   description: What the backend sees; settings, its user, the backup and media directories.
   returned: when the backend runs
@@ -262,6 +280,7 @@ def argument_spec():
         "backup_dir",
         "media_dir",
         backup_dir_container=dict(type="str", default="/app/backups"),
+        archive_dir=dict(type="path"),
         count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         min_free_bytes=dict(type="int", default=2**30),
         db_port=dict(type="int"),

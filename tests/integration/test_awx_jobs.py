@@ -32,7 +32,7 @@ from .conftest import (
 
 with open(os.path.join(ROOT, "awx", "job_templates.yml")) as _handle:
     TEMPLATES = {t["name"]: t for t in yaml.safe_load(_handle)["edms_job_templates"]}
-BACKUPS = os.path.join(RUN, "backups")
+BACKUPS = os.path.join(RUN, "edms-archives")
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
 
@@ -71,7 +71,11 @@ def inventory():
     """The demo inventory as an AWX inventory holds it: plain values, absolute paths."""
     with open(os.path.join(ROOT, "inventories", "demo", "group_vars", "edms.yml")) as handle:
         variables = yaml.safe_load(handle)
-    variables.update(edms_project_dir=RUN, edms_backup_dir=BACKUPS)
+    variables.update(
+        edms_project_dir=RUN,
+        edms_backup_dir=os.path.join(RUN, "backups"),
+        edms_archive_dir=BACKUPS,
+    )
     host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": os.path.join(BIN, "python"),

@@ -554,8 +554,7 @@ def test_without_required_models_the_module_requires_none_and_says_so(backup_dir
 
 
 def test_the_backup_role_requires_the_models_the_inventory_counts(backup_dir):
-    os.chown(backup_dir, 1000, 1000)  # the backend's user, as the storage phase leaves it
-    proc = run_playbook("backup.yml", {"edms_backup_dir": backup_dir})
+    proc = run_playbook("backup.yml", {"edms_archive_dir": backup_dir})
     assert proc.returncode == 0, proc.stdout[-3000:]
     (name,) = [n for n in os.listdir(backup_dir) if n.endswith(".zip")]
     required = metadata_of(os.path.join(backup_dir, name))["required_models"]

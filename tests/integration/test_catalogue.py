@@ -115,14 +115,14 @@ def test_the_playbook_check_mode_run_and_rerun(history):
     if os.path.exists(page):
         os.remove(page)
 
-    planned = run_playbook("catalogue.yml", f"edms_backup_dir={directory}", check=True, diff=True)
+    planned = run_playbook("catalogue.yml", f"edms_archive_dir={directory}", check=True, diff=True)
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert recap_changed(planned) == 1
     assert "+<!DOCTYPE html>" in planned.stdout
     assert not os.path.exists(page)
     assert [n for n in os.listdir(directory) if n.startswith(".")] == []
 
-    done = run_playbook("catalogue.yml", f"edms_backup_dir={directory}")
+    done = run_playbook("catalogue.yml", f"edms_archive_dir={directory}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert recap_changed(done) == 1
     assert stat.S_IMODE(os.stat(page).st_mode) == 0o644
@@ -133,7 +133,7 @@ def test_the_playbook_check_mode_run_and_rerun(history):
     )
     assert done.stdout.count("COUNTS FELL edms_") == 1
 
-    again = run_playbook("catalogue.yml", f"edms_backup_dir={directory}")
+    again = run_playbook("catalogue.yml", f"edms_archive_dir={directory}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert recap_changed(again) == 0
 
@@ -148,40 +148,40 @@ def test_the_page_takes_the_backup_roles_threshold_unless_its_own_is_set(history
     directory, taken = history
     fell = taken["fell"]["name"]
     off = run_playbook(
-        "catalogue.yml", f"edms_backup_dir={directory}", {"backup_count_drop_threshold": 0}
+        "catalogue.yml", f"edms_archive_dir={directory}", {"backup_count_drop_threshold": 0}
     )
     assert off.returncode == 0, off.stdout + off.stderr
     assert "COUNTS FELL" not in off.stdout
     own = run_playbook(
         "catalogue.yml",
-        f"edms_backup_dir={directory}",
+        f"edms_archive_dir={directory}",
         {"backup_count_drop_threshold": 0, "edms_count_drop_threshold": 0.5},
     )
     assert own.returncode == 0, own.stdout + own.stderr
     assert f"COUNTS FELL {fell} against" in own.stdout
     # The page is left as the default threshold writes it.
-    again = run_playbook("catalogue.yml", f"edms_backup_dir={directory}")
+    again = run_playbook("catalogue.yml", f"edms_archive_dir={directory}")
     assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_the_playbook_refuses_bad_input_naming_it(history):
     directory, _taken = history
     typed = run_playbook(
-        "catalogue.yml", f"edms_backup_dir={directory}", {"edms_count_drop_threshold": "lots"}
+        "catalogue.yml", f"edms_archive_dir={directory}", {"edms_count_drop_threshold": "lots"}
     )
     assert typed.returncode != 0
     assert "edms_count_drop_threshold" in typed.stdout
     ranged = run_playbook(
-        "catalogue.yml", f"edms_backup_dir={directory}", {"edms_count_drop_threshold": 1.5}
+        "catalogue.yml", f"edms_archive_dir={directory}", {"edms_count_drop_threshold": 1.5}
     )
     assert ranged.returncode != 0
     assert "count_drop_threshold 1.5 is not between 0 (off) and 1" in ranged.stdout
     inherited = run_playbook(
-        "catalogue.yml", f"edms_backup_dir={directory}", {"backup_count_drop_threshold": "lots"}
+        "catalogue.yml", f"edms_archive_dir={directory}", {"backup_count_drop_threshold": "lots"}
     )
     assert inherited.returncode != 0
     assert "backup_count_drop_threshold" in inherited.stdout
-    missing = run_playbook("catalogue.yml", "edms_backup_dir=/nonexistent/edms-backups")
+    missing = run_playbook("catalogue.yml", "edms_archive_dir=/nonexistent/edms-backups")
     assert missing.returncode != 0
     assert "cannot list backup directory /nonexistent/edms-backups" in missing.stdout
 
@@ -239,7 +239,7 @@ def png_size(path):
 
 def test_the_page_in_headless_chromium_shows_every_archive_and_flags_the_fall(history, tmp_path):
     directory, taken = history
-    written = run_playbook("catalogue.yml", f"edms_backup_dir={directory}")
+    written = run_playbook("catalogue.yml", f"edms_archive_dir={directory}")
     assert written.returncode == 0, written.stdout + written.stderr
     url = "file://" + os.path.join(directory, "index.html")
     profile = str(tmp_path / "profile")

@@ -61,7 +61,7 @@ def run_in_ee(image, archive_dir, archive):
                 "children": {
                     "edms": {
                         "hosts": {"edms-demo": host},
-                        "vars": {"edms_backup_dir": archive_dir, "edms_display_timezone": "UTC"},
+                        "vars": {"edms_archive_dir": archive_dir, "edms_display_timezone": "UTC"},
                     }
                 }
             }

@@ -21,7 +21,6 @@ PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 # the playbooks are told that its container side is a path nothing is mounted
 # at, which preflight reports as a warning (not the error of a directory
 # mounted from elsewhere), so that freshness is the only possible error.
-UNMOUNTED = "/nonexistent/edms-freshness-test"
 EXCLUDES = ["contenttypes", "auth.permission", "sessions"]
 ONE_SECOND = 1 / 3600  # in hours
 
@@ -185,7 +184,7 @@ def test_a_newest_backup_smaller_than_the_ratio_is_an_error(backup_dir):
 
 
 def test_a_stale_backup_fails_the_preflight_job_but_never_the_backup_that_fixes_it(backup_dir):
-    where = {"edms_backup_dir": backup_dir, "edms_backup_dir_container": UNMOUNTED}
+    where = {"edms_archive_dir": backup_dir}
 
     # A first run: no verified backup at all is reported, and the backup runs,
     # even where monitoring requires one.

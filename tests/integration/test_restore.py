@@ -22,7 +22,7 @@ from .conftest import RUN, backend, compose, content, manage, run, run_module, r
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
-BACKUPS = os.path.join(RUN, "backups")
+BACKUPS = os.path.join(RUN, "edms-archives")
 MEDIA = "/app/storage/media"
 
 

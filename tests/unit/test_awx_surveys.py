@@ -129,7 +129,7 @@ def test_each_survey_asks_each_variable_once_and_every_required_input(template):
     required = {
         name
         for name, option in options.items()
-        if option.get("required") and not re.match(r"edms_(project|backup)_dir$", name)
+        if option.get("required") and not re.match(r"edms_(project|backup|archive)_dir$", name)
     }
     assert required <= set(variables), required - set(variables)
 

@@ -124,14 +124,27 @@ class IterStream:
         return b"".join(parts)
 
 
-def check_backup_dir(path):
+def check_backup_dir(path, create=True):
+    """An absolute, writable directory; one that is missing is made (mode
+    0700) when its parent is there, unless create is false (check mode)."""
     if not os.path.isabs(path):
         raise BackupError(f"backup directory {path!r} is not an absolute path")
     if not os.path.isdir(path):
-        raise BackupError(
-            f"backup directory {path} does not exist: run the storage phase"
-            " (playbooks/storage.yml) or create it"
-        )
+        parent = os.path.dirname(path.rstrip("/"))
+        if os.path.islink(path) or not os.path.isdir(parent):
+            raise BackupError(
+                f"backup directory {path} does not exist, nor does its parent {parent}: "
+                "create it (mode 0700, owned by the user that runs the collection)"
+            )
+        if not create:
+            return
+        # The collection's own archive directory: made private to this user.
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise BackupError(f"cannot create backup directory {path}: {exc.strerror}") from exc
     if not os.access(path, os.W_OK | os.X_OK):
         raise BackupError(f"backup directory {path} is not writable by this user")
 
@@ -255,7 +268,7 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         "count_drops": [],
         "count_compared_with": None,
     }
-    plan = plan_backup(params, runner, now, result)
+    plan = plan_backup(params, runner, now, result, check_mode=check_mode)
     if check_mode:
         result.update(changed=True, name=plan.name, execs=planned_execs(params, plan))
         return result
@@ -276,11 +289,11 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
     return result
 
 
-def plan_backup(params, runner, now, result):
+def plan_backup(params, runner, now, result, check_mode=False):
     """The options checked, the services found running and the backup directory
     checked; the archive named. Fills result's commands and archive."""
     threshold = check_options(params, result)
-    services = find_services(params, runner, result)
+    services = find_services(params, runner, result, create=not check_mode)
     created = now or datetime.now(timezone.utc)
     name = archive_name(created)
     result["archive"] = os.path.join(params["backup_dir"], name)
@@ -309,7 +322,7 @@ def check_options(params, result):
     return threshold
 
 
-def find_services(params, runner, result):
+def find_services(params, runner, result, create=True):
     """The running backend (and db service, for a pg_dump), once the backup
     directory is found writable."""
     compose = ComposeProject(
@@ -321,7 +334,7 @@ def find_services(params, runner, result):
         wanted.append((params["db_service"], "db"))
     try:
         services = running_services(compose, wanted)
-        check_backup_dir(params["backup_dir"])
+        check_backup_dir(params["backup_dir"], create=create)
     except ComposeError as exc:
         raise BackupError(str(exc), **result) from exc
     except BackupError as exc:

@@ -253,6 +253,173 @@ def check_backup_storage(params, host, probe, mounts, findings):
         findings.add("backup_dir_setting", "ok", f"BACKUP_DIR is {inside} in the backend")
 
 
+def _ancestors(path):
+    """path's parent directories, nearest first, up to /."""
+    parent = os.path.dirname(path)
+    while parent and parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
+def _within(path, top):
+    """Whether path is top or below it (both absolute, normalised)."""
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def check_archive_store(params, mounts_by_service, findings):
+    """The collection's archive directory: where the application cannot write.
+
+    The archives (with every password hash and document), their status files
+    and the catalogue page must not be writable, or replaceable, by the
+    application: not the application's own backup directory, not inside a
+    directory mounted into a container of the project, not owned by anyone but
+    the user that runs the collection (or root), not writable by group or
+    others, and no directory above it writable by everyone without the sticky
+    bit."""
+    path = params.get("archive_dir")
+    if not path:
+        findings.add(
+            "archive_store",
+            "warning",
+            "the collection's archives are read from the application's backup directory "
+            f"{params['backup_dir']}, which the backend can write: it can delete, replace or "
+            "forge them",
+            "set edms_archive_dir to a directory of its own (see the README)",
+        )
+        return
+    path = os.path.normpath(os.path.abspath(path))
+    problems = []
+    backup_dir = os.path.normpath(os.path.abspath(params["backup_dir"]))
+    if _within(path, backup_dir) or _within(backup_dir, path):
+        problems.append(
+            f"it is, contains or lies inside the application's backup directory {backup_dir}"
+        )
+    for service, mounts in sorted(mounts_by_service.items()):
+        for mount in mounts:
+            source = os.path.normpath(mount.get("Source") or "")
+            # A bind mount or a volume: both are host directories the container writes.
+            if source.startswith("/") and _within(path, source):
+                problems.append(
+                    "it is mounted into the {} service's container ({} at {}, {})".format(
+                        service,
+                        source,
+                        mount.get("Destination"),
+                        "read-write" if mount.get("RW") else "read-only",
+                    )
+                )
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        problems.append(f"it cannot be looked at: {exc.strerror}")
+        info = None
+    me = os.geteuid()
+    if info is not None:
+        if stat.S_ISLNK(info.st_mode):
+            problems.append("it is a symbolic link")
+        elif not stat.S_ISDIR(info.st_mode):
+            problems.append("it is not a directory")
+        else:
+            if info.st_uid not in (me, 0):
+                owner, _group = owner_names(info.st_uid, info.st_gid)
+                problems.append(
+                    f"it is owned by {owner}, not by the user that runs this (uid {me}) or root"
+                )
+            if stat.S_IMODE(info.st_mode) & 0o022:
+                mode = stat.S_IMODE(info.st_mode)
+                problems.append(f"its mode {mode:04o} lets group or others write it")
+    # The application reaches host paths only through its mounts (checked
+    # above); a directory above that everyone may write, without the sticky
+    # bit, lets any user of the host rename it away and put another in place.
+    for parent in _ancestors(path):
+        try:
+            mode = stat.S_IMODE(os.stat(parent).st_mode)
+        except OSError:
+            continue
+        if mode & 0o002 and not mode & stat.S_ISVTX:
+            problems.append(f"{parent}, above it, is writable by everyone")
+    if problems:
+        findings.add(
+            "archive_store",
+            "error",
+            "the archive directory {} is not safe from the application: {}".format(
+                path, "; ".join(problems)
+            ),
+            "set edms_archive_dir to a directory of its own outside every mount, for example "
+            "beside the project (mode 0700, owned by the user that runs the collection)",
+        )
+    elif info is None:
+        findings.add(
+            "archive_store",
+            "ok",
+            f"the archive directory {path} does not exist yet; the first backup creates it "
+            "(mode 0700)",
+        )
+    else:
+        findings.add(
+            "archive_store",
+            "ok",
+            f"the archive directory {path} is the collection's own"
+            f" (mode {stat.S_IMODE(info.st_mode):04o}, no container mounts it)",
+        )
+
+
+def service_mounts(services, containers):
+    """{service: its container's mounts} of every service with a container,
+    running or not; {} when the engine cannot be asked."""
+    found = {}
+    if containers is None:
+        return found
+    for service in services:
+        if not service.container_id:
+            continue
+        try:
+            found[service.service] = containers.inspect(service.container_id).get("Mounts") or []
+        except ExecError:
+            continue
+    return found
+
+
+# A backup needs room for an archive as large as the newest one, and some:
+# data grows, and a restore writes a safety backup of the same size first.
+SPACE_MARGIN = 1.5
+
+
+def check_archive_space(params, freshness, findings):
+    """Free space where the archives go, against the newest archive's size
+    (min_free_bytes at least); the facts."""
+    path = os.path.normpath(os.path.abspath(params["archive_dir"]))
+    existing = next((p for p in [path, *_ancestors(path)] if os.path.isdir(p)), "/")
+    usage = shutil.disk_usage(existing)
+    newest = (freshness or {}).get("newest_verified") or {}
+    size = newest.get("size") if isinstance(newest.get("size"), int) else 0
+    need = max(params["min_free_bytes"], int(size * SPACE_MARGIN))
+    facts = {"path": path, "free_bytes": usage.free, "needed_bytes": need, "newest_size": size}
+    basis = (
+        f"{need / 2**30:.2f} GiB: {SPACE_MARGIN} times the newest verified archive,"
+        f" {size / 2**30:.2f} GiB"
+        if need > params["min_free_bytes"]
+        else f"{need / 2**30:.2f} GiB (preflight_min_free_bytes)"
+    )
+    if usage.free < need:
+        findings.add(
+            "archive_space",
+            "error",
+            f"only {usage.free / 2**30:.2f} GiB free for the archives in {existing};"
+            f" a backup needs about {basis}",
+            "free space (df -h), prune old archives (archive_prune), or move edms_archive_dir",
+        )
+    else:
+        findings.add(
+            "archive_space",
+            "ok",
+            f"{usage.free / 2**30:.1f} GiB free for the archives in {existing};"
+            f" a backup needs about {basis}",
+        )
+    return facts
+
+
 def check_media(probe, findings):
     media = probe["media_dir"]
     if media["exists"]:
@@ -324,8 +491,11 @@ def preflight(params, runner=None, containers=None, now=None):
         result["execs"] = containers.execs
         probe, mounts = probe_backend(params, services, labels, containers, findings, result)
     check_backup_storage(params, host, probe, mounts, findings)
+    check_archive_store(params, service_mounts(services, containers), findings)
     host_now = now or datetime.now(timezone.utc)
     result["freshness"] = check_backup_freshness(params, host_now, findings)
+    if params.get("archive_dir"):
+        result["archive_dir"] = check_archive_space(params, result["freshness"], findings)
     if probe is not None:
         check_database(probe, findings, result)
         login = check_database_login(params, services, containers, findings, result)
@@ -436,7 +606,7 @@ def probe_backend(params, services, labels, containers, findings, result):
 def check_backup_freshness(params, host_now, findings):
     """The freshness facts of the backups on this host; adds their findings."""
     facts, fresh = check_freshness(
-        params["backup_dir"],
+        params.get("archive_dir") or params["backup_dir"],
         params["display_timezone"],
         host_now,
         max_age_hours=params["max_backup_age_hours"],
