@@ -76,6 +76,11 @@ def media_dir_argument_spec():
     return dict(media_dir_container=dict(type="str", default="/app/storage/media"))
 
 
+def maintenance_argument_spec():
+    """The application out of service (doc fragment maintenance)."""
+    return dict(maintenance=dict(type="bool", default=False))
+
+
 def backup_dir_argument_spec():
     """Where archives live and how their times are shown (doc fragment backup_dir)."""
     return dict(

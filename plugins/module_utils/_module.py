@@ -12,6 +12,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
     hide_secrets,
+    maintenance_argument_spec,
     media_dir_argument_spec,
     project_argument_spec,
 )
@@ -20,6 +21,7 @@ SHARED_OPTIONS = {
     "project": project_argument_spec,
     "backup_dir": backup_dir_argument_spec,
     "media_dir": media_dir_argument_spec,
+    "maintenance": maintenance_argument_spec,
 }
 
 

@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.backup_dir
   - edms.backup.media_dir
+  - edms.backup.maintenance
 options:
   label:
     description:
@@ -217,6 +218,7 @@ def argument_spec():
         "project",
         "backup_dir",
         "media_dir",
+        "maintenance",
         label=dict(type="str", default="manual"),
         reason=dict(type="str"),
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),

@@ -34,6 +34,7 @@ description:
 extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.media_dir
+  - edms.backup.maintenance
 options:
   archive:
     description: The archive to restore, on the managed host.
@@ -172,6 +173,7 @@ def argument_spec():
     return options(
         "project",
         "media_dir",
+        "maintenance",
         archive=dict(type="path", required=True),
         archive_sha256=dict(type="str"),
         allow_migration_mismatch=dict(type="bool", default=False),

@@ -27,6 +27,7 @@ description:
 extends_documentation_fragment:
   - edms.backup.project
   - edms.backup.media_dir
+  - edms.backup.maintenance
 options:
   archive:
     description: The archive to put back (a safety backup), on the managed host.
@@ -161,6 +162,7 @@ def argument_spec():
     return options(
         "project",
         "media_dir",
+        "maintenance",
         archive=dict(type="path", required=True),
         token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),

@@ -12,10 +12,15 @@ description:
     services through the Docker engine, and with V(started) waits until each
     runs and, if it has a health check, is healthy.
   - Without O(services), V(stopped) stops every running service but the
-    backend and the db (the restore runs in them) and returns their names in
-    RV(stopped); pass that list to V(started) afterwards, so that what was
-    stopped before is left stopped.
-  - The backend and db services are refused.
+    backend and the db and returns their names in RV(stopped); pass that list
+    to V(started) afterwards, so that what was stopped before is left
+    stopped.
+  - With O(application), V(stopped) stops the backend too, before the
+    others, so that nothing serves requests (the work that needs the
+    backend then runs in a maintenance container, see
+    O(edms.backup.archive_restore#module:maintenance)); V(started) starts it
+    after the others.
+  - The db service is refused.
 extends_documentation_fragment:
   - edms.backup.project
 options:
@@ -28,6 +33,11 @@ options:
     description: The services; by default every running one but the backend and the db.
     type: list
     elements: str
+  application:
+    description:
+      - With V(stopped), stop the backend service as well (first), when it runs.
+    type: bool
+    default: false
   timeout:
     description: Seconds to wait for each container to stop, or to run and be healthy.
     type: int
@@ -102,6 +112,7 @@ def argument_spec():
         "project",
         state=dict(type="str", choices=["stopped", "started"], required=True),
         services=dict(type="list", elements="str"),
+        application=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
     )
 

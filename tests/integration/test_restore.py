@@ -13,12 +13,29 @@ Molecule scenarios molecule/restore_faults and molecule/restore_refusals.
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
 import zipfile
 
 import pytest
 
-from .conftest import RUN, backend, compose, content, manage, run, run_module, run_playbook
+from .conftest import (
+    BIN,
+    ROOT,
+    RUN,
+    ansible_env,
+    backend,
+    compose,
+    content,
+    manage,
+    run,
+    run_module,
+    run_playbook,
+)
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
@@ -155,15 +172,17 @@ def test_check_mode_runs_the_whole_order_and_changes_nothing(older):
     assert in_order(
         proc.stdout,
         "TASK [Preflight; report]",
+        "TASK [edms.backup.restore : Verify the archive to restore",
+        "TASK [edms.backup.restore : The plan]",
+        "RESTORE PLAN for edms-demo",
+        "TASK [edms.backup.restore : Check mode; what the gate would say]",
+        "TASK [edms.backup.restore : Take the project lock]",
         "TASK [Storage; the backups mount and BACKUP_DIR in place]",
         "TASK [Preflight again; stop on any error]",
-        "TASK [edms.backup.restore : Take the project lock]",
-        "TASK [edms.backup.restore : Verify the archive to restore",
+        "TASK [edms.backup.restore : Stop the application and the services that write]",
         "TASK [edms.backup.restore : Take a safety backup]",
-        "TASK [edms.backup.restore : Confirmation gate]",
-        "TASK [edms.backup.restore : Stop the services that write]",
         "TASK [edms.backup.restore : Replace the database and media",
-        "TASK [edms.backup.restore : Start the services that were stopped]",
+        "TASK [edms.backup.restore : Start the application and the services that were stopped]",
         "TASK [edms.backup.restore : Release the project lock]",
         "take a safety backup into",
         "copy the media of",
@@ -173,6 +192,23 @@ def test_check_mode_runs_the_whole_order_and_changes_nothing(older):
     assert "CHECK MODE: nothing was changed" in proc.stdout
     assert "A real run stops here unless edms_restore_confirm" in proc.stdout
     assert safety_archives() == archives
+    assert_unchanged(before, proc)
+
+
+def test_f14_an_unconfirmed_restore_prints_the_plan_and_writes_nothing(older):
+    before = differing_from(older)
+    archives = safety_archives()
+    backend_started = container_started_at("edms_demo_backend")
+    proc = restore(older["archive"])
+    assert proc.returncode != 0
+    assert "Nothing was changed: no file was written and no service stopped" in proc.stdout
+    for line in ("RESTORE PLAN for edms-demo", "Stop         backend", "Free space", "Time "):
+        assert line in proc.stdout, line
+    # Nothing after the gate ran: no lock, no storage step, no safety backup.
+    assert "TASK [edms.backup.restore : Take the project lock]" not in proc.stdout
+    assert "TASK [Storage; the backups mount and BACKUP_DIR in place]" not in proc.stdout
+    assert safety_archives() == archives
+    assert container_started_at("edms_demo_backend") == backend_started
     assert_unchanged(before, proc)
 
 
@@ -193,17 +229,101 @@ def test_the_writers_are_stopped_and_the_rollback_point_taken_after_them(older, 
     archives = set(safety_archives())
     proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "stopped and started again: worker" in proc.stdout
-    assert "(writers stopped; verified, with pg_dump)" in proc.stdout
+    assert "stopped and started again: backend, worker" in proc.stdout
+    assert "(taken with everything stopped; verified, with pg_dump)" in proc.stdout
     assert container_started_at(name) != started
-    # The second safety backup was taken after the worker had stopped.
-    stopped_at = run(["docker", "inspect", "-f", "{{.State.FinishedAt}}", name]).stdout.strip()
-    reasons = {}
-    for archive in sorted(set(safety_archives()) - archives):
-        with zipfile.ZipFile(os.path.join(BACKUPS, archive)) as opened:
-            metadata = json.loads(opened.read("metadata.json"))
-        reasons[metadata["reason"]] = metadata["created_at"]
-    assert len(reasons) == 2, reasons
-    second = next(at for reason, at in reasons.items() if reason.endswith("writers stopped"))
-    assert second[:26] > stopped_at[:26], (second, stopped_at)
+    # The one safety backup was taken after the worker and the backend had stopped.
+    stopped_at = max(
+        run(["docker", "inspect", "-f", "{{.State.FinishedAt}}", c]).stdout.strip()[:26]
+        for c in (name, "edms_demo_backend")
+    )
+    made = sorted(set(safety_archives()) - archives)
+    assert len(made) == 1, made
+    with zipfile.ZipFile(os.path.join(BACKUPS, made[0])) as opened:
+        metadata = json.loads(opened.read("metadata.json"))
+    assert metadata["created_at"][:26] > stopped_at, (metadata["created_at"], stopped_at)
     assert run(["docker", "inspect", "-f", "{{.State.Running}}", name]).stdout.strip() == "true"
+    assert backend_healthy()
+    assert maintenance_containers() == []
+
+
+def maintenance_containers():
+    return run(
+        ["docker", "ps", "-aq", "--filter", "label=io.edms-backup.maintenance"]
+    ).stdout.split()
+
+
+def answers_http():
+    """Whether anything answers HTTP on the backend's published port."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8001/healthz", timeout=2) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def test_f8_nothing_answers_http_from_the_rollback_point_until_the_restore_is_verified(older):
+    """The backend's port is polled all through a restore: from the moment
+    the safety backup (the rollback point) starts until the restore is
+    verified and the services start again, nothing answers."""
+    differing_from(older)
+    assert answers_http() == 200
+    seen = []
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            seen.append((time.monotonic(), answers_http()))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll)
+    proc = subprocess.Popen(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            os.path.join(ROOT, "playbooks", "restore.yml"),
+            "-e",
+            f"edms_archive={older['archive']}",
+            "-e",
+            f"edms_restore_confirm={HOST}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={
+            **ansible_env(),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+            "ANSIBLE_NOCOLOR": "1",
+            "PYTHONUNBUFFERED": "1",
+        },
+        cwd=ROOT,
+    )
+    marks = {}
+    poller.start()
+    try:
+        for line in proc.stdout:
+            for task in (
+                "Take a safety backup]",
+                "Replace the database and media, counts compared",
+                "Start the application and the services that were stopped]",
+            ):
+                if task in line:
+                    marks[task] = time.monotonic()
+        assert proc.wait() == 0
+    finally:
+        done.set()
+        poller.join()
+    assert len(marks) == 3, marks
+    window = [
+        answer
+        for at, answer in seen
+        if marks["Take a safety backup]"]
+        <= at
+        <= marks["Start the application and the services that were stopped]"]
+    ]
+    assert len(window) > 10, window
+    assert set(window) == {None}, window
+    assert answers_http() == 200
+    assert maintenance_containers() == []

@@ -56,7 +56,6 @@ from ansible_collections.edms.backup.plugins.module_utils._format.verification i
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
-    running_services,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
@@ -69,6 +68,10 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
     describe,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
+from ansible_collections.edms.backup.plugins.module_utils._platform.maintenance import (
+    locate_services,
+    stopped_backend,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
     TimeZoneError,
     local_iso,
@@ -268,7 +271,9 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         "count_drops": [],
         "count_compared_with": None,
     }
-    plan = plan_backup(params, runner, now, result, check_mode=check_mode)
+    if params.get("maintenance") and not check_mode:
+        containers = containers or Containers()
+    plan = plan_backup(params, runner, now, result, check_mode=check_mode, containers=containers)
     if check_mode:
         result.update(changed=True, name=plan.name, execs=planned_execs(params, plan))
         return result
@@ -289,11 +294,11 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
     return result
 
 
-def plan_backup(params, runner, now, result, check_mode=False):
+def plan_backup(params, runner, now, result, check_mode=False, containers=None):
     """The options checked, the services found running and the backup directory
     checked; the archive named. Fills result's commands and archive."""
     threshold = check_options(params, result)
-    services = find_services(params, runner, result, create=not check_mode)
+    services = find_services(params, runner, result, create=not check_mode, containers=containers)
     created = now or datetime.now(timezone.utc)
     name = archive_name(created)
     result["archive"] = os.path.join(params["backup_dir"], name)
@@ -322,9 +327,12 @@ def check_options(params, result):
     return threshold
 
 
-def find_services(params, runner, result, create=True):
+def find_services(params, runner, result, create=True, containers=None):
     """The running backend (and db service, for a pg_dump), once the backup
-    directory is found writable."""
+    directory is found writable. With maintenance, the backend is a
+    maintenance container (_platform/maintenance.py) in place of the stopped
+    service, unless this is check mode (create false): then the stopped
+    backend is only checked for."""
     compose = ComposeProject(
         project_dir=params["project_dir"], files=params["compose_files"], runner=runner
     )
@@ -333,9 +341,18 @@ def find_services(params, runner, result, create=True):
     if params["pgdump"]:
         wanted.append((params["db_service"], "db"))
     try:
-        services = running_services(compose, wanted)
+        if params.get("maintenance") and not create:
+            services = stopped_backend(compose, wanted)
+        else:
+            services, leftovers = locate_services(
+                compose, containers, wanted, params["backend_python"], params.get("maintenance")
+            )
+            if leftovers:
+                result.setdefault("warnings", []).append(
+                    "removed the maintenance containers a killed run left: " + ", ".join(leftovers)
+                )
         check_backup_dir(params["backup_dir"], create=create)
-    except ComposeError as exc:
+    except (ComposeError, ExecError) as exc:
         raise BackupError(str(exc), **result) from exc
     except BackupError as exc:
         raise BackupError(str(exc), **result) from exc

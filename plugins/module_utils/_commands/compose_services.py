@@ -5,8 +5,10 @@ A restore empties tables with TRUNCATE, which waits for every other session's
 locks and blocks every other session until it commits: a worker writing
 during a restore waits, times out or, worse, writes into the restored data
 afterwards. The services that write are stopped first and started again
-afterwards. The backend and the db are never stopped: the restore runs in
-them.
+afterwards. With ``application``, the backend itself is stopped first (and
+started last): nothing serves requests while the data is replaced, and the
+restore's work runs in a maintenance container (_platform/maintenance.py).
+The db is never stopped: the restore runs in it.
 
 Containers are stopped and started through the Docker engine, by the
 container Compose made for the service: a service of an inactive profile is
@@ -49,7 +51,19 @@ def project_services(params, runner):
 
 
 def choose(params, services):
-    """The services to handle: those named, or every running one but backend and db."""
+    """The services to handle: those named, or every running one but backend
+    and db; with application and state stopped, the backend first. Started,
+    the backend comes last."""
+    backend = params["backend_service"]
+    names = _named(params, services)
+    if params.get("application") and params["state"] == "stopped" and backend not in names:
+        names = [backend, *names]
+    first = [n for n in names if n == backend and params["state"] == "stopped"]
+    last = [n for n in names if n == backend and params["state"] == "started"]
+    return first + [n for n in names if n != backend] + last
+
+
+def _named(params, services):
     protected = {params["backend_service"], params["db_service"]}
     named = params.get("services")
     if named is not None:
@@ -59,7 +73,7 @@ def choose(params, services):
         return sorted(
             name for name, state in services.items() if state.running and name not in protected
         )
-    refused = sorted(set(named) & protected)
+    refused = sorted(set(named) & {params["db_service"]})
     if refused:
         raise ServicesError(
             "services {} run the restore and are never stopped; leave them out".format(

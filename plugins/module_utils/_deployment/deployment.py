@@ -41,7 +41,6 @@ from ansible_collections.edms.backup.plugins.module_utils._format.verification i
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
-    running_services,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     DjangoError,
@@ -54,6 +53,9 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
     ExecError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
+from ansible_collections.edms.backup.plugins.module_utils._platform.maintenance import (
+    locate_services,
+)
 
 
 def sql_literal(text):
@@ -118,11 +120,21 @@ class Deployment:
         self.result["commands"] = compose.commands
         wanted = [(self.params["backend_service"], "backend"), (self.params["db_service"], "db")]
         try:
-            self.backend, self.db = running_services(compose, wanted)
-        except ComposeError as exc:
+            self.containers = self.containers or Containers()
+            self.result["execs"] = self.containers.execs
+            (self.backend, self.db), leftovers = locate_services(
+                compose,
+                self.containers,
+                wanted,
+                self.params["backend_python"],
+                self.params.get("maintenance"),
+            )
+        except (ComposeError, ExecError) as exc:
             self.fail(str(exc), exc)
-        self.containers = self.containers or Containers()
-        self.result["execs"] = self.containers.execs
+        if leftovers:
+            self.result.setdefault("warnings", []).append(
+                "removed the maintenance containers a killed run left: " + ", ".join(leftovers)
+            )
         self.login = DatabaseLogin(
             self.containers,
             self.backend.container_id,
