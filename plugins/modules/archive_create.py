@@ -159,6 +159,15 @@ media:
       regular files (C(skipped)).
   returned: success, not in check mode
   type: dict
+pgdump_snapshot:
+  description:
+    - C(the fixture's) when the C(database.pgdump) was taken in the fixture
+      dump's own snapshot (C(pg_dump --snapshot)), so that both hold the same
+      data; C(its own) when the backend could not share it. The metadata's
+      C(pgdump) says the same, with the tables whose rows it leaves out (the
+      sessions').
+  returned: with O(pgdump), not in check mode
+  type: str
 members:
   description: sha256 and size of the fixture and the pg_dump.
   returned: success, not in check mode

@@ -103,6 +103,16 @@ media:
   description: The archive's media against the live media (files, equal_to_live, differences).
   returned: success
   type: dict
+pgdump:
+  description:
+    - The archive's C(database.pgdump) (what a rollback puts back), restored
+      with C(pg_restore) into the rehearsal database made empty again, and
+      its rows counted against the archive's counts; C(snapshot) is
+      C(fixture) when it was taken in the fixture's own snapshot (then any
+      difference fails the rehearsal), C(own) or C(unknown) otherwise (a
+      difference is a warning).
+  returned: when the archive holds a database.pgdump
+  type: dict
 migration_differences:
   description: Differences between the archive's migrations and the application's.
   returned: when the database was migrated, for an archive of this collection's format

@@ -14,6 +14,7 @@ Django up; rows.py and serializer.py, which do, are imported after.
 import datetime
 import io
 import json
+import os
 import platform
 import sys
 import traceback
@@ -27,6 +28,16 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.tables import
 )
 
 REPORT_MARKER = "EDMS-BACKUP-REPORT "
+# Written to stderr as soon as the dump's transaction has exported its
+# snapshot (request "share_snapshot"): {"snapshot", "signal",
+# "exclude_table_data"}. The pg_dump taken beside the fixture imports that
+# snapshot (pg_dump --snapshot), so both hold the same data. The exporting
+# transaction must stay open until pg_dump has imported it: the dump waits,
+# before it ends, until the directory "signal" is gone (the host removes it
+# once pg_dump has started writing or has failed), SNAPSHOT_WAIT seconds at
+# most.
+SNAPSHOT_MARKER = "EDMS-BACKUP-SNAPSHOT "
+SNAPSHOT_WAIT = 900
 
 # The models a dump leaves out unless told otherwise: what migrate recreates
 # (content types, permissions) and the sessions, which a restore empties on
@@ -254,6 +265,52 @@ def snapshot(connection):
         return cursor.fetchone()
 
 
+def share_snapshot(connection, excluded_data):
+    """Export the transaction's snapshot and say so on stderr; the signal
+    directory, or None when there is nowhere to make one (the pg_dump then
+    takes a snapshot of its own, and the host says so)."""
+    import tempfile
+
+    try:
+        signal = tempfile.mkdtemp(prefix="edms-snapshot-")
+    except OSError:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        (snapshot_id,) = cursor.fetchone()
+    sys.stderr.write(
+        SNAPSHOT_MARKER
+        + json.dumps(
+            {"snapshot": snapshot_id, "signal": signal, "exclude_table_data": excluded_data}
+        )
+        + "\n"
+    )
+    sys.stderr.flush()
+    return signal
+
+
+def release_snapshot(signal):
+    """Wait until the host has removed signal (pg_dump has imported the
+    snapshot), SNAPSHOT_WAIT seconds at most; then make sure it is gone."""
+    import shutil
+    import time
+
+    deadline = time.monotonic() + SNAPSHOT_WAIT
+    while os.path.isdir(signal) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shutil.rmtree(signal, ignore_errors=True)
+
+
+def data_free_tables():
+    """Tables whose rows a pg_dump leaves out: the sessions' (a restore
+    empties them on purpose, and they hold live credentials)."""
+    from django.apps import apps
+
+    return sorted(
+        m._meta.db_table for m in apps.get_models() if m._meta.label_lower == "sessions.session"
+    )
+
+
 def count_rows(models, using):
     """({label: rows} of every model and auto-created m2m table, [m2m table labels])."""
     counts, m2m_tables = {}, []
@@ -390,14 +447,26 @@ def dump(request, out):
     using = DEFAULT_DB_ALIAS
     connection = connections[using]
     models = chosen_models(request["excludes"], using)
-    with transaction.atomic(using=using):
-        snapshot_at, pg_version, db_name, db_size = snapshot(connection)
-        counts, m2m_tables = count_rows(models, using)
-        key_maps = key_maps_of(models, using)
-        emitter = write_objects(
-            out, models, counts, key_maps, bool(request.get("instance_path")), using
-        )
-        applied = applied_migrations(connection)
+    signal = None
+    try:
+        with transaction.atomic(using=using):
+            snapshot_at, pg_version, db_name, db_size = snapshot(connection)
+            if request.get("share_snapshot"):
+                signal = share_snapshot(connection, data_free_tables())
+            counts, m2m_tables = count_rows(models, using)
+            key_maps = key_maps_of(models, using)
+            emitter = write_objects(
+                out, models, counts, key_maps, bool(request.get("instance_path")), using
+            )
+            applied = applied_migrations(connection)
+            out.flush()
+            if signal is not None:
+                release_snapshot(signal)
+    finally:
+        if signal is not None:
+            import shutil
+
+            shutil.rmtree(signal, ignore_errors=True)
     return {
         "snapshot_at": snapshot_at.astimezone(datetime.timezone.utc).isoformat(),
         "versions": {

@@ -12,13 +12,16 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import socket
 import tarfile
 import threading
 from collections import namedtuple
 from datetime import datetime, timezone
 
+from ansible_collections.edms.backup.plugins.module_utils._backend.dump import SNAPSHOT_MARKER
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import (
     DatabaseLogin,
@@ -88,6 +91,11 @@ TOOL_VERSION_VARIABLE = "EDMS_BACKUP_TOOL_VERSION"
 # as the application (_deployment/database.py): the database and the
 # credentials come in its environment.
 PGDUMP_ARGV = ["pg_dump", "-Fc", "--no-password"]
+# What pg_export_snapshot() returns (00000003-0000001B-1), and the signal
+# directory the dump makes (tempfile.mkdtemp): what the container says is
+# checked against both before it is used.
+SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]{1,16}(-[0-9A-Fa-f]{1,16}){1,2}$")
+SIGNAL_DIR = re.compile(r"^/[A-Za-z0-9._/-]*/edms-snapshot-[A-Za-z0-9_]+$")
 
 
 class BackupError(ModuleFailure):
@@ -152,31 +160,124 @@ def check_backup_dir(path, create=True):
         raise BackupError(f"backup directory {path} is not writable by this user")
 
 
+def pg_dump_argv(snapshot=None, exclude_table_data=()):
+    """pg_dump's argv: in the fixture dump's snapshot when given; without the
+    rows of the tables named (their definitions are kept)."""
+    argv = list(PGDUMP_ARGV)
+    if snapshot:
+        argv.append("--snapshot=" + snapshot)
+    for table in exclude_table_data:
+        # Double quotes: the exact name, not a pattern.
+        argv.append('--exclude-table-data="{}"'.format(table.replace('"', '""')))
+    return argv
+
+
 class PgDumpSpool(threading.Thread):
     """pg_dump of the database into a private file beside the archive, run while
     the fixture and the media are taken (the db container's work overlaps the
     backend's and the archive writer's), then written into the archive.
+
+    It starts once the fixture dump has exported its snapshot (share(), from
+    the dump's standard error): pg_dump imports it, so that both hold the same
+    data. When pg_dump has started writing (it has imported the snapshot), or
+    failed, release() is called: the dump may end its transaction.
 
     The file is ``.<archive name>.pgdump.partial``, mode 0600: a killed run
     leaves it where interrupted archives are listed. ``error`` is what the
     dump raised, if anything.
     """
 
-    def __init__(self, login, directory, name):
+    def __init__(self, login, directory, name, release=None):
         super().__init__(daemon=True)
         self.login = login
         self.path = os.path.join(directory, "." + name + ".pgdump.partial")
         self.error = None
+        self.argv = list(PGDUMP_ARGV)
+        self.snapshot = None
+        self.release = release or (lambda: None)
+
+    def share(self, snapshot, exclude_table_data):
+        self.snapshot = snapshot
+        self.argv = pg_dump_argv(snapshot, exclude_table_data)
 
     def run(self):
+        released = False
         try:
-            stream = self.login.stream(PGDUMP_ARGV, what="pg_dump")
+            stream = self.login.stream(self.argv, what="pg_dump")
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 for chunk in stream:
+                    if not released:
+                        released = True
+                        self.release()
                     out.write(chunk)
         except Exception as exc:  # ExecError, OSError, the transport's errors
             self.error = exc
+        finally:
+            if not released:
+                self.release()
+
+
+class SnapshotWatcher:
+    """Reads the fixture dump's standard error as it comes, for the snapshot
+    it exports (_backend/dump.py SNAPSHOT_MARKER), and starts the pg_dump
+    spool in it. If the dump's output starts without one (it could not make
+    its signal directory), pg_dump starts all the same, in a snapshot of its
+    own, and ``shared`` stays false."""
+
+    def __init__(self, spool, containers, container_id, python):
+        self.spool = spool
+        self.containers = containers
+        self.container_id = container_id
+        self.python = python
+        self.text = b""
+        self.signal = None
+        self.shared = False
+        if spool is not None:
+            spool.release = self.release
+
+    def feed(self, chunk):
+        if self.spool is None or self.spool.is_alive() or self.spool.ident is not None:
+            return
+        self.text += chunk
+        marker = SNAPSHOT_MARKER.encode()
+        for line in self.text.split(b"\n")[:-1]:
+            if line.startswith(marker):
+                try:
+                    shared = json.loads(line[len(marker) :].decode("utf-8"))
+                    snapshot, self.signal = str(shared["snapshot"]), str(shared["signal"])
+                    tables = [str(t) for t in shared.get("exclude_table_data") or []]
+                except (ValueError, KeyError, TypeError):
+                    break
+                if not (SNAPSHOT_ID.match(snapshot) and SIGNAL_DIR.match(self.signal)):
+                    self.signal = None
+                    break
+                self.spool.share(snapshot, tables)
+                self.shared = True
+                self.spool.start()
+                return
+
+    def stdout(self, stream):
+        """The dump's stdout; pg_dump starts on its own snapshot at the first
+        chunk if the dump has shared none by then."""
+        for chunk in stream:
+            if self.spool is not None and self.spool.ident is None:
+                self.spool.start()
+            yield chunk
+        if self.spool is not None and self.spool.ident is None:
+            self.spool.start()
+
+    def release(self):
+        """Let the dump end its transaction: remove its signal directory."""
+        if self.signal is None:
+            return
+        signal, self.signal = self.signal, None
+        with contextlib.suppress(ExecError):
+            self.containers.exec(
+                self.container_id,
+                [self.python, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])", signal],
+                what="the snapshot's release",
+            )
 
     def result(self):
         """The spooled file's path, once pg_dump has finished; raises its error."""
@@ -302,7 +403,12 @@ def plan_backup(params, runner, now, result, check_mode=False, containers=None):
     created = now or datetime.now(timezone.utc)
     name = archive_name(created)
     result["archive"] = os.path.join(params["backup_dir"], name)
-    argv = dump_command(params["backend_python"], params["excludes"], django_settings(params))
+    argv = dump_command(
+        params["backend_python"],
+        params["excludes"],
+        django_settings(params),
+        share_snapshot=params["pgdump"],
+    )
     return Plan(
         threshold=threshold,
         services=services,
@@ -392,15 +498,22 @@ def write_archive(params, plan, containers, result):
                 )
                 result["database_login"] = login.connect()
                 spool = PgDumpSpool(login, backup_dir, plan.name)
-                spool.start()
+            watcher = SnapshotWatcher(
+                spool, containers, plan.backend.container_id, params["backend_python"]
+            )
             dump = containers.exec_stream(
-                plan.backend.container_id, plan.argv, what="the fixture dump"
+                plan.backend.container_id,
+                plan.argv,
+                what="the fixture dump",
+                on_stderr=watcher.feed,
             )
             try:
-                writer.add_stream(FIXTURE, dump, compress=True)
+                writer.add_stream(FIXTURE, watcher.stdout(dump), compress=True)
             except ExecError as exc:
                 raise BackupError(dump_failure(exc), **result) from exc
             report = parse_report(dump.stderr)
+            if spool is not None:
+                result["pgdump_snapshot"] = "the fixture's" if watcher.shared else "its own"
 
             files, media_bytes, skipped = add_media(
                 writer, containers, plan.backend.container_id, params["media_dir_container"]
@@ -410,6 +523,16 @@ def write_archive(params, plan, containers, result):
             metadata = build_metadata(
                 report, plan.created, params, compose_project_name(plan.services)
             )
+            if spool is not None:
+                # Whether database.pgdump holds the fixture's very data.
+                metadata["pgdump"] = {
+                    "snapshot": "fixture" if watcher.shared else "own",
+                    "excluded_table_data": [
+                        a.split("=", 1)[1].strip('"')
+                        for a in spool.argv
+                        if a.startswith("--exclude-table-data=")
+                    ],
+                }
             path = writer.finish(metadata)
     except (ExecError, DumpError, DjangoError, ArchiveError, OSError) as exc:
         raise BackupError(
@@ -417,7 +540,10 @@ def write_archive(params, plan, containers, result):
         ) from exc
     finally:
         if spool is not None:
-            spool.remove()
+            if spool.ident is None:
+                spool.release()
+            else:
+                spool.remove()
     media = {"files": files, "bytes": media_bytes, "skipped": skipped}
     return Written(path, metadata, report, media, writer.members)
 

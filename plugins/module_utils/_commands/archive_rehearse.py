@@ -25,6 +25,7 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import (
     native as native_program,
 )
 from ansible_collections.edms.backup.plugins.module_utils._backend.counts import ALL_MODELS
+from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import scrub
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_verify import (
     choose_archive,
 )
@@ -36,6 +37,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     LoadError,
     put_fixture,
+    put_member,
     scratch,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
@@ -45,6 +47,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     MEDIA_PREFIX,
+    PGDUMP,
     ArchiveReader,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
@@ -66,6 +69,15 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import utc_iso
 
 MARK = "edms.backup rehearsal database"
+# pg_restore of an archive's database.pgdump into the emptied rehearsal
+# database, logged in as the application (as the rollback runs it).
+PG_RESTORE_REHEARSAL = [
+    "pg_restore",
+    "--single-transaction",
+    "--no-owner",
+    "--exit-on-error",
+    "--no-password",
+]
 DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -80,6 +92,55 @@ class Rehearsal(Deployment):
         super().__init__(params, runner=runner, containers=containers)
         self.name = params["database"]
         self.result["database"] = self.name
+
+    def create_database(self):
+        self.psql(f'CREATE DATABASE "{self.name}"')
+        self.psql(f"COMMENT ON DATABASE \"{self.name}\" IS '{MARK}'")
+        self.result["changed"] = True
+
+    def rehearse_pgdump(self, metadata):
+        """The archive's database.pgdump, which a rollback puts back, restored
+        into the rehearsal database made empty again, and its rows counted
+        against the archive's: {"snapshot", "counts", "differences"}. A pg_dump
+        taken in the fixture's own snapshot must hold exactly its counts;
+        one taken in a snapshot of its own (older archives) is only reported."""
+        self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self.create_database()
+        db = self.db.container_id
+        with scratch(self.containers, db, "edms-rehearsal") as private:
+            dump = put_member(self.containers, db, self.source, PGDUMP, private.path, private.owner)
+            argv = private.command([*PG_RESTORE_REHEARSAL, "-d", self.name, dump])
+            try:
+                self.login.run(argv, what="pg_restore", clean=scrub)
+            except ExecError as exc:
+                private.removed = exc.rc is not None
+                raise
+            private.removed = True
+        answer = self.count_against(metadata, database=self.name)
+        if "error" in answer:
+            raise DjangoError(f"cannot count the restored pg_dump: {answer['error']}")
+        snapshot = (metadata.get("pgdump") or {}).get("snapshot", "unknown")
+        found = {
+            "snapshot": snapshot,
+            "counts": answer["counts"],
+            "differences": answer["differences"],
+        }
+        if answer["differences"]:
+            said = "; ".join(
+                f"{d['model']} expected {d['expected']}, found {d['found']}"
+                for d in answer["differences"]
+            )
+            if snapshot == "fixture":
+                self.result["pgdump"] = found
+                self.fail(
+                    f"the archive's {PGDUMP}, which a rollback puts back, does not hold the"
+                    f" fixture's rows: {said}"
+                )
+            self.result.setdefault("warnings", []).append(
+                f"the archive's {PGDUMP} was taken in a snapshot of its own and its counts"
+                f" differ from the fixture's: {said}"
+            )
+        return found
 
     def prepare_database(self):
         """Create the rehearsal database; an earlier rehearsal's leftover is dropped."""
@@ -102,9 +163,7 @@ class Rehearsal(Deployment):
                 )
             self.psql(f'DROP DATABASE "{self.name}" WITH (FORCE)')
             self.result["dropped_leftover"] = True
-        self.psql(f'CREATE DATABASE "{self.name}"')
-        self.psql(f"COMMENT ON DATABASE \"{self.name}\" IS '{MARK}'")
-        self.result["changed"] = True
+        self.create_database()
 
     def in_database(self, path, started, work):
         """work()'s answer, run after the rehearsal database is made and
@@ -165,6 +224,8 @@ class Rehearsal(Deployment):
                 "equal_to_live": not differences,
                 "differences": differences,
             }
+            if PGDUMP in (metadata.get("members") or {}):
+                self.result["pgdump"] = self.rehearse_pgdump(metadata)
             return report
 
         report = self.in_database(path, started, work)

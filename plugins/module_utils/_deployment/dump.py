@@ -41,13 +41,17 @@ class DumpError(Exception):
     """The dump in the backend failed or its report cannot be read."""
 
 
-def dump_command(python, excludes, settings_module=None, instance_path=False):
+def dump_command(python, excludes, settings_module=None, instance_path=False, share_snapshot=False):
     """The argv that dumps the fixture inside the backend container.
 
     instance_path: every model through instances and Django's serializer (the
     fast path's fallback; the same output, slower), for the tests.
+    share_snapshot: export the dump's snapshot for the pg_dump taken beside it
+    (_backend/dump.py SNAPSHOT_MARKER).
     """
     request = {"settings": settings_module, "excludes": list(excludes)}
+    if share_snapshot:
+        request["share_snapshot"] = True
     if instance_path:
         request["instance_path"] = True
     return backend_command(python, dump_program, request)

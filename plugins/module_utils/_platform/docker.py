@@ -105,9 +105,19 @@ class Containers:
             )
         return result
 
-    def exec_stream(self, container_id, argv, user=None, workdir=None, what=None, environment=None):
+    def exec_stream(
+        self,
+        container_id,
+        argv,
+        user=None,
+        workdir=None,
+        what=None,
+        environment=None,
+        on_stderr=None,
+    ):
         """An ExecStream: iterate it for the command's stdout as it comes
-        (environment: as exec's)."""
+        (environment: as exec's; on_stderr(bytes) is called with each piece
+        of standard error as it comes)."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
         return ExecStream(
@@ -118,6 +128,7 @@ class Containers:
             user=user,
             workdir=workdir,
             environment=environment,
+            on_stderr=on_stderr,
         )
 
     def inspect(self, container_id):
@@ -146,8 +157,19 @@ class ExecStream:
     ExecError, which carries the stderr bytes in its ``stderr`` attribute.
     """
 
-    def __init__(self, api, container_id, argv, label, user=None, workdir=None, environment=None):
+    def __init__(
+        self,
+        api,
+        container_id,
+        argv,
+        label,
+        user=None,
+        workdir=None,
+        environment=None,
+        on_stderr=None,
+    ):
         self.api = api
+        self.on_stderr = on_stderr
         self.environment = dict(environment) if environment else None
         self.container_id = container_id
         self.argv = list(argv)
@@ -178,6 +200,8 @@ class ExecStream:
             for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
                 if err:
                     errors.append(err)
+                    if self.on_stderr is not None:
+                        self.on_stderr(err)
                 if out:
                     yield out
             self.rc = self.api.exec_inspect(exec_id)["ExitCode"]
