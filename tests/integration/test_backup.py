@@ -559,3 +559,30 @@ def test_the_backup_role_requires_the_models_the_inventory_counts(backup_dir):
     (name,) = [n for n in os.listdir(backup_dir) if n.endswith(".zip")]
     required = metadata_of(os.path.join(backup_dir, name))["required_models"]
     assert required == [label.lower() for label in REQUIRED]
+
+
+GROUPS = (
+    "from django.contrib.auth.models import Group\n"
+    "{}\n"
+    "print(json.dumps(Group.objects.filter(name__startswith='f15 probe').count()))\n"
+)
+
+
+def test_f15_no_prune_after_a_backup_whose_counts_fell(backup_dir):
+    django_json(GROUPS.format("[Group.objects.create(name='f15 probe %d' % n) for n in range(5)]"))
+    try:
+        rc, older = run_module("archive_create", {**PROJECT, "backup_dir": backup_dir})
+        assert rc == 0, older.get("msg")
+    finally:
+        django_json(GROUPS.format("Group.objects.filter(name__startswith='f15 probe').delete()"))
+    keep_one = {"backup_keep_last": 1, "backup_keep_daily": 0, "backup_keep_weekly": 0}
+    proc = run_playbook("backup.yml", {"edms_archive_dir": backup_dir, **keep_one})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "COUNTS FELL auth.group" in proc.stdout
+    assert "Not pruned  the counts fell" in proc.stdout
+    assert os.path.exists(older["archive"])
+    # The next backup's counts do not fall: it prunes.
+    proc = run_playbook("backup.yml", {"edms_archive_dir": backup_dir, **keep_one})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Not pruned" not in proc.stdout
+    assert not os.path.exists(older["archive"])
