@@ -245,7 +245,7 @@ def finish(work):
 
 def step(request):
     """The answer to one request."""
-    root = request["root"]
+    root = request["root"].rstrip("/") or "/"
     work = request.get("work")
     action = request["action"]
     if not os.path.isdir(root):

@@ -12,6 +12,7 @@ import tarfile
 
 import pytest
 import yaml
+from ansible.module_utils._internal import _traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._backend import media
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_create import add_media
@@ -28,7 +29,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import backend_program
 from ansible_collections.edms.backup.plugins.modules import archive_rollback, restore_finish
 
-from ...modules.test_main import fresh_traceback_setting, run  # noqa: F401 (a fixture)
+from ...modules.test_main import run
 from .._format.test_archive import NAME, write_archive
 
 TOKEN = "0123456789ab"
@@ -76,6 +77,12 @@ def tree(top):
 
 
 @pytest.fixture
+def fresh_traceback_setting(monkeypatch):
+    """Each module run here reads Ansible's traceback setting afresh (see modules/test_main.py)."""
+    monkeypatch.setattr(_traceback, "_module_tracebacks_enabled_events", None)
+
+
+@pytest.fixture
 def storage(tmp_path):
     """tmp_path/storage/media: live media, and beside them other data."""
     root = tmp_path / "storage" / "media"
@@ -102,7 +109,7 @@ def test_f4_a_directory_named_like_a_work_directory_is_not_taken_for_a_leftover(
     plant(storage)
     plant(storage, ".edms-restore-" + "f" * 12, marker=b"0" * 12)  # another token's marker
     plant(storage, ".EDMS-restore-" + TOKEN)
-    answer = media_script({"action": "leftovers", "root": str(storage)})
+    answer = media_script({"action": "leftovers", "root": str(storage) + "/"})
     assert answer == {
         "leftovers": [],
         "unrecognised": [
@@ -261,6 +268,7 @@ def test_f5_the_media_program_never_acts_outside_a_work_directory_of_the_root(
         assert tree(tmp_path) == before, work
 
 
+@pytest.mark.usefixtures("fresh_traceback_setting")
 @pytest.mark.parametrize("token", BAD_TOKENS)
 @pytest.mark.parametrize("module", [archive_rollback, restore_finish])
 def test_f5_the_modules_refuse_a_token_not_of_the_restore_form_before_anything(
