@@ -155,8 +155,9 @@ objects:
   type: int
 media:
   description:
-    - Media files copied (C(files), C(bytes)) and entries that were not
-      regular files (C(skipped)).
+    - Media files copied (C(files), C(bytes)) and entries left out
+      (C(skipped)), which are not regular files or have a path component
+      named like a restore's work directory (C(.edms-restore-*)).
   returned: success, not in check mode
   type: dict
 pgdump_snapshot:

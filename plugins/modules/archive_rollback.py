@@ -34,7 +34,13 @@ options:
     type: path
     required: true
   token:
-    description: RV(edms.backup.archive_restore#module:token) of the restore being rolled back.
+    description:
+      - RV(edms.backup.archive_restore#module:token) of the restore being
+        rolled back, 12 lower-case hexadecimal digits; anything else fails the
+        task before anything changes. Empty is the same as not given.
+      - A directory of the token's name in the media root that the restore
+        did not make (it lacks the restore's marker) fails the task before
+        anything changes; its content is never taken for the previous media.
     type: str
   archive_sha256:
     description:

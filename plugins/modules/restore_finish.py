@@ -17,7 +17,12 @@ extends_documentation_fragment:
   - edms.backup.media_dir
 options:
   token:
-    description: RV(edms.backup.archive_restore#module:token) of the restore.
+    description:
+      - RV(edms.backup.archive_restore#module:token) of the restore, 12
+        lower-case hexadecimal digits; anything else fails the task before
+        anything changes.
+      - A directory of the token's name that the restore did not make (it
+        lacks the restore's marker) is not removed; the task fails.
     type: str
     required: true
 attributes:

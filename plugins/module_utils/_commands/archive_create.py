@@ -22,6 +22,7 @@ from collections import namedtuple
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._backend.dump import SNAPSHOT_MARKER
+from ansible_collections.edms.backup.plugins.module_utils._backend.media import is_work_name
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import (
     DatabaseLogin,
@@ -31,7 +32,6 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.dump impor
     dump_command,
     parse_report,
 )
-from ansible_collections.edms.backup.plugins.module_utils._deployment.media import WORK_PREFIX
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE,
     FORMAT,
@@ -305,11 +305,12 @@ def add_media(writer, containers, container_id, media_dir):
             if len(parts) < 2 or not parts[1]:
                 continue
             relative = parts[1]
-            if relative.split("/", 1)[0].startswith(WORK_PREFIX):
+            if is_work_name(relative.split("/", 1)[0]):
                 continue  # a restore's work directory (see _deployment/media.py), never media
             if member.isdir():
                 continue
-            if not member.isfile():
+            # Deeper down, such a name is media that no archive may hold (_format/archive.py).
+            if not member.isfile() or any(map(is_work_name, relative.split("/"))):
                 skipped.append(relative)
                 continue
             writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)

@@ -7,11 +7,15 @@ fixture through _deployment/load.py when the archive has no pgdump), the media
 from the work directory of the failed restore when it is there (exact, renames
 only), else from the safety archive; then counts and media are compared with
 the safety archive's. It reports ``stage`` on failure.
+
+The token is checked before anything else: it must be of the form a restore
+makes (_deployment/media.py), and a directory of its name in the media root
+must be one a restore made, or nothing is changed.
 """
 
 from __future__ import annotations
 
-import secrets
+import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import scrub
@@ -28,7 +32,11 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     put_member,
     scratch,
 )
-from ansible_collections.edms.backup.plugins.module_utils._deployment.media import work_dir
+from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
+    new_token,
+    token_error,
+    work_dir,
+)
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import PGDUMP
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
@@ -60,6 +68,10 @@ class Rollback(Deployment):
         params = self.params
         path = params["archive"]
         self.result["archive"] = path
+        token = params.get("token")
+        message = token and token_error(token)
+        if message:
+            self.fail(f"rollback to {path} not started: {message}")
         metadata = verified_archive(
             self, path, "put back", expected_sha256=params.get("archive_sha256"), digest=True
         )
@@ -71,8 +83,9 @@ class Rollback(Deployment):
             method = "fixture"
         self.result["database_method"] = method
         self.locate()
-        token = params.get("token")
         work = work_dir(params["media_dir_container"], token) if token else None
+        if work:
+            self.check_work(path, work)
         if self.check_mode:
             self.result["changed"] = True
             self.result["plan"] = [
@@ -143,6 +156,24 @@ class Rollback(Deployment):
         self.result["verified"] = True
         return self.result
 
+    def check_work(self, path, work):
+        """Fail, before anything changes, when the media root holds a directory
+        of work's name that no restore made: it is never taken for the
+        previous media."""
+        try:
+            found = self.media("leftovers")
+        except STEP_ERRORS as exc:
+            self.fail(f"rollback to {path} not started: cannot look at {work}: {exc}", exc)
+        name = posixpath.basename(work)
+        if name in (found.get("unrecognised") or []):
+            self.fail(
+                f"rollback to {path} not started: {work} was not made by a restore"
+                " (it lacks the marker with its token), so its content is not put back"
+                " as the previous media; nothing was changed. Look at what it holds"
+                " and remove it, then roll back without the token (the media then come"
+                " from the archive)"
+            )
+
     def pg_restore(self, path):
         db = self.db.container_id
         with scratch(self.containers, db, "edms-rollback") as private:
@@ -169,7 +200,7 @@ class Rollback(Deployment):
         if not self.media_against(metadata, hashes):
             self.result["media"] = "unchanged (already equal to the archive's)"
             return True
-        work = work_dir(self.params["media_dir_container"], secrets.token_hex(6))
+        work = work_dir(self.params["media_dir_container"], new_token())
         swap = swap_in(self, path, work)
         self.media("finish", work)
         self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])

@@ -16,9 +16,18 @@ own, ``<media root>/.edms-restore-<token>/``:
    back with the same renames (``putback``); a successful run removes the work
    directory (``finish``).
 
-Entries of the media root whose names start with ``.edms-restore-`` are work
-directories, never media: backups leave them out, a restore refuses to start
-while one is there (it may hold the only copy of the previous media).
+Entries of the media root whose names start with ``.edms-restore-`` (in any
+letter case) are work directories, never media: backups leave them out, no
+archive member's path may have such a component (_format/archive.py), and a
+restore refuses to start while a work directory of an earlier restore is
+there (it may hold the only copy of the previous media).
+
+The token is 12 lower-case hexadecimal digits (new_token), checked wherever it
+comes in (token_problem): by the modules that take it, by work_dir, and again
+by the program in the container. ``prepare`` writes the token into the work
+directory (a marker file); the other steps act only on a directory that holds
+it, so a directory that merely has a work directory's name is never taken for
+the previous media.
 
 _backend/media.py runs with the backend's own Python; argv[1] is the request
 ``{"action", "root", "work", "fail_at"}`` and the answer is one JSON line on
@@ -29,11 +38,17 @@ from __future__ import annotations
 
 import json
 import posixpath
+import secrets
 import tarfile
 import time
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import media as media_program
-from ansible_collections.edms.backup.plugins.module_utils._backend.media import WORK_PREFIX
+from ansible_collections.edms.backup.plugins.module_utils._backend.media import (
+    TOKEN_BYTES,
+    TOKEN_FORM,
+    WORK_PREFIX,
+    token_problem,
+)
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     container_owner,
     tar_member,
@@ -60,7 +75,35 @@ class MediaError(Exception):
         self.answer = answer or {}
 
 
+def new_token():
+    """A fresh restore token (TOKEN_FORM)."""
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def token_error(token, name="token"):
+    """The message for a token that is not of TOKEN_FORM (named ``name``), or
+    None when it is. The value is shown only when short and printable."""
+    problem = token_problem(token)
+    if problem is None:
+        return None
+    if not isinstance(token, str):
+        shown = f"{name} (not a string)"
+    elif len(token) > 64:
+        shown = f"{name} (of {len(token)} characters)"
+    else:
+        shown = f"{name} {token!r}"
+    return (
+        f"{shown} is not a restore token: a restore token is {TOKEN_FORM}, "
+        "as the failed restore printed it (restore_token=...)"
+    )
+
+
 def work_dir(media_root, token):
+    """The work directory of the restore ``token`` in the media root; MediaError
+    for a token that is not of TOKEN_FORM (it would name another path)."""
+    message = token_error(token)
+    if message:
+        raise MediaError(message)
     return posixpath.join(media_root.rstrip("/"), WORK_PREFIX + token)
 
 

@@ -17,11 +17,16 @@ import os
 import re
 import stat
 import time
+import unicodedata
 import zipfile
 import zlib
 from datetime import timezone
 from typing import NamedTuple
 
+from ansible_collections.edms.backup.plugins.module_utils._backend.media import (
+    WORK_PREFIX,
+    is_work_name,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import fsync_directory
 
 FORMAT = "edms.backup"
@@ -34,6 +39,9 @@ PGDUMP = "database.pgdump"
 DEFAULT_MAX_TOTAL_SIZE = 64 << 30
 DEFAULT_MAX_RATIO = 200
 DEFAULT_RATIO_MIN_SIZE = 1 << 20
+# The whole archive: this collection's fixtures deflate about 5 to 30 times,
+# media files and the pg_dump are stored, so a real archive stays far below.
+DEFAULT_MAX_ARCHIVE_RATIO = 100
 DEFAULT_RECREATED_MODELS = ("contenttypes.contenttype", "auth.permission")
 METADATA_MAX_SIZE = 64 << 20
 READ_SIZE = 1 << 20
@@ -64,7 +72,9 @@ def archive_name(moment, suffix=""):
 
 
 def member_name_problem(name):
-    """Why `name` may not name a member (it would escape the extraction root), or None."""
+    """Why `name` may not name a member, or None: it would escape the
+    extraction root, name one path in two ways, or be taken for a restore's
+    work directory (_deployment/media.py) once extracted."""
     if not name:
         return "has an empty name"
     if "\x00" in name:
@@ -75,9 +85,26 @@ def member_name_problem(name):
         return "is an absolute path"
     if _DRIVE.match(name):
         return "starts with a drive letter"
-    if ".." in name.split("/"):
+    # A directory's name ends with one "/".
+    parts = (name[:-1] if name.endswith("/") else name).split("/")
+    if ".." in parts:
         return "has a '..' component"
+    if "." in parts:
+        return "has a '.' component"
+    if "" in parts:
+        return "has an empty component (two '/' in a row, or a trailing one)"
+    if any(is_work_name(part) for part in parts):
+        return (
+            f"has a component starting with {WORK_PREFIX!r} (in some letter case),"
+            " the name of a restore's work directory"
+        )
     return None
+
+
+def member_path(name):
+    """The path a member extracts to, as a file system that normalises names
+    compares it: NFC, without a directory's trailing "/"."""
+    return unicodedata.normalize("NFC", name[:-1] if name.endswith("/") else name)
 
 
 class Member(NamedTuple):
@@ -174,13 +201,13 @@ class ArchiveReader:
         max_total_size=DEFAULT_MAX_TOTAL_SIZE,
         max_ratio=DEFAULT_MAX_RATIO,
         ratio_min_size=DEFAULT_RATIO_MIN_SIZE,
+        max_archive_ratio=DEFAULT_MAX_ARCHIVE_RATIO,
     ):
         """Raise ArchiveError naming every unsafe member: run before reading or extracting."""
         members = self.members()
+        limits = (max_total_size, max_ratio, ratio_min_size, max_archive_ratio)
         problems = (
-            name_problems(members)
-            + link_problems(members)
-            + bomb_problems(members, max_total_size, max_ratio, ratio_min_size)[0]
+            name_problems(members) + link_problems(members) + bomb_problems(members, *limits)[0]
         )
         if problems:
             raise ArchiveError(f"archive '{self.path}' is unsafe: " + "; ".join(problems))
@@ -310,16 +337,46 @@ class _DirectoryReader(ArchiveReader):
 
 
 def name_problems(members):
-    """One line per member whose name is unsafe or given twice."""
+    """One line per member whose name is unsafe, or names the path of another
+    member: the same name twice, names equal after Unicode normalisation
+    (NFC), a file where another member has a directory.
+
+    Names that differ only in letter case are distinct members, as on the
+    case-sensitive media root they were backed up from. On a case-insensitive
+    media volume they would extract to one file: the restore's comparison of
+    the swapped-in media with the archive's hash list then fails and the
+    previous media are put back.
+    """
     problems = []
-    seen = set()
+    paths = {}  # member_path: the first member name with it
+    files = {}  # member_path of a file member: its name
     for member in members:
         problem = member_name_problem(member.name)
         if problem:
             problems.append(f"member {member.name!r} {problem}")
-        elif member.name in seen:
+            continue
+        path = member_path(member.name)
+        first = paths.get(path)
+        if first is None:
+            paths[path] = member.name
+        elif first == member.name:
             problems.append(f"member {member.name!r} appears twice")
-        seen.add(member.name)
+        else:
+            problems.append(
+                f"member {member.name!r} extracts to the same path as member {first!r}"
+                " (equal once normalised to Unicode NFC, a directory's '/' left off)"
+            )
+        if not member.is_dir:
+            files.setdefault(path, member.name)
+    directories = set()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        directories.update("/".join(parts[: depth + 1]) for depth in range(len(parts)))
+    problems += [
+        f"member {name!r} is a file, and a directory of other members"
+        for path, name in files.items()
+        if path in directories
+    ]
     return problems
 
 
@@ -334,8 +391,21 @@ def link_problems(members):
     return problems
 
 
-def bomb_problems(members, max_total_size, max_ratio, ratio_min_size):
-    """(problems, numbers): members that expand too much, alone or together."""
+def bomb_problems(
+    members,
+    max_total_size,
+    max_ratio,
+    ratio_min_size,
+    max_archive_ratio=DEFAULT_MAX_ARCHIVE_RATIO,
+):
+    """(problems, numbers): members that expand too much, alone or together.
+
+    Limits: the members' sizes added up (max_total_size); a member larger than
+    ratio_min_size, its size over its compressed size (max_ratio); and the
+    archive as a whole, once its members add up to more than ratio_min_size,
+    their sizes over their compressed sizes (max_archive_ratio), which catches
+    many small members that each stay under the per-member limit.
+    """
     problems = []
     total = compressed = 0
     highest = 0.0
@@ -354,11 +424,18 @@ def bomb_problems(members, max_total_size, max_ratio, ratio_min_size):
                 f"member {member.name!r} expands to {member.size} bytes from "
                 f"{member.compressed_size} ({ratio:.0f}:1, over the {max_ratio}:1 limit)"
             )
+    whole = total / max(compressed, 1)
+    if total > ratio_min_size and whole > max_archive_ratio:
+        problems.append(
+            f"the members add up to {total} bytes from {compressed} compressed "
+            f"({whole:.0f}:1, over the {max_archive_ratio}:1 limit for a whole archive)"
+        )
     numbers = {
         "members": len(members),
         "bytes": total,
         "compressed_bytes": compressed,
         "highest_ratio": round(highest, 1),
+        "archive_ratio": round(whole, 1),
     }
     return problems, numbers
 

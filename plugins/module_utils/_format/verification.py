@@ -13,6 +13,7 @@ import json
 import re
 
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    DEFAULT_MAX_ARCHIVE_RATIO,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_TOTAL_SIZE,
     DEFAULT_RATIO_MIN_SIZE,
@@ -133,6 +134,7 @@ def verify_archive(
     max_total_size=DEFAULT_MAX_TOTAL_SIZE,
     max_ratio=DEFAULT_MAX_RATIO,
     ratio_min_size=DEFAULT_RATIO_MIN_SIZE,
+    max_archive_ratio=DEFAULT_MAX_ARCHIVE_RATIO,
     chunk_size=CHUNK_SIZE,
     limit=LIST_LIMIT,
 ):
@@ -149,7 +151,7 @@ def verify_archive(
         path,
         required_models=required_models,
         recreated_models=recreated_models,
-        limits=(max_total_size, max_ratio, ratio_min_size),
+        limits=(max_total_size, max_ratio, ratio_min_size, max_archive_ratio),
         chunk_size=chunk_size,
         limit=limit,
     )
@@ -361,7 +363,8 @@ class _Verification:
             "member_names",
             FAIL if problems else PASS,
             _examples(problems, str, len(problems))
-            or "no member name is absolute, has '..', a backslash or a NUL",
+            or "no member name is absolute, has a '..', '.' or empty component, a backslash,"
+            " a NUL or a work directory's name, or extracts to the path of another",
             items=problems[: self.limit],
             members=len(members),
             unsafe=len(problems),
@@ -381,7 +384,8 @@ class _Verification:
             FAIL if bombs else PASS,
             _examples(bombs, str, len(bombs))
             or f"{numbers['bytes']} bytes in all, within the limit of {self.limits[0]}; "
-            f"no member over {self.limits[2]} bytes expands more than {self.limits[1]}:1",
+            f"no member over {self.limits[2]} bytes expands more than {self.limits[1]}:1, "
+            f"nor the archive as a whole more than {self.limits[3]}:1",
             items=bombs[: self.limit],
             **numbers,
         )
