@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import inspect
 import json
 import os
 import secrets
@@ -47,6 +49,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._platform import lock_holder
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import utc_iso
 
 LOCK_NAME = ".edms-backup.lock"
@@ -57,30 +60,6 @@ POLL_SECONDS = 2.0
 # An SSH connection younger than this when the lock is taken was opened for
 # this task: the controller does not keep it, and it ends with the task.
 FRESH_CONNECTION_SECONDS = 5.0
-# The fields of /proc/<pid>/stat after the command's closing parenthesis:
-# state is the first (field 3), ppid the second, starttime the twentieth.
-_STATE, _PPID, _START = 0, 1, 19
-
-# The holder, run as ``python -c HOLDER label pid start max_hold poll``: it
-# returns when the process pid with that start time is gone (pid 0: none to
-# follow), and after max_hold seconds at the latest.
-HOLDER = """
-import sys, time
-pid, start, hold, poll = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-end = time.monotonic() + hold
-def there():
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return len(fields) > 19 and fields[0] not in ("Z", "X") and fields[19] == start
-while True:
-    left = end - time.monotonic()
-    if left <= 0 or (pid and not there()):
-        break
-    time.sleep(min(poll, left))
-"""
 
 
 class LockError(ModuleFailure):
@@ -111,22 +90,21 @@ def read_lock(path):
 def process(pid):
     """pid's state, parent, start time (clock ticks since boot, as text) and
     command line, or None when there is no such process to read."""
+    fields = lock_holder.stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = handle.read().decode("utf-8", "replace").split("\0")
-    except (OSError, IndexError):
+    except OSError:
         return None
-    if len(fields) <= _START:
+    if fields is None:
         return None
     while argv and argv[-1] == "":
         argv.pop()
     return {
         "pid": int(pid),
-        "state": fields[_STATE],
-        "ppid": int(fields[_PPID]),
-        "start": fields[_START],
+        "state": fields[lock_holder.STATE],
+        "ppid": int(fields[lock_holder.PPID]),
+        "start": fields[lock_holder.START],
         "argv": argv,
     }
 
@@ -225,12 +203,9 @@ def same_process(pid, start):
         pass
     except OSError:
         return None
-    info = process(pid)
-    if info is None:
+    if lock_holder.stat(pid) is None:
         return None  # it exists, but /proc does not show it to this user
-    if info["state"] in ("Z", "X"):
-        return False
-    return info["start"] == str(start)
+    return lock_holder.running(pid, start)
 
 
 def holder_alive(info):
@@ -345,6 +320,12 @@ def _guard(project_dir):
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=None)
+def holder_program():
+    """The holder's program for ``python -c`` (_platform/lock_holder.py)."""
+    return inspect.getsource(lock_holder) + "\n\nmain()\n"
+
+
 def start_holder(token, anchor, max_hold, label, poll=POLL_SECONDS):
     """The detached holder process: it carries the token in its environment
     (what tells it from a process that reuses its pid) and ends when the
@@ -355,7 +336,7 @@ def start_holder(token, anchor, max_hold, label, poll=POLL_SECONDS):
             sys.executable,
             "-I",
             "-c",
-            HOLDER,
+            holder_program(),
             label,
             str(int(anchor["pid"])),
             str(anchor["start"]),
