@@ -46,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
@@ -384,6 +385,9 @@ def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False,
     with _guard(project_dir):
         previous = read_lock(path)
         if previous is not None:
+            if assess(previous) == "live" and anchor_alive(previous) is False:
+                # The run just died: its holder ends at its next look.
+                previous = _wait_for_holder(path, previous, poll * 2 + 1)
             if assess(previous) != "dead":
                 raise refusal(path, previous)
             result["taken_over"] = public(previous)
@@ -411,6 +415,14 @@ def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False,
     return dict(info, **result)
 
 
+def _wait_for_holder(path, info, seconds):
+    """The lock at path once its holder has ended, or after seconds."""
+    deadline = time.monotonic() + seconds
+    while holder_alive(info) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return read_lock(path) or info
+
+
 def taken_over_warning(path, info):
     return (
         f"took over the stale lock {path} of a run that died: {info.get('owner', '?')},"
@@ -427,7 +439,7 @@ def refusal(path, info=None):
     state = assess(info)
     quoted = shlex.quote(path)
     pid = info.get("pid", "?")
-    if state == "stale":
+    if state in ("stale", "dead"):
         if anchor_alive(info):
             anchor = info["anchor"]
             return LockError(

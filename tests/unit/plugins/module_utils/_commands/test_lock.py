@@ -342,3 +342,20 @@ def test_kill_lock_check_mode_says_it_would_take_over_and_writes_nothing(tmp_pat
     assert info["taken_over"]["owner"] == "AWX job 3"
     assert "token" not in info
     assert read_lock(lock_path(str(tmp_path)))["token"] == planted["token"]
+
+
+def test_kill_lock_a_run_that_just_died_is_taken_over_once_its_holder_sees_it(tmp_path):
+    run = subprocess.Popen(["sleep", "60"])
+    anchor = {"pid": run.pid, "start": process(run.pid)["start"], "kind": "x", "command": "x"}
+    holder = start_holder("e" * 32, anchor, 60, "test", poll=1.5)
+    plant(tmp_path, pid=holder.pid, token="e" * 32, anchor=anchor)
+    time.sleep(0.3)
+    run.kill()
+    run.wait()
+    assert alive(holder.pid)  # it has not looked yet
+    info = acquire(str(tmp_path), "me", "backup", max_hold=60, poll=1.5)
+    try:
+        assert info["taken_over"]["pid"] == holder.pid
+    finally:
+        release(str(tmp_path), info["token"])
+        holder.wait()
