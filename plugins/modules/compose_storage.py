@@ -27,7 +27,8 @@ description:
     that the file appears in the host directory with that user's uid, and
     removes it; it reads each variable back with C(printenv).
   - Never prints the C(.env) file or the output of C(docker compose config),
-    which hold secrets.
+    which hold secrets, nor the value of a variable whose name looks like a
+    secret's (in the diff, the actions, the proof, the messages).
 extends_documentation_fragment:
   - edms.backup.project
 options:
@@ -114,7 +115,13 @@ attributes:
         commands it would run.
   diff_mode:
     support: full
-    description: The compose file before and after.
+    description:
+      - The change to the compose file as a unified diff, only the lines that
+        change and three lines around each.
+      - The values of secrets are masked in it, before and after (the value of
+        any key or C(NAME=value) item whose name looks like a secret's, such
+        as C(DB_PASSWORD), C(SECRET_KEY) or C(API_TOKEN), anywhere in the file,
+        and the password of any URL), as in RV(actions).
   idempotent:
     support: full
     description:
@@ -250,6 +257,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import options
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose_file import (
     HAS_RUAMEL,
     RUAMEL_IMPORT_ERROR,
+    looks_secret,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
@@ -273,6 +281,11 @@ def argument_spec():
 
 
 def command(module):
+    # A secret given in environment stays out of the output, the task's
+    # arguments (invocation) included.
+    for key, value in (module.params.get("environment") or {}).items():
+        if looks_secret(key) and value not in (None, "") and not isinstance(value, bool):
+            module.no_log_values.add(str(value))
     return compose_storage(
         module.params,
         runner=module.run_command,

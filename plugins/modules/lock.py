@@ -9,13 +9,32 @@ short_description: One backup or restore operation at a time per Compose project
 version_added: 0.1.0
 description:
   - O(state=present) takes the lock C(<project_dir>/.edms-backup.lock) or
-    fails, saying who holds it (owner, operation, host, holder pid, start).
-    A lock whose holder process is gone is reported as stale with the command
-    that clears it; it is never broken silently.
+    fails, saying who holds it (owner, operation, host, holder pid, start), what
+    it follows and how to see whether that still runs.
   - An Ansible run has no process that lasts on the managed host from task to
-    task, so taking the lock starts a detached holder process (a C(sleep) of
-    at most O(max_hold) seconds) whose pid the lock records. If the run dies,
-    the lock stays held until the holder ends, the safe side.
+    task, so taking the lock starts a detached holder process whose pid the
+    lock records. The holder lives as long as the run. It follows the run's
+    anchor, found among the module's parent processes and recorded in the lock
+    by pid and start time. With a local connection the anchor is the
+    controller itself, the top-most C(ansible-playbook), C(ansible),
+    C(ansible-pull) or C(ansible-runner) process. Over SSH it is the C(sshd)
+    process of the controller's connection, which the controller keeps open
+    from task to task (ControlPersist) and which ends ControlPersist seconds
+    after the controller does. The holder ends within a few seconds after its
+    anchor ends (a pid reused by another process does not count), and after
+    O(max_hold) seconds at the latest.
+  - If no anchor is found (another connection type, or an SSH connection
+    opened for this one task because the controller does not keep
+    connections), the holder lives O(max_hold) seconds and the result warns
+    about it.
+  - A lock whose holder is gone is stale. It is taken over only when that is
+    provably safe, that is when it was taken on this host and both its holder
+    and the anchor it recorded are gone. Then the task succeeds, warns, and
+    returns the dead run's lock in RV(taken_over); what that run left behind
+    (a restore's media work directory, an interrupted load) is checked by the
+    steps that follow. Any other stale lock (its run still there, no anchor
+    recorded, taken on another host, unreadable) is refused with the command
+    that clears it; a stale lock is never broken silently.
   - O(state=absent) releases a lock taken with the RV(token) this module
     returned, and ends its holder; another run's lock is refused.
 options:
@@ -37,16 +56,22 @@ options:
     type: str
     default: operation
   max_hold:
-    description: Seconds after which the holder process ends on its own.
+    description:
+      - Seconds after which the holder process ends on its own, whether or not
+        its run is still there. It bounds a lock whose run cannot be followed
+        (no anchor), and the longest run the lock protects, so it is far
+        longer than any backup or restore should take. A run that lasts
+        longer loses its lock; a later run finds it stale but still running
+        and is refused.
     type: int
-    default: 21600
+    default: 172800
   token:
     description: With O(state=absent), the RV(token) returned when the lock was taken.
     type: str
 attributes:
   check_mode:
     support: full
-    description: Says whether the lock could be taken or released; changes nothing.
+    description: Says whether the lock could be taken, taken over or released; changes nothing.
   diff_mode:
     support: none
     description: The lock file is not shown.
@@ -65,6 +90,14 @@ EXAMPLES = r"""
     operation: restore
   register: edms_lock
 
+- name: Say whose dead run's lock was taken over
+  ansible.builtin.debug:
+    msg: >-
+      The lock of {{ edms_lock.taken_over.owner }}
+      ({{ edms_lock.taken_over.operation }}, started
+      {{ edms_lock.taken_over.started_at }}) was left by a run that died.
+  when: edms_lock.taken_over is defined
+
 - name: Release it
   edms.backup.lock:
     project_dir: /home/lims/edms-staging
@@ -78,8 +111,18 @@ token:
   returned: when the lock was taken
   type: str
 holder:
-  description: The lock's content (owner, operation, host, pid, started_at).
+  description:
+    - The lock's content (owner, operation, host, pid, started_at, expires_at,
+      anchor).
+    - C(anchor) is the process the holder follows (pid, start, kind, command),
+      null when it follows none.
   returned: when a lock exists
+  type: dict
+taken_over:
+  description:
+    - The stale lock of a dead run that this task took over (owner,
+      operation, host, pid, started_at, anchor).
+  returned: when a stale lock was taken over
   type: dict
 stale:
   description: Whether the lock that stopped this run has lost its holder process.
@@ -94,9 +137,8 @@ path:
 from ansible_collections.edms.backup.plugins.module_utils._commands.lock import (
     LockError,
     acquire,
-    refusal,
+    lock_path,
     release,
-    status,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
 
@@ -107,34 +149,39 @@ def argument_spec():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         owner=dict(type="str", default="ansible"),
         operation=dict(type="str", default="operation"),
-        max_hold=dict(type="int", default=21600),
+        max_hold=dict(type="int", default=172800),
         token=dict(type="str", no_log=True),
     )
 
 
-def take_or_release(module, current):
+def take_or_release(module):
     params = module.params
     if params["state"] == "present":
-        if current["locked"]:
-            raise refusal(current["path"])
-        if module.check_mode:
-            return dict(changed=True, path=current["path"])
         info = acquire(
-            params["project_dir"], params["owner"], params["operation"], params["max_hold"]
+            params["project_dir"],
+            params["owner"],
+            params["operation"],
+            params["max_hold"],
+            check_mode=module.check_mode,
         )
-        token = info.pop("token")
-        return dict(changed=True, token=token, holder=info, path=info.pop("path"))
+        result = dict(changed=True, path=info.pop("path"), warnings=info.pop("warnings"))
+        if "taken_over" in info:
+            result["taken_over"] = info.pop("taken_over")
+        if "token" in info:
+            result["token"] = info.pop("token")
+        result["holder"] = info
+        return result
     released = release(params["project_dir"], params["token"], module.check_mode)
-    return dict(changed=released, path=current["path"])
+    return dict(changed=released, path=lock_path(params["project_dir"]))
 
 
 def command(module):
-    current = status(module.params["project_dir"])
+    path = lock_path(module.params["project_dir"])
     try:
-        return take_or_release(module, current)
+        return take_or_release(module)
     except LockError as exc:
         # A failure names the lock file and its holder, never the holder's token.
-        exc.partial = dict(exc.partial, path=current["path"])
+        exc.partial = dict(exc.partial, path=path)
         if isinstance(exc.partial.get("holder"), dict):
             exc.partial["holder"] = {k: v for k, v in exc.partial["holder"].items() if k != "token"}
         raise

@@ -7,6 +7,7 @@ recreated, and the mount proven from inside the container.
 
 from __future__ import annotations
 
+import difflib
 import grp
 import json
 import os
@@ -29,6 +30,8 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose_file
     ComposeEditError,
     MountConflict,
     edit_storage,
+    mask_secrets,
+    shown_value,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     Containers,
@@ -201,13 +204,25 @@ class ComposeStorage:
         self.edited = result
         self.result["actions"].extend(result.actions)
         if self.diff_mode:
-            self.result["diff"] = {
-                "before": result.before,
-                "after": result.after,
-                "before_header": self.path,
-                "after_header": self.path,
-            }
+            self.result["diff"] = {"prepared": self.diff(result)}
         return result
+
+    def diff(self, result):
+        """The change as a unified diff: only the lines that change and three
+        around each, with the values of secrets masked (a compose file often
+        holds passwords inline, and a diff goes to job logs)."""
+        name = os.path.basename(self.path)
+        lines = []
+        for text in (result.before, result.after):
+            masked = mask_secrets(text, name).splitlines(True)
+            if masked and not masked[-1].endswith("\n"):
+                masked[-1] += "\n\\ No newline at end of file\n"
+            lines.append(masked)
+        return "".join(
+            difflib.unified_diff(
+                lines[0], lines[1], fromfile=f"before: {self.path}", tofile=f"after: {self.path}"
+            )
+        )
 
     def environment(self):
         environment = self.params.get("environment")
@@ -349,7 +364,7 @@ class ComposeStorage:
                 container_id, ["printenv", key], check=False, what=f"'printenv {key}'"
             )
             if answer.rc != 0 or answer.stdout.decode().rstrip("\n") != value:
-                reasons.append(f"{key} is not {value}")
+                reasons.append(f"{key} is not {shown_value(key, value)}")
         return reasons
 
     def write(self, text):
@@ -444,8 +459,11 @@ class ComposeStorage:
             if answer.rc != 0:
                 raise self.error(f"{key} is not set in service '{self.service}'")
             if seen != value:
-                raise self.error(f"{key} is {seen!r} in service '{self.service}', not {value!r}")
-            proof["environment"][key] = seen
+                raise self.error(
+                    f"{key} is {shown_value(key, seen)!r} in service '{self.service}',"
+                    f" not {shown_value(key, value)!r}"
+                )
+            proof["environment"][key] = shown_value(key, seen)
         name = f".edms-storage-probe-{uuid.uuid4().hex}"
         argv, inside = self.probe_argv(name)
         outside = os.path.join(self.host_dir, name)

@@ -3,30 +3,64 @@
 
 The lock is ``<project_dir>/.edms-backup.lock``, created with O_EXCL so two
 runs can never both take it. It names the owner (who asked: an AWX job, a
-user), the operation, the host, a holder process and the start time. An
-Ansible run has no process that lives on the managed host from one task to
-the next, so taking the lock starts one: a detached ``sleep`` for at most
-``max_hold`` seconds, whose pid the lock records. Releasing the lock ends it.
-If the run dies, the holder outlives it until ``max_hold`` at most, so the
-lock stays held (the safe side); once the holder is gone, the lock is stale:
-it is reported with how to clear it, never broken silently.
+user), the operation, the host, a holder process and the start time.
+
+An Ansible run has no process that lives on the managed host from one task to
+the next, so taking the lock starts one, the holder, whose pid the lock
+records; releasing the lock ends it. The holder lives as long as the run:
+taking the lock finds the run's anchor among the module's ancestors, the
+process that lasts exactly as long as the run does on this host, and the
+holder ends within a few seconds after the anchor ends:
+
+- with a local connection, the controller itself: the top-most
+  ``ansible-playbook`` (``ansible``, ``ansible-pull``, ``ansible-runner``)
+  process; its workers are forked per task and end with their task;
+- over SSH, the ``sshd`` process of the controller's connection, which the
+  controller keeps open from task to task (ControlPersist) and which ends
+  ControlPersist seconds after the controller does.
+
+The anchor is recorded by pid and start time (a pid reused by another process
+does not keep the lock). Without an anchor (another connection type, or an SSH
+connection opened for this one task, which would end with it) the holder lives
+``max_hold`` seconds and the result says so. ``max_hold`` bounds every holder:
+a run that lasts longer loses its lock.
+
+A lock whose holder is gone is stale. It is taken over, with the dead run named
+in the result, only when that is provably safe: the lock was taken on this host,
+its holder is gone and the anchor it recorded is gone too. Any other stale lock
+(no anchor recorded, its run still there, another host, unreadable) is refused
+with the command that clears it; it is never broken silently.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
+import inspect
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
-from datetime import datetime, timezone
+import sys
+import time
+from datetime import datetime, timedelta, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
+from ansible_collections.edms.backup.plugins.module_utils._platform import lock_holder
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import utc_iso
 
 LOCK_NAME = ".edms-backup.lock"
+# The programs whose process is the run itself when the connection is local.
+CONTROLLERS = ("ansible-playbook", "ansible", "ansible-pull", "ansible-runner")
+# How often the holder looks at its anchor, in seconds.
+POLL_SECONDS = 2.0
+# An SSH connection younger than this when the lock is taken was opened for
+# this task: the controller does not keep it, and it ends with the task.
+FRESH_CONNECTION_SECONDS = 5.0
 
 
 class LockError(ModuleFailure):
@@ -49,6 +83,130 @@ def read_lock(path):
     except ValueError:
         return {"unreadable": text[:200]}
     return data if isinstance(data, dict) else {"unreadable": text[:200]}
+
+
+# --- Processes ------------------------------------------------------------------
+
+
+def process(pid):
+    """pid's state, parent, start time (clock ticks since boot, as text) and
+    command line, or None when there is no such process to read."""
+    fields = lock_holder.stat(pid)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+    if fields is None:
+        return None
+    while argv and argv[-1] == "":
+        argv.pop()
+    return {
+        "pid": int(pid),
+        "state": fields[lock_holder.STATE],
+        "ppid": int(fields[lock_holder.PPID]),
+        "start": fields[lock_holder.START],
+        "argv": argv,
+    }
+
+
+def controller_program(argv):
+    """The Ansible program argv runs (``ansible-playbook``...), or None. A
+    script shows as its interpreter followed by the script's path."""
+    words = argv[:1]
+    if words and os.path.basename(words[0]).startswith("python"):
+        words = [w for w in argv[1:3] if not w.startswith("-")][:1]
+    for word in words:
+        name = os.path.basename(word)
+        if name in CONTROLLERS:
+            return name
+    return None
+
+
+def is_sshd(argv):
+    """Whether argv is an sshd process (``sshd: user@notty``, ``sshd-session:
+    user@notty``, ``sshd: user [priv]``)."""
+    if not argv:
+        return False
+    first = argv[0].split(" ", 1)[0].rstrip(":")
+    return os.path.basename(first) in ("sshd", "sshd-session")
+
+
+def ancestors(pid):
+    """pid's parent, its parent... up to (not including) pid 1."""
+    seen = set()
+    info = process(pid)
+    while info is not None and info["ppid"] > 1 and info["ppid"] not in seen:
+        seen.add(info["ppid"])
+        info = process(info["ppid"])
+        if info is not None:
+            yield info
+
+
+def ticks_per_second():
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError):  # pragma: no cover - every Linux has it
+        return 100
+
+
+def find_anchor(pid=None):
+    """The process the lock's holder follows, and a note when there is none.
+
+    Returns (anchor, note): anchor is {"pid", "start", "kind", "command"} or
+    None; note says why there is none (None with an anchor)."""
+    pid = os.getpid() if pid is None else pid
+    controller = None
+    sshd = None
+    for info in ancestors(pid):
+        program = controller_program(info["argv"])
+        if program:
+            controller = (info, program)  # the top-most one wins
+        elif sshd is None and is_sshd(info["argv"]):
+            sshd = info
+    if controller is not None:
+        info, program = controller
+        return _anchor(info, f"{program} on this host"), None
+    if sshd is not None:
+        own = process(pid)
+        age = (int(own["start"]) - int(sshd["start"])) / ticks_per_second() if own else 0
+        if age < FRESH_CONNECTION_SECONDS:
+            return None, (
+                f"the SSH connection of this task (sshd pid {sshd['pid']}) was opened"
+                f" {age:.1f}s before it, so it may be one the controller does not keep"
+                " from task to task (ControlMaster/ControlPersist) and end with this task"
+            )
+        return _anchor(sshd, "ssh connection of the controller"), None
+    return None, (
+        "neither an Ansible controller nor an SSH connection is among this task's parent processes"
+    )
+
+
+def _anchor(info, kind):
+    return {
+        "pid": info["pid"],
+        "start": info["start"],
+        "kind": kind,
+        "command": " ".join(info["argv"])[:200],
+    }
+
+
+def same_process(pid, start):
+    """True when pid runs and started at start; False when it provably does
+    not; None when it cannot be told from here."""
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return None
+    if lock_holder.stat(pid) is None:
+        return None  # it exists, but /proc does not show it to this user
+    return lock_holder.running(pid, start)
 
 
 def holder_alive(info):
@@ -84,6 +242,18 @@ def _is_holder(pid, token):
     return ("EDMS_BACKUP_LOCK=" + str(token)).encode() in environ
 
 
+def anchor_alive(info):
+    """Whether the run that took the lock is still there: True, False, or None
+    when the lock records no anchor or it cannot be told here."""
+    anchor = info.get("anchor")
+    if info.get("host") != socket.gethostname() or not isinstance(anchor, dict):
+        return None
+    return same_process(anchor.get("pid"), anchor.get("start"))
+
+
+# --- The lock ---------------------------------------------------------------------
+
+
 def describe(info, path):
     if "unreadable" in info:
         return f"the lock {path} cannot be read ({info['unreadable']!r})"
@@ -97,73 +267,221 @@ def describe(info, path):
     )
 
 
+def describe_anchor(info):
+    anchor = info.get("anchor")
+    if not isinstance(anchor, dict):
+        return "no run to follow"
+    return "{}, pid {}: {}".format(
+        anchor.get("kind", "?"), anchor.get("pid", "?"), anchor.get("command", "?")
+    )
+
+
+def public(info):
+    """The lock's content as results show it: without its token."""
+    return {key: value for key, value in info.items() if key != "token"}
+
+
+def assess(info):
+    """What a lock found in place is: "live" (its holder runs or cannot be
+    checked), "stale" (holder gone, its run maybe not), or "dead" (holder and
+    run both provably gone on this host: safe to take over)."""
+    if "unreadable" in info:
+        return "unknown"
+    alive = holder_alive(info)
+    if alive is None:
+        return "unknown"
+    if alive:
+        return "live"
+    return "dead" if anchor_alive(info) is False else "stale"
+
+
 def status(project_dir):
     path = lock_path(project_dir)
     info = read_lock(path)
     if info is None:
-        return {"path": path, "locked": False, "holder": None, "stale": False}
-    alive = holder_alive(info) if "unreadable" not in info else None
-    return {"path": path, "locked": True, "holder": info, "stale": alive is False}
+        return {"path": path, "locked": False, "holder": None, "stale": False, "state": None}
+    state = assess(info)
+    return {
+        "path": path,
+        "locked": True,
+        "holder": info,
+        "stale": state in ("stale", "dead"),
+        "state": state,
+    }
 
 
-def acquire(project_dir, owner, operation, max_hold, now=None):
-    """Take the lock; return its content (with the token that releases it)."""
+@contextlib.contextmanager
+def _guard(project_dir):
+    """Serialise taking, taking over and releasing the lock of one project."""
+    fd = os.open(project_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=None)
+def holder_program():
+    """The holder's program for ``python -c`` (_platform/lock_holder.py)."""
+    return inspect.getsource(lock_holder) + "\n\nmain()\n"
+
+
+def start_holder(token, anchor, max_hold, label, poll=POLL_SECONDS):
+    """The detached holder process: it carries the token in its environment
+    (what tells it from a process that reuses its pid) and ends when the
+    anchor does, or after max_hold seconds."""
+    anchor = anchor or {"pid": 0, "start": "0"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            holder_program(),
+            label,
+            str(int(anchor["pid"])),
+            str(anchor["start"]),
+            str(int(max_hold)),
+            str(float(poll)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd="/",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "EDMS_BACKUP_LOCK": token},
+    )
+
+
+def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False, poll=POLL_SECONDS):
+    """Take the lock; return its content (with the token that releases it).
+
+    A lock whose holder and run are provably gone is taken over: the result's
+    ``taken_over`` is that lock (without its token) and ``warnings`` says so.
+    Check mode: only say what would happen (no token, nothing written)."""
     if not os.path.isdir(project_dir):
         raise LockError(f"project directory {project_dir} does not exist")
+    if int(max_hold) <= 0:
+        raise LockError(f"max_hold must be a positive number of seconds, not {max_hold}")
     path = lock_path(project_dir)
-    token = secrets.token_hex(16)
+    started = now or datetime.now(timezone.utc)
+    anchor, note = find_anchor()
     info = {
         "owner": owner,
         "operation": operation,
         "host": socket.gethostname(),
-        "started_at": utc_iso(now or datetime.now(timezone.utc)),
-        "token": token,
+        "started_at": utc_iso(started),
+        "expires_at": utc_iso(started + timedelta(seconds=int(max_hold))),
+        "anchor": anchor,
     }
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise refusal(path) from None
-    try:
-        holder = subprocess.Popen(
-            ["sleep", str(int(max_hold))],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "EDMS_BACKUP_LOCK": token},
+    warnings = []
+    if anchor is None:
+        warnings.append(
+            f"the lock of {project_dir} follows no run: {note}. It is held until it is"
+            f" released or for {int(max_hold)} seconds (max_hold); if this run dies,"
+            f" later runs are refused until then, or until its holder is ended by hand"
         )
-        info["pid"] = holder.pid
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(info, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(path)
-        raise
-    return dict(info, path=path)
+    result = {"path": path, "warnings": warnings}
+    with _guard(project_dir):
+        previous = read_lock(path)
+        if previous is not None:
+            if assess(previous) == "live" and anchor_alive(previous) is False:
+                # The run just died: its holder ends at its next look.
+                previous = _wait_for_holder(path, previous, poll * 2 + 1)
+            if assess(previous) != "dead":
+                raise refusal(path, previous)
+            result["taken_over"] = public(previous)
+            warnings.append(taken_over_warning(path, previous))
+        if check_mode:
+            return dict(info, **result)
+        if previous is not None:
+            os.unlink(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # pragma: no cover - someone wrote it by hand, just now
+            raise refusal(path) from None
+        token = secrets.token_hex(16)
+        try:
+            holder = start_holder(token, anchor, max_hold, f"edms.backup lock {path}", poll)
+            info["pid"] = holder.pid
+            info["token"] = token
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(info, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(path)
+            raise
+    return dict(info, **result)
 
 
-def refusal(path):
-    info = read_lock(path) or {}
+def _wait_for_holder(path, info, seconds):
+    """The lock at path once its holder has ended, or after seconds."""
+    deadline = time.monotonic() + seconds
+    while holder_alive(info) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return read_lock(path) or info
+
+
+def taken_over_warning(path, info):
+    return (
+        f"took over the stale lock {path} of a run that died: {info.get('owner', '?')},"
+        f" {info.get('operation', '?')} started {info.get('started_at', '?')} on"
+        f" {info.get('host', '?')} (its holder pid {info.get('pid', '?')} and its run,"
+        f" {describe_anchor(info)}, are gone). What that run left behind is checked by"
+        " the steps that follow"
+    )
+
+
+def refusal(path, info=None):
+    info = info if info is not None else (read_lock(path) or {})
     text = describe(info, path)
-    alive = holder_alive(info) if "unreadable" not in info else None
-    if alive is False:
+    state = assess(info)
+    quoted = shlex.quote(path)
+    pid = info.get("pid", "?")
+    if state in ("stale", "dead"):
+        if anchor_alive(info):
+            anchor = info["anchor"]
+            return LockError(
+                f"stale lock: {text}; the holder is gone but the run that took the lock"
+                f" is still there ({describe_anchor(info)}): it may still be working."
+                f" See it with: ps -o pid,lstart,args -p {anchor['pid']}. If it is not a"
+                f" backup or restore of this project, remove the lock: rm {quoted}",
+                holder=public(info),
+                stale=True,
+            )
         return LockError(
-            f"stale lock: {text}, and that process is gone. If no backup or restore of "
-            f"this project is running, remove the lock: rm {path}",
-            holder=info,
+            f"stale lock: {text}, and that process is gone; whether the run that took"
+            f" it has ended cannot be told ({describe_anchor(info)} recorded). If no"
+            f" backup or restore of this project is running, remove the lock: rm {quoted}",
+            holder=public(info),
             stale=True,
         )
-    if alive is None:
+    if state == "unknown":
         return LockError(
             f"locked: {text}. Its holder cannot be checked from here; if that "
-            f"operation has ended, remove the lock: rm {path}",
-            holder=info,
+            f"operation has ended, remove the lock: rm {quoted}",
+            holder=public(info),
             stale=None,
         )
+    anchor = info.get("anchor")
+    if isinstance(anchor, dict):
+        follows = (
+            f" The lock follows that run ({describe_anchor(info)}) and ends within seconds"
+            " after it does (an SSH connection ends ControlPersist seconds after its"
+            f" controller), at {info.get('expires_at', '?')} at the latest. See both"
+            f" with: ps -o pid,lstart,args -p {pid},{anchor.get('pid', '?')}"
+        )
+    else:
+        follows = (
+            " The lock follows no run: it is held until it is released or until"
+            f" {info.get('expires_at', '?')}. See its holder with: ps -o pid,lstart,args"
+            f" -p {pid}; if no backup or restore of this project is running, end it:"
+            f" kill {pid}"
+        )
     return LockError(
-        f"another operation is running: {text}. Wait for it to end.",
-        holder=info,
+        f"another operation is running: {text}. Wait for it to end.{follows}",
+        holder=public(info),
         stale=False,
     )
 
@@ -171,15 +489,20 @@ def refusal(path):
 def release(project_dir, token, check_mode=False):
     """Remove the lock if token is its own; end its holder. Check mode: only say."""
     path = lock_path(project_dir)
-    info = read_lock(path)
-    if info is None:
+    if read_lock(path) is None:
         return False
-    if info.get("token") != token:
-        raise LockError(f"not releasing: {describe(info, path)}, not this run", holder=info)
-    if check_mode:
-        return True
-    if holder_alive(info):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGTERM)
-    os.unlink(path)
+    with _guard(project_dir):
+        info = read_lock(path)
+        if info is None:
+            return False
+        if info.get("token") != token:
+            raise LockError(
+                f"not releasing: {describe(info, path)}, not this run", holder=public(info)
+            )
+        if check_mode:
+            return True
+        if holder_alive(info):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info["pid"], signal.SIGTERM)
+        os.unlink(path)
     return True

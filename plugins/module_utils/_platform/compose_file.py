@@ -246,6 +246,110 @@ class _Document:
         return newline
 
 
+# --- Showing: the text with the values of secrets masked ----------------------
+
+# What shows in place of a secret's value.
+MASK = "********"
+# Names (of variables, of keys) whose values are secrets, as people name them:
+# DB_PASSWORD, SECRET_KEY, API_TOKEN, AWS_SECRET_ACCESS_KEY, SENTRY_DSN...
+_SECRET_NAME = re.compile(
+    r"pass|pwd|secret|token|key|credential|auth|private|salt|dsn|cookie|signature",
+    re.IGNORECASE,
+)
+# The password of a URL: scheme://user:password@host.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)([^@/\s]+)(@)")
+# NAME: value or NAME=value in a comment.
+_COMMENTED = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)(\s*[:=]\s*)(\S.*)$")
+
+
+def looks_secret(name):
+    """Whether a variable or key of this name holds a secret."""
+    return bool(_SECRET_NAME.search(str(name)))
+
+
+def shown_value(name, value):
+    """value as output may show it: masked when name looks like a secret's, and
+    a URL's password masked in any case."""
+    if looks_secret(name):
+        return MASK
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), str(value))
+
+
+def mask_secrets(text, filename="the compose file"):
+    """text with the values of secrets replaced by MASK, for showing it (a diff).
+
+    Masked: the value of every key that looks like a secret's, anywhere in the
+    file (a service's environment mapping, an ``x-`` block an anchor feeds into
+    one), everything under such a key, the value of every ``NAME=value`` list
+    item whose name does (environment lists), the password of every URL, and
+    the same in comments. Text that is not YAML is masked line by line."""
+    try:
+        doc = _Document(text, filename)
+    except ComposeEditError:
+        return "".join(_mask_line(line, force=True) for line in text.splitlines(True))
+    spans = []
+    if doc.root is not None:
+        _secret_spans(doc, doc.root, False, spans)
+    for start, end, replacement in sorted(spans, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return "".join(_mask_line(line) for line in text.splitlines(True))
+
+
+def _mask_line(line, force=False):
+    """A comment line's (or, forced, any line's) NAME: value masked."""
+    body = line.rstrip("\r\n")
+    ending = line[len(body) :]
+    if not force and not body.lstrip().startswith("#"):
+        return line
+    body = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), body)
+
+    def one(match):
+        if looks_secret(match.group(1)):
+            return match.group(1) + match.group(2) + MASK
+        return match.group(0)
+
+    return _COMMENTED.sub(one, body, count=1) + ending
+
+
+def _secret_spans(doc, node, secret, spans):
+    """(start, end, replacement) for each secret value under node; secret:
+    node is the value of a key that looks like a secret's."""
+    if node.kind == "map":
+        for key, value in node.items:
+            named = key.kind == "scalar" and looks_secret(key.value)
+            _secret_spans(doc, value, secret or named, spans)
+    elif node.kind == "seq":
+        for item in node.items:
+            if item.kind == "scalar" and not secret and "=" in (item.value or ""):
+                name, value = item.value.split("=", 1)
+                if looks_secret(name.strip()):
+                    _mask_scalar(doc, item, f"{name}={MASK}", spans)
+                    continue
+            _secret_spans(doc, item, secret, spans)
+    elif node.kind == "scalar":
+        if secret and not node.is_null:
+            _mask_scalar(doc, node, MASK, spans)
+        elif _URL_PASSWORD.search(node.value or ""):
+            masked = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), node.value)
+            _mask_scalar(doc, node, masked, spans)
+
+
+def _mask_scalar(doc, node, shown, spans):
+    """Show node as shown; a value over several lines keeps its lines (a block
+    scalar its indicator), each masked."""
+    end = doc.content_end(node)
+    if end is None:
+        return
+    lines = doc.text[node.start : end].split("\n")
+    if len(lines) > 1:
+        first = lines[0] if node.style in ("|", ">") else MASK
+        rest = [re.sub(r"^(\s*)\S.*$", lambda m: m.group(1) + MASK, line) for line in lines[1:]]
+        shown = "\n".join([first, *rest])
+    elif node.style in ('"', "'"):
+        shown = node.style + shown + node.style
+    spans.append((node.start, end, shown))
+
+
 # --- Writing: scalars and blocks in the file's own style ----------------------
 
 
@@ -696,8 +800,8 @@ class _Editor:
                 self._add_pair(self.service, "environment", value)
             else:
                 self._fill_null(key_node, env, value)
-            for pair in pairs:
-                self.actions.append(f"{where}: add {pair}")
+            for name, text in environment.items():
+                self.actions.append(f"{where}: add {name}={shown_value(name, text)}")
             changes.append(("new", value))
             return changes
         if env.kind == "map":
@@ -706,7 +810,7 @@ class _Editor:
                 if v_node is None:
                     style = self._style_of(env.items[-1][1]) if env.items else None
                     self._add_pair_to_env_map(env, key, value, style)
-                    self.actions.append(f"{where}: add {key}={value}")
+                    self.actions.append(f"{where}: add {key}={shown_value(key, value)}")
                     changes.append(("set", key, value))
                     continue
                 v_node = doc.resolve(v_node)
@@ -723,8 +827,8 @@ class _Editor:
                         " is an alias; set it by hand"
                     )
                 self._set_scalar(k_node, v_node, value, flow=env.flow)
-                old = "unset" if v_node.is_null else f"was {v_node.value}"
-                self.actions.append(f"{where}: set {key}={value} ({old})")
+                old = "unset" if v_node.is_null else f"was {shown_value(key, v_node.value)}"
+                self.actions.append(f"{where}: set {key}={shown_value(key, value)} ({old})")
                 changes.append(("set", key, value))
             return changes
         if env.kind == "seq":
@@ -734,7 +838,7 @@ class _Editor:
                 if item is None:
                     style = self._style_of(env.items[-1]) if env.items else None
                     self._append_item(env, pair, style)
-                    self.actions.append(f"{where}: add {pair}")
+                    self.actions.append(f"{where}: add {key}={shown_value(key, value)}")
                     changes.append(("append", pair))
                     continue
                 if item.value == pair:
@@ -742,8 +846,12 @@ class _Editor:
                 style = item.style if item.style in (None, '"', "'") else '"'
                 self._replace(item.start, doc.content_end(item), _scalar(pair, style, env.flow))
                 old = item.value.split("=", 1)
-                was = f"was {old[1]}" if len(old) == 2 else "passed through from the host"
-                self.actions.append(f"{where}: set {pair} ({was})")
+                was = (
+                    f"was {shown_value(key, old[1])}"
+                    if len(old) == 2
+                    else "passed through from the host"
+                )
+                self.actions.append(f"{where}: set {key}={shown_value(key, value)} ({was})")
                 changes.append(("replace", index, pair))
             return changes
         raise ComposeEditError(

@@ -3,10 +3,14 @@ files: what the task returns, and what a failure returns."""
 
 import json
 import os
+import socket
+import subprocess
 import time
 
 import pytest
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils._internal import _traceback
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edms.backup.plugins.modules import archive_info, lock
 
@@ -21,6 +25,7 @@ def fresh_traceback_setting(monkeypatch):
 def run(module, args, capsys, check_mode=False):
     """The module's exit status and result."""
     args = dict(args, _ansible_check_mode=check_mode)
+    ansible_warnings._global_warnings.clear()  # gathered per module run (process)
     with patch_module_args(args), pytest.raises(SystemExit) as exit_:
         module.main()
     return exit_.value.code, json.loads(capsys.readouterr().out)
@@ -98,3 +103,35 @@ def test_archive_info_fails_naming_the_directory_it_cannot_list(tmp_path, capsys
     assert code == 1
     assert result["msg"] == f"cannot list backup directory {missing}: No such file or directory"
     assert set(result) == {"failed", "msg", "invocation"}
+
+
+def test_kill_lock_module_takes_over_a_dead_runs_lock_and_returns_it(tmp_path, capsys, monkeypatch):
+    # A module's warnings go into its result, even where controller code (an
+    # action plugin's test) was imported first and made them displayed instead.
+    monkeypatch.setattr(ansible_internal, "is_controller", False)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    planted = {
+        "owner": "AWX job 3",
+        "operation": "restore",
+        "host": socket.gethostname(),
+        "started_at": "2026-12-01T10:00:00Z",
+        "pid": dead.pid,
+        "anchor": {"pid": dead.pid, "start": "1", "kind": "ssh connection", "command": "sshd"},
+        "token": "f" * 32,
+    }
+    (tmp_path / ".edms-backup.lock").write_text(json.dumps(planted))
+    code, taken = run(lock, {"project_dir": str(tmp_path), "operation": "backup"}, capsys)
+    assert code == 0, taken
+    try:
+        assert taken["taken_over"] == {k: v for k, v in planted.items() if k != "token"}
+        texts = [w["event"]["msg"] if isinstance(w, dict) else w for w in taken["warnings"]]
+        assert any(text.startswith("took over the stale lock") for text in texts)
+        assert "f" * 32 not in json.dumps(taken)
+    finally:
+        args = {"project_dir": str(tmp_path), "state": "absent", "token": taken["token"]}
+        run(lock, args, capsys)
+
+
+def test_f16_lock_module_bounds_its_holder_at_48_hours():
+    assert lock.argument_spec()["max_hold"]["default"] == 48 * 3600

@@ -3,14 +3,21 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._commands.lock import (
+    POLL_SECONDS,
     LockError,
     acquire,
     lock_path,
+    process,
+    read_lock,
     release,
+    same_process,
+    start_holder,
     status,
 )
 
@@ -82,3 +89,273 @@ def test_release_ends_the_holder_and_only_with_the_token(held, tmp_path):
 def test_a_missing_project_dir_is_named(tmp_path):
     with pytest.raises(LockError, match=r"project directory .* does not exist"):
         acquire(str(tmp_path / "nope"), "me", "backup", max_hold=5)
+
+
+# --- The holder follows its run: real processes stand in for the controller -------
+
+# Where tests/conftest.py makes the collection importable, for the children.
+COLLECTIONS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "build", "collections"
+)
+
+# What Ansible runs on the host: the module, which takes the lock and ends.
+MODULE = """
+import json, os, sys
+from ansible_collections.edms.backup.plugins.module_utils._commands import lock
+project, out, max_hold, fresh = sys.argv[1:5]
+lock.FRESH_CONNECTION_SECONDS = float(fresh)
+info = lock.acquire(project, "AWX job 9", "restore", int(max_hold))
+with open(out + ".partial", "w") as handle:
+    json.dump(info, handle)
+os.rename(out + ".partial", out)
+"""
+
+# The stand-in for the run's anchor (a controller, a worker, an sshd): it runs
+# the next one down, or the module through a shell, then stays.
+STAND_IN = """
+import subprocess, sys, time
+python, script, depth, module = sys.argv[1:5]
+rest = sys.argv[5:9]  # project, out, max_hold, fresh
+if int(depth) > 1:
+    argv = [python, script, python, script, str(int(depth) - 1), module, *rest]
+else:
+    argv = ["sh", "-c", '"$0" -c "$1" "$2" "$3" "$4" "$5"', python, module, *rest]
+subprocess.run(argv, check=False)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def run_chain(tmp_path):
+    """Start a stand-in chain that takes the lock of tmp_path/project; return
+    (the top process, the lock info the module returned)."""
+    started = []
+
+    def start(name="ansible-playbook", depth=1, max_hold=60, fresh=5.0, argv0=None):
+        project = tmp_path / "project"
+        project.mkdir(exist_ok=True)
+        script = tmp_path / name
+        script.write_text(STAND_IN)
+        out = tmp_path / f"taken-{len(started)}.json"
+        args = [sys.executable, str(script), str(depth), MODULE, str(project), str(out)]
+        args += [str(max_hold), str(fresh)]
+        argv = [sys.executable, str(script), *args]
+        if argv0:  # what `ps` shows, as sshd names its processes
+            argv = ["bash", "-c", 'exec -a "$0" "$@"', argv0, *argv]
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(COLLECTIONS))
+        top = subprocess.Popen(argv, env=env, start_new_session=True)
+        started.append(top)
+        deadline = time.time() + 20
+        while not out.exists():
+            assert top.poll() is None, "the stand-in chain ended before the lock was taken"
+            assert time.time() < deadline, "the lock was not taken"
+            time.sleep(0.05)
+        with open(out, encoding="utf-8") as handle:
+            return top, json.load(handle)
+
+    yield start
+    for top in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(top.pid, signal.SIGKILL)
+        top.wait()
+        info = read_lock(lock_path(str(tmp_path / "project"))) or {}
+        if isinstance(info.get("pid"), int):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info["pid"], signal.SIGKILL)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_f16_lock_holder_ends_within_seconds_after_its_controller_is_killed(run_chain, tmp_path):
+    top, taken = run_chain()
+    assert alive(taken["pid"])
+    time.sleep(POLL_SECONDS + 0.5)
+    assert alive(taken["pid"])  # held while the run is there
+    os.kill(top.pid, signal.SIGKILL)
+    top.wait()
+    assert wait_gone(taken["pid"], seconds=POLL_SECONDS + 4)
+    assert taken["anchor"]["pid"] == top.pid
+    assert taken["anchor"]["kind"] == "ansible-playbook on this host"
+    assert taken["warnings"] == []
+
+
+def test_f16_lock_anchor_is_the_top_most_controller_not_a_worker(run_chain):
+    top, taken = run_chain(depth=2)
+    assert taken["anchor"]["pid"] == top.pid  # the worker below it ends with its task
+    assert taken["anchor"]["kind"] == "ansible-playbook on this host"
+
+
+def test_f16_lock_over_ssh_follows_the_connection(run_chain):
+    top, taken = run_chain(name="session.py", argv0="sshd: tester@notty", fresh=0)
+    assert taken["anchor"]["pid"] == top.pid
+    assert taken["anchor"]["kind"] == "ssh connection of the controller"
+    assert taken["anchor"]["command"].startswith("sshd: tester@notty")
+    os.kill(top.pid, signal.SIGKILL)
+    top.wait()
+    assert wait_gone(taken["pid"], seconds=POLL_SECONDS + 4)
+
+
+def test_f16_lock_a_connection_opened_for_the_task_is_not_followed(run_chain):
+    top, taken = run_chain(name="session.py", argv0="sshd: tester@notty", max_hold=3)
+    assert taken["anchor"] is None
+    assert "opened" in taken["warnings"][0]
+    assert "for 3 seconds (max_hold)" in taken["warnings"][0]
+    os.kill(top.pid, signal.SIGKILL)
+    top.wait()
+    time.sleep(POLL_SECONDS + 0.5)
+    assert alive(taken["pid"])  # the safe side: held, until max_hold
+    assert wait_gone(taken["pid"], seconds=5)
+
+
+def test_f16_lock_max_hold_bounds_a_holder_whose_run_still_runs(run_chain):
+    top, taken = run_chain(max_hold=1)
+    assert taken["anchor"]["pid"] == top.pid
+    assert wait_gone(taken["pid"], seconds=POLL_SECONDS + 3)
+    assert top.poll() is None  # the run is still there; the lock is not
+
+
+def test_f16_lock_holder_ignores_a_reused_anchor_pid():
+    me = process(os.getpid())
+    reused = start_holder("t1", {"pid": os.getpid(), "start": "1"}, 60, "test", poll=0.2)
+    kept = start_holder("t2", {"pid": os.getpid(), "start": me["start"]}, 60, "test", poll=0.2)
+    try:
+        assert wait_gone(reused.pid, seconds=3)
+        assert alive(kept.pid)
+    finally:
+        kept.kill()
+        kept.wait()
+        reused.wait()
+
+
+def test_f16_lock_anchor_with_a_reused_pid_counts_as_gone():
+    me = process(os.getpid())
+    assert same_process(os.getpid(), me["start"]) is True
+    assert same_process(os.getpid(), str(int(me["start"]) + 1)) is False
+
+
+def dead_pid():
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def plant(tmp_path, **fields):
+    info = {
+        "owner": "AWX job 3",
+        "operation": "restore",
+        "host": socket.gethostname(),
+        "started_at": "2026-12-01T10:00:00Z",
+        "pid": dead_pid(),
+        "token": "f" * 32,
+    }
+    info.update(fields)
+    with open(lock_path(str(tmp_path)), "w", encoding="utf-8") as handle:
+        json.dump(info, handle)
+    return info
+
+
+def test_kill_lock_a_dead_runs_lock_is_taken_over_and_named(run_chain, tmp_path):
+    top, dead = run_chain()
+    os.kill(top.pid, signal.SIGKILL)
+    top.wait()
+    assert wait_gone(dead["pid"], seconds=POLL_SECONDS + 4)
+    project = str(tmp_path / "project")
+    assert status(project)["state"] == "dead"
+    info = acquire(project, "AWX job 10", "backup", max_hold=60)
+    try:
+        previous = info["taken_over"]
+        assert previous["owner"] == "AWX job 9"
+        assert previous["operation"] == "restore"
+        assert previous["started_at"] == dead["started_at"]
+        assert previous["anchor"]["pid"] == top.pid
+        assert "token" not in previous
+        assert info["warnings"][-1].startswith(
+            f"took over the stale lock {info['path']} of a run that died: AWX job 9, restore"
+            f" started {dead['started_at']}"
+        )
+        assert read_lock(info["path"])["owner"] == "AWX job 10"
+    finally:
+        release(project, info["token"])
+
+
+def test_kill_lock_a_reused_anchor_pid_does_not_keep_a_dead_lock(tmp_path):
+    plant(tmp_path, anchor={"pid": os.getpid(), "start": "1", "kind": "x", "command": "x"})
+    info = acquire(str(tmp_path), "me", "backup", max_hold=60)
+    try:
+        assert info["taken_over"]["owner"] == "AWX job 3"
+    finally:
+        release(str(tmp_path), info["token"])
+
+
+def test_kill_lock_a_stale_lock_whose_run_is_still_there_is_refused(run_chain, tmp_path):
+    top, taken = run_chain()
+    os.kill(taken["pid"], signal.SIGKILL)
+    assert wait_gone(taken["pid"])
+    project = str(tmp_path / "project")
+    with pytest.raises(LockError) as refused:
+        acquire(project, "someone else", "backup", max_hold=60)
+    message = str(refused.value)
+    assert message.startswith("stale lock: AWX job 9 holds")
+    assert f"still there (ansible-playbook on this host, pid {top.pid}" in message
+    assert message.endswith(f"remove the lock: rm {taken['path']}")
+    assert refused.value.partial["stale"] is True
+    assert read_lock(taken["path"])["token"] == taken["token"]  # kept
+
+
+def test_kill_lock_a_stale_lock_without_a_run_recorded_is_refused(tmp_path):
+    planted = plant(tmp_path)  # as a lock that follows no run, or an older one
+    with pytest.raises(LockError, match=r"^stale lock: AWX job 3 holds .* rm \S+$"):
+        acquire(str(tmp_path), "me", "backup", max_hold=60)
+    assert read_lock(lock_path(str(tmp_path)))["token"] == planted["token"]
+
+
+def test_kill_lock_a_lock_of_another_host_is_refused(tmp_path):
+    plant(tmp_path, host="elsewhere", anchor={"pid": 1, "start": "1"})
+    with pytest.raises(LockError, match=r"^locked: .* cannot be checked from here"):
+        acquire(str(tmp_path), "me", "backup", max_hold=60)
+    assert os.path.exists(lock_path(str(tmp_path)))
+
+
+def test_f16_lock_refusal_says_what_runs_since_when_and_how_to_see_it(run_chain, tmp_path):
+    top, taken = run_chain()
+    with pytest.raises(LockError) as refused:
+        acquire(str(tmp_path / "project"), "someone else", "backup", max_hold=60)
+    message = str(refused.value)
+    assert message.startswith(
+        f"another operation is running: AWX job 9 holds {taken['path']} for restore"
+        f" since {taken['started_at']}"
+    )
+    assert f"ps -o pid,lstart,args -p {taken['pid']},{top.pid}" in message
+    assert f"at {taken['expires_at']} at the latest" in message
+
+
+def test_kill_lock_check_mode_says_it_would_take_over_and_writes_nothing(tmp_path):
+    planted = plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"})
+    info = acquire(str(tmp_path), "me", "backup", max_hold=60, check_mode=True)
+    assert info["taken_over"]["owner"] == "AWX job 3"
+    assert "token" not in info
+    assert read_lock(lock_path(str(tmp_path)))["token"] == planted["token"]
+
+
+def test_kill_lock_a_run_that_just_died_is_taken_over_once_its_holder_sees_it(tmp_path):
+    run = subprocess.Popen(["sleep", "60"])
+    anchor = {"pid": run.pid, "start": process(run.pid)["start"], "kind": "x", "command": "x"}
+    holder = start_holder("e" * 32, anchor, 60, "test", poll=1.5)
+    plant(tmp_path, pid=holder.pid, token="e" * 32, anchor=anchor)
+    time.sleep(0.3)
+    run.kill()
+    run.wait()
+    assert alive(holder.pid)  # it has not looked yet
+    info = acquire(str(tmp_path), "me", "backup", max_hold=60, poll=1.5)
+    try:
+        assert info["taken_over"]["pid"] == holder.pid
+    finally:
+        release(str(tmp_path), info["token"])
+        holder.wait()
