@@ -23,7 +23,6 @@ the previous media once the run has succeeded.
 
 from __future__ import annotations
 
-import secrets
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
@@ -37,6 +36,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
     MediaError,
     archive_media,
+    new_token,
     stage_media,
     work_dir,
 )
@@ -135,7 +135,7 @@ class LiveRestore(Deployment):
         if fail_at:
             # Never silent: the result and the failure say that a test asked for it.
             self.result["injected_fault"] = fail_at
-        token = secrets.token_hex(6)
+        token = new_token()
         work = work_dir(params["media_dir_container"], token)
         self.result.update(token=token, media_previous=work + "/old", stage="media_swap")
         try:
