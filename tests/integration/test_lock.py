@@ -41,7 +41,7 @@ PLAY = """
 
     - name: Show what happened
       ansible.builtin.debug:
-        msg: "RESULTS {{{{ {{'first': first, 'second': second, 'released': released}} | to_json }}}}"
+        msg: "RESULTS {{{{ dict(first=first, second=second, released=released) | to_json }}}}"
 """
 
 

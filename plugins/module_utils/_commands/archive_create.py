@@ -217,6 +217,20 @@ class PgDumpSpool(threading.Thread):
             if not released:
                 self.release()
 
+    def result(self):
+        """The spooled file's path, once pg_dump has finished; raises its error."""
+        self.join()
+        if self.error is not None:
+            if isinstance(self.error, (ExecError, OSError)):
+                raise self.error
+            raise ExecError(f"pg_dump failed: {self.error}") from self.error
+        return self.path
+
+    def remove(self):
+        self.join()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
 
 class SnapshotWatcher:
     """Reads the fixture dump's standard error as it comes, for the snapshot
@@ -231,31 +245,38 @@ class SnapshotWatcher:
         self.container_id = container_id
         self.python = python
         self.text = b""
+        self.seen = False
         self.signal = None
         self.shared = False
         if spool is not None:
             spool.release = self.release
 
     def feed(self, chunk):
-        if self.spool is None or self.spool.is_alive() or self.spool.ident is not None:
+        if self.spool is None or self.seen:
             return
         self.text += chunk
         marker = SNAPSHOT_MARKER.encode()
         for line in self.text.split(b"\n")[:-1]:
-            if line.startswith(marker):
-                try:
-                    shared = json.loads(line[len(marker) :].decode("utf-8"))
-                    snapshot, self.signal = str(shared["snapshot"]), str(shared["signal"])
-                    tables = [str(t) for t in shared.get("exclude_table_data") or []]
-                except (ValueError, KeyError, TypeError):
-                    break
-                if not (SNAPSHOT_ID.match(snapshot) and SIGNAL_DIR.match(self.signal)):
-                    self.signal = None
-                    break
+            if not line.startswith(marker):
+                continue
+            self.seen = True
+            try:
+                shared = json.loads(line[len(marker) :].decode("utf-8"))
+                snapshot, signal = str(shared["snapshot"]), str(shared["signal"])
+                tables = [str(t) for t in shared.get("exclude_table_data") or []]
+            except (ValueError, KeyError, TypeError):
+                return
+            if not (SNAPSHOT_ID.match(snapshot) and SIGNAL_DIR.match(signal)):
+                return
+            self.signal = signal
+            if self.spool.ident is None:
                 self.spool.share(snapshot, tables)
                 self.shared = True
                 self.spool.start()
-                return
+            else:
+                # pg_dump already runs in a snapshot of its own: let the dump go on.
+                self.release()
+            return
 
     def stdout(self, stream):
         """The dump's stdout; pg_dump starts on its own snapshot at the first
@@ -278,20 +299,6 @@ class SnapshotWatcher:
                 [self.python, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])", signal],
                 what="the snapshot's release",
             )
-
-    def result(self):
-        """The spooled file's path, once pg_dump has finished; raises its error."""
-        self.join()
-        if self.error is not None:
-            if isinstance(self.error, (ExecError, OSError)):
-                raise self.error
-            raise ExecError(f"pg_dump failed: {self.error}") from self.error
-        return self.path
-
-    def remove(self):
-        self.join()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
 
 
 def add_media(writer, containers, container_id, media_dir):

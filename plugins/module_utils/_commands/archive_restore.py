@@ -23,7 +23,6 @@ the previous media once the run has succeeded.
 
 from __future__ import annotations
 
-
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
     Deployment,
