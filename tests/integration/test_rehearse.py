@@ -3,15 +3,25 @@
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 import zipfile
 
 import pytest
 
-from .conftest import RUN, db_sql, run_module, run_playbook, table_digests
+from .conftest import (
+    COMPOSE_FILE,
+    RUN,
+    db_sql,
+    run_module,
+    run_playbook,
+    table_digests,
+)
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 NAME = "edms_test_restore"
+COMPOSE = ["docker", "compose", "--project-directory", RUN, "-f", COMPOSE_FILE]
 
 
 def database_exists(name):
@@ -149,3 +159,42 @@ def test_an_archive_that_kept_content_types_and_permissions_rehearses(stack):
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         db_sql(f"DROP DATABASE IF EXISTS {NAME} WITH (FORCE)", "postgres")
+
+
+def test_f10_the_pgdump_is_taken_in_the_fixtures_snapshot_and_rehearsed(stack):
+    """A backup taken while the application writes: its pg_dump, which a
+    rollback puts back, holds exactly the fixture's rows, and the rehearsal
+    restores it and says so."""
+    directory = tempfile.mkdtemp(prefix="edms-rehearse-pgdump-")
+    writer = subprocess.Popen(
+        [*COMPOSE, "exec", "-T", "backend", "python", "manage.py", "simulate_activity",
+         "--iterations", "400", "--interval", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(2)  # the writes have begun
+    try:
+        rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory})
+        assert rc == 0, made.get("msg")
+        assert writer.poll() is None, "the writes must overlap the backup"
+    finally:
+        writer.wait(timeout=600)
+    try:
+        assert made["pgdump_snapshot"] == "the fixture's"
+        with zipfile.ZipFile(made["archive"]) as opened:
+            metadata = json.loads(opened.read("metadata.json"))
+        assert metadata["pgdump"] == {
+            "snapshot": "fixture",
+            "excluded_table_data": ["django_session"],
+        }
+        rc, result = rehearse(archive=made["archive"])
+        assert rc == 0, result.get("msg")
+        assert result["pgdump"]["snapshot"] == "fixture"
+        assert result["pgdump"]["differences"] == []
+        assert (
+            result["pgdump"]["counts"]["documents.document"]
+            == metadata["counts"]["documents.document"]
+        )
+        assert not database_exists(NAME)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
