@@ -141,10 +141,7 @@ def verification_text(verification, display_timezone, unreadable=None):
     if state == "stale":
         text += f" ({problem or 'the archive changed since it was verified'})"
     if state == "unconfirmed":
-        text += (
-            " (recorded as passed without the archive's sha256, so not believed:"
-            " verify it again)"
-        )
+        text += " (recorded as passed without the archive's sha256, so not believed)"
     problems = verification.get("problems") or []
     if not isinstance(problems, list):
         problems = [problems]
@@ -468,18 +465,18 @@ def _current(dest):
             raise PageError(
                 f"cannot write the catalogue page: {dest} exists and is not a file"
             ) from None
-        return None, None, None, (
+        note = (
             f"{dest} is a symbolic link; it is not followed: the page replaces the link,"
             " and what it points to is neither read nor written"
         )
+        return None, None, None, note
     with handle:
         st = os.fstat(handle.fileno())
         data = handle.read(PAGE_MAX_SIZE + 1)
     mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
     if len(data) > PAGE_MAX_SIZE:
-        return None, mode, owner, (
-            f"{dest} is more than {PAGE_MAX_SIZE} bytes, so it is not compared: it is replaced"
-        )
+        note = f"{dest} is more than {PAGE_MAX_SIZE} bytes, so it is not compared: it is replaced"
+        return None, mode, owner, note
     return data.decode("utf-8", errors="replace"), mode, owner, None
 
 

@@ -113,9 +113,8 @@ def _fingerprint(archive, follow_symlinks=False):
 
 def _why(exc):
     """An exception as a reason: its text, or its kind when it has none."""
-    return (getattr(exc, "strerror", None) if isinstance(exc, OSError) else None) or str(
-        exc
-    ) or type(exc).__name__
+    strerror = getattr(exc, "strerror", None) if isinstance(exc, OSError) else None
+    return strerror or str(exc) or type(exc).__name__
 
 
 def read_status(archive):
@@ -407,9 +406,7 @@ def _describe(path, name, display_timezone):
         if name.endswith(".zip") or _named_as_archive(name):
             kind = "zip" if name.endswith(".zip") else "directory"
             reason = "it is a symbolic link, which is not followed"
-            return _unreadable(
-                path, name, _layout(name, kind), reason, display_timezone, info
-            )
+            return _unreadable(path, name, _layout(name, kind), reason, display_timezone, info)
         return None
     if stat.S_ISREG(info.st_mode) and name.endswith(".zip"):
         kind, read = "zip", _read_zip

@@ -109,7 +109,7 @@ def open_directory(path, follow_symlinks=False):
         flags &= ~getattr(os, "O_NOFOLLOW", 0)
     try:
         return os.open(path, flags)
-    except OSError as exc:
+    except OSError:
         if not follow_symlinks and _is_link(path, None):
             raise NotARegularFile(f"{path} is a symbolic link, not followed") from None
         raise
