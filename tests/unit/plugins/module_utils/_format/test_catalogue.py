@@ -360,12 +360,23 @@ def test_f6_a_status_file_that_is_not_an_object_of_objects_is_no_crash(tmp_path,
 def test_f6_an_archive_that_vanishes_while_it_is_listed_is_no_crash(tmp_path, monkeypatch):
     keep = write_archive(tmp_path, datetime(2026, 1, 1, tzinfo=UTC))
     gone = write_archive(tmp_path, datetime(2026, 1, 2, tzinfo=UTC))
+    record_status(gone, "verification", verification_entry({"ok": True}))
+    inode = os.stat(gone).st_ino
     real_zipfile = zipfile.ZipFile
 
+    def is_gone(file):
+        try:
+            info = os.fstat(file.fileno()) if hasattr(file, "fileno") else os.stat(file)
+        except OSError:
+            return False
+        return info.st_ino == inode
+
     class Vanishing(real_zipfile):
+        """Someone else removes the archive just as it is opened."""
+
         def __init__(self, file, *args, **kwargs):
-            if os.path.exists(gone):
-                os.unlink(gone)  # removed by someone else, right now
+            if is_gone(file):
+                os.unlink(gone)
             super().__init__(file, *args, **kwargs)
 
     monkeypatch.setattr(zipfile, "ZipFile", Vanishing)
@@ -480,10 +491,11 @@ def test_f1_an_archive_replaced_with_its_size_and_time_kept_is_stale_once_confir
     record_status(path, "verification", verification_entry({"ok": True}))
     start = member_data_offset(path, "database_backup.json")
     rewrite_keeping_time(path, lambda data: data.__setitem__(start + 1, data[start + 1] ^ 1))
-    assert list_archives(str(tmp_path), "UTC", confirm=False)["newest_verified"] is not None
+    assert "stale" not in read_status(path)["verification"]  # size and time say nothing
     catalogue = list_archives(str(tmp_path), "UTC")
     assert catalogue["newest_verified"] is None
     assert catalogue["archives"][0]["verification"]["state"] == "stale"
+    assert "sha256 is now" in catalogue["archives"][0]["verification"]["problem"]
 
 
 def test_a_status_file_cannot_claim_to_be_confirmed(tmp_path):
