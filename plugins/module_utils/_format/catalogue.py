@@ -435,16 +435,20 @@ def describe_archive(path, display_timezone):
     ``unreadable`` saying why and the state ``unreadable``; one whose name is
     not UTF-8 too, under its name with the bytes shown as \\xNN, and it is
     never this collection's (nor pruned) until it is renamed."""
-    name = os.path.basename(path.rstrip("/"))
+    # "dir/" would name what a link there points to.
+    path = path.rstrip("/") or path
+    name = os.path.basename(path)
     try:
         entry = _describe(path, name, display_timezone)
     except FileNotFoundError:
         return None  # removed while the directory was listed
     except Exception as exc:  # whatever an archive's bytes provoke: it is one entry
         layout = LAYOUT if is_archive_name(name) else UNKNOWN_LAYOUT
-        entry = _unreadable(
-            path, name, layout, f"cannot be read: {_why(exc)}", display_timezone, _lstat(path)
-        )
+        reason = f"cannot be read: {_why(exc)}"
+        try:
+            entry = _unreadable(path, name, layout, reason, display_timezone, _lstat(path))
+        except Exception:  # its status file too: the entry without it
+            entry = _bare(path, name, layout, reason)
     if entry is not None and printable(name) != name:
         entry.update(
             name=printable(name),
@@ -454,6 +458,26 @@ def describe_archive(path, display_timezone):
         )
         entry["verification"]["state"] = "unreadable"
     return entry
+
+
+def _bare(path, name, layout, reason):
+    """An unreadable archive's entry made of nothing that is read."""
+    created = utc_iso(_time_from_name(name) or EPOCH)
+    return {
+        "name": name,
+        "path": path,
+        "layout": layout,
+        "size": None,
+        "created_at": created,
+        "created_at_local": created,
+        "label": "",
+        "reason": "",
+        "metadata": False,
+        "counts": {},
+        "verification": {"state": "unreadable"},
+        "rehearsal": None,
+        "unreadable": reason,
+    }
 
 
 def _lstat(path):

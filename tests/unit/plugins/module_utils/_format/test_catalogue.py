@@ -433,8 +433,11 @@ def test_f6_no_damaged_byte_makes_the_listing_raise_or_believe_the_archive(tmp_p
         assert entry["verification"]["state"] in ("stale", "unreadable"), offset
 
 
-def test_describe_never_raises_whatever_it_meets(tmp_path, monkeypatch):
+@pytest.mark.parametrize("with_status", [False, True])
+def test_describe_never_raises_whatever_it_meets(tmp_path, monkeypatch, with_status):
     path = write_archive(tmp_path, datetime(2026, 1, 1, tzinfo=UTC))
+    if with_status:
+        record_status(path, "verification", verification_entry({"ok": True}))
 
     def explode(*args, **kwargs):
         raise MemoryError("no memory left")
@@ -443,6 +446,7 @@ def test_describe_never_raises_whatever_it_meets(tmp_path, monkeypatch):
     entry = describe_archive(path, "UTC")
     assert entry["verification"]["state"] == "unreadable"
     assert "no memory left" in entry["unreadable"]
+    assert entry["created_at"] == "2026-01-01T00:00:00.000000Z"
 
 
 # --- no status file believed without the archive's sha256 -------------------
@@ -502,3 +506,13 @@ def test_a_status_file_cannot_claim_to_be_confirmed(tmp_path):
     path = write_archive(tmp_path, datetime(2026, 1, 1, tzinfo=UTC))
     forge_status(path, sha256="1" * 64, confirmed=True, state="passed")
     assert list_archives(str(tmp_path), "UTC")["newest_verified"] is None
+
+
+def test_a_trailing_slash_does_not_make_a_link_followed(tmp_path):
+    outside = tmp_path.parent / (tmp_path.name + "-dir")
+    outside.mkdir()
+    (outside / "database_backup.json").write_bytes(FIXTURE)
+    (tmp_path / "20260101_130029").symlink_to(outside)
+    entry = describe_archive(str(tmp_path / "20260101_130029") + "/", "UTC")
+    assert entry["verification"]["state"] == "unreadable"
+    assert entry["name"] == "20260101_130029"
