@@ -11,9 +11,11 @@ description:
   - Writes one self-contained HTML page listing every archive in
     O(backup_dir) as M(edms.backup.archive_info) lists them, newest first;
     its name, layout and label; its creation time in UTC and in
-    O(display_timezone); its size; its verification state; its rehearsal
-    state (C(last rehearsed) ok or failed, when, how long); and its objects
-    per model.
+    O(display_timezone); its size; its verification state (C(passed),
+    C(failed), C(stale), C(unverified), C(unconfirmed) for a record without
+    the archive's sha256, which is not believed, or C(UNREADABLE) with the
+    reason); its rehearsal state (C(last rehearsed) ok or failed, when, how
+    long); and its objects per model.
   - Draws a chart of archive sizes over time and one chart per model of its
     objects over time, as inline SVG.
   - Marks each archive whose counts fell against the previous verified
@@ -29,6 +31,9 @@ description:
   - The page holds no time of its own making, so the same directory gives
     the same page. It is written to a temporary file beside O(dest) and
     renamed into place (mode 0644) only when its content or mode differs.
+  - A link at O(dest) is never followed, nor read into the diff; the page
+    replaces the link, and a warning says so. Whatever else is at O(dest)
+    is read for the comparison only if it is a regular file.
 extends_documentation_fragment:
   - edms.backup.backup_dir
 options:

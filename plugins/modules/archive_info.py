@@ -13,8 +13,14 @@ description:
     newest first, each with its metadata, its creation time in UTC and in
     O(display_timezone), its size, counts per model, and its verification and
     rehearsal state as recorded beside it (C(passed), C(failed),
-    C(unverified), or C(stale) when the archive changed after it was
-    verified).
+    C(unverified), C(stale) when the archive changed after it was verified,
+    or C(unconfirmed) for a record without the archive's sha256, which is
+    not believed).
+  - Nothing in the directory is trusted. No link is followed, and an
+    archive that cannot be read (damaged, a link, a name that is not UTF-8)
+    is listed with C(unreadable) saying why and the state C(unreadable),
+    never as verified. Only a directory that cannot be listed fails the
+    task.
   - Also lists interrupted backups (hidden C(.partial) files), which are never
     archives.
 options:
@@ -73,7 +79,10 @@ newest:
   returned: always
   type: dict
 newest_verified:
-  description: The newest archive whose last verification passed and is current, or null.
+  description:
+    - The newest archive whose last verification passed and is current, or
+      null; its sha256 is computed again and compared with the one recorded
+      before it is named here.
   returned: always
   type: dict
 partials:

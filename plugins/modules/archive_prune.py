@@ -15,6 +15,17 @@ description:
     their status files.
   - Never deletes the newest verified archive, nor an archive labelled as a
     safety backup (O(safety_labels)) younger than O(safety_min_age_days).
+    The newest verified archive is believed only once its sha256, computed
+    again, is the one recorded when it was verified; one that does not
+    confirm counts as not verified (RV(not_confirmed), and a warning), and
+    the next verified archive is kept in its place.
+  - An archive that cannot be read is not verified and is pruned like any
+    other; it never stops the prune.
+  - Removes the collection's own interrupted partial files in O(backup_dir)
+    (an archive, its pg_dump, a status file or the catalogue page left
+    half-written, for example by a killed run) once they are more than an
+    hour old; only regular files named as the collection names them (a link
+    is neither followed nor removed).
   - The EDMS's own backups in the same directory are never deleted.
 extends_documentation_fragment:
   - edms.backup.backup_dir
@@ -43,7 +54,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Lists what would be deleted and deletes nothing.
+    description: Lists what would be deleted or removed and deletes nothing.
   diff_mode:
     support: none
     description: The result lists what was deleted and what was kept, with reasons.
@@ -80,7 +91,26 @@ newest_verified:
   returned: always
   type: str
 not_pruned:
-  description: Archives in the directory that are not this collection's (never deleted).
+  description:
+    - Archives in the directory that are not this collection's (never
+      deleted), and archives whose name is not UTF-8 (shown with the bytes as
+      C(\xNN)), which are not pruned until they are renamed.
+  returned: always
+  type: list
+  elements: str
+not_confirmed:
+  description:
+    - Archives recorded as verified whose sha256 is no longer the one
+      recorded (or cannot be read), with the C(problem); they count as not
+      verified.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: edms_20260102T130029Z.zip
+      problem: its sha256 is now 5e8c..., not the 0000... recorded when it was verified
+partials_removed:
+  description: Interrupted partial files removed (in check mode, that would be removed).
   returned: always
   type: list
   elements: str

@@ -8,6 +8,11 @@ the disk. Every value from an archive or a status file is HTML-escaped.
 
 It holds no time of its own making: the same directory gives the same page,
 byte for byte, so rewriting it is idempotent.
+
+The page is replaced whole (_platform/files.py write_atomically), never
+written through a link; the page there now is read for the comparison (and
+--diff) only if it is a regular file: a link there is neither followed nor
+read, it is replaced, and the result says so.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ from ansible_collections.edms.backup.plugins.module_utils._format.trend import (
     compare_all,
     describe_drop,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.files import write_atomically
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
+    NotARegularFile,
+    open_regular,
+    write_atomically,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
     TimeZoneError,
     local_iso,
@@ -39,6 +48,8 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
 
 INDEX = "index.html"
 PAGE_MODE = 0o644
+# Read no more of the page there now than a page of thousands of archives.
+PAGE_MAX_SIZE = 64 << 20
 DROP_BADGE = "COUNTS FELL"
 
 CSS = """
@@ -58,8 +69,8 @@ tr.drop td:first-child { border-left: 6px solid #b3001b; }
   font-size: 0.85em; color: #fff; background: #6b7686; }
 .badge.drop-badge { background: #b3001b; }
 .state-passed { color: #1b5e20; font-weight: 600; }
-.state-failed, .state-stale { color: #b3001b; font-weight: 600; }
-.state-unverified, .muted { color: #6b7686; }
+.state-failed, .state-stale, .state-unreadable { color: #b3001b; font-weight: 600; }
+.state-unverified, .state-unconfirmed, .muted { color: #6b7686; }
 .drop-detail { color: #7a0012; margin-top: 0.3em; }
 ul.counts { margin: 0; padding-left: 1.1em; }
 li.fell { color: #b3001b; font-weight: 700; }
@@ -110,18 +121,30 @@ def _when(iso, display_timezone):
     return f"{_utc_text(iso)} ({_local_text(iso, display_timezone)})"
 
 
-def verification_text(verification, display_timezone):
+def verification_text(verification, display_timezone, unreadable=None):
     """What the list module says of the verification, for people."""
     state = verification.get("state", "unverified")
+    if state == "unreadable":
+        return "UNREADABLE: " + str(unreadable or "the archive cannot be read")
+    problem = verification.get("problem")
     if state == "unverified":
-        return "unverified"
-    words = {"passed": "passed", "failed": "FAILED", "stale": "stale"}.get(state, state)
+        return "unverified" + (f" ({problem})" if problem else "")
+    words = {
+        "passed": "passed",
+        "failed": "FAILED",
+        "stale": "stale",
+        "unconfirmed": "unconfirmed",
+    }.get(state, state)
     text = words
     if verification.get("at"):
         text += ", " + _when(verification["at"], display_timezone)
     if state == "stale":
-        text += " (the archive changed since it was verified)"
+        text += f" ({problem or 'the archive changed since it was verified'})"
+    if state == "unconfirmed":
+        text += " (recorded as passed without the archive's sha256, so not believed)"
     problems = verification.get("problems") or []
+    if not isinstance(problems, list):
+        problems = [problems]
     if state == "failed" and problems:
         text += ": " + "; ".join(str(p) for p in problems[:5])
         if len(problems) > 5:
@@ -157,6 +180,8 @@ def rehearsal_text(rehearsal, display_timezone):
         text += ": " + str(rehearsal["error"])
     if rehearsal.get("stale"):
         text += " (stale: the archive changed since)"
+    elif rehearsal.get("unconfirmed"):
+        text += " (unconfirmed: recorded without the archive's sha256)"
     return text
 
 
@@ -247,7 +272,11 @@ def charts(archives, comparisons):
     timed = [(a, _seconds(a["created_at"])) for a in reversed(archives)]
     timed = [(a, s) for a, s in timed if s is not None]
     flagged = {name: c for name, c in comparisons.items() if c["drops"]}
-    sizes = [(s, a["size"], a["name"], a["name"] in flagged) for a, s in timed]
+    sizes = [
+        (s, a["size"], a["name"], a["name"] in flagged)
+        for a, s in timed
+        if isinstance(a["size"], int)  # unknown for an archive that cannot be read
+    ]
     parts = [
         "<h2>Archive size over time</h2>",
         '<div class="charts"><figure><figcaption>Size</figcaption>',
@@ -342,7 +371,8 @@ def _row(archive, comparison, display_timezone, threshold):
         "</td>"
         f'<td class="num" title="{esc(archive["size"])} bytes">{esc(human_size(archive["size"]))}'
         "</td>"
-        f'<td class="state-{esc(state)}">{esc(verification_text(verification, display_timezone))}'
+        f'<td class="state-{esc(state)}">'
+        f"{esc(verification_text(verification, display_timezone, archive.get('unreadable')))}"
         "</td>"
         f"<td>{esc(rehearsal_text(archive.get('rehearsal'), display_timezone))}</td>"
         f"<td>{counts}</td>"
@@ -423,19 +453,34 @@ def render_page(catalogue, backup_dir, display_timezone, threshold, comparisons=
 
 
 def _current(dest):
-    """(text, mode, stat) of the page now, or (None, None, None)."""
+    """(text, mode, owner, note) of the page now: (None, None, None, None)
+    when there is none; text None and a note saying why when it is not read
+    (a link, which is never followed, or a file too big to be the page)."""
     try:
-        st = os.stat(dest)
+        handle = open_regular(dest)
     except FileNotFoundError:
-        return None, None, None
-    if not stat.S_ISREG(st.st_mode):
-        raise PageError(f"cannot write the catalogue page: {dest} exists and is not a file")
-    with open(dest, encoding="utf-8", errors="replace", newline="") as handle:
-        return handle.read(), stat.S_IMODE(st.st_mode), st
+        return None, None, None, None
+    except NotARegularFile:
+        if not stat.S_ISLNK(os.lstat(dest).st_mode):
+            raise PageError(
+                f"cannot write the catalogue page: {dest} exists and is not a file"
+            ) from None
+        note = (
+            f"{dest} is a symbolic link; it is not followed: the page replaces the link,"
+            " and what it points to is neither read nor written"
+        )
+        return None, None, None, note
+    with handle:
+        st = os.fstat(handle.fileno())
+        data = handle.read(PAGE_MAX_SIZE + 1)
+    mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
+    if len(data) > PAGE_MAX_SIZE:
+        note = f"{dest} is more than {PAGE_MAX_SIZE} bytes, so it is not compared: it is replaced"
+        return None, mode, owner, note
+    return data.decode("utf-8", errors="replace"), mode, owner, None
 
 
-def _write(dest, text, previous_stat):
-    owner = None if previous_stat is None else (previous_stat.st_uid, previous_stat.st_gid)
+def _write(dest, text, owner):
     # Not *.partial: that is an interrupted backup to the catalogue.
     write_atomically(dest, text, PAGE_MODE, owner=owner, suffix=".tmp")
 
@@ -457,7 +502,7 @@ def write_catalogue(params, check_mode=False, diff_mode=False):
     comparisons = compare_all(catalogue["archives"], threshold)
     page = render_page(catalogue, backup_dir, display_timezone, threshold, comparisons)
     try:
-        before, mode, previous_stat = _current(dest)
+        before, mode, owner, note = _current(dest)
     except OSError as exc:
         raise PageError(f"cannot read the catalogue page {dest}: {exc}", **result) from exc
     result.update(
@@ -471,6 +516,8 @@ def write_catalogue(params, check_mode=False, diff_mode=False):
         size=len(page.encode("utf-8")),
         changed=before != page or mode != PAGE_MODE,
     )
+    if note:
+        result["warnings"] = [note]
     if diff_mode:
         result["diff"] = {
             "before": before or "",
@@ -480,7 +527,7 @@ def write_catalogue(params, check_mode=False, diff_mode=False):
         }
     if result["changed"] and not check_mode:
         try:
-            _write(dest, page, previous_stat)
+            _write(dest, page, owner)
         except OSError as exc:
             raise PageError(f"cannot write the catalogue page {dest}: {exc}", **result) from exc
     return result

@@ -587,7 +587,12 @@ def verify_and_record(result, written):
         required_models=written.metadata["required_models"],
         recreated_models=written.metadata["recreated_models"],
     )
-    record_status(written.path, "verification", verification_entry(result["verification"]))
+    record_status(
+        written.path,
+        "verification",
+        verification_entry(result["verification"]),
+        sha256=result["sha256"],
+    )
     if not result["verification"]["ok"]:
         raise BackupError(
             "archive {} was written but does not verify: {}".format(

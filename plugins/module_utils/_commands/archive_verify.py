@@ -29,7 +29,7 @@ def choose_archive(archive, backup_dir, display_timezone):
     if not backup_dir:
         raise VerifyError("name an archive, or a backup_dir to take the newest from")
     try:
-        catalogue = list_archives(backup_dir, display_timezone)
+        catalogue = list_archives(backup_dir, display_timezone, confirm=False)
     except CatalogueError as exc:
         raise VerifyError(str(exc)) from exc
     if catalogue["newest"] is None:

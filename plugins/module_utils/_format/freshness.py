@@ -2,9 +2,12 @@
 """Freshness: is the newest verified backup recent, and about as big as the one before?
 
 "Verified" is the state _format/catalogue.py derives from ``<archive>.status.json``:
-``passed``, i.e. verification recorded ok and the archive unchanged since
-(not ``stale``). Archives newer than the newest verified one (unverified,
-failed, stale) are reported, never counted.
+``passed``, i.e. verification recorded ok with the archive's sha256 and the
+archive unchanged since (not ``stale``); check_freshness believes it of the
+newest verified archive and of the one before it only once their sha256,
+computed again, equals the one recorded (catalogue.py confirm_verified).
+Archives newer than the newest verified one (unverified, unconfirmed,
+failed, stale, unreadable) are reported, never counted.
 
 Ages are measured with one clock: the host's. The host stamps ``created_at``
 when it writes an archive, so a host clock that is off makes neither a fresh
@@ -25,6 +28,7 @@ varies, so two backups of the same data can differ widely in file size;
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from datetime import timedelta
 
@@ -33,7 +37,12 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     CatalogueError,
     human_size,
     list_archives,
+    newest_confirmed,
     percent,
+)
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
+    open_directory,
+    open_regular,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import (
     parse_instant,
@@ -52,24 +61,34 @@ NOT_DATA = (METADATA, PGDUMP)
 
 
 def data_size(path):
-    """Bytes of fixture and media an archive (ZIP or directory) holds; None if unreadable."""
+    """Bytes of fixture and media an archive (ZIP or directory) holds; None if
+    unreadable. A link is not followed, neither the archive nor in it."""
     try:
-        if os.path.isdir(path):
-            total = 0
-            for root, _dirs, files in os.walk(path):
-                for name in files:
-                    full = os.path.join(root, name)
-                    if os.path.relpath(full, path).replace(os.sep, "/") not in NOT_DATA:
-                        total += os.lstat(full).st_size
-            return total
-        with zipfile.ZipFile(path) as archive:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return _directory_data_size(path)
+        with open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
             return sum(
                 info.file_size
                 for info in archive.infolist()
                 if not info.is_dir() and info.filename not in NOT_DATA
             )
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # OSError, BadZipFile, a central directory that lies...
         return None
+
+
+def _directory_data_size(path):
+    top = open_directory(path)
+    try:
+        total = 0
+        for root, _dirs, files, root_fd in os.fwalk(".", dir_fd=top):
+            for name in files:
+                relative = os.path.normpath(os.path.join(root, name)).replace(os.sep, "/")
+                info = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+                if relative not in NOT_DATA and stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+        return total
+    finally:
+        os.close(top)
 
 
 def hours(seconds):
@@ -281,10 +300,11 @@ def check_freshness(
     require_verified=False,
 ):
     """assess() on the archives in backup_dir (none if it does not exist)."""
-    archives = []
+    archives, newest = [], None
     if os.path.isdir(backup_dir):
         try:
-            archives = list_archives(backup_dir, display_timezone)["archives"]
+            catalogue = list_archives(backup_dir, display_timezone)
+            archives, newest = catalogue["archives"], catalogue["newest_verified"]
         except CatalogueError as exc:
             facts = assess([], now, max_age_hours, min_size_ratio, severity)[0]
             facts.update(backup_dir=backup_dir, problems=["unreadable"])
@@ -296,7 +316,13 @@ def check_freshness(
                     "make the backup directory readable to the user Ansible runs as",
                 )
             ]
-    verified = [e for e in archives if _verified(e)][:2]
+    # The newest verified archive is confirmed by list_archives; the one before
+    # it, that its size is compared with, here. Those that claim to be verified
+    # and do not confirm are stale from then on, and assess() passes them by.
+    verified = []
+    if newest is not None:
+        previous = newest_confirmed(archives[archives.index(newest) + 1 :])
+        verified = [newest] + ([previous] if previous else [])
     for entry in verified:
         entry["data_size"] = data_size(entry["path"])
     facts, findings = assess(

@@ -30,6 +30,7 @@ def select(
     display_timezone="UTC",
     safety_labels=("pre-restore safety",),
     safety_min_age_days=30,
+    confirm=None,
 ):
     """Decide which archives to keep and which to delete.
 
@@ -44,6 +45,13 @@ def select(
       this one) is wrong. Such archives take no part in the rules below, so a
       wrong timestamp cannot push a genuine archive out of its slot.
     - the newest verified archive ("newest verified"), whatever the counts.
+      With confirm, a function(name) -> bool, the verification is believed
+      only once confirm says so for that archive (the caller compares its
+      sha256 with the one recorded): one that does not confirm counts as not
+      verified, for this rule and in the result, and the next verified
+      archive is asked in its place. So a forged record can neither protect
+      its archive nor, by taking the slot, leave the genuine newest verified
+      archive to the counts.
     - a label in safety_labels and younger than safety_min_age_days
       ("safety backup younger than 30 days"; exactly that old is not younger).
     - keep_last: the keep_last newest archives.
@@ -65,7 +73,7 @@ def select(
     All counts 0 deletes everything that is not protected; that is allowed.
 
     Returns {"keep": [...], "delete": [...], "newest_verified": name or None,
-    "future": [names]}, every list newest first. Each entry of keep and
+    "future": [names], "not_confirmed": [names]}, every list newest first. Each entry of keep and
     delete has name, created_at (UTC ISO 8601 text), label and verified;
     those of keep also have reasons. Raises ValueError for bad input, and
     _platform/timezones.py TimeZoneError for an unusable display_timezone.
@@ -81,17 +89,19 @@ def select(
 
     for record in future:
         reasons[record.name].append(FUTURE_REASON)
-    newest_verified = _keep_newest_verified(past, reasons)
+    not_confirmed = []
+    newest_verified = _keep_newest_verified(past, reasons, confirm, not_confirmed)
     _keep_young_safety_backups(past, now, safety_labels, safety_min_age_days, reasons)
     _keep_last(past, keep_last, reasons)
     _keep_per_day_and_week(past, tz, keep_daily, keep_weekly, reasons)
 
-    keep, delete = _keep_and_delete(records, reasons)
+    keep, delete = _keep_and_delete(records, reasons, set(not_confirmed))
     return {
         "keep": keep,
         "delete": delete,
         "newest_verified": newest_verified,
         "future": [record.name for record in future],
+        "not_confirmed": not_confirmed,
     }
 
 
@@ -111,12 +121,17 @@ def _check_arguments(now, safety_labels, keep_last, keep_daily, keep_weekly, saf
         )
 
 
-def _keep_newest_verified(past, reasons):
-    """Keep the newest verified archive; return its name, or None."""
-    newest_verified = next((record.name for record in past if record.verified), None)
-    if newest_verified is not None:
-        reasons[newest_verified].append(NEWEST_VERIFIED_REASON)
-    return newest_verified
+def _keep_newest_verified(past, reasons, confirm, not_confirmed):
+    """Keep the newest verified archive that confirm (if given) confirms;
+    return its name, or None. Those that do not confirm go to not_confirmed."""
+    for record in past:
+        if not record.verified:
+            continue
+        if confirm is None or confirm(record.name):
+            reasons[record.name].append(NEWEST_VERIFIED_REASON)
+            return record.name
+        not_confirmed.append(record.name)
+    return None
 
 
 def _keep_young_safety_backups(past, now, safety_labels, safety_min_age_days, reasons):
@@ -151,7 +166,7 @@ def _keep_per_day_and_week(past, tz, keep_daily, keep_weekly, reasons):
             reasons[record.name].append(f"{rule} ({name}, {position} of {count})")
 
 
-def _keep_and_delete(records, reasons):
+def _keep_and_delete(records, reasons, not_confirmed):
     """(keep, delete): the records as result entries, those with reasons kept."""
     keep, delete = [], []
     for record in records:
@@ -159,7 +174,7 @@ def _keep_and_delete(records, reasons):
             "name": record.name,
             "created_at": utc_iso(record.created_at),
             "label": record.label,
-            "verified": record.verified,
+            "verified": record.verified and record.name not in not_confirmed,
         }
         if reasons[record.name]:
             entry["reasons"] = reasons[record.name]

@@ -19,6 +19,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     verification_entry,
 )
 
+from .._format.test_catalogue import forge_status
+
 FIXTURE = b'[\n{"model": "users.user", "pk": 1, "fields": {"username": "admin"}}\n]\n'
 HOSTILE = '<script>alert("x")</script> & co'
 
@@ -294,3 +296,70 @@ def test_a_rehearsal_that_loaded_an_applications_backup_with_losses_says_so():
     )
     assert rehearsal_text(dict(entry, losses=0), "UTC").startswith("last rehearsed: ok")
     assert rehearsal_text(dict(entry, losses="3"), "UTC").startswith("last rehearsed: ok")
+
+
+def test_f2_a_page_that_is_a_link_is_neither_read_nor_written_through(history):
+    """index.html planted as a link to a file elsewhere: the link is replaced
+    by the page, the file it points to neither written nor read (not even
+    into --diff), and the result says so."""
+    directory, _names = history
+    target = directory.parent / (directory.name + "-secret.txt")
+    target.write_text("password=hunter2\n")
+    dest = directory / "index.html"
+    dest.symlink_to(target)
+    planned = write_catalogue(params(directory), check_mode=True, diff_mode=True)
+    assert planned["diff"]["before"] == ""
+    assert "hunter2" not in str(planned)
+    assert "symbolic link" in planned["warnings"][0]
+    assert dest.is_symlink()  # check mode
+    written = write_catalogue(params(directory), diff_mode=True)
+    assert written["changed"] is True
+    assert "hunter2" not in written["diff"]["before"]
+    assert target.read_text() == "password=hunter2\n"
+    assert not dest.is_symlink()
+    assert dest.read_text(encoding="utf-8") == written["diff"]["after"]
+
+
+def test_a_link_at_the_pages_temporary_name_is_neither_followed_nor_removed(history, monkeypatch):
+    from ansible_collections.edms.backup.plugins.module_utils._platform import files
+
+    directory, _names = history
+    monkeypatch.setattr(files.secrets, "token_hex", lambda nbytes: "f" * 2 * nbytes)
+    target = directory.parent / (directory.name + "-target.txt")
+    target.write_text("not yours\n")
+    planted = directory / ".index.html.ffffffff.tmp"
+    planted.symlink_to(target)
+    with pytest.raises(PageError, match="cannot write the catalogue page"):
+        write_catalogue(params(directory))
+    assert target.read_text() == "not yours\n"
+    assert planted.is_symlink()
+    assert not (directory / "index.html").exists()
+
+
+def test_f6_the_page_lists_unreadable_archives_and_says_why(history):
+    directory, names = history
+    with open(directory / "edms_20260105T130029Z.zip", "wb") as handle:
+        handle.write(b"PK\x03\x04 not a zip at all")
+    bad_name = os.path.join(os.fsencode(str(directory)), b"edms_20260106T130029Z\xff.zip")
+    with open(bad_name, "wb") as handle:
+        handle.write(b"PK")
+    with open(directory / (names[0] + ".status.json"), "w", encoding="utf-8") as handle:
+        handle.write('{"verification": ["ok"]}')
+    result = write_catalogue(params(directory))
+    assert result["archives"][:2] == [
+        "edms_20260106T130029Z\\xff.zip",
+        "edms_20260105T130029Z.zip",
+    ]
+    rows = parse((directory / "index.html").read_text(encoding="utf-8")).rows
+    assert "UNREADABLE: not a readable ZIP file" in rows["edms_20260105T130029Z.zip"]["text"]
+    assert "not valid UTF-8" in rows["edms_20260106T130029Z\\xff.zip"]["text"]
+    assert "unverified (status file" in rows[names[0]]["text"]
+
+
+def test_f1_the_page_says_a_verification_without_a_sha256_is_not_believed(history):
+    directory, names = history
+    forge_status(str(directory / names[3]))
+    text = parse(page_of(directory)).rows[names[3]]["text"]
+    assert "unconfirmed" in text
+    assert "not believed" in text
+    assert "passed" not in text.replace("recorded as passed", "")

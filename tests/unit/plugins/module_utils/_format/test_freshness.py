@@ -8,6 +8,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     record_status,
+    status_path,
     verification_entry,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.freshness import (
@@ -15,6 +16,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.freshness impo
     check_freshness,
     data_size,
 )
+
+from .test_catalogue import forge_status, member_data_offset, rewrite_keeping_time, zip_with
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 
@@ -329,3 +332,61 @@ def test_a_directory_that_cannot_be_listed_is_a_problem_saying_why(tmp_path, mon
 )
 def test_ages_read_as_people_read_them(seconds, text):
     assert freshness.hours(seconds) == text
+
+
+def test_f1_a_forged_verification_is_not_counted_as_the_newest_verified_backup(tmp_path):
+    """An archive that never verified, a status file beside it with its size
+    and time right, ok: true and a made-up sha256: freshness goes by the
+    genuine verified archive before it."""
+    genuine = write_archive(tmp_path, NOW - timedelta(hours=30), b"x" * 1000)
+    record_status(genuine, "verification", verification_entry({"ok": True}))
+    forged = write_archive(tmp_path, NOW - timedelta(hours=1), b"x" * 1000)
+    forge_status(forged, sha256="0" * 64)
+    facts = check_freshness(str(tmp_path), "UTC", NOW)[0]
+    assert facts["newest_verified"]["path"] == genuine
+    assert facts["problems"] == ["too_old"]
+    assert facts["not_verified_newer"] == [
+        {
+            "name": os.path.basename(forged),
+            "created_at": facts["not_verified_newer"][0]["created_at"],
+            "state": "stale",
+        }
+    ]
+    forge_status(forged)  # without a sha256: unconfirmed
+    facts = check_freshness(str(tmp_path), "UTC", NOW)[0]
+    assert facts["newest_verified"]["path"] == genuine
+    assert facts["not_verified_newer"][0]["state"] == "unconfirmed"
+
+
+def test_f1_the_verified_backup_a_size_is_compared_with_is_confirmed_too(tmp_path):
+    forged_before = write_archive(tmp_path, NOW - timedelta(hours=30), b"x" * 100_000)
+    forge_status(forged_before, sha256="0" * 64)
+    genuine_before = write_archive(tmp_path, NOW - timedelta(hours=40), b"x" * 700)
+    newest = write_archive(tmp_path, NOW - timedelta(hours=1), b"x" * 700)
+    for path in (genuine_before, newest):
+        record_status(path, "verification", verification_entry({"ok": True}))
+    facts = check_freshness(str(tmp_path), "UTC", NOW)[0]
+    assert facts["previous_verified"]["path"] == genuine_before
+    assert facts["problems"] == []
+
+
+def test_f6_unreadable_archives_do_not_stop_the_freshness_check(tmp_path):
+    genuine = write_archive(tmp_path, NOW - timedelta(hours=3), b"x" * 1000)
+    record_status(genuine, "verification", verification_entry({"ok": True}))
+    rotten = write_archive(tmp_path, NOW - timedelta(hours=1), b"x" * 1000)
+    record_status(rotten, "verification", verification_entry({"ok": True}))
+    start = member_data_offset(rotten, "metadata.json")
+    rewrite_keeping_time(rotten, lambda data: data.__setitem__(start, 0xFF))
+    zip_with(tmp_path, "edms_20260102T110000Z.zip", {"metadata.json": "[" * 100_000})
+    odd = write_archive(tmp_path, NOW - timedelta(minutes=30), b"x" * 1000)
+    with open(status_path(odd), "w", encoding="utf-8") as handle:
+        handle.write('{"verification": "passed"}')
+    facts, findings = check_freshness(str(tmp_path), "UTC", NOW)
+    assert facts["newest_verified"]["path"] == genuine
+    states = {n["name"]: n["state"] for n in facts["not_verified_newer"]}
+    assert states == {
+        os.path.basename(odd): "unverified",
+        "edms_20260102T110000Z.zip": "unreadable",
+        os.path.basename(rotten): "unreadable",
+    }
+    assert by_check(findings)["backup_age"]["severity"] == "ok"

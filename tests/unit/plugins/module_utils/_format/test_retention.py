@@ -301,7 +301,13 @@ def test_an_unknown_display_zone_is_refused():
 
 
 def test_no_archives():
-    assert select([], NOW) == {"keep": [], "delete": [], "newest_verified": None, "future": []}
+    assert select([], NOW) == {
+        "keep": [],
+        "delete": [],
+        "newest_verified": None,
+        "future": [],
+        "not_confirmed": [],
+    }
 
 
 def test_equal_times_are_ordered_by_name_whatever_the_input_order():
