@@ -208,7 +208,7 @@ def test_the_recovery_is_found_in_the_roles_own_text():
             return handle.read()
 
     lock = read("plugins", "module_utils", "_commands", "lock.py")
-    assert "remove the lock: rm {path}" in lock
+    assert "remove the lock: rm {quoted}" in lock
     assert "another operation is running" in lock
     put_back = read("roles", "restore", "tasks", "put_back.yml")
     assert "playbooks/rollback.yml" in put_back
