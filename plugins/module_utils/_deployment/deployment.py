@@ -20,10 +20,12 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.database i
     LoginError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    UNKNOWN,
+    LoadError,
+    finished_load,
     keep_tables_of,
     load_command,
     load_request,
-    parse_report,
     put_fixture,
     scratch,
 )
@@ -191,33 +193,45 @@ class Deployment:
 
         The fixture is copied into a private directory of the backend, which
         the load's own command removes when it ends (_deployment/load.py scratch). Raises
-        ExecError, DjangoError or LoadError.
+        ExecError, DjangoError, ArchiveError or LoadError before the load
+        started; once it started, only LoadError, whose ``outcome`` says what
+        it did to the database (_deployment/load.py finished_load).
         """
         params = self.params
         backend = self.backend.container_id
-        with scratch(self.containers, backend, "edms-load") as private:
-            fixture = put_fixture(self.containers, backend, archive, private.path, private.owner)
-            request = load_request(
-                fixture,
-                metadata["counts"],
-                metadata.get("m2m_tables", []),
-                database=database,
-                settings_module=django_settings(params),
-                keep_tables_of=keep_tables_of(metadata),
-                fail_at=fail_at,
-            )
-            stream = self.containers.exec_stream(
-                backend,
-                private.command(load_command(params["backend_python"], request)),
-                what="the load",
-            )
-            try:
-                for _chunk in stream:
-                    pass
-            except ExecError:
-                pass  # the report on stderr says why
-            private.removed = stream.rc is not None
-            report = parse_report(stream.stderr)
+        started = False
+        try:
+            with scratch(self.containers, backend, "edms-load") as private:
+                fixture = put_fixture(
+                    self.containers, backend, archive, private.path, private.owner
+                )
+                request = load_request(
+                    fixture,
+                    metadata["counts"],
+                    metadata.get("m2m_tables", []),
+                    database=database,
+                    settings_module=django_settings(params),
+                    keep_tables_of=keep_tables_of(metadata),
+                    fail_at=fail_at,
+                )
+                stream = self.containers.exec_stream(
+                    backend,
+                    private.command(load_command(params["backend_python"], request)),
+                    what="the load",
+                )
+                started = True
+                lost = None
+                try:
+                    for _chunk in stream:
+                        pass
+                except ExecError as exc:
+                    lost = exc  # an exit code: the report on stderr says why
+                private.removed = stream.rc is not None
+                report = finished_load(stream, lost)
+        except Exception as exc:
+            if not started or (isinstance(exc, LoadError) and exc.outcome):
+                raise
+            raise LoadError(f"the load's outcome cannot be told: {exc}", outcome=UNKNOWN) from exc
         written = report.get("written_by_receivers") or {}
         if written:
             self.result.setdefault("warnings", []).append(
