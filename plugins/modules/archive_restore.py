@@ -141,8 +141,8 @@ media_live:
 database_load:
   description:
     - What the load did to the database, C(not started), C(rolled back),
-      C(committed) or C(unknown) (the Docker engine was lost while it ran:
-      it may still commit in the backend container).
+      C(committed) or C(unknown) (the Docker engine was lost while it ran,
+      so it may still commit in the backend container).
   returned: when something changed
   type: str
 verification:

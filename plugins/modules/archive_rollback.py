@@ -40,7 +40,7 @@ options:
       - The archive's sha256 as a run that verified it returned it
         (RV(edms.backup.archive_create#module:sha256) of the safety backup, or
         RV(sha256) of a check-mode run of this module). It pins the archive
-        and never replaces its verification, which runs all the same: the
+        and never replaces its verification, which runs all the same; the
         file verified must also have this sha256, or the task fails before
         anything changes. Letter case and surrounding blanks do not matter;
         anything but 64 hexadecimal digits is refused.
