@@ -27,13 +27,11 @@ from dataclasses import dataclass
 
 try:
     import docker
-    from docker.errors import DockerException
 
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the controller's packages
     docker = None
-    DockerException = Exception
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
