@@ -27,11 +27,6 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import Containers
 
-try:
-    from docker.errors import DockerException
-except ImportError:  # pragma: no cover - depends on the controller's packages
-    DockerException = Exception
-
 
 class ServicesError(ModuleFailure):
     """Services that could not be stopped or started."""
@@ -141,8 +136,8 @@ def manage_services(params, runner=None, containers=None, check_mode=False):
                 if status not in ("running", "healthy"):
                     failed.append(f"{name} is {status} after {params['timeout']} s")
             result["changed"] = True
-        except DockerException as exc:
-            failed.append(f"{name}: {exc}")
+        except Exception as exc:  # the engine's errors and its transport's
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
     if failed:
         raise ServicesError(
             "could not {} every service: {}".format(
