@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The kill campaign: backups and restores of the demo stack killed at a random point.
 
 Each run starts a real ``ansible-playbook`` of playbooks/backup.yml or
@@ -383,7 +382,7 @@ def render_table(records, command, durations=None):
         "| operation | kill | runs | killed as drawn | fell back to playbook | "
         + " | ".join(shown)
         + " |",
-        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in shown) + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for name in shown) + " |",
     ]
     groups = {}
     for record in records:
