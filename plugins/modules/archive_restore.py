@@ -66,6 +66,15 @@ options:
         restore everyone logs in again, on purpose).
     type: list
     elements: str
+  token:
+    description:
+      - The restore token that names this run's work directory in the media
+        root (12 lowercase hexadecimal digits), so that the caller records it
+        before anything is replaced (the restore role records it in the
+        project lock, for a recovery). Not set, a new random one.
+      - Anything of another form is refused before anything changes, and so is
+        a token whose work directory exists already.
+    type: str
   verify_only:
     description: Run only the checks made before anything changes, and return the plan.
     type: bool
@@ -199,6 +208,7 @@ def argument_spec():
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
         reset_models=dict(type="list", elements="str"),
+        token=dict(type="str"),
     )
 
 

@@ -242,7 +242,7 @@ def parse_recovery(text):
             found.append({"kind": "wait-lock"})
         for playbook in dict.fromkeys(re.findall(r"playbooks/([A-Za-z0-9_.-]+\.yml)", message)):
             variables = _variables(message)
-            if "edms_archive" not in variables:
+            if "edms_archive" not in variables and playbook in ("rollback.yml", "restore.yml"):
                 archives = re.findall(r"(/[^\s'\"(),;]+\.zip)\b", message)
                 if archives:
                     variables["edms_archive"] = archives[0]

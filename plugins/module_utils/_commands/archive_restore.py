@@ -28,6 +28,8 @@ restore_finish.py removes the previous media once the run has succeeded.
 
 from __future__ import annotations
 
+import posixpath
+
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
     Deployment,
@@ -45,6 +47,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     archive_media,
     new_token,
     stage_media,
+    token_error,
     work_dir,
 )
 from ansible_collections.edms.backup.plugins.module_utils._faults import FaultError, injected_fault
@@ -117,7 +120,16 @@ class LiveRestore(Deployment):
         self.locate()
         try:
             self.migrations_against(metadata, refusal=f"archive {path} is not restored")
-            leftovers = self.media("leftovers")["leftovers"]
+            found = self.media("leftovers")
+            leftovers = found["leftovers"]
+            token = params.get("token")
+            if token and posixpath.basename(work_dir(params["media_dir_container"], token)) in (
+                leftovers + list(found.get("unrecognised") or [])
+            ):
+                self.fail(
+                    f"restore of {path} not started: the work directory of token {token}"
+                    " exists already in the media root; a restore token names a new one"
+                )
             if leftovers:
                 self.fail(
                     "the media root {} holds the work directory of an earlier restore ({}),"
@@ -153,6 +165,9 @@ class LiveRestore(Deployment):
 
     def run(self):
         params = self.params
+        message = params.get("token") and token_error(params["token"])
+        if message:
+            self.fail(f"restore of {params['archive']} not started: {message}")
         metadata = self.verify()
         self.result["plan"] = self.plan()
         if params["verify_only"]:
@@ -168,7 +183,7 @@ class LiveRestore(Deployment):
         if fail_at:
             # Never silent: the result and the failure say that a test asked for it.
             self.result["injected_fault"] = fail_at
-        token = new_token()
+        token = params.get("token") or new_token()
         work = work_dir(params["media_dir_container"], token)
         # From here on every failure carries the token and what is live
         # (replace()), whatever raised it.
