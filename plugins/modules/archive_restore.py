@@ -208,7 +208,7 @@ def argument_spec():
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
         reset_models=dict(type="list", elements="str"),
-        token=dict(type="str"),
+        token=dict(type="str", no_log=False),
     )
 
 

@@ -99,7 +99,7 @@ options:
   token:
     description:
       - With O(state=absent), the RV(token) returned when the lock was taken.
-      - With O(state=present) and O(journal), the same: the lock to record in.
+      - With O(state=present) and O(journal), the same token names the lock to record in.
     type: str
 attributes:
   check_mode:
@@ -201,7 +201,9 @@ def take_or_release(module):
     if params["state"] == "present" and params["journal"] is not None:
         if not params["token"]:
             raise LockError("journal is recorded in the lock this run holds: give its token")
-        holder = record(params["project_dir"], params["token"], params["journal"], module.check_mode)
+        holder = record(
+            params["project_dir"], params["token"], params["journal"], module.check_mode
+        )
         return dict(changed=True, path=lock_path(params["project_dir"]), holder=holder)
     if params["state"] == "present":
         info = acquire(

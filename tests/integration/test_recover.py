@@ -115,7 +115,8 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
     before = content()
     recorded = restore_killed_at(older["archive"], "replacing", after=1.0)
     assert recorded["stage"] in ("replacing", "starting", "rolling_back"), recorded
-    assert recorded["safety"] and recorded["token"]
+    assert recorded["safety"]
+    assert recorded["token"]
     assert "backend" in recorded["services"]
     assert not backend_running()
 
@@ -140,11 +141,8 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
     proc = recover(f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert "RECOVERED" in proc.stdout
-    if recorded["stage"] == "starting":  # the restore had held and was verified
-        assert_recovered_to = older["state"]
-    else:
-        assert_recovered_to = before
-    assert_recovered(assert_recovered_to)
+    # A restore that had held and was verified is kept; any other is put back.
+    assert_recovered(older["state"] if recorded["stage"] == "starting" else before)
     # The recovery leaves nothing for the next run to trip on.
     proc = run_playbook("backup.yml")
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -77,6 +77,7 @@ def test_every_job_template_has_a_project_playbook_that_imports_the_collections(
         "EDMS Rehearse",
         "EDMS Restore",
         "EDMS Rollback",
+        "EDMS Recover",
     ]
     for template in TEMPLATES["edms_job_templates"]:
         with open(os.path.join(ROOT, template["playbook"])) as handle:

@@ -179,7 +179,11 @@ def test_a_run_that_died_in_the_middle_of_a_restore_gives_the_recovery_playbook(
     info["journal"] = {"operation": "restore", "archive": SAFETY, "stage": "replacing"}
     msg = str(lock.unfinished_refusal("/srv/edms/run/.edms-backup.lock", info, "edms-demo"))
     assert kc.parse_recovery(ansible_failure(msg, "Take the project lock")) == [
-        {"kind": "playbook", "playbook": "recover.yml", "vars": {"edms_restore_confirm": "edms-demo"}}
+        {
+            "kind": "playbook",
+            "playbook": "recover.yml",
+            "vars": {"edms_restore_confirm": "edms-demo"},
+        }
     ]
 
 

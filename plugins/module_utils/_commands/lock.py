@@ -68,6 +68,8 @@ POLL_SECONDS = 2.0
 # The operation that alone takes over the lock of a run that died in the middle
 # of a restore or rollback (its journal), and what the refusal tells to run.
 RECOVER = "recover"
+
+
 def recovery_command(host_name=None, stale=False):
     """The command that recovers a run that died, for the host the inventory
     names host_name."""
@@ -516,9 +518,7 @@ def unfinished_refusal(path, info, host_name=None):
 def record(project_dir, token, journal, check_mode=False):
     """Record journal (the run's progress) in the lock that token took."""
     if not isinstance(journal, dict) or journal.get("stage") not in STAGES:
-        raise LockError(
-            "journal must be a mapping whose stage is one of " + ", ".join(STAGES)
-        )
+        raise LockError("journal must be a mapping whose stage is one of " + ", ".join(STAGES))
     path = lock_path(project_dir)
     with _guard(project_dir):
         info = read_lock(path)

@@ -380,7 +380,7 @@ def test_kill_recover_the_journal_is_recorded_in_the_lock_the_run_holds(held, tm
     assert read_lock(held["path"])["journal"] == JOURNAL
     assert oct(os.stat(held["path"]).st_mode & 0o777) == "0o600"
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(held["path"])]
-    with pytest.raises(LockError, match="not recording: .* not this run"):
+    with pytest.raises(LockError, match=r"not recording: .* not this run"):
         record(str(tmp_path), "0" * 32, dict(JOURNAL, stage="starting"))
     with pytest.raises(LockError, match="stage is one of stopping, safety"):
         record(str(tmp_path), held["token"], dict(JOURNAL, stage="somewhere"))
@@ -394,7 +394,9 @@ def test_kill_recover_a_dead_runs_journal_refuses_every_other_operation(tmp_path
             acquire(str(tmp_path), "me", operation, max_hold=60, host_name="edms-staging")
         text = str(caught.value)
         assert text.startswith("a run died in the middle of a restore: AWX job 3 holds")
-        assert "a restore of /srv/edms-archives/edms-backup-20261201T100000Z.zip was replacing" in text
+        assert (
+            "a restore of /srv/edms-archives/edms-backup-20261201T100000Z.zip was replacing" in text
+        )
         assert "services stopped: backend, worker" in text
         assert "its restore token: 0123456789ab" in text
         assert "playbooks/recover.yml -e edms_restore_confirm=edms-staging" in text
@@ -427,7 +429,8 @@ def test_kill_recover_a_stale_lock_with_a_journal_is_never_to_be_removed_by_hand
     with pytest.raises(LockError) as caught:
         acquire(str(tmp_path), "me", "recover", max_hold=60, host_name="edms-demo")
     text = str(caught.value)
-    assert "Do not remove the lock by hand" in text and "rm " not in text
+    assert "Do not remove the lock by hand" in text
+    assert "rm " not in text
     assert "recover.yml -e edms_restore_confirm=edms-demo -e edms_recover_stale=true" in text
     with pytest.raises(LockError, match="for the recover operation only"):
         acquire(str(tmp_path), "me", "restore", max_hold=60, take_over_stale=True)
