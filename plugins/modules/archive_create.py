@@ -155,9 +155,22 @@ objects:
   type: int
 media:
   description:
-    - Media files copied (C(files), C(bytes)) and entries left out
-      (C(skipped)), which are not regular files or have a path component
-      named like a restore's work directory (C(.edms-restore-*)).
+    - Media files copied (C(files), C(bytes)) and the paths left out
+      (C(skipped)), relative to the media root.
+    - A hard-linked file is copied at each of its paths, as a file of its
+      own. Left out are symbolic links, devices and the like, and files
+      whose names the archive cannot hold; the task warns about the latter,
+      naming each with why. Those are names that are not valid UTF-8
+      (Django keeps a file field's name as UTF-8 text in the database, so
+      no row can name such a file), names with a path component named like
+      a restore's work directory (C(.edms-restore-*)), a C(.) or empty
+      component or a backslash, and a name equal to an earlier one once
+      normalised to Unicode NFC (the first is kept). A hard-linked path
+      removed while the backup ran is left out and warned about too.
+    - In C(skipped) and in the warnings, the bytes of a name that are not
+      UTF-8, and control characters, are shown as C(\xNN).
+    - A restore's own work directory at the top of the media root is not
+      media; it is neither copied nor listed.
   returned: success, not in check mode
   type: dict
 pgdump_snapshot:

@@ -41,6 +41,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     ArchiveError,
     ArchiveWriter,
     archive_name,
+    member_name_problem,
+    member_path,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
@@ -96,6 +98,8 @@ PGDUMP_ARGV = ["pg_dump", "-Fc", "--no-password"]
 # checked against both before it is used.
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]{1,16}(-[0-9A-Fa-f]{1,16}){1,2}$")
 SIGNAL_DIR = re.compile(r"^/[A-Za-z0-9._/-]*/edms-snapshot-[A-Za-z0-9_]+$")
+# Characters a media name may hold that a log line should not (printable()).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class BackupError(ModuleFailure):
@@ -301,11 +305,27 @@ class SnapshotWatcher:
             )
 
 
-def add_media(writer, containers, container_id, media_dir):
-    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped)."""
-    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
+def add_media(writer, containers, container_id, media_dir, warnings=None):
+    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped).
+
+    A hard-linked file comes in the tar stream once as a regular member and
+    at each of its other paths as a link entry, whose data a stream cannot
+    read back: each such path is read again on its own afterwards, where the
+    engine returns it as the regular file it is, and stored with its own
+    bytes. Symbolic links, devices and the like are left out. So is a file
+    whose name the archive cannot hold (not UTF-8, or refused by the member
+    name rules of _format/archive.py, or equal to an earlier one once
+    normalised): it is listed in skipped (printable, bytes that are not
+    UTF-8 as \\xNN) and named in a warning appended to warnings.
+    """
+    media_dir = media_dir.rstrip("/")
     files, size, skipped = 0, 0, []
-    with tarfile.open(fileobj=IterStream(chunks), mode="r|") as tar:
+    names = MediaNames()
+    links = []
+    chunks, _stat = containers.read_tree(container_id, media_dir)
+    with tarfile.open(
+        fileobj=IterStream(chunks), mode="r|", encoding="utf-8", errors="surrogateescape"
+    ) as tar:
         for member in tar:
             # The tar's top directory is the media dir's own name.
             parts = member.name.split("/", 1)
@@ -316,14 +336,134 @@ def add_media(writer, containers, container_id, media_dir):
                 continue  # a restore's work directory (see _deployment/media.py), never media
             if member.isdir():
                 continue
-            # Deeper down, such a name is media that no archive may hold (_format/archive.py).
-            if not member.isfile() or any(map(is_work_name, relative.split("/"))):
-                skipped.append(relative)
+            if not (member.isfile() or member.islnk()):
+                skipped.append(printable(relative))
                 continue
-            writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
+            if names.refuse(relative):
+                skipped.append(printable(relative))
+                continue
+            if member.islnk():
+                links.append(relative)  # read on its own once the stream is done
+                continue
+            size += writer.add_stream(
+                MEDIA_PREFIX + relative, tar.extractfile(member), compress=False
+            )["size"]
             files += 1
-            size += member.size
+    for relative in links:
+        written = add_media_file(writer, containers, container_id, media_dir, relative)
+        if written is None:
+            names.gone(relative)
+            skipped.append(printable(relative))
+            continue
+        size += written
+        files += 1
+    if warnings is not None:
+        warnings.extend(names.warnings())
     return files, size, skipped
+
+
+def add_media_file(writer, containers, container_id, media_dir, relative):
+    """Write the one file media_dir/relative, read on its own; return its size,
+    or None when it is no longer a regular file there (gone, or replaced)."""
+    try:
+        chunks, _stat = containers.read_tree(container_id, media_dir + "/" + relative)
+    except ExecError as exc:
+        if getattr(exc.__cause__, "status_code", None) == 404:
+            return None
+        raise
+    with tarfile.open(
+        fileobj=IterStream(chunks), mode="r|", encoding="utf-8", errors="surrogateescape"
+    ) as tar:
+        member = tar.next()
+        if member is None or not member.isfile():
+            return None
+        if member.name != relative.rsplit("/", 1)[-1]:
+            return None
+        entry = writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
+        return entry["size"]
+
+
+def printable(name):
+    """A media name as text that can be shown and returned on one line: the
+    bytes of a name that are not UTF-8 (held as lone surrogates) and control
+    characters as \\xNN."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class MediaNames:
+    """The media names taken into an archive so far, and those refused.
+
+    A name is refused when the archive cannot hold it: it is not UTF-8 (a ZIP
+    member name is text), the member name rules refuse it (_format/archive.py
+    member_name_problem), or it names the same path as an earlier media file
+    once normalised to Unicode NFC (the first is kept), or a path where an
+    earlier one has a directory or a file. The archive written then verifies
+    whatever names the media root holds.
+    """
+
+    LISTED = 20
+
+    def __init__(self):
+        self.files = {}  # member_path of each media file taken: its name
+        self.directories = set()  # member_path of each directory above them
+        self.not_utf8 = []
+        self.refused = []  # (name, why)
+
+    def refuse(self, relative):
+        """Why relative cannot be taken (recorded), or None (then it is taken)."""
+        try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:
+            self.not_utf8.append(printable(relative))
+            return "is not valid UTF-8"
+        name = MEDIA_PREFIX + relative
+        problem = member_name_problem(name) or ("names a directory" if name.endswith("/") else None)
+        path = member_path(name)
+        parents = path.split("/")[:-1]
+        above = ["/".join(parents[: depth + 1]) for depth in range(len(parents))]
+        first = self.files.get(path)
+        if problem is None and first == relative:
+            problem = "is in the media twice"
+        elif problem is None and first is not None:
+            problem = f"names the same path as '{printable(first)}' once normalised to Unicode NFC"
+        if problem is None and (path in self.directories or any(a in self.files for a in above)):
+            problem = "names a path where another media file has a directory or a file"
+        if problem is not None:
+            self.refused.append((relative, problem))
+            return problem
+        self.files[path] = relative
+        self.directories.update(above)
+        return None
+
+    def gone(self, relative):
+        self.refused.append(
+            (relative, "was no longer a regular file when its hard link was read on its own")
+        )
+
+    def warnings(self):
+        found = []
+        if self.not_utf8:
+            found.append(
+                "media files left out of the archive, their names are not valid UTF-8: "
+                + self.listed(f"'{name}'" for name in self.not_utf8)
+                + ". Django keeps a file field's name as text in the database (UTF-8),"
+                " so no row can name these files and the application cannot use them;"
+                " rename them to UTF-8 names if they matter"
+            )
+        if self.refused:
+            found.append(
+                "media files left out of the archive: "
+                + self.listed(f"'{printable(name)}' {why}" for name, why in self.refused)
+            )
+        return found
+
+    def listed(self, items):
+        items = list(items)
+        text = "; ".join(items[: self.LISTED])
+        if len(items) > self.LISTED:
+            text += f"; and {len(items) - self.LISTED} more (see media.skipped)"
+        return text
 
 
 def build_metadata(report, created, params, project_name):
@@ -523,9 +663,16 @@ def write_archive(params, plan, containers, result):
             if spool is not None:
                 result["pgdump_snapshot"] = "the fixture's" if watcher.shared else "its own"
 
+            media_warnings = []
             files, media_bytes, skipped = add_media(
-                writer, containers, plan.backend.container_id, params["media_dir_container"]
+                writer,
+                containers,
+                plan.backend.container_id,
+                params["media_dir_container"],
+                media_warnings,
             )
+            if media_warnings:
+                result.setdefault("warnings", []).extend(media_warnings)
             if spool is not None:
                 writer.add_file(PGDUMP, spool.result(), compress=False)
             metadata = build_metadata(

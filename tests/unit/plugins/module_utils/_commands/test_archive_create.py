@@ -1,22 +1,31 @@
 """The backup's comparison of a new archive's counts with the previous verified one."""
 
 import contextlib
+import io
 import os
+import tarfile
+import unicodedata
+import zipfile
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_create import (
     BackupError,
     Written,
+    add_media,
     against_previous,
     create_backup,
     verify_and_record,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     read_status,
     status_path,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
 
+from .._format.test_archive import FILE1, FILE2, NAME, fixture_bytes, metadata_for, objects
 from .._format.test_catalogue import member_data_offset, rewrite_keeping_time, zip_with
 from .test_archive_catalogue import verified, write_archive
 
@@ -88,3 +97,167 @@ def test_f6_the_comparison_of_a_new_archive_runs_past_unreadable_ones(tmp_path):
     warnings = []
     result = against_previous(str(tmp_path), os.path.basename(new), "UTC", 0.5, warnings.append)
     assert result["count_compared_with"] == os.path.basename(good)
+
+
+# The media as the backend's container gives them: tar streams, read in stream mode.
+
+
+def tar_of(entries, tar_format=tarfile.GNU_FORMAT):
+    """A tar stream of (name, data) regular files and (name, tarfile.LNKTYPE,
+    target) hard links, names given as the container's tar holds them."""
+    buffer = io.BytesIO()
+    with tarfile.open(
+        fileobj=buffer,
+        mode="w",
+        format=tar_format,
+        encoding="utf-8",
+        errors="surrogateescape",
+    ) as tar:
+        for entry in entries:
+            info = tarfile.TarInfo(entry[0])
+            if len(entry) == 3:
+                info.type, info.linkname = entry[1], entry[2]
+                tar.addfile(info)
+            else:
+                info.size = len(entry[1])
+                tar.addfile(info, io.BytesIO(entry[1]))
+    return buffer.getvalue()
+
+
+class NotFound(Exception):
+    status_code = 404
+
+
+class MediaContainer:
+    """read_tree of the backend's container: the media root's stream, and a
+    path read on its own as the engine gives it (one regular member named
+    by its base name); paths not in `alone` are gone."""
+
+    def __init__(self, tree, alone=None):
+        self.tree = tree
+        self.alone = alone or {}
+        self.read = []
+
+    def read_tree(self, container_id, path):
+        self.read.append(path)
+        if path == "/app/media":
+            return iter([self.tree[i : i + 700] for i in range(0, len(self.tree), 700)]), {}
+        if path not in self.alone:
+            raise ExecError(f"cannot read {path}: no such file") from NotFound()
+        return iter([tar_of([(path.rsplit("/", 1)[-1], self.alone[path])])]), {}
+
+
+def back_up_media(tmp_path, container):
+    """add_media into a real archive with the fixture of test_archive; the
+    archive verified, with what add_media returned and warned."""
+    warnings = []
+    with ArchiveWriter(str(tmp_path), NAME) as writer:
+        writer.add_stream("database_backup.json", fixture_bytes(objects()))
+        files, size, skipped = add_media(writer, container, "backend", "/app/media/", warnings)
+        path = writer.finish(metadata_for(objects()))
+    with zipfile.ZipFile(path) as archive:
+        media = {n: archive.read(n) for n in archive.namelist() if n.startswith("media/")}
+    return {
+        "files": files,
+        "bytes": size,
+        "skipped": skipped,
+        "warnings": warnings,
+        "media": media,
+        "verification": verify_archive(path),
+    }
+
+
+def test_f12_hard_linked_media_come_in_as_regular_files(tmp_path):
+    # FILE2 and a copy of it are hard links of FILE1: the stream holds link
+    # entries for them, whose data cannot be read back from it.
+    copy = "documents/2025/01/copy-of-DOC-000001.bin"
+    gone = "documents/2025/01/deleted-meanwhile.bin"
+    tree = tar_of(
+        [
+            ("media/" + FILE1, b"one" * 100),
+            ("media/" + FILE2, tarfile.LNKTYPE, "media/" + FILE1),
+            ("media/" + copy, tarfile.LNKTYPE, "media/" + FILE1),
+            ("media/" + gone, tarfile.LNKTYPE, "media/" + FILE1),
+            ("media/documents/link.bin", tarfile.SYMTYPE, "/etc/passwd"),
+        ]
+    )
+    alone = {"/app/media/" + FILE2: b"one" * 100, "/app/media/" + copy: b"one" * 100}
+    container = MediaContainer(tree, alone)
+    backed_up = back_up_media(tmp_path, container)
+
+    assert backed_up["media"] == {
+        "media/" + FILE1: b"one" * 100,
+        "media/" + FILE2: b"one" * 100,
+        "media/" + copy: b"one" * 100,
+    }
+    assert (backed_up["files"], backed_up["bytes"]) == (3, 900)
+    assert container.read == ["/app/media", *alone, "/app/media/" + gone]
+    # A symbolic link can point anywhere: left out; so is a link gone meanwhile.
+    assert backed_up["skipped"] == ["documents/link.bin", gone]
+    assert len(backed_up["warnings"]) == 1
+    assert gone in backed_up["warnings"][0]
+    assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_f12_a_media_name_that_is_not_utf8_is_left_out_and_named(tmp_path, tar_format):
+    # caf\xe9: Latin-1, not UTF-8, and a line feed; tarfile holds the byte as a lone surrogate.
+    odd = b"documents/caf\xe9\n.pdf".decode("utf-8", "surrogateescape")
+    tree = tar_of(
+        [
+            ("media/" + FILE1, b"one" * 100),
+            ("media/" + odd, b"latin-1"),
+            ("media/" + FILE2, b"two" * 100),
+        ],
+        tar_format,
+    )
+    backed_up = back_up_media(tmp_path, MediaContainer(tree))
+
+    assert sorted(backed_up["media"]) == ["media/" + FILE1, "media/" + FILE2]
+    assert backed_up["skipped"] == ["documents/caf\\xe9\\x0a.pdf"]
+    [warning] = backed_up["warnings"]
+    assert "'documents/caf\\xe9\\x0a.pdf'" in warning
+    assert "not valid UTF-8" in warning
+    assert "no row can name" in warning
+    # Everything returned can be shown and serialised.
+    warning.encode("utf-8")
+    assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+
+
+def test_f12_a_name_the_archive_rules_refuse_is_left_out_and_the_archive_verifies(tmp_path):
+    nfc = unicodedata.normalize("NFC", "documents/café.pdf")
+    nfd = unicodedata.normalize("NFD", "documents/café.pdf")
+    refused = [
+        "documents/./dot.pdf",
+        "documents//empty.pdf",
+        "documents/back\\slash.pdf",
+        "documents/deep/.EDMS-restore-x/a.pdf",
+        nfd,  # the same path as the NFC name before it
+        unicodedata.normalize("NFD", "documents/Zoë/a.pdf"),  # under the file "Zoë"
+        FILE1,  # the same name twice
+    ]
+    tree = tar_of(
+        [
+            ("media/" + FILE1, b"one" * 100),
+            ("media/" + nfc, b"first"),
+            ("media/" + unicodedata.normalize("NFC", "documents/Zoë"), b"a file"),
+            *[("media/" + name, b"refused") for name in refused],
+            ("media/" + FILE2, b"two" * 100),
+        ]
+    )
+    backed_up = back_up_media(tmp_path, MediaContainer(tree))
+
+    assert backed_up["media"] == {
+        "media/" + FILE1: b"one" * 100,
+        "media/" + nfc: b"first",
+        "media/" + unicodedata.normalize("NFC", "documents/Zoë"): b"a file",
+        "media/" + FILE2: b"two" * 100,
+    }
+    assert backed_up["skipped"] == refused
+    [warning] = backed_up["warnings"]
+    for name in refused:
+        assert f"'{name}'" in warning
+    assert f"'{nfd}' names the same path as '{nfc}' once normalised to Unicode NFC" in warning
+    assert f"'{FILE1}' is in the media twice" in warning
+    assert "'documents/./dot.pdf' has a '.' component" in warning
+    assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
