@@ -201,10 +201,22 @@ class Stack:
         self.session.drop_database()
 
 
+MODEL_LABELS = (
+    "import json, django\n"
+    "django.setup()\n"
+    "from django.apps import apps\n"
+    "print(json.dumps([m._meta.label_lower for m in apps.get_models(include_auto_created=True)]))\n"
+)
+
+
 def seed(stack, archive):
     """The live database and media replaced by the archive's, with the collection's
-    own rollback (fixture method: the dataset has no pg_dump)."""
+    own rollback (fixture method: the dataset has no pg_dump). The dataset holds
+    only some of the application's models: every other table is emptied too
+    (reset_models), so that the live data is the dataset's alone."""
+    labels = json.loads(stack.exec("backend", "python", "-c", MODEL_LABELS).stdout.split("\n")[-2])
     params = {**PROJECT, "archive": archive, "token": None, "method": "fixture"}
+    params["reset_models"] = labels
     params.pop("database")
     rollback(params)
 

@@ -13,8 +13,8 @@ description:
     and verifies a safety backup first, asks for confirmation, stops the
     services that write and rolls back on failure.
   - Before anything changes, verifies the archive (refusing one that fails,
-    one of another format, one that changed since RV(sha256) was taken when
-    O(archive_sha256) is given), compares its migrations with the live
+    one of another format, and, when O(archive_sha256) is given, one that
+    changed since RV(sha256) was taken), compares its migrations with the live
     database's (refusing a difference unless O(allow_migration_mismatch)), and
     refuses while the work directory of an earlier restore is in the media
     root.
@@ -43,11 +43,13 @@ options:
   archive_sha256:
     description:
       - The archive's sha256 as an earlier O(verify_only) run returned it; the
-        archive is refused if it changed since. Letter case and surrounding
-        blanks do not matter; anything but 64 hexadecimal digits is refused.
-      - Whether checked by sha256 or verified, the file that was checked is
-        the one read for the rest of the task (media and fixture), even if
-        another file is moved to its name meanwhile.
+        archive is refused if it changed since. It pins the archive and never
+        replaces its verification, which runs all the same. Letter case and
+        surrounding blanks do not matter; anything but 64 hexadecimal digits
+        is refused.
+      - The file that was verified and whose sha256 was taken is the one read
+        for the rest of the task (media and fixture), even if another file is
+        moved to its name meanwhile.
     type: str
   allow_migration_mismatch:
     description: Go on when the archive's migrations differ from the live database's.
@@ -64,6 +66,15 @@ options:
         restore everyone logs in again, on purpose).
     type: list
     elements: str
+  token:
+    description:
+      - The restore token that names this run's work directory in the media
+        root (12 lowercase hexadecimal digits), so that the caller records it
+        before anything is replaced (the restore role records it in the
+        project lock, for a recovery). Not set, a new random one.
+      - Anything of another form is refused before anything changes, and so is
+        a token whose work directory exists already.
+    type: str
   verify_only:
     description: Run only the checks made before anything changes, and return the plan.
     type: bool
@@ -141,6 +152,24 @@ media_put_back:
   description: After a failure, what happened to the media.
   returned: on failure after the media were touched
   type: str
+media_live:
+  description:
+    - Which media are live, C(previous), C(archive) or C(unknown) (the
+      Docker engine was lost during the swap or the put-back).
+    - On a failure, with RV(token), what a rollback starts from.
+  returned: when something changed
+  type: str
+database_load:
+  description:
+    - What the load did to the database, C(not started), C(rolled back),
+      C(committed) or C(unknown) (the Docker engine was lost while it ran,
+      so it may still commit in the backend container).
+  returned: when something changed
+  type: str
+verification:
+  description: The archive's verification (ok, problems).
+  returned: when the archive was read
+  type: dict
 load:
   description: The load's report (objects, counts, seconds, peak_rss_kb, streamed).
   returned: success
@@ -179,6 +208,7 @@ def argument_spec():
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
         reset_models=dict(type="list", elements="str"),
+        token=dict(type="str"),
     )
 
 

@@ -46,15 +46,14 @@ options:
     description:
       - The archive's sha256 as a run that verified it returned it
         (RV(edms.backup.archive_create#module:sha256) of the safety backup, or
-        RV(sha256) of a check-mode run of this module). The file's sha256 is
-        then compared with it instead of verifying the archive again; equal
-        bytes verify alike, and a rollback of a large archive does not wait
-        for a second full verification. A difference fails the task before
+        RV(sha256) of a check-mode run of this module). It pins the archive
+        and never replaces its verification, which runs all the same; the
+        file verified must also have this sha256, or the task fails before
         anything changes. Letter case and surrounding blanks do not matter;
         anything but 64 hexadecimal digits is refused.
-      - Whether checked by sha256 or verified, the file that was checked is
-        the one read for the rest of the task, even if another file is moved
-        to its name meanwhile.
+      - The file that was verified and whose sha256 was taken is the one read
+        for the rest of the task, even if another file is moved to its name
+        meanwhile.
     type: str
   reset_models:
     description:

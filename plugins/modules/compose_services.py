@@ -20,6 +20,10 @@ description:
     backend then runs in a maintenance container, see
     O(edms.backup.archive_restore#module:maintenance)); V(started) starts it
     after the others.
+  - V(started), when it starts the backend, first removes every maintenance
+    container of the project that is still there (that of a run that died,
+    which may still be running its program) and names them in
+    RV(maintenance_removed).
   - The db service is refused.
 extends_documentation_fragment:
   - edms.backup.project
@@ -86,6 +90,11 @@ stopped:
 started:
   description: The services this run started (or would start).
   returned: with state=started
+  type: list
+  elements: str
+maintenance_removed:
+  description: The maintenance containers of a dead run removed before the backend started.
+  returned: when the backend was started
   type: list
   elements: str
 commands:

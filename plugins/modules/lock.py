@@ -35,6 +35,12 @@ description:
     steps that follow. Any other stale lock (its run still there, no anchor
     recorded, taken on another host, unreadable) is refused with the command
     that clears it; a stale lock is never broken silently.
+  - A run that stops services or replaces data records its progress in its
+    lock with O(journal) and the RV(token) it holds. If that run dies, its
+    lock is never taken over by another operation; every later run is refused,
+    changing nothing, with what the dead run recorded and the recovery to run
+    (C(playbooks/recover.yml)). Only O(operation=recover) takes such a lock
+    over; it inherits the journal and returns it in RV(taken_over).
   - O(state=absent) releases a lock taken with the RV(token) this module
     returned, and ends its holder; another run's lock is refused.
 options:
@@ -52,9 +58,34 @@ options:
     type: str
     default: ansible
   operation:
-    description: What the lock is taken for (backup, restore, rehearsal, rollback).
+    description:
+      - What the lock is taken for (backup, restore, rehearsal, rollback).
+      - V(recover) is the recovery of a run that died in the middle of a
+        restore or rollback, and the only operation that takes its lock over.
     type: str
     default: operation
+  journal:
+    description:
+      - With O(state=present) and O(token), the progress of the run that holds
+        the lock, recorded in it in place of any earlier record.
+      - C(stage) is one of V(stopping), V(safety), V(replacing),
+        V(rolling_back), V(starting); C(operation), C(archive), C(services)
+        (those stopped), C(safety) (the safety backup) and C(safety_sha256),
+        C(token) (the restore token) say what a recovery needs.
+    type: dict
+  host_name:
+    description:
+      - The managed host's name in the inventory, for the recovery command a
+        refusal prints (C(-e edms_restore_confirm=...)).
+    type: str
+  take_over_stale:
+    description:
+      - With O(operation=recover) only, also take over a lock whose holder is
+        gone while the run that took it cannot be proven gone (no run
+        recorded, or taken on another host), on the operator's word that
+        nothing of this project runs.
+    type: bool
+    default: false
   max_hold:
     description:
       - Seconds after which the holder process ends on its own, whether or not
@@ -66,7 +97,9 @@ options:
     type: int
     default: 172800
   token:
-    description: With O(state=absent), the RV(token) returned when the lock was taken.
+    description:
+      - With O(state=absent), the RV(token) returned when the lock was taken.
+      - With O(state=present) and O(journal), the same: the lock to record in.
     type: str
 attributes:
   check_mode:
@@ -121,13 +154,18 @@ holder:
 taken_over:
   description:
     - The stale lock of a dead run that this task took over (owner,
-      operation, host, pid, started_at, anchor).
+      operation, host, pid, started_at, anchor, and C(journal) when that run
+      recorded its progress).
   returned: when a stale lock was taken over
   type: dict
 stale:
   description: Whether the lock that stopped this run has lost its holder process.
   returned: on failure to take the lock
   type: bool
+unfinished:
+  description: The journal of the dead run whose lock stopped this run.
+  returned: on failure, when the lock holds the journal of a run that died
+  type: dict
 path:
   description: The lock file.
   returned: always
@@ -138,6 +176,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.lock import 
     LockError,
     acquire,
     lock_path,
+    record,
     release,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import run_module
@@ -151,11 +190,19 @@ def argument_spec():
         operation=dict(type="str", default="operation"),
         max_hold=dict(type="int", default=172800),
         token=dict(type="str", no_log=True),
+        journal=dict(type="dict"),
+        take_over_stale=dict(type="bool", default=False),
+        host_name=dict(type="str"),
     )
 
 
 def take_or_release(module):
     params = module.params
+    if params["state"] == "present" and params["journal"] is not None:
+        if not params["token"]:
+            raise LockError("journal is recorded in the lock this run holds: give its token")
+        holder = record(params["project_dir"], params["token"], params["journal"], module.check_mode)
+        return dict(changed=True, path=lock_path(params["project_dir"]), holder=holder)
     if params["state"] == "present":
         info = acquire(
             params["project_dir"],
@@ -163,6 +210,8 @@ def take_or_release(module):
             params["operation"],
             params["max_hold"],
             check_mode=module.check_mode,
+            take_over_stale=params["take_over_stale"],
+            host_name=params["host_name"],
         )
         result = dict(changed=True, path=info.pop("path"), warnings=info.pop("warnings"))
         if "taken_over" in info:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The kill campaign: backups and restores of the demo stack killed at a random point.
 
 Each run starts a real ``ansible-playbook`` of playbooks/backup.yml or
@@ -243,7 +242,7 @@ def parse_recovery(text):
             found.append({"kind": "wait-lock"})
         for playbook in dict.fromkeys(re.findall(r"playbooks/([A-Za-z0-9_.-]+\.yml)", message)):
             variables = _variables(message)
-            if "edms_archive" not in variables:
+            if "edms_archive" not in variables and playbook in ("rollback.yml", "restore.yml"):
                 archives = re.findall(r"(/[^\s'\"(),;]+\.zip)\b", message)
                 if archives:
                     variables["edms_archive"] = archives[0]
@@ -383,7 +382,7 @@ def render_table(records, command, durations=None):
         "| operation | kill | runs | killed as drawn | fell back to playbook | "
         + " | ".join(shown)
         + " |",
-        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in shown) + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for name in shown) + " |",
     ]
     groups = {}
     for record in records:

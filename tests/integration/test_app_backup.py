@@ -26,6 +26,8 @@ from .conftest import (
 )
 
 BACKUPS = os.path.join(RUN, "backups")
+# The collection's own archives (edms_archive_dir of the demo inventory).
+ARCHIVES = os.path.join(RUN, "edms-archives")
 STEP3 = ["documents.Document", "users.User", "workflows.Workflow"]
 PROJECT = {
     "project_dir": RUN,
@@ -461,7 +463,10 @@ def test_the_apis_refusals_fail_with_its_message_and_never_show_the_password(
 
 
 def archives():
-    return {name for name in host_listing() if name.startswith("edms_") and name.endswith(".zip")}
+    """The collection's archives in the demo's archive directory."""
+    if not os.path.isdir(ARCHIVES):
+        return set()
+    return {n for n in os.listdir(ARCHIVES) if n.startswith("edms_") and n.endswith(".zip")}
 
 
 def test_site_goes_on_to_the_collections_backup_when_the_applications_fails(
@@ -476,8 +481,8 @@ def test_site_goes_on_to_the_collections_backup_when_the_applications_fails(
     assert len(new) == 1, proc.stdout[-3000:]  # the collection's backup still ran, verified
     assert "Rehearsal   passed" in proc.stdout
     for name in new:
-        os.remove(os.path.join(BACKUPS, name))
-        status = os.path.join(BACKUPS, name + ".status.json")
+        os.remove(os.path.join(ARCHIVES, name))
+        status = os.path.join(ARCHIVES, name + ".status.json")
         if os.path.exists(status):
             os.remove(status)
 
@@ -485,11 +490,9 @@ def test_site_goes_on_to_the_collections_backup_when_the_applications_fails(
 def test_an_archive_of_this_collections_format_renamed_is_rehearsed_as_one(stack, app_backups):
     proc = run_playbook("backup.yml", "backup_prune=false")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    newest = max(
-        name for name in host_listing() if name.startswith("edms_") and name.endswith(".zip")
-    )
+    newest = max(archives())
     renamed = os.path.join(BACKUPS, "pre-upgrade.zip")
-    with open(os.path.join(BACKUPS, newest), "rb") as source, open(renamed, "wb") as copy:
+    with open(os.path.join(ARCHIVES, newest), "rb") as source, open(renamed, "wb") as copy:
         copy.write(source.read())
     rc, result = rehearse(renamed)
     assert rc == 0, result.get("msg")

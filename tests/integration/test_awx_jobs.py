@@ -33,6 +33,8 @@ from .conftest import (
 with open(os.path.join(ROOT, "awx", "job_templates.yml")) as _handle:
     TEMPLATES = {t["name"]: t for t in yaml.safe_load(_handle)["edms_job_templates"]}
 BACKUPS = os.path.join(RUN, "edms-archives")
+# The application's own backup directory (edms_backup_dir).
+APP_BACKUPS = os.path.join(RUN, "backups")
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
 
@@ -73,7 +75,7 @@ def inventory():
         variables = yaml.safe_load(handle)
     variables.update(
         edms_project_dir=RUN,
-        edms_backup_dir=os.path.join(RUN, "backups"),
+        edms_backup_dir=APP_BACKUPS,
         edms_archive_dir=BACKUPS,
     )
     host = {
@@ -177,12 +179,12 @@ def test_the_application_backup_template_runs_the_applications_own_backup(projec
         "from apps.backup.models import BackupJob\n"
         "print(json.dumps([str(pk) for pk in BackupJob.objects.values_list('pk', flat=True)]))"
     )
-    files = set(os.listdir(BACKUPS))
+    files = set(os.listdir(APP_BACKUPS))
     try:
         status, stdout, _artifacts = launch(project, "EDMS Application Backup")
         assert status == "successful", stdout[-4000:]
         assert "Layout      edms-native zip, verified" in stdout
-        made = set(os.listdir(BACKUPS)) - files
+        made = set(os.listdir(APP_BACKUPS)) - files
         assert len(made) == 1, made
         assert lock_is_free()
     finally:
@@ -191,8 +193,8 @@ def test_the_application_backup_template_runs_the_applications_own_backup(projec
             f"BackupJob.objects.exclude(pk__in={jobs!r}).delete()\n"
             "print(json.dumps(True))"
         )
-        for name in set(os.listdir(BACKUPS)) - files:
-            os.remove(os.path.join(BACKUPS, name))
+        for name in set(os.listdir(APP_BACKUPS)) - files:
+            os.remove(os.path.join(APP_BACKUPS, name))
 
 
 def test_restore_then_rollback_through_their_templates(project):

@@ -166,6 +166,9 @@ def test_f10_the_pgdump_is_taken_in_the_fixtures_snapshot_and_rehearsed(stack):
     rollback puts back, holds exactly the fixture's rows, and the rehearsal
     restores it and says so."""
     directory = tempfile.mkdtemp(prefix="edms-rehearse-pgdump-")
+    # The content before the writes, put back at the end for the tests that follow.
+    rc, before = run_module("archive_create", {**PROJECT, "backup_dir": directory})
+    assert rc == 0, before.get("msg")
     writer = subprocess.Popen(
         [*COMPOSE, "exec", "-T", "backend", "python", "manage.py", "simulate_activity",
          "--iterations", "400", "--interval", "0"],
@@ -197,4 +200,7 @@ def test_f10_the_pgdump_is_taken_in_the_fixtures_snapshot_and_rehearsed(stack):
         )
         assert not database_exists(NAME)
     finally:
+        rc, put_back = run_module("archive_restore", {**PROJECT, "archive": before["archive"]})
+        assert rc == 0, put_back.get("msg")
+        run_module("restore_finish", {**PROJECT, "token": put_back["token"]})
         shutil.rmtree(directory, ignore_errors=True)

@@ -149,19 +149,59 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     assert lock_is_free()
 
 
-def test_a_second_restore_is_refused_by_the_lock(older):
+HOLD = """
+- hosts: edms
+  gather_facts: false
+  tasks:
+    - name: Take the lock
+      edms.backup.lock:
+        project_dir: {project}
+        owner: first restore
+        operation: restore
+      register: held
+    - name: Hold it until told
+      ansible.builtin.wait_for:
+        path: {flag}
+        timeout: 600
+    - name: Release it
+      edms.backup.lock:
+        project_dir: {project}
+        state: absent
+        token: "{{{{ held.token }}}}"
+"""
+
+
+def test_a_second_restore_is_refused_by_the_lock(older, tmp_path):
     before = differing_from(older)
-    rc, lock = run_module(
-        "lock", {"project_dir": RUN, "owner": "first restore", "operation": "restore"}
+    # Another run that holds the lock and is alive: its lock is no dead run's.
+    flag = tmp_path / "release"
+    playbook = tmp_path / "hold.yml"
+    playbook.write_text(HOLD.format(project=RUN, flag=flag))
+    holder = subprocess.Popen(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            str(playbook),
+        ],
+        stdout=subprocess.DEVNULL,
+        env=ansible_env(),
+        cwd=ROOT,
     )
-    assert rc == 0, lock
     try:
+        deadline = time.monotonic() + 120
+        while lock_is_free():
+            assert time.monotonic() < deadline
+            assert holder.poll() is None
+            time.sleep(0.5)
         proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
         assert proc.returncode != 0
-        assert "first restore" in proc.stdout, proc.stdout[-3000:]
+        assert "another operation is running: first restore" in proc.stdout, proc.stdout[-3000:]
         assert content() == before
     finally:
-        run_module("lock", {"project_dir": RUN, "state": "absent", "token": lock["token"]})
+        flag.write_text("")
+        holder.wait(timeout=120)
+    assert lock_is_free()
 
 
 def test_check_mode_runs_the_whole_order_and_changes_nothing(older):

@@ -172,6 +172,17 @@ def test_explicit_e_variables_are_taken_as_printed():
     }
 
 
+def test_a_run_that_died_in_the_middle_of_a_restore_gives_the_recovery_playbook():
+    from ansible_collections.edms.backup.plugins.module_utils._commands import lock
+
+    info = {"owner": "AWX job 3", "operation": "restore", "host": "h", "pid": 1}
+    info["journal"] = {"operation": "restore", "archive": SAFETY, "stage": "replacing"}
+    msg = str(lock.unfinished_refusal("/srv/edms/run/.edms-backup.lock", info, "edms-demo"))
+    assert kc.parse_recovery(ansible_failure(msg, "Take the project lock")) == [
+        {"kind": "playbook", "playbook": "recover.yml", "vars": {"edms_restore_confirm": "edms-demo"}}
+    ]
+
+
 def test_a_failure_that_names_no_recovery_gives_none():
     assert kc.parse_recovery(ansible_failure(NOTHING_REPLACED)) == []
     gate = "Nothing was changed. To go on, run again with -e edms_restore_confirm=edms-demo."
@@ -210,9 +221,9 @@ def test_the_recovery_is_found_in_the_roles_own_text():
     lock = read("plugins", "module_utils", "_commands", "lock.py")
     assert "remove the lock: rm {quoted}" in lock
     assert "another operation is running" in lock
+    assert "playbooks/recover.yml -e edms_restore_confirm={}" in lock
     put_back = read("roles", "restore", "tasks", "put_back.yml")
-    assert "playbooks/rollback.yml" in put_back
-    assert "-e restore_token=" in put_back
+    assert "playbooks/recover.yml -e edms_restore_confirm={{ inventory_hostname }}" in put_back
     restore = read("plugins", "module_utils", "_commands", "archive_restore.py")
     assert "playbooks/rollback.yml (restore_token={})" in restore
 

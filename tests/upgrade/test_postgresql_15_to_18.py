@@ -20,7 +20,8 @@ from tests import pg_digest
 from tests.integration.conftest import DEMO, RUN, compose, manage, run, run_playbook
 
 HOST = "edms-demo"
-BACKUPS = os.path.join(RUN, "backups")
+# The collection's archives (edms_archive_dir of the demo inventory).
+BACKUPS = os.path.join(RUN, "edms-archives")
 MEDIA = "/app/storage/media"
 PORT = 5433
 # Tables whose rows record when the database was made, not what it holds:

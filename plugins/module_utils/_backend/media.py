@@ -211,7 +211,8 @@ def swap(root, work, fail_at=None):
 
 
 def putback(root, work):
-    """The previous media (work's old/) back into the root."""
+    """The previous media (work's old/) back into the root; what was live kept
+    in work's discarded/ until finish."""
     if not os.path.lexists(work):
         return {"previous": False}
     if not made_by_restore(work):
@@ -221,10 +222,13 @@ def putback(root, work):
         return {"previous": False}
     if not real_directory(old):
         return {"error": "%s is not a directory; nothing was moved" % old}
+    # What was live goes to discarded/ and stays there: the caller removes
+    # the work directory (finish) only once it has found the media put back
+    # right. A work directory the application planted (it can write the
+    # media root) never costs the live media.
     result = exchange(root, old, os.path.join(work, "discarded"))
     result["previous"] = True
-    if "error" not in result:
-        shutil.rmtree(work)
+    result["discarded"] = os.path.join(work, "discarded")
     return result
 
 

@@ -17,11 +17,18 @@ LiveRestore replaces the application's database and media with an archive's:
 4. the media hash list and the counts compared with the archive after commit.
 
 It reports ``stage`` on failure: where it failed, so that the caller can say
-what happened. Its way back is archive_rollback.py; restore_finish.py removes
-the previous media once the run has succeeded.
+what happened. From the first step that changes anything on, whatever
+fails (the Docker engine lost, a bug of ours), the failure carries ``token``
+and what is live: ``media_live`` (``previous``, ``archive`` or ``unknown``)
+and ``database_load`` (``not started``, ``rolled back``, ``committed`` or
+``unknown``: the engine was lost while the load ran, which may still commit
+in the container). Its way back is archive_rollback.py with that token;
+restore_finish.py removes the previous media once the run has succeeded.
 """
 
 from __future__ import annotations
+
+import posixpath
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import (
@@ -29,7 +36,10 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment
     verified_archive,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    COMMITTED,
     FAIL_STAGES,
+    ROLLED_BACK,
+    UNKNOWN,
     LoadError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
@@ -37,12 +47,16 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     archive_media,
     new_token,
     stage_media,
+    token_error,
     work_dir,
 )
 from ansible_collections.edms.backup.plugins.module_utils._faults import FaultError, injected_fault
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveError
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import DjangoError
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    ExecError,
+    engine_failure,
+)
 
 # Where a fault can be injected into a live restore (tests only, _faults.py): the load's
 # stages, the media swap, and after everything committed (as if what follows,
@@ -51,6 +65,29 @@ RESTORE_FAIL_STAGES = ("media_swap", *FAIL_STAGES, "after_commit")
 
 # ArchiveError: a member the verified archive should have, unreadable.
 STEP_ERRORS = (ExecError, DjangoError, MediaError, LoadError, ArchiveError)
+
+# The media live after a failure (result "media_live").
+PREVIOUS, ARCHIVE = "previous", "archive"
+# The load, before it started (result "database_load"; the others: _deployment/load.py).
+NOT_STARTED = "not started"
+# What each state of the database says in a failure's message.
+DATABASE_SAYS = {
+    NOT_STARTED: "the database is as it was (the load did not start)",
+    ROLLED_BACK: "the database is as it was (the load is one transaction and rolled back)",
+    COMMITTED: "the database holds the archive's data (the load committed)",
+    UNKNOWN: "whether the load commits is not known: it may still be running in the backend"
+    " container, so the database may hold the archive's data or be as it was",
+}
+MEDIA_SAYS = {
+    PREVIOUS: "the previous media are live",
+    ARCHIVE: "the archive's media are live",
+    UNKNOWN: "which media are live is not known",
+}
+
+
+def step_failure(exc):
+    """An exception as a message: ours as they are, anything else with its type."""
+    return str(exc) if isinstance(exc, STEP_ERRORS) else engine_failure(exc)
 
 
 class RestoreError(ModuleFailure):
@@ -83,7 +120,16 @@ class LiveRestore(Deployment):
         self.locate()
         try:
             self.migrations_against(metadata, refusal=f"archive {path} is not restored")
-            leftovers = self.media("leftovers")["leftovers"]
+            found = self.media("leftovers")
+            leftovers = found["leftovers"]
+            token = params.get("token")
+            if token and posixpath.basename(work_dir(params["media_dir_container"], token)) in (
+                leftovers + list(found.get("unrecognised") or [])
+            ):
+                self.fail(
+                    f"restore of {path} not started: the work directory of token {token}"
+                    " exists already in the media root; a restore token names a new one"
+                )
             if leftovers:
                 self.fail(
                     "the media root {} holds the work directory of an earlier restore ({}),"
@@ -119,6 +165,9 @@ class LiveRestore(Deployment):
 
     def run(self):
         params = self.params
+        message = params.get("token") and token_error(params["token"])
+        if message:
+            self.fail(f"restore of {params['archive']} not started: {message}")
         metadata = self.verify()
         self.result["plan"] = self.plan()
         if params["verify_only"]:
@@ -134,57 +183,102 @@ class LiveRestore(Deployment):
         if fail_at:
             # Never silent: the result and the failure say that a test asked for it.
             self.result["injected_fault"] = fail_at
-        token = new_token()
+        token = params.get("token") or new_token()
         work = work_dir(params["media_dir_container"], token)
-        self.result.update(token=token, media_previous=work + "/old", stage="media_swap")
+        # From here on every failure carries the token and what is live
+        # (replace()), whatever raised it.
+        self.result.update(
+            token=token,
+            media_previous=work + "/old",
+            stage="media_swap",
+            media_live=PREVIOUS,
+            database_load=NOT_STARTED,
+        )
         try:
-            self.result["changed"] = True
-            self.result["media"] = swap_in(self, self.source, work, fail_at=fail_at)
+            return self.replace(metadata, work, fail_at)
+        except RestoreError:
+            raise
+        except Exception as exc:  # a fault of our own: the state is told all the same
+            self.fail_replacing(f"failed at {self.result['stage']}: {engine_failure(exc)}", exc)
+
+    def fail_replacing(self, what, cause=None):
+        """Fail saying what failed, then what is live (media, database) and the way back."""
+        result = self.result
+        self.fail(
+            f"restore of {self.params['archive']} {what}. Now {MEDIA_SAYS[result['media_live']]}"
+            f" and {DATABASE_SAYS[result['database_load']]}; the safety backup and"
+            f" restore_token={result['token']} put back the state before the restore"
+            " (playbooks/rollback.yml)",
+            cause,
+        )
+
+    def replace(self, metadata, work, fail_at):
+        """Media swapped in, database loaded; on any failure the previous media
+        put back (unless the load committed) and the state told."""
+        result = self.result
+        try:
+            result["changed"] = True
+            result["media_live"] = UNKNOWN  # a swap that fails halfway may leave either
+            result["media"] = swap_in(self, self.source, work, fail_at=fail_at)
+            result["media_live"] = ARCHIVE
             differences = self.media_against(metadata)
             if differences:
                 raise MediaError(
                     "the media after the swap differ from the archive's: " + "; ".join(differences)
                 )
-        except STEP_ERRORS as exc:
-            self.put_back_media(work, getattr(exc, "answer", {}).get("undone"))
-            self.fail(f"restore of {params['archive']} failed at the media: {exc}", exc)
+        except Exception as exc:  # STEP_ERRORS, the engine's transport, a fault of ours
+            answer = exc.answer if isinstance(exc, MediaError) else {}
+            self.put_back_media(work, answer.get("undone"))
+            self.fail_replacing(f"failed at the media: {step_failure(exc)}", exc)
 
-        self.result["stage"] = "database"
+        result["stage"] = "database"
         load_fail_at = fail_at if fail_at in FAIL_STAGES else None
         try:
             report = self.load(
                 self.source,
                 metadata,
                 fail_at=load_fail_at,
-                reset_models=params.get("reset_models"),
+                reset_models=self.params.get("reset_models"),
             )
-        except STEP_ERRORS as exc:
+        except Exception as exc:  # STEP_ERRORS, the engine's transport, a fault of ours
             if getattr(exc, "stage", None):
-                self.result["stage"] = "database_" + exc.stage
-            self.put_back_media(work)
-            self.fail(
-                f"restore of {params['archive']} failed loading the database: {exc}"
-                " (the load is one transaction: the database is as it was)",
-                exc,
-            )
-        self.result.update(load=report, counts=report["counts"], stage="committed")
+                result["stage"] = "database_" + exc.stage
+            # Deployment.load: once the load started, only a LoadError with its
+            # outcome; anything else was raised before it started.
+            outcome = getattr(exc, "outcome", None) if isinstance(exc, LoadError) else None
+            result["database_load"] = outcome = outcome or NOT_STARTED
+            if outcome != COMMITTED:
+                self.put_back_media(work)
+            self.fail_replacing(f"failed loading the database: {step_failure(exc)}", exc)
+        result["database_load"] = COMMITTED
+        result.update(load=report, counts=report["counts"], stage="committed")
         if fail_at == "after_commit":
-            self.fail("injected failure after commit")
-        self.result["stage"] = "done"
-        return self.result
+            self.fail_replacing("failed after the commit: injected failure after commit")
+        result["stage"] = "done"
+        return result
 
     def put_back_media(self, work, undone=None):
-        """After a failure: the previous media back, the work directory gone."""
+        """After a failure: the previous media back, the work directory gone.
+        Never raises: result's media_put_back and media_live say how it went."""
+        result = self.result
         try:
             if undone:
-                self.result["media_put_back"] = "swap undone"
+                result["media_put_back"] = "swap undone"
             elif self.media("putback", work).get("previous"):
-                self.result["media_put_back"] = "previous media moved back"
+                result["media_put_back"] = "previous media moved back"
             else:
-                self.result["media_put_back"] = "media not swapped yet"
+                result["media_put_back"] = "media not swapped yet"
+        except Exception as exc:  # STEP_ERRORS, the engine's transport, a fault of ours
+            # A put-back that failed may have moved part of them.
+            result.update(media_put_back=f"FAILED: {step_failure(exc)}", media_live=UNKNOWN)
+            return
+        result["media_live"] = PREVIOUS
+        try:
             self.media("finish", work)
-        except STEP_ERRORS as exc:
-            self.result["media_put_back"] = f"FAILED: {exc}"
+        except Exception as exc:  # the previous media are back; only the work directory stays
+            result["media_put_back"] += (
+                f" (the work directory {work} not removed: {step_failure(exc)})"
+            )
 
     def finish(self):
         """Remove the work directory (the previous media) a successful restore kept."""

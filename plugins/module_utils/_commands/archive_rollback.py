@@ -141,9 +141,13 @@ class Rollback(Deployment):
         self.result["count_differences"] = check["differences"]
         self.result["media_differences"] = media
         if check["differences"] or media:
+            kept = getattr(self, "kept", None)
             self.fail(
-                "rollback to {} finished but the deployment differs from it: {}".format(
+                "rollback to {} finished but the deployment differs from it{}: {}".format(
                     path,
+                    f" (the media that were live before it are kept in {kept}/discarded)"
+                    if kept
+                    else "",
                     "; ".join(
                         [
                             f"{d['model']} expected {d['expected']}, found {d['found']}"
@@ -153,6 +157,8 @@ class Rollback(Deployment):
                     ),
                 )
             )
+        if getattr(self, "kept", None):
+            self.media("finish", self.kept)
         self.result["verified"] = True
         return self.result
 
@@ -194,7 +200,10 @@ class Rollback(Deployment):
         (without work only: putting the previous media back changes them)."""
         if work:
             if self.media("putback", work).get("previous"):
+                # Removed once they are found equal to the archive's (run()).
+                self.kept = work
                 self.result["media"] = "previous media moved back"
+                self.result["media_replaced_kept_in"] = work + "/discarded"
                 return False
             self.media("finish", work)
         if not self.media_against(metadata, hashes):

@@ -8,7 +8,8 @@ afterwards. The services that write are stopped first and started again
 afterwards. With ``application``, the backend itself is stopped first (and
 started last): nothing serves requests while the data is replaced, and the
 restore's work runs in a maintenance container (_platform/maintenance.py).
-The db is never stopped: the restore runs in it.
+The db is never stopped: the restore runs in it. Starting the backend removes
+first any maintenance container of the project still there: a dead run's.
 
 Containers are stopped and started through the Docker engine, by the
 container Compose made for the service: a service of an inactive profile is
@@ -26,11 +27,10 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
     ServiceState,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import Containers
-
-try:
-    from docker.errors import DockerException
-except ImportError:  # pragma: no cover - depends on the controller's packages
-    DockerException = Exception
+from ansible_collections.edms.backup.plugins.module_utils._platform.maintenance import (
+    PROJECT_LABEL,
+    remove_leftovers,
+)
 
 
 class ServicesError(ModuleFailure):
@@ -129,6 +129,22 @@ def manage_services(params, runner=None, containers=None, check_mode=False):
         result["changed"] = bool(todo)
         return result
     client = (containers or Containers()).client
+    backend = params["backend_service"]
+    if params["state"] == "started" and backend in todo:
+        # A maintenance container exists only while the application is
+        # stopped: one still there when it starts is a dead run's, maybe still
+        # running that run's program against the data. It goes first.
+        try:
+            labels = client.containers.get(services[backend].container_id).labels or {}
+            result["maintenance_removed"] = remove_leftovers(
+                client, labels.get(PROJECT_LABEL) or "unknown"
+            )
+        except Exception as exc:  # the engine's errors and its transport's
+            raise ServicesError(
+                f"{backend} not started: the maintenance containers a dead run left could"
+                f" not be looked for or removed: {type(exc).__name__}: {exc}",
+                **result,
+            ) from exc
     failed = []
     for name in todo:
         try:
@@ -141,8 +157,8 @@ def manage_services(params, runner=None, containers=None, check_mode=False):
                 if status not in ("running", "healthy"):
                     failed.append(f"{name} is {status} after {params['timeout']} s")
             result["changed"] = True
-        except DockerException as exc:
-            failed.append(f"{name}: {exc}")
+        except Exception as exc:  # the engine's errors and its transport's
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
     if failed:
         raise ServicesError(
             "could not {} every service: {}".format(

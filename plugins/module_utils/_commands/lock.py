@@ -30,6 +30,13 @@ in the result, only when that is provably safe: the lock was taken on this host,
 its holder is gone and the anchor it recorded is gone too. Any other stale lock
 (no anchor recorded, its run still there, another host, unreadable) is refused
 with the command that clears it; it is never broken silently.
+
+A run that stops services or replaces data records its progress in its lock
+(``journal``: the stage, the services it stopped, its safety backup, its
+restore token). If it dies there, its lock is not taken over by any other
+operation: every later run is refused, changing nothing, with what the dead
+run left and the recovery to run (playbooks/recover.yml), which alone takes
+such a lock over, inherits the journal and finishes or undoes the dead run.
 """
 
 from __future__ import annotations
@@ -58,6 +65,28 @@ LOCK_NAME = ".edms-backup.lock"
 CONTROLLERS = ("ansible-playbook", "ansible", "ansible-pull", "ansible-runner")
 # How often the holder looks at its anchor, in seconds.
 POLL_SECONDS = 2.0
+# The operation that alone takes over the lock of a run that died in the middle
+# of a restore or rollback (its journal), and what the refusal tells to run.
+RECOVER = "recover"
+def recovery_command(host_name=None, stale=False):
+    """The command that recovers a run that died, for the host the inventory
+    names host_name."""
+    return (
+        "ansible-playbook -i <inventory> playbooks/recover.yml -e edms_restore_confirm={}{}"
+        " (AWX: the job template EDMS Recover)".format(
+            host_name or "<inventory host name>", " -e edms_recover_stale=true" if stale else ""
+        )
+    )
+
+
+# The stages a journal may record, in order, and what each says of the state.
+STAGES = {
+    "stopping": "stopping the services (nothing replaced)",
+    "safety": "taking the safety backup (nothing replaced)",
+    "replacing": "replacing the database and media (they may be partly replaced)",
+    "rolling_back": "putting the safety backup back (the data may be partly replaced)",
+    "starting": "starting the services (the data replaced and verified)",
+}
 # An SSH connection younger than this when the lock is taken was opened for
 # this task: the controller does not keep it, and it ends with the task.
 FRESH_CONNECTION_SECONDS = 5.0
@@ -69,6 +98,33 @@ class LockError(ModuleFailure):
 
 def lock_path(project_dir):
     return os.path.join(project_dir, LOCK_NAME)
+
+
+def describe_journal(journal):
+    """What a run's journal says it was doing and what it left."""
+    if not isinstance(journal, dict):
+        return "an unreadable record of its progress"
+    parts = [
+        "a {} of {} was {}".format(
+            journal.get("operation", "?"),
+            journal.get("archive", "?"),
+            STAGES.get(journal.get("stage"), "at stage {!r}".format(journal.get("stage"))),
+        )
+    ]
+    services = journal.get("services")
+    if isinstance(services, list) and services:
+        parts.append("services stopped: " + ", ".join(str(s) for s in services))
+    if journal.get("safety"):
+        parts.append(f"its safety backup: {journal['safety']}")
+    if journal.get("token"):
+        parts.append(f"its restore token: {journal['token']}")
+    return "; ".join(parts)
+
+
+def unfinished(info):
+    """Whether a lock records a run that stopped in the middle of a restore or
+    rollback."""
+    return "journal" in info
 
 
 def read_lock(path):
@@ -353,12 +409,26 @@ def start_holder(token, anchor, max_hold, label, poll=POLL_SECONDS):
     )
 
 
-def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False, poll=POLL_SECONDS):
+def acquire(
+    project_dir,
+    owner,
+    operation,
+    max_hold,
+    now=None,
+    check_mode=False,
+    poll=POLL_SECONDS,
+    take_over_stale=False,
+    host_name=None,
+):
     """Take the lock; return its content (with the token that releases it).
 
     A lock whose holder and run are provably gone is taken over: the result's
     ``taken_over`` is that lock (without its token) and ``warnings`` says so.
-    Check mode: only say what would happen (no token, nothing written)."""
+    take_over_stale (a recovery only, on the operator's word that nothing
+    runs): also a lock whose holder is gone while its run cannot be proven
+    gone. Check mode: only say what would happen (no token, nothing written)."""
+    if take_over_stale and operation != RECOVER:
+        raise LockError(f"take_over_stale is for the {RECOVER} operation only, not {operation}")
     if not os.path.isdir(project_dir):
         raise LockError(f"project directory {project_dir} does not exist")
     if int(max_hold) <= 0:
@@ -388,8 +458,14 @@ def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False,
             if assess(previous) == "live" and anchor_alive(previous) is False:
                 # The run just died: its holder ends at its next look.
                 previous = _wait_for_holder(path, previous, poll * 2 + 1)
-            if assess(previous) != "dead":
-                raise refusal(path, previous)
+            found = assess(previous)
+            if found != "dead" and not (take_over_stale and found == "stale"):
+                raise refusal(path, previous, host_name)
+            if unfinished(previous):
+                if operation != RECOVER:
+                    raise unfinished_refusal(path, previous, host_name)
+                # A recovery that dies is recovered in its turn.
+                info["journal"] = previous["journal"]
             result["taken_over"] = public(previous)
             warnings.append(taken_over_warning(path, previous))
         if check_mode:
@@ -399,7 +475,7 @@ def acquire(project_dir, owner, operation, max_hold, now=None, check_mode=False,
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # pragma: no cover - someone wrote it by hand, just now
-            raise refusal(path) from None
+            raise refusal(path, host_name=host_name) from None
         token = secrets.token_hex(16)
         try:
             holder = start_holder(token, anchor, max_hold, f"edms.backup lock {path}", poll)
@@ -423,6 +499,53 @@ def _wait_for_holder(path, info, seconds):
     return read_lock(path) or info
 
 
+def unfinished_refusal(path, info, host_name=None):
+    return LockError(
+        f"a run died in the middle of a {info.get('operation', '?')}: {describe(info, path)}"
+        f" recorded that {describe_journal(info.get('journal'))}. Nothing was changed by"
+        " this run, and no backup, restore or rollback runs until that is resolved:"
+        f" run {recovery_command(host_name)}. It shows what it will do and puts the deployment"
+        " back to the state before that run, or finishes it where the restore was"
+        " already verified. Do not remove the lock by hand: it holds that record",
+        holder=public(info),
+        stale=True,
+        unfinished=info["journal"],
+    )
+
+
+def record(project_dir, token, journal, check_mode=False):
+    """Record journal (the run's progress) in the lock that token took."""
+    if not isinstance(journal, dict) or journal.get("stage") not in STAGES:
+        raise LockError(
+            "journal must be a mapping whose stage is one of " + ", ".join(STAGES)
+        )
+    path = lock_path(project_dir)
+    with _guard(project_dir):
+        info = read_lock(path)
+        if info is None or info.get("token") != token:
+            raise LockError(
+                "not recording: "
+                + (describe(info, path) + ", not this run" if info else f"no lock {path}"),
+                holder=public(info) if info else None,
+            )
+        if check_mode:
+            return public(info)
+        info["journal"] = journal
+        temporary = f"{path}.{secrets.token_hex(4)}.partial"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(info, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    return public(info)
+
+
 def taken_over_warning(path, info):
     return (
         f"took over the stale lock {path} of a run that died: {info.get('owner', '?')},"
@@ -433,9 +556,22 @@ def taken_over_warning(path, info):
     )
 
 
-def refusal(path, info=None):
+def refusal(path, info=None, host_name=None):
     info = info if info is not None else (read_lock(path) or {})
     text = describe(info, path)
+    if unfinished(info) and assess(info) in ("stale", "dead", "unknown"):
+        # Never "remove the lock": it holds the only record of what to recover.
+        return LockError(
+            f"stale lock: {text}, which recorded that"
+            f" {describe_journal(info.get('journal'))}; whether the run that took it has"
+            f" ended cannot be proven from here ({describe_anchor(info)} recorded)."
+            " Once no backup or restore of this project runs, recover with"
+            f" {recovery_command(host_name, stale=True)}. Do not remove the lock by"
+            " hand: it holds that record",
+            holder=public(info),
+            stale=True,
+            unfinished=info.get("journal"),
+        )
     state = assess(info)
     quoted = shlex.quote(path)
     pid = info.get("pid", "?")

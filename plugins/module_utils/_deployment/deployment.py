@@ -20,10 +20,12 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.database i
     LoginError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
+    UNKNOWN,
+    LoadError,
+    finished_load,
     keep_tables_of,
     load_command,
     load_request,
-    parse_report,
     put_fixture,
     scratch,
 )
@@ -36,7 +38,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
     compare,
     migrations_command,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA, pinned
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
@@ -203,34 +205,46 @@ class Deployment:
 
         The fixture is copied into a private directory of the backend, which
         the load's own command removes when it ends (_deployment/load.py scratch). Raises
-        ExecError, DjangoError or LoadError.
+        ExecError, DjangoError, ArchiveError or LoadError before the load
+        started; once it started, only LoadError, whose ``outcome`` says what
+        it did to the database (_deployment/load.py finished_load).
         """
         params = self.params
         backend = self.backend.container_id
-        with scratch(self.containers, backend, "edms-load") as private:
-            fixture = put_fixture(self.containers, backend, archive, private.path, private.owner)
-            request = load_request(
-                fixture,
-                metadata["counts"],
-                metadata.get("m2m_tables", []),
-                database=database,
-                settings_module=django_settings(params),
-                keep_tables_of=keep_tables_of(metadata),
-                fail_at=fail_at,
-                reset_models=reset_models,
-            )
-            stream = self.containers.exec_stream(
-                backend,
-                private.command(load_command(params["backend_python"], request)),
-                what="the load",
-            )
-            try:
-                for _chunk in stream:
-                    pass
-            except ExecError:
-                pass  # the report on stderr says why
-            private.removed = stream.rc is not None
-            report = parse_report(stream.stderr)
+        started = False
+        try:
+            with scratch(self.containers, backend, "edms-load") as private:
+                fixture = put_fixture(
+                    self.containers, backend, archive, private.path, private.owner
+                )
+                request = load_request(
+                    fixture,
+                    metadata["counts"],
+                    metadata.get("m2m_tables", []),
+                    database=database,
+                    settings_module=django_settings(params),
+                    keep_tables_of=keep_tables_of(metadata),
+                    fail_at=fail_at,
+                    reset_models=reset_models,
+                )
+                stream = self.containers.exec_stream(
+                    backend,
+                    private.command(load_command(params["backend_python"], request)),
+                    what="the load",
+                )
+                started = True
+                lost = None
+                try:
+                    for _chunk in stream:
+                        pass
+                except ExecError as exc:
+                    lost = exc  # an exit code: the report on stderr says why
+                private.removed = stream.rc is not None
+                report = finished_load(stream, lost)
+        except Exception as exc:
+            if not started or (isinstance(exc, LoadError) and exc.outcome):
+                raise
+            raise LoadError(f"the load's outcome cannot be told: {exc}", outcome=UNKNOWN) from exc
         written = report.get("written_by_receivers") or {}
         if written:
             self.result.setdefault("warnings", []).append(
@@ -316,9 +330,10 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
     Sets session.source, the path to read the archive from for the rest of
     the run (pinned: the file that was verified, even if another replaces it
     under the same name). Fails the session ("..., so it is not <purpose>") when the
-    archive does not verify or is of another format. With expected_sha256 (an
-    earlier run verified the archive and returned it) the file's sha256 is
-    compared instead of verifying again: equal bytes verify alike. With
+    archive does not verify or is of another format. The archive is always
+    verified, from the file it is then read from; expected_sha256 (an earlier
+    run verified the archive and returned it) is a pin on top: that file
+    must also have that sha256, or the session fails, nothing changed. With
     digest, the sha256 is returned in the result for such a later run.
     """
     if expected_sha256 is not None:
@@ -326,8 +341,9 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             expected_sha256 = normalized_sha256(expected_sha256)
         except ValueError as exc:
             session.fail(str(exc))
+    verification, source = verify_pinned(path)
     if expected_sha256 is not None:
-        source = pinned(path)
+        # The pin first: a file that changed is named as such, whatever else is wrong with it.
         try:
             found = file_sha256(source)
         except OSError as exc:
@@ -338,23 +354,21 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
                 f"archive {path} changed since it was verified (sha256 {found},"
                 f" verified {expected_sha256}), so it is not {purpose}; verify it again"
             )
-    else:
-        verification, source = verify_pinned(path)
-        problems = verification["problems"]
-        session.result["verification"] = {"ok": verification["ok"], "problems": problems}
-        if not verification["ok"]:
-            session.fail(
-                "archive {} does not verify, so it is not {}: {}".format(
-                    path, purpose, "; ".join(problems)
-                )
+    problems = verification["problems"]
+    session.result["verification"] = {"ok": verification["ok"], "problems": problems}
+    if not verification["ok"]:
+        session.fail(
+            "archive {} does not verify, so it is not {}: {}".format(
+                path, purpose, "; ".join(problems)
             )
-        if verification["layout"] != "edms.backup v1":
-            session.fail(
-                f"archive {path} is not of this collection's format (edms.backup v1),"
-                f" so it is not {purpose}"
-            )
-        if digest:
-            session.result["sha256"] = file_sha256(source)
+        )
+    if verification["layout"] != "edms.backup v1":
+        session.fail(
+            f"archive {path} is not of this collection's format (edms.backup v1),"
+            f" so it is not {purpose}"
+        )
+    if digest and "sha256" not in session.result:
+        session.result["sha256"] = file_sha256(source)
     session.archive_path, session.source = path, source
     with zipfile.ZipFile(source) as archive:
         return json.loads(archive.read(METADATA))

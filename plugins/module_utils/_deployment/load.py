@@ -82,10 +82,10 @@ is then non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import tarfile
-from contextlib import contextmanager
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import load as load_program
 from ansible_collections.edms.backup.plugins.module_utils._backend.load import (
@@ -120,15 +120,28 @@ def keep_tables_of(metadata):
     return [str(label).lower() for label in metadata.get("recreated_models", KEEP_TABLES_OF)]
 
 
+# What a load that failed did to the database (LoadError.outcome): its own
+# report says it failed (one transaction: nothing of it stays); it ended with
+# exit 0, so it committed, but its report is lost; or whether it commits is
+# not known (the Docker engine was lost while it ran, or it ended without a
+# report).
+ROLLED_BACK = "rolled back"
+COMMITTED = "committed"
+UNKNOWN = "unknown"
+
+
 class LoadError(Exception):
     """The load in the backend failed or its report cannot be read.
 
     ``stage`` names where it failed (see the module docstring), or is None.
+    ``outcome``: what it did to the database (ROLLED_BACK, COMMITTED, UNKNOWN),
+    or None when it did not start.
     """
 
-    def __init__(self, message, stage=None):
+    def __init__(self, message, stage=None, outcome=None):
         super().__init__(message)
         self.stage = stage
+        self.outcome = outcome
 
 
 def load_request(
@@ -170,8 +183,39 @@ def parse_report(stderr):
     if "error" in report:
         stage = report.get("stage")
         where = f" (stage {stage})" if stage else ""
-        raise LoadError(f"the load failed{where}: {report['error']}", stage=stage)
+        raise LoadError(
+            f"the load failed{where}: {report['error']}", stage=stage, outcome=ROLLED_BACK
+        )
     return report
+
+
+def finished_load(stream, lost=None):
+    """The report of a load run through ``stream`` (an ExecStream iterated to
+    its end, or until ``lost``, the ExecError that stopped it).
+
+    Raises LoadError with its ``outcome``: the load's own report of a failure
+    (ROLLED_BACK); no end known, the Docker engine lost (UNKNOWN: the load may
+    still commit in the container); ended without a readable report: exit 0
+    (COMMITTED), else UNKNOWN.
+    """
+    if stream.rc is None:
+        raise LoadError(
+            f"{lost or 'the load did not end'}; the load may still commit in the container",
+            outcome=UNKNOWN,
+        )
+    try:
+        return parse_report(stream.stderr)
+    except LoadError as exc:
+        if exc.outcome:
+            raise
+        if stream.rc == 0:
+            raise LoadError(
+                f"the load ended with exit 0, so it committed, but {exc}", outcome=COMMITTED
+            ) from exc
+        raise LoadError(
+            f"the load ended with exit {stream.rc} and {exc}, so whether it committed is not known",
+            outcome=UNKNOWN,
+        ) from exc
 
 
 CHUNK = 1024 * 1024
@@ -240,21 +284,30 @@ class Scratch:
         return ["sh", "-c", IN_SCRATCH_SCRIPT, "sh", self.path, *argv]
 
 
-@contextmanager
+@contextlib.contextmanager
 def scratch(containers, container_id, prefix):
     """A new Scratch: made, with the owner read, in one exec. When no command
-    of its own ran to its end (set ``removed``), it is removed on the way out."""
+    of its own ran to its end (set ``removed``), it is removed on the way out;
+    on the way out of a failure, a failure to remove it (the engine lost) does
+    not hide the failure that got there."""
     path = f"/tmp/{prefix}-{secrets.token_hex(6)}"
     out = containers.exec(
         container_id, ["sh", "-c", SCRATCH_SCRIPT, "sh", path], what=f"mkdir {path}"
     ).stdout
     made = Scratch(path, None)
+
+    def remove():
+        if not made.removed:
+            containers.exec(container_id, ["rm", "-rf", path], check=False)
+
     try:
         made.owner = parse_owner(out, container_id)
         yield made
-    finally:
-        if not made.removed:
-            containers.exec(container_id, ["rm", "-rf", path], check=False)
+    except BaseException:
+        with contextlib.suppress(ExecError):
+            remove()
+        raise
+    remove()
 
 
 def put_fixture(containers, container_id, archive_path, dest_dir, owner=None):
@@ -276,7 +329,6 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
     """
     uid, gid = owner or container_owner(containers, container_id)
     path = dest_dir.rstrip("/") + "/" + name
-    containers.execs.append({"container": container_id, "command": f"put_archive {path}"})
     with ArchiveReader.open(archive_path) as archive:
         member = archive.member(name)
         source = archive.open_member(name)
@@ -285,18 +337,9 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
             info.size = member.size
             info.mode = 0o600
             info.uid, info.gid = uid, gid
-            try:
-                done = containers.client.containers.get(container_id).put_archive(
-                    dest_dir, tar_of_one(info, source)
-                )
-            except Exception as exc:  # DockerException and the transport's errors
-                raise ExecError(
-                    f"cannot copy {name} into container {container_id[:12]}: {exc}"
-                ) from exc
+            containers.put_tree(container_id, dest_dir, tar_of_one(info, source), name)
         finally:
             source.close()
-    if not done:
-        raise ExecError(f"the Docker engine refused {name} at {path}")
     return path
 
 

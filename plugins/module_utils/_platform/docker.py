@@ -1,22 +1,48 @@
 # Private to the edms.backup collection: no compatibility promise to anyone else.
-"""Container execs through the Docker SDK, every exit code checked."""
+"""Container execs through the Docker SDK, every exit code checked.
+
+Every call into the SDK goes through Containers, which turns whatever the SDK
+or its transport raises (the engine's own errors, but also a connection
+refused or reset, a read timeout, a broken stream: the engine restarted, or
+stopped answering) into ExecError, naming the engine, the container and the
+step. An exec whose end is not known (the engine was lost after it may have
+started) has ``rc`` None, and its message says that the command may still be
+running in the container.
+
+The client's timeout (the SDK's default, 60 s) bounds each request to the
+engine. An exec's output is not read under it: while an exec prints nothing,
+the engine is asked every POLL_SECONDS whether it still runs, so a long
+silent command (a load of many minutes) is waited for as long as it runs and
+the engine answers, and only a lost engine fails it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 
 try:
     import docker
-    from docker.errors import DockerException
 
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the controller's packages
     docker = None
-    DockerException = Exception
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+# How long an exec may print nothing before the engine is asked whether it
+# still runs; how often it is asked once its output has ended but it runs.
+POLL_SECONDS = 30
+ENDING_SECONDS = 1
+# An exec still running this long after its output ended had its output cut.
+ENDING_GRACE = 5
+# Output frames read ahead of the caller (backpressure beyond that).
+READ_AHEAD = 64
 
 # The Docker SDK as a module's run_module(libraries=...) takes it (_module.py).
 DOCKER = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
@@ -51,19 +77,43 @@ def describe(argv, limit=120):
     return " ".join(parts)
 
 
-class Containers:
-    """A Docker engine client that records every exec it runs."""
+def engine_failure(exc):
+    """What the SDK or its transport raised, as text: its type and message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    def __init__(self, client=None):
+
+class Containers:
+    """A Docker engine client that records every exec it runs.
+
+    client: a docker.DockerClient (made from the environment when not given).
+    poll_seconds: how long an exec may print nothing before the engine is
+    asked whether it still runs."""
+
+    def __init__(self, client=None, poll_seconds=POLL_SECONDS):
         if client is None:
             if not HAS_DOCKER:
                 raise ExecError("the Python package 'docker' is not installed")
             try:
                 client = docker.from_env()
-            except DockerException as exc:
-                raise ExecError(f"cannot reach the Docker engine: {exc}") from exc
+            except Exception as exc:  # the SDK's errors and its transport's
+                raise ExecError(f"cannot reach the Docker engine: {engine_failure(exc)}") from exc
         self.client = client
+        self.poll_seconds = poll_seconds
         self.execs = []
+
+    def engine(self, step, container_id, call):
+        """call()'s value; whatever it raises but an ExecError turned into one
+        naming the Docker engine, the step and the container."""
+        try:
+            return call()
+        except ExecError:
+            raise
+        except Exception as exc:  # the SDK's errors and its transport's
+            raise ExecError(
+                f"the Docker engine failed at {step} for container {container_id[:12]}:"
+                f" {engine_failure(exc)}"
+            ) from exc
 
     def exec(
         self,
@@ -81,27 +131,29 @@ class Containers:
         clean: a function the failure's output goes through whole, before it is
         shortened for the message (to take out what must not be shown).
         environment: variables for the command (credentials go here, never in
-        argv); neither they nor their names are recorded."""
+        argv); neither they nor their names are recorded. Whatever check says,
+        a command whose end is not known (the engine lost) raises ExecError
+        with rc None."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
-        try:
-            container = self.client.containers.get(container_id)
-            kwargs = {"demux": True}
-            if user:
-                kwargs["user"] = user
-            if workdir:
-                kwargs["workdir"] = workdir
-            if environment:
-                kwargs["environment"] = dict(environment)
-            rc, (out, err) = container.exec_run(list(argv), **kwargs)
-        except DockerException as exc:
-            raise ExecError(f"cannot run {label} in container {container_id[:12]}: {exc}") from exc
-        result = ExecResult(rc=rc, stdout=out or b"", stderr=err or b"")
-        if check and rc != 0:
+        stream = ExecStream(
+            self,
+            container_id,
+            argv,
+            label,
+            user=user,
+            workdir=workdir,
+            environment=environment,
+            check=False,
+        )
+        stdout = b"".join(stream)
+        result = ExecResult(rc=stream.rc, stdout=stdout, stderr=stream.stderr)
+        if check and result.rc != 0:
             said = (result.stderr or result.stdout).decode("utf-8", "replace")
             tail = (clean(said) if clean else said).strip()[-2000:]
             raise ExecError(
-                f"{label} failed in container {container_id[:12]} (exit {rc}): {tail}", rc
+                f"{label} failed in container {container_id[:12]} (exit {result.rc}): {tail}",
+                result.rc,
             )
         return result
 
@@ -121,7 +173,7 @@ class Containers:
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
         return ExecStream(
-            self.client.api,
+            self,
             container_id,
             argv,
             label,
@@ -134,19 +186,94 @@ class Containers:
     def inspect(self, container_id):
         """The engine's description of the container (its Mounts, State...)."""
         self.execs.append({"container": container_id, "command": "inspect"})
-        try:
-            return self.client.api.inspect_container(container_id)
-        except DockerException as exc:
-            raise ExecError(f"cannot inspect container {container_id[:12]}: {exc}") from exc
+        return self.engine(
+            "inspect", container_id, lambda: self.client.api.inspect_container(container_id)
+        )
 
     def read_tree(self, container_id, path):
         """A tar stream (iterator of bytes) of path in the container, and its stat."""
-        self.execs.append({"container": container_id, "command": f"get_archive {path}"})
+        step = f"get_archive {path}"
+        self.execs.append({"container": container_id, "command": step})
+        chunks, stat = self.engine(
+            step, container_id, lambda: self.client.api.get_archive(container_id, path)
+        )
+        return self._read(step, container_id, chunks), stat
+
+    def _read(self, step, container_id, chunks):
+        """chunks, what reading them raises turned into ExecError (engine())."""
+        chunks = iter(chunks)
+        while True:
+            chunk = self.engine(step, container_id, lambda: next(chunks, None))
+            if chunk is None:
+                return
+            yield chunk
+
+    def put_tree(self, container_id, directory, chunks, what):
+        """Unpack a tar stream (an iterable of bytes, sent as it is made) into
+        directory in the container. What making the stream raises is raised as
+        it is; what the engine or the transport raises becomes ExecError."""
+        step = f"put_archive {directory}"
+        self.execs.append({"container": container_id, "command": step})
+        failed = []
+
+        def body():
+            try:
+                yield from chunks
+            except Exception as exc:
+                failed.append(exc)
+                raise
+
         try:
-            return self.client.containers.get(container_id).get_archive(path)
-        except DockerException as exc:
-            short = container_id[:12]
-            raise ExecError(f"cannot read {path} from container {short}: {exc}") from exc
+            done = self.client.api.put_archive(container_id, directory, body())
+        except Exception as exc:  # the SDK's errors and its transport's
+            if failed:
+                raise failed[0] from None
+            raise ExecError(
+                f"cannot copy {what} into {directory} in container {container_id[:12]}: the"
+                f" Docker engine failed at put_archive: {engine_failure(exc)}"
+            ) from exc
+        if not done:
+            raise ExecError(
+                f"the Docker engine refused {what} at {directory} in container {container_id[:12]}"
+            )
+
+
+class _Reader(threading.Thread):
+    """Reads an exec's output frames into a bounded queue, so that the exec
+    can be watched while it prints nothing: ("frame", (stdout, stderr)), then
+    ("end", None) or ("error", exception)."""
+
+    def __init__(self, output):
+        super().__init__(daemon=True)
+        self.output = output
+        self.items = queue.Queue(maxsize=READ_AHEAD)
+        self.stopped = threading.Event()
+
+    def run(self):
+        try:
+            for frame in self.output:
+                if not self._put(("frame", frame)):
+                    return
+        except Exception as exc:  # the SDK's errors and its transport's
+            self._put(("error", exc))
+            return
+        self._put(("end", None))
+
+    def _put(self, item):
+        while not self.stopped.is_set():
+            try:
+                self.items.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def stop(self):
+        self.stopped.set()
+        close = getattr(self.output, "close", None)
+        if close:
+            with contextlib.suppress(Exception):  # what it closes may be broken already
+                close()
 
 
 class ExecStream:
@@ -154,21 +281,29 @@ class ExecStream:
 
     Standard error is kept (it is small: diagnostics and a final report).
     When the stream is exhausted the exit code is checked: non-zero raises
-    ExecError, which carries the stderr bytes in its ``stderr`` attribute.
+    ExecError (unless check is false), which carries the stderr bytes in its
+    ``stderr`` attribute. A command whose end is not known (the engine lost,
+    or not answering, after it may have started) raises ExecError with rc
+    None, and ``rc`` stays None.
+
+    While the command prints nothing the engine is asked every
+    ``poll_seconds`` of the Containers whether it still runs: a long, silent
+    command is waited for, a lost engine fails it.
     """
 
     def __init__(
         self,
-        api,
+        containers,
         container_id,
         argv,
         label,
         user=None,
         workdir=None,
         environment=None,
+        check=True,
         on_stderr=None,
     ):
-        self.api = api
+        self.containers = containers
         self.on_stderr = on_stderr
         self.environment = dict(environment) if environment else None
         self.container_id = container_id
@@ -176,6 +311,7 @@ class ExecStream:
         self.label = label
         self.user = user
         self.workdir = workdir
+        self.check = check
         self.rc = None
         self.stderr = b""
 
@@ -186,9 +322,57 @@ class ExecStream:
 
     def __iter__(self):
         errors = []
-        short = self.container_id[:12]
         try:
-            exec_id = self.api.exec_create(
+            for out, err in self._frames():
+                if err:
+                    errors.append(err)
+                    if self.on_stderr is not None:
+                        self.on_stderr(err)
+                if out:
+                    yield out
+        except ExecError as exc:
+            self.stderr = b"".join(errors)
+            exc.stderr = self.stderr
+            raise
+        self.stderr = b"".join(errors)
+        if self.check and self.rc != 0:
+            tail = self.stderr.decode("utf-8", "replace").strip()[-2000:]
+            short = self.container_id[:12]
+            raise self._error(
+                f"{self.label} failed in container {short} (exit {self.rc}): {tail}", self.rc
+            )
+
+    def _engine(self, step, started, call):
+        """call()'s value; what it raises but an ExecError becomes ExecError
+        (rc None) that says, once the command may have started, that its end
+        is not known."""
+        try:
+            return call()
+        except ExecError:
+            raise
+        except Exception as exc:  # the SDK's errors and its transport's
+            raise self._lost(step, started, exc) from exc
+
+    def _lost(self, step, started, exc):
+        short = self.container_id[:12]
+        if not started:
+            return self._error(
+                f"cannot run {self.label} in container {short}: the Docker engine failed at"
+                f" {step}: {engine_failure(exc)}"
+            )
+        return self._error(
+            f"lost the Docker engine at {step} of {self.label} in container {short}"
+            f" ({engine_failure(exc)}): its end is not known, the command may still be"
+            " running in the container"
+        )
+
+    def _frames(self):
+        """(stdout, stderr) pieces of the command's output; sets rc at its end."""
+        api = self.containers.client.api
+        exec_id = self._engine(
+            "exec create",
+            False,
+            lambda: api.exec_create(
                 self.container_id,
                 self.argv,
                 stdout=True,
@@ -196,21 +380,63 @@ class ExecStream:
                 user=self.user or "",
                 workdir=self.workdir,
                 environment=self.environment,
-            )["Id"]
-            for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
-                if err:
-                    errors.append(err)
-                    if self.on_stderr is not None:
-                        self.on_stderr(err)
-                if out:
-                    yield out
-            self.rc = self.api.exec_inspect(exec_id)["ExitCode"]
-        except DockerException as exc:
-            self.stderr = b"".join(errors)
-            raise self._error(f"cannot run {self.label} in container {short}: {exc}") from exc
-        self.stderr = b"".join(errors)
-        if self.rc != 0:
-            tail = self.stderr.decode("utf-8", "replace").strip()[-2000:]
+            )["Id"],
+        )
+        output = self._engine(
+            "exec start", True, lambda: api.exec_start(exec_id, stream=True, demux=True)
+        )
+        reader = _Reader(output)
+        reader.start()
+        try:
+            while True:
+                try:
+                    kind, item = reader.items.get(timeout=self.containers.poll_seconds)
+                except queue.Empty:
+                    if self._inspect(exec_id).get("Running"):
+                        continue
+                    break  # ended, its output silent since: no more is coming
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise self._lost("reading the output", True, item) from item
+                yield item
+        finally:
+            reader.stop()
+        self.rc = self._ended(exec_id)
+
+    def _inspect(self, exec_id):
+        api = self.containers.client.api
+        info = self._engine("exec inspect", True, lambda: api.exec_inspect(exec_id))
+        if not isinstance(info, dict):
+            raise self._lost("exec inspect", True, TypeError(f"answered {type(info).__name__}"))
+        return info
+
+    def _ended(self, exec_id):
+        """The exit code, once the engine says the command ended.
+
+        The SDK ends an exec's output quietly when its connection breaks: an
+        output that ended while the command still ran on (longer than the
+        engine takes to record an end) was cut, and what it printed is not
+        whole. That raises ExecError, with the exit code once it ended."""
+        info = self._inspect(exec_id)
+        waited = 0
+        while info.get("Running"):
+            # Its output ended but it runs: wait for its end while the engine answers.
+            time.sleep(ENDING_SECONDS)
+            waited += ENDING_SECONDS
+            info = self._inspect(exec_id)
+        rc = info.get("ExitCode")
+        short = self.container_id[:12]
+        if not isinstance(rc, int) or isinstance(rc, bool):
             raise self._error(
-                f"{self.label} failed in container {short} (exit {self.rc}): {tail}", self.rc
+                f"the Docker engine does not say how {self.label} ended in container {short}"
+                f" (exit code {rc!r}): its end is not known, the command may still be running"
+                " in the container"
             )
+        if waited > ENDING_GRACE:
+            raise self._error(
+                f"the output of {self.label} in container {short} was cut off while it ran"
+                f" (it ended {waited} s later, exit {rc}): what it printed is not whole",
+                rc,
+            )
+        return rc

@@ -6,7 +6,8 @@ the data is replaced) and yet needs the backend's Python, Django settings and
 volumes for the dump of the rollback point, the media swap and the load. A
 maintenance container is a one-off container made from the stopped backend
 container: the same image (by id), environment, user, working directory,
-mounts and networks, but no published port, no health check, no restart
+mounts, networks and confinement (capabilities, security options, read-only
+root, runtime, limits: confinement()), but no published port, no health check, no restart
 policy and no command of its own (it only waits, so the execs have somewhere
 to run). It carries the label MAINTENANCE_LABEL with the Compose project's
 name; it is removed when the module that made it ends, and a leftover one (the
@@ -29,9 +30,9 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.compose impo
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
 try:
-    from docker.types import Mount
+    from docker.types import Mount, Ulimit
 except ImportError:  # pragma: no cover - depends on the controller's packages
-    Mount = None
+    Mount = Ulimit = None
 
 MAINTENANCE_LABEL = "io.edms-backup.maintenance"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -71,6 +72,60 @@ def _mounts(source):
     return mounts
 
 
+def confinement(host_config):
+    """The stopped container's confinement as keyword arguments of the SDK's
+    containers.create(): capabilities, security options, read-only root,
+    runtime, user namespace, groups, devices, limits, tmpfs, name resolution,
+    init. The application's code runs in the maintenance container with no
+    more privilege than the operator gave the service. A privileged service
+    is refused: its confinement cannot be kept."""
+    if host_config.get("Privileged"):
+        raise MaintenanceError(
+            "the backend runs privileged: a maintenance container would run the application's"
+            " code with every privilege; run it unprivileged"
+        )
+    kwargs = {}
+    plain = {
+        "CapAdd": "cap_add",
+        "CapDrop": "cap_drop",
+        "SecurityOpt": "security_opt",
+        "GroupAdd": "group_add",
+        "Tmpfs": "tmpfs",
+        "ExtraHosts": "extra_hosts",
+        "Dns": "dns",
+        "DnsSearch": "dns_search",
+        "DnsOptions": "dns_opt",
+        "Sysctls": "sysctls",
+        "Runtime": "runtime",
+        "UsernsMode": "userns_mode",
+    }
+    for key, name in plain.items():
+        if host_config.get(key):
+            kwargs[name] = host_config[key]
+    if host_config.get("ReadonlyRootfs"):
+        kwargs["read_only"] = True
+    if host_config.get("Init"):
+        kwargs["init"] = True
+    limits = (("Memory", "mem_limit"), ("PidsLimit", "pids_limit"), ("ShmSize", "shm_size"))
+    for key, name in limits:
+        value = host_config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            kwargs[name] = value
+    devices = [
+        ":".join((d["PathOnHost"], d["PathInContainer"], d.get("CgroupPermissions") or "rwm"))
+        for d in host_config.get("Devices") or []
+    ]
+    if devices:
+        kwargs["devices"] = devices
+    ulimits = [
+        Ulimit(name=u["Name"], soft=u.get("Soft"), hard=u.get("Hard"))
+        for u in host_config.get("Ulimits") or []
+    ]
+    if ulimits:
+        kwargs["ulimits"] = ulimits
+    return kwargs
+
+
 def remove_leftovers(client, project):
     """Remove the maintenance containers of project that are still there; their names."""
     removed = []
@@ -104,6 +159,7 @@ def start_maintenance(containers, service, python):
     if (source.get("State") or {}).get("Running"):
         raise MaintenanceError(f"the {service.service} container runs: stop it first")
     config = source.get("Config") or {}
+    confined = confinement(source.get("HostConfig") or {})
     project = (config.get("Labels") or {}).get(PROJECT_LABEL) or "unknown"
     leftovers = remove_leftovers(client, project)
     networks = list(((source.get("NetworkSettings") or {}).get("Networks") or {}).keys())
@@ -122,6 +178,7 @@ def start_maintenance(containers, service, python):
             labels={MAINTENANCE_LABEL: project},
             healthcheck={"test": ["NONE"]},
             name=name,
+            **confined,
         )
     except MaintenanceError:
         raise

@@ -155,6 +155,8 @@ def test_the_swap_moves_everything_and_a_failure_halfway_moves_it_all_back(tmp_p
     assert sorted(hashes) == ["a/f.bin", "b/f.bin", "c/f.bin"]
     back = media_script({"action": "putback", "root": str(root), "work": work})
     assert back["previous"] is True
+    assert back["discarded"] == work + "/discarded"
+    assert media_script({"action": "finish", "root": str(root), "work": work})["removed"]
     assert tree(root) == [line for line in before if not line.startswith(".edms")]
     assert media_script({"action": "leftovers", "root": str(root)}) == {
         "leftovers": [],

@@ -15,6 +15,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.lock import 
     lock_path,
     process,
     read_lock,
+    record,
     release,
     same_process,
     start_holder,
@@ -359,3 +360,86 @@ def test_kill_lock_a_run_that_just_died_is_taken_over_once_its_holder_sees_it(tm
     finally:
         release(str(tmp_path), info["token"])
         holder.wait()
+
+
+# --- A run that died in the middle of a restore: its journal -----------------------
+
+JOURNAL = {
+    "operation": "restore",
+    "archive": "/srv/edms-archives/edms-backup-20261201T100000Z.zip",
+    "stage": "replacing",
+    "services": ["backend", "worker"],
+    "safety": "/srv/edms-archives/edms-backup-20261204T030000Z.zip",
+    "safety_sha256": "a" * 64,
+    "token": "0123456789ab",
+}
+
+
+def test_kill_recover_the_journal_is_recorded_in_the_lock_the_run_holds(held, tmp_path):
+    record(str(tmp_path), held["token"], JOURNAL)
+    assert read_lock(held["path"])["journal"] == JOURNAL
+    assert oct(os.stat(held["path"]).st_mode & 0o777) == "0o600"
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(held["path"])]
+    with pytest.raises(LockError, match="not recording: .* not this run"):
+        record(str(tmp_path), "0" * 32, dict(JOURNAL, stage="starting"))
+    with pytest.raises(LockError, match="stage is one of stopping, safety"):
+        record(str(tmp_path), held["token"], dict(JOURNAL, stage="somewhere"))
+    assert read_lock(held["path"])["journal"] == JOURNAL
+
+
+def test_kill_recover_a_dead_runs_journal_refuses_every_other_operation(tmp_path):
+    planted = plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+    for operation in ("backup", "restore", "rollback", "rehearsal"):
+        with pytest.raises(LockError) as caught:
+            acquire(str(tmp_path), "me", operation, max_hold=60, host_name="edms-staging")
+        text = str(caught.value)
+        assert text.startswith("a run died in the middle of a restore: AWX job 3 holds")
+        assert "a restore of /srv/edms-archives/edms-backup-20261201T100000Z.zip was replacing" in text
+        assert "services stopped: backend, worker" in text
+        assert "its restore token: 0123456789ab" in text
+        assert "playbooks/recover.yml -e edms_restore_confirm=edms-staging" in text
+        assert "rm " not in text
+        assert caught.value.partial["unfinished"] == JOURNAL
+        assert "token" not in caught.value.partial["holder"]
+    # Check mode is refused the same way, and nothing was written.
+    with pytest.raises(LockError, match="a run died in the middle"):
+        acquire(str(tmp_path), "me", "restore", max_hold=60, check_mode=True)
+    assert read_lock(lock_path(str(tmp_path)))["token"] == planted["token"]
+
+
+def test_kill_recover_only_a_recovery_takes_it_over_and_inherits_the_journal(tmp_path):
+    plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+    looked = acquire(str(tmp_path), "me", "recover", max_hold=60, check_mode=True)
+    assert looked["taken_over"]["journal"] == JOURNAL
+    info = acquire(str(tmp_path), "me", "recover", max_hold=60)
+    try:
+        assert info["taken_over"]["journal"] == JOURNAL
+        # A recovery that dies leaves the same record for the next one.
+        assert read_lock(info["path"])["journal"] == JOURNAL
+    finally:
+        release(str(tmp_path), info["token"])
+    assert not os.path.exists(lock_path(str(tmp_path)))
+
+
+def test_kill_recover_a_stale_lock_with_a_journal_is_never_to_be_removed_by_hand(tmp_path):
+    # No run recorded: whether it ended cannot be proven from here.
+    plant(tmp_path, journal=JOURNAL)
+    with pytest.raises(LockError) as caught:
+        acquire(str(tmp_path), "me", "recover", max_hold=60, host_name="edms-demo")
+    text = str(caught.value)
+    assert "Do not remove the lock by hand" in text and "rm " not in text
+    assert "recover.yml -e edms_restore_confirm=edms-demo -e edms_recover_stale=true" in text
+    with pytest.raises(LockError, match="for the recover operation only"):
+        acquire(str(tmp_path), "me", "restore", max_hold=60, take_over_stale=True)
+    info = acquire(str(tmp_path), "me", "recover", max_hold=60, take_over_stale=True)
+    try:
+        assert info["taken_over"]["journal"] == JOURNAL
+    finally:
+        release(str(tmp_path), info["token"])
+
+
+def test_kill_recover_a_live_lock_is_not_taken_over_even_by_a_recovery(held, tmp_path):
+    record(str(tmp_path), held["token"], JOURNAL)
+    for stale in (False, True):
+        with pytest.raises(LockError, match="another operation is running"):
+            acquire(str(tmp_path), "me", "recover", max_hold=60, take_over_stale=stale)

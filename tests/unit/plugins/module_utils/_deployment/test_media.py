@@ -163,6 +163,9 @@ def test_f4_the_work_directory_a_restore_made_is_found_and_put_back(storage):
     again = media_script({"action": "prepare", "root": str(storage), "work": work})
     assert again == {"error": f"{work} exists already; it is left as it is"}
     assert media_script({"action": "putback", "root": str(storage), "work": work})["previous"]
+    # What was live is kept until the caller finds the media right and finishes.
+    assert os.path.isdir(os.path.join(work, "discarded"))
+    assert media_script({"action": "finish", "root": str(storage), "work": work})["removed"]
     assert tree(storage) == before
 
 
@@ -304,3 +307,20 @@ def test_f5_the_awx_survey_takes_a_token_of_a_restore_token_length_or_none():
     assert (question["min"], question["max"]) == (0, len(new_token()))
     assert question["required"] is False
     assert "12 lower-case hexadecimal digits" in question["question_description"]
+
+
+def test_hostile_a_planted_work_directory_put_back_never_costs_the_live_media(tmp_path):
+    """The application can write the media root, marker included: a work
+    directory it planted and a rollback given its token swap its files in,
+    but what was live stays in discarded/ until the caller finds the media
+    right and removes the work directory."""
+    storage = tmp_path / "media"
+    (storage / "documents").mkdir(parents=True)
+    (storage / "documents" / "live.pdf").write_bytes(b"live")
+    work = storage / (".edms-restore-" + TOKEN)
+    (work / "old").mkdir(parents=True)
+    (work / "restore.token").write_text(TOKEN)
+    (work / "old" / "planted.pdf").write_bytes(b"planted")
+    back = media_script({"action": "putback", "root": str(storage), "work": str(work)})
+    assert back["previous"] is True
+    assert (work / "discarded" / "documents" / "live.pdf").read_bytes() == b"live"

@@ -1,6 +1,144 @@
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import describe
+import pytest
+import requests
+import urllib3
+from ansible_collections.edms.backup.plugins.module_utils._platform import docker as docker_utils
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    Containers,
+    ExecError,
+    describe,
+)
+
+from .fake_docker import Exec, FakeClient
 
 
 def test_describe_keeps_short_arguments_and_hides_inline_code():
     code = "import json\n" * 50
     assert describe(["python", "-c", code, "x"]) == f"python -c <{len(code)} characters> x"
+
+
+# The Docker engine lost or slow: every SDK call gives ExecError.
+
+CONTAINER = "0123456789abcdef0123"
+TRANSPORT_ERRORS = [
+    requests.exceptions.ConnectionError("Connection aborted: engine restarted"),
+    requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)"),
+    urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead"),
+    RuntimeError("something else out of the SDK"),
+]
+
+
+def containers(plan, **kwargs):
+    return Containers(client=FakeClient(lambda argv: plan, **kwargs), poll_seconds=0.05)
+
+
+@pytest.mark.parametrize("error", TRANSPORT_ERRORS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("step", ["create", "start", "stream", "inspect"])
+def test_f3_a_transport_error_at_any_exec_step_is_an_exec_error_with_rc_none(step, error):
+    plan = Exec(frames=[(b"out", None)], raises={step: error})
+    for run in (
+        lambda c: c.exec(CONTAINER, ["true"], what="the step", check=False),
+        lambda c: list(c.exec_stream(CONTAINER, ["true"], what="the step")),
+    ):
+        with pytest.raises(ExecError) as caught:
+            run(containers(plan))
+        message = str(caught.value)
+        assert caught.value.rc is None
+        assert "Docker engine" in message
+        assert CONTAINER[:12] in message
+        assert "the step" in message
+        assert type(error).__name__ in message
+        if step == "create":
+            assert message.startswith("cannot run the step in container")
+        else:
+            assert "may still be running in the container" in message
+
+
+def test_f3_an_output_ended_by_a_lost_engine_is_not_taken_for_the_end():
+    # The SDK ends a stream quietly when its connection breaks; the engine,
+    # asked how the command ended, is gone.
+    plan = Exec(frames=[(None, b"half a report")], raises={"inspect": requests.ConnectionError()})
+    with pytest.raises(ExecError) as caught:
+        containers(plan).exec(CONTAINER, ["load"], what="the load")
+    assert caught.value.rc is None
+    assert caught.value.stderr == b"half a report"
+    assert "exec inspect of the load" in str(caught.value)
+
+
+def test_f3_a_long_silent_exec_is_waited_for_while_the_engine_says_it_runs():
+    # Silent for 8 polls (a load of many minutes printing nothing), then its report.
+    plan = Exec(frames=[(b"done", b"report")], silent=0.4)
+    result = containers(plan).exec(CONTAINER, ["load"], what="the load")
+    assert (result.rc, result.stdout, result.stderr) == (0, b"done", b"report")
+    assert plan.inspects >= 3  # asked while it printed nothing, then for its end
+
+
+def test_f3_an_engine_that_stops_answering_fails_a_silent_exec():
+    plan = Exec(frames=[(b"never", None)], silent=5, raises={"inspect": requests.ReadTimeout()})
+    with pytest.raises(ExecError) as caught:
+        containers(plan).exec(CONTAINER, ["load"], what="the load")
+    assert caught.value.rc is None
+    assert "may still be running in the container" in str(caught.value)
+
+
+def test_f3_an_output_cut_while_the_command_runs_on_is_an_error(monkeypatch):
+    monkeypatch.setattr(docker_utils, "ENDING_SECONDS", 0.01)
+    monkeypatch.setattr(docker_utils, "ENDING_GRACE", 0.05)
+    plan = Exec(frames=[(b"part", None)], rc=0, running_after_end=20)
+    with pytest.raises(ExecError, match="was cut off while it ran") as caught:
+        containers(plan).exec(CONTAINER, ["dump"], what="pg_dump")
+    assert caught.value.rc == 0
+    # The engine's brief lag between the end of the output and the end: no error.
+    plan = Exec(frames=[(b"all", None)], rc=0, running_after_end=2)
+    assert containers(plan).exec(CONTAINER, ["dump"], what="pg_dump").stdout == b"all"
+
+
+def test_f3_exit_codes_are_still_checked():
+    plan = Exec(frames=[(None, b"no such table")], rc=3)
+    with pytest.raises(ExecError, match=r"the step failed in container 0123456789ab \(exit 3\)"):
+        containers(plan).exec(CONTAINER, ["x"], what="the step")
+    assert containers(plan).exec(CONTAINER, ["x"], check=False).rc == 3
+
+
+@pytest.mark.parametrize("error", TRANSPORT_ERRORS, ids=lambda e: type(e).__name__)
+def test_f3_put_get_and_inspect_turn_transport_errors_into_exec_errors(error):
+    def raising(*args):
+        raise error
+
+    ran = containers(Exec(), put=raising, get=raising)
+    with pytest.raises(ExecError, match="Docker engine failed at put_archive"):
+        ran.put_tree(CONTAINER, "/tmp/x", iter([b"tar"]), "the fixture")
+    with pytest.raises(ExecError, match="Docker engine failed at get_archive /media"):
+        ran.read_tree(CONTAINER, "/media")
+    with pytest.raises(ExecError, match="Docker engine failed at inspect"):
+        ran.inspect(CONTAINER)
+
+    def broken_chunks():
+        yield b"first"
+        raise error
+
+    ran = containers(Exec(), get=lambda container, path: (broken_chunks(), {}))
+    chunks, _stat = ran.read_tree(CONTAINER, "/media")
+    with pytest.raises(ExecError, match="get_archive /media for container 0123456789ab"):
+        list(chunks)
+
+
+def test_f3_put_tree_raises_the_body_own_error_as_it_is():
+    class Unreadable(Exception):
+        pass
+
+    def body():
+        yield b"header"
+        raise Unreadable("member ended short")
+
+    def put(container, path, data):
+        try:
+            list(data)
+        except Unreadable as exc:
+            raise requests.ConnectionError("aborted") from exc
+        return True
+
+    with pytest.raises(Unreadable, match="member ended short"):
+        containers(Exec(), put=put).put_tree(CONTAINER, "/tmp/x", body(), "the fixture")
+    refused = containers(Exec(), put=lambda *args: False)
+    with pytest.raises(ExecError, match="refused the fixture"):
+        refused.put_tree(CONTAINER, "/tmp/x", iter([b"tar"]), "the fixture")

@@ -1,0 +1,170 @@
+"""A restore whose run dies (its controller killed with SIGKILL) after it
+stopped the application, then the recovery, on the demo stack.
+
+The run is killed at a stage it recorded in the project lock: while it takes
+the safety backup (nothing replaced yet) and while it replaces the data. Every
+later run is then refused, changing nothing, with the recovery to run;
+playbooks/recover.yml prints its plan and stops at the gate unconfirmed;
+confirmed, it brings the deployment to exactly the state before the restore
+(PostgreSQL-computed digests, media hashes) or, where the restore had already
+held and was verified, to the archive's, with every service running, no work
+directory, no maintenance container and no lock left.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from .conftest import BIN, ROOT, RUN, ansible_env, content, manage, run, run_module, run_playbook
+from .test_restore import backend_healthy, maintenance_containers, work_dirs
+
+PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
+HOST = "edms-demo"
+LOCK = os.path.join(RUN, ".edms-backup.lock")
+
+
+@pytest.fixture(scope="module")
+def older(stack):
+    """An archive of the deployment as it is now; then the deployment changes."""
+    directory = tempfile.mkdtemp(prefix="edms-recover-")
+    rc, made = run_module("archive_create", {**PROJECT, "backup_dir": directory})
+    assert rc == 0, made.get("msg")
+    taken = content()
+    manage("simulate_activity", "--iterations", "2", "--interval", "0")
+    assert content() != taken
+    yield {"archive": made["archive"], "state": taken}
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def journal():
+    try:
+        with open(LOCK, encoding="utf-8") as handle:
+            return json.load(handle).get("journal")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def restore_killed_at(archive, stage, after=0.0):
+    """Run the confirmed restore and kill its whole process group with SIGKILL
+    once it recorded stage (and after more seconds): the controller, its
+    workers and the module die; the journal it recorded at that moment."""
+    proc = subprocess.Popen(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            os.path.join(ROOT, "playbooks", "restore.yml"),
+            "-e",
+            f"edms_archive={archive}",
+            "-e",
+            f"edms_restore_confirm={HOST}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ansible_env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while (journal() or {}).get("stage") != stage:
+            assert proc.poll() is None, f"the restore ended (rc {proc.returncode}) before {stage}"
+            assert time.monotonic() < deadline, f"the restore never reached {stage}"
+            time.sleep(0.05)
+        time.sleep(after)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # The lock's holder follows the dead controller and ends within seconds.
+    time.sleep(5)
+    return journal()
+
+
+def recover(*extra):
+    return run_playbook("recover.yml", *extra)
+
+
+def refused_with_the_recovery(proc, recorded):
+    text = proc.stdout
+    assert proc.returncode != 0
+    assert "a run died in the middle of a restore" in text, text[-3000:]
+    assert f"playbooks/recover.yml -e edms_restore_confirm={HOST}" in text
+    assert f"services stopped: {', '.join(recorded['services'])}" in text
+
+
+def backend_running():
+    out = run(["docker", "inspect", "-f", "{{.State.Running}}", "edms_demo_backend"])
+    return out.stdout.strip() == "true"
+
+
+def assert_recovered(expected):
+    assert content() == expected
+    assert work_dirs() == []
+    assert maintenance_containers() == []
+    assert not os.path.exists(LOCK)
+    assert backend_healthy()
+
+
+def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(older):
+    before = content()
+    recorded = restore_killed_at(older["archive"], "replacing", after=1.0)
+    assert recorded["stage"] in ("replacing", "starting", "rolling_back"), recorded
+    assert recorded["safety"] and recorded["token"]
+    assert "backend" in recorded["services"]
+    assert not backend_running()
+
+    # Every other run is refused, changes nothing and prints the recovery.
+    for proc in (
+        run_playbook("backup.yml"),
+        run_playbook("restore.yml", f"edms_archive={older['archive']}"),
+    ):
+        refused_with_the_recovery(proc, recorded)
+    assert journal() == recorded
+    assert not backend_running()
+
+    # Unconfirmed, the recovery prints its plan and changes nothing.
+    proc = recover()
+    assert proc.returncode != 0
+    assert "RECOVERY PLAN for edms-demo" in proc.stdout
+    assert f"Put back    the safety backup {recorded['safety']}" in proc.stdout
+    assert "Nothing was changed" in proc.stdout
+    assert journal() == recorded
+    assert not backend_running()
+
+    proc = recover(f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert "RECOVERED" in proc.stdout
+    if recorded["stage"] == "starting":  # the restore had held and was verified
+        assert_recovered_to = older["state"]
+    else:
+        assert_recovered_to = before
+    assert_recovered(assert_recovered_to)
+    # The recovery leaves nothing for the next run to trip on.
+    proc = run_playbook("backup.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_kill_recover_a_restore_killed_during_its_safety_backup_starts_what_it_stopped(older):
+    before = content()
+    recorded = restore_killed_at(older["archive"], "safety", after=0.5)
+    assert recorded["stage"] in ("safety", "replacing"), recorded
+    assert not backend_running()
+    proc = recover(f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    if recorded["stage"] == "safety":
+        assert "Keep        the data: nothing was replaced" in proc.stdout
+    assert_recovered(before)
+
+
+def test_kill_recover_with_nothing_to_recover_changes_nothing(older):
+    before = content()
+    proc = recover(f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Nothing to recover on edms-demo" in proc.stdout
+    assert_recovered(before)
