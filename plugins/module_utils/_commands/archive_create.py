@@ -308,30 +308,30 @@ class SnapshotWatcher:
 def add_media(writer, containers, container_id, media_dir, warnings=None):
     """Copy every regular file under media_dir into media/...; return (files, bytes, skipped).
 
-    A hard-linked file comes in the tar stream once as a regular member and
-    at each of its other paths as a link entry, whose data a stream cannot
-    read back: each such path is read again on its own afterwards, where the
-    engine returns it as the regular file it is, and stored with its own
-    bytes. Symbolic links, devices and the like are left out. So is a file
-    whose name the archive cannot hold (not UTF-8, or refused by the member
-    name rules of _format/archive.py, or equal to an earlier one once
-    normalised): it is listed in skipped (printable, bytes that are not
-    UTF-8 as \\xNN) and named in a warning appended to warnings.
+    The media are read once, as one tar stream from the container. A
+    hard-linked file comes in it once as a regular member and at each of its
+    other paths as a link entry naming that earlier member, without data: each
+    such path is stored with the bytes of the member it links to, copied
+    within the archive being written (ArchiveWriter.copy_member). Nothing is
+    read from the container a second time, so nothing can be swapped in
+    between. A link whose member was not taken is left out.
+
+    Symbolic links, devices and the like are left out. So is a file whose name
+    the archive cannot hold (not UTF-8, or refused by the member name rules of
+    _format/archive.py, or equal to an earlier one once normalised): it is
+    listed in skipped (printable, bytes that are not UTF-8 as \\xNN) and, with
+    why, in a warning appended to warnings, as is a link left out.
     """
-    media_dir = media_dir.rstrip("/")
     files, size, skipped = 0, 0, []
     names = MediaNames()
-    links = []
-    chunks, _stat = containers.read_tree(container_id, media_dir)
+    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
     with tarfile.open(
         fileobj=IterStream(chunks), mode="r|", encoding="utf-8", errors="surrogateescape"
     ) as tar:
         for member in tar:
-            # The tar's top directory is the media dir's own name.
-            parts = member.name.split("/", 1)
-            if len(parts) < 2 or not parts[1]:
+            relative = media_relative(member.name)
+            if relative is None:
                 continue
-            relative = parts[1]
             if is_work_name(relative.split("/", 1)[0]):
                 continue  # a restore's work directory (see _deployment/media.py), never media
             if member.isdir():
@@ -339,48 +339,46 @@ def add_media(writer, containers, container_id, media_dir, warnings=None):
             if not (member.isfile() or member.islnk()):
                 skipped.append(printable(relative))
                 continue
-            if names.refuse(relative):
+            problem = names.problem(relative)
+            source = None
+            if problem is None and member.islnk():
+                target = media_relative(member.linkname, within=member.name)
+                if names.taken(target):
+                    source = target
+                else:
+                    problem = (
+                        f"is a hard link of '{printable(target or member.linkname)}',"
+                        " which was not taken into the archive before it"
+                    )
+            if problem is not None:
+                names.leave_out(relative, problem)
                 skipped.append(printable(relative))
                 continue
-            if member.islnk():
-                links.append(relative)  # read on its own once the stream is done
-                continue
-            size += writer.add_stream(
-                MEDIA_PREFIX + relative, tar.extractfile(member), compress=False
-            )["size"]
+            names.take(relative)
+            if source is None:
+                entry = writer.add_stream(
+                    MEDIA_PREFIX + relative, tar.extractfile(member), compress=False
+                )
+            else:
+                entry = writer.copy_member(MEDIA_PREFIX + relative, MEDIA_PREFIX + source)
+            size += entry["size"]
             files += 1
-    for relative in links:
-        written = add_media_file(writer, containers, container_id, media_dir, relative)
-        if written is None:
-            names.gone(relative)
-            skipped.append(printable(relative))
-            continue
-        size += written
-        files += 1
     if warnings is not None:
         warnings.extend(names.warnings())
     return files, size, skipped
 
 
-def add_media_file(writer, containers, container_id, media_dir, relative):
-    """Write the one file media_dir/relative, read on its own; return its size,
-    or None when it is no longer a regular file there (gone, or replaced)."""
-    try:
-        chunks, _stat = containers.read_tree(container_id, media_dir + "/" + relative)
-    except ExecError as exc:
-        if getattr(exc.__cause__, "status_code", None) == 404:
-            return None
-        raise
-    with tarfile.open(
-        fileobj=IterStream(chunks), mode="r|", encoding="utf-8", errors="surrogateescape"
-    ) as tar:
-        member = tar.next()
-        if member is None or not member.isfile():
-            return None
-        if member.name != relative.rsplit("/", 1)[-1]:
-            return None
-        entry = writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
-        return entry["size"]
+def media_relative(name, within=None):
+    """The path under the media root of a name in its tar stream, whose top
+    directory is the media root's own name; None for that directory itself,
+    and for a name outside the top directory of the name `within` (a link's
+    target is looked for under its own link's top directory)."""
+    parts = name.split("/", 1)
+    if len(parts) < 2 or not parts[1]:
+        return None
+    if within is not None and within.split("/", 1)[0] != parts[0]:
+        return None
+    return parts[1]
 
 
 def printable(name):
@@ -392,7 +390,7 @@ def printable(name):
 
 
 class MediaNames:
-    """The media names taken into an archive so far, and those refused.
+    """The media names taken into an archive so far, and those left out.
 
     A name is refused when the archive cannot hold it: it is not UTF-8 (a ZIP
     member name is text), the member name rules refuse it (_format/archive.py
@@ -403,6 +401,7 @@ class MediaNames:
     """
 
     LISTED = 20
+    NOT_UTF8 = "is not valid UTF-8"
 
     def __init__(self):
         self.files = {}  # member_path of each media file taken: its name
@@ -410,36 +409,44 @@ class MediaNames:
         self.not_utf8 = []
         self.refused = []  # (name, why)
 
-    def refuse(self, relative):
-        """Why relative cannot be taken (recorded), or None (then it is taken)."""
+    def problem(self, relative):
+        """Why relative cannot be taken, or None."""
         try:
             relative.encode("utf-8")
         except UnicodeEncodeError:
-            self.not_utf8.append(printable(relative))
-            return "is not valid UTF-8"
+            return self.NOT_UTF8
         name = MEDIA_PREFIX + relative
         problem = member_name_problem(name) or ("names a directory" if name.endswith("/") else None)
-        path = member_path(name)
-        parents = path.split("/")[:-1]
-        above = ["/".join(parents[: depth + 1]) for depth in range(len(parents))]
-        first = self.files.get(path)
-        if problem is None and first == relative:
-            problem = "is in the media twice"
-        elif problem is None and first is not None:
-            problem = f"names the same path as '{printable(first)}' once normalised to Unicode NFC"
-        if problem is None and (path in self.directories or any(a in self.files for a in above)):
-            problem = "names a path where another media file has a directory or a file"
         if problem is not None:
-            self.refused.append((relative, problem))
             return problem
-        self.files[path] = relative
-        self.directories.update(above)
+        path = member_path(name)
+        first = self.files.get(path)
+        if first == relative:
+            return "is in the media twice"
+        if first is not None:
+            return f"names the same path as '{printable(first)}' once normalised to Unicode NFC"
+        if path in self.directories or any(above in self.files for above in parents(path)):
+            return "names a path where another media file has a directory or a file"
         return None
 
-    def gone(self, relative):
-        self.refused.append(
-            (relative, "was no longer a regular file when its hard link was read on its own")
-        )
+    def take(self, relative):
+        """Record relative as taken (problem() found none)."""
+        path = member_path(MEDIA_PREFIX + relative)
+        self.files[path] = relative
+        self.directories.update(parents(path))
+
+    def taken(self, relative):
+        """Whether the media file named exactly relative was taken."""
+        if relative is None:
+            return False
+        return self.files.get(member_path(MEDIA_PREFIX + relative)) == relative
+
+    def leave_out(self, relative, why):
+        """Record relative as left out, and why."""
+        if why == self.NOT_UTF8:
+            self.not_utf8.append(printable(relative))
+        else:
+            self.refused.append((relative, why))
 
     def warnings(self):
         found = []
@@ -464,6 +471,12 @@ class MediaNames:
         if len(items) > self.LISTED:
             text += f"; and {len(items) - self.LISTED} more (see media.skipped)"
         return text
+
+
+def parents(path):
+    """The directories above a member path, outermost first: a/b/c -> a, a/b."""
+    above = path.split("/")[:-1]
+    return ["/".join(above[: depth + 1]) for depth in range(len(above))]
 
 
 def build_metadata(report, created, params, project_name):

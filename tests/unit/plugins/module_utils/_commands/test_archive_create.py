@@ -1,7 +1,9 @@
 """The backup's comparison of a new archive's counts with the previous verified one."""
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import tarfile
 import unicodedata
@@ -22,7 +24,6 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     status_path,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
 
 from .._format.test_archive import FILE1, FILE2, NAME, fixture_bytes, metadata_for, objects
@@ -124,27 +125,20 @@ def tar_of(entries, tar_format=tarfile.GNU_FORMAT):
     return buffer.getvalue()
 
 
-class NotFound(Exception):
-    status_code = 404
-
-
 class MediaContainer:
-    """read_tree of the backend's container: the media root's stream, and a
-    path read on its own as the engine gives it (one regular member named
-    by its base name); paths not in `alone` are gone."""
+    """read_tree of the backend's container: the media root's stream, in
+    chunks. Any other read fails the test: the media are read once, and a
+    path the application can swap is never read again."""
 
-    def __init__(self, tree, alone=None):
+    def __init__(self, tree):
         self.tree = tree
-        self.alone = alone or {}
         self.read = []
 
     def read_tree(self, container_id, path):
         self.read.append(path)
-        if path == "/app/media":
-            return iter([self.tree[i : i + 700] for i in range(0, len(self.tree), 700)]), {}
-        if path not in self.alone:
-            raise ExecError(f"cannot read {path}: no such file") from NotFound()
-        return iter([tar_of([(path.rsplit("/", 1)[-1], self.alone[path])])]), {}
+        assert (container_id, path) == ("backend", "/app/media"), f"{path} read again"
+        assert len(self.read) == 1, "the media root read twice"
+        return iter([self.tree[i : i + 700] for i in range(0, len(self.tree), 700)]), {}
 
 
 def back_up_media(tmp_path, container):
@@ -156,57 +150,143 @@ def back_up_media(tmp_path, container):
         files, size, skipped = add_media(writer, container, "backend", "/app/media/", warnings)
         path = writer.finish(metadata_for(objects()))
     with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None  # every member's CRC
         media = {n: archive.read(n) for n in archive.namelist() if n.startswith("media/")}
+        metadata = json.loads(archive.read("metadata.json"))
     return {
         "files": files,
         "bytes": size,
         "skipped": skipped,
         "warnings": warnings,
         "media": media,
+        "members": metadata["members"],
         "verification": verify_archive(path),
     }
 
 
-def test_f12_hard_linked_media_come_in_as_regular_files(tmp_path):
-    # FILE2 and a copy of it are hard links of FILE1: the stream holds link
-    # entries for them, whose data cannot be read back from it.
+def test_f12_hard_linked_media_are_copied_within_the_archive(tmp_path):
+    # FILE2 and a copy are hard links of FILE1: the stream holds link entries
+    # for them, without data; they get FILE1's bytes as written to the archive.
     copy = "documents/2025/01/copy-of-DOC-000001.bin"
-    gone = "documents/2025/01/deleted-meanwhile.bin"
+    data = bytes(range(256)) * 40
+    tree = tar_of(
+        [
+            ("media/" + FILE1, data),
+            ("media/" + FILE2, tarfile.LNKTYPE, "media/" + FILE1),
+            ("media/" + copy, tarfile.LNKTYPE, "media/" + FILE1),
+            ("media/documents/link.bin", tarfile.SYMTYPE, "/etc/passwd"),
+        ]
+    )
+    container = MediaContainer(tree)
+    backed_up = back_up_media(tmp_path, container)
+
+    assert backed_up["media"] == {
+        "media/" + FILE1: data,
+        "media/" + FILE2: data,
+        "media/" + copy: data,
+    }
+    assert (backed_up["files"], backed_up["bytes"]) == (3, 3 * len(data))
+    expected = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    for name in backed_up["media"]:
+        assert backed_up["members"][name] == expected
+    # A symbolic link can point anywhere: left out, as before.
+    assert backed_up["skipped"] == ["documents/link.bin"]
+    assert backed_up["warnings"] == []
+    assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+    assert container.read == ["/app/media"]
+
+
+def test_f12_the_media_are_read_once_and_a_link_path_never_again(tmp_path):
+    # What the container would give for a link's path read on its own, had
+    # the application swapped it meanwhile: never asked for, never archived.
+    class SwappingContainer(MediaContainer):
+        def read_tree(self, container_id, path):
+            if path != "/app/media":
+                self.read.append(path)
+                return iter([tar_of([(path.rsplit("/", 1)[-1], b"root:x:0:0")])]), {}
+            return super().read_tree(container_id, path)
+
     tree = tar_of(
         [
             ("media/" + FILE1, b"one" * 100),
             ("media/" + FILE2, tarfile.LNKTYPE, "media/" + FILE1),
-            ("media/" + copy, tarfile.LNKTYPE, "media/" + FILE1),
-            ("media/" + gone, tarfile.LNKTYPE, "media/" + FILE1),
-            ("media/documents/link.bin", tarfile.SYMTYPE, "/etc/passwd"),
         ]
     )
-    alone = {"/app/media/" + FILE2: b"one" * 100, "/app/media/" + copy: b"one" * 100}
-    container = MediaContainer(tree, alone)
+    container = SwappingContainer(tree)
+    backed_up = back_up_media(tmp_path, container)
+
+    assert container.read == ["/app/media"]
+    assert backed_up["media"] == {"media/" + FILE1: b"one" * 100, "media/" + FILE2: b"one" * 100}
+    assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+
+
+def test_f12_a_hard_link_whose_file_was_left_out_is_left_out_and_named(tmp_path):
+    odd = b"documents/caf\xe9.pdf".decode("utf-8", "surrogateescape")
+    nfd = unicodedata.normalize("NFD", "documents/café.pdf")
+    tree = tar_of(
+        [
+            ("media/" + FILE1, b"one" * 100),
+            ("media/documents/back\\slash.pdf", b"refused"),
+            ("media/" + odd, b"latin-1"),
+            ("media/" + unicodedata.normalize("NFC", "documents/café.pdf"), b"nfc"),
+            ("media/" + nfd, b"nfd, refused"),
+            ("media/documents/link.bin", tarfile.SYMTYPE, "/etc/passwd"),
+            ("media/.edms-restore-1/old.bin", b"a restore's work directory"),
+            # Links to each of those, to a file later in the stream, to one
+            # that is not there, to itself, and outside the media root.
+            ("media/a/1.bin", tarfile.LNKTYPE, "media/documents/back\\slash.pdf"),
+            ("media/a/2.bin", tarfile.LNKTYPE, "media/" + odd),
+            ("media/a/3.bin", tarfile.LNKTYPE, "media/" + nfd),
+            ("media/a/4.bin", tarfile.LNKTYPE, "media/documents/link.bin"),
+            ("media/a/5.bin", tarfile.LNKTYPE, "media/.edms-restore-1/old.bin"),
+            ("media/a/6.bin", tarfile.LNKTYPE, "media/" + FILE2),
+            ("media/a/7.bin", tarfile.LNKTYPE, "media/a/gone.bin"),
+            ("media/a/8.bin", tarfile.LNKTYPE, "media/a/8.bin"),
+            ("media/a/9.bin", tarfile.LNKTYPE, "/etc/shadow"),
+            ("media/" + FILE2, b"two" * 100),
+            ("media/a/10.bin", tarfile.LNKTYPE, "media/" + FILE2),
+        ]
+    )
+    container = MediaContainer(tree)
     backed_up = back_up_media(tmp_path, container)
 
     assert backed_up["media"] == {
         "media/" + FILE1: b"one" * 100,
-        "media/" + FILE2: b"one" * 100,
-        "media/" + copy: b"one" * 100,
+        "media/" + unicodedata.normalize("NFC", "documents/café.pdf"): b"nfc",
+        "media/" + FILE2: b"two" * 100,
+        "media/a/10.bin": b"two" * 100,
     }
-    assert (backed_up["files"], backed_up["bytes"]) == (3, 900)
-    assert container.read == ["/app/media", *alone, "/app/media/" + gone]
-    # A symbolic link can point anywhere: left out; so is a link gone meanwhile.
-    assert backed_up["skipped"] == ["documents/link.bin", gone]
-    assert len(backed_up["warnings"]) == 1
-    assert gone in backed_up["warnings"][0]
+    links = [f"a/{number}.bin" for number in range(1, 10)]
+    assert backed_up["skipped"] == [
+        "documents/back\\slash.pdf",
+        "documents/caf\\xe9.pdf",
+        nfd,
+        "documents/link.bin",
+        *links,
+    ]
+    not_utf8, refused = backed_up["warnings"]
+    assert "'documents/caf\\xe9.pdf'" in not_utf8
+    for link in links:
+        assert f"'{link}' is a hard link of '" in refused
+    left_out = "which was not taken into the archive before it"
+    assert f"'a/2.bin' is a hard link of 'documents/caf\\xe9.pdf', {left_out}" in refused
+    assert f"'a/6.bin' is a hard link of '{FILE2}', {left_out}" in refused
+    assert f"'a/9.bin' is a hard link of '/etc/shadow', {left_out}" in refused
     assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+    assert container.read == ["/app/media"]
 
 
 @pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_f12_a_media_name_that_is_not_utf8_is_left_out_and_named(tmp_path, tar_format):
     # caf\xe9: Latin-1, not UTF-8, and a line feed; tarfile holds the byte as a lone surrogate.
     odd = b"documents/caf\xe9\n.pdf".decode("utf-8", "surrogateescape")
+    # A hard link of FILE1 whose own name is not UTF-8.
+    odd_link = b"documents/\xff.bin".decode("utf-8", "surrogateescape")
     tree = tar_of(
         [
             ("media/" + FILE1, b"one" * 100),
             ("media/" + odd, b"latin-1"),
+            ("media/" + odd_link, tarfile.LNKTYPE, "media/" + FILE1),
             ("media/" + FILE2, b"two" * 100),
         ],
         tar_format,
@@ -214,9 +294,9 @@ def test_f12_a_media_name_that_is_not_utf8_is_left_out_and_named(tmp_path, tar_f
     backed_up = back_up_media(tmp_path, MediaContainer(tree))
 
     assert sorted(backed_up["media"]) == ["media/" + FILE1, "media/" + FILE2]
-    assert backed_up["skipped"] == ["documents/caf\\xe9\\x0a.pdf"]
+    assert backed_up["skipped"] == ["documents/caf\\xe9\\x0a.pdf", "documents/\\xff.bin"]
     [warning] = backed_up["warnings"]
-    assert "'documents/caf\\xe9\\x0a.pdf'" in warning
+    assert "'documents/caf\\xe9\\x0a.pdf'; 'documents/\\xff.bin'." in warning
     assert "not valid UTF-8" in warning
     assert "no row can name" in warning
     # Everything returned can be shown and serialised.
