@@ -155,9 +155,27 @@ objects:
   type: int
 media:
   description:
-    - Media files copied (C(files), C(bytes)) and entries left out
-      (C(skipped)), which are not regular files or have a path component
-      named like a restore's work directory (C(.edms-restore-*)).
+    - Media files copied (C(files), C(bytes)) and the paths left out
+      (C(skipped)), relative to the media root.
+    - The media root is read once, as one tar stream from the backend
+      container. A hard-linked file comes in it once with its data and at
+      each of its other paths as a link to that first path; each of those
+      paths is stored as a file of its own, with the bytes of the first
+      path copied within the archive. No path is read from the container
+      again.
+    - Left out are symbolic links, devices and the like, and files whose
+      names the archive cannot hold; the task warns about the latter,
+      naming each with why. Those are names that are not valid UTF-8
+      (Django keeps a file field's name as UTF-8 text in the database, so
+      no row can name such a file), names with a path component named like
+      a restore's work directory (C(.edms-restore-*)), a C(.) or empty
+      component or a backslash, and a name equal to an earlier one once
+      normalised to Unicode NFC (the first is kept). A hard-linked path
+      whose first path was left out is left out and warned about too.
+    - In C(skipped) and in the warnings, the bytes of a name that are not
+      UTF-8, and control characters, are shown as C(\xNN).
+    - A restore's own work directory at the top of the media root is not
+      media; it is neither copied nor listed.
   returned: success, not in check mode
   type: dict
 pgdump_snapshot:

@@ -41,6 +41,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     ArchiveError,
     ArchiveWriter,
     archive_name,
+    member_name_problem,
+    member_path,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
@@ -96,6 +98,8 @@ PGDUMP_ARGV = ["pg_dump", "-Fc", "--no-password"]
 # checked against both before it is used.
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]{1,16}(-[0-9A-Fa-f]{1,16}){1,2}$")
 SIGNAL_DIR = re.compile(r"^/[A-Za-z0-9._/-]*/edms-snapshot-[A-Za-z0-9_]+$")
+# Characters a media name may hold that a log line should not (printable()).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class BackupError(ModuleFailure):
@@ -301,29 +305,178 @@ class SnapshotWatcher:
             )
 
 
-def add_media(writer, containers, container_id, media_dir):
-    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped)."""
-    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
+def add_media(writer, containers, container_id, media_dir, warnings=None):
+    """Copy every regular file under media_dir into media/...; return (files, bytes, skipped).
+
+    The media are read once, as one tar stream from the container. A
+    hard-linked file comes in it once as a regular member and at each of its
+    other paths as a link entry naming that earlier member, without data: each
+    such path is stored with the bytes of the member it links to, copied
+    within the archive being written (ArchiveWriter.copy_member). Nothing is
+    read from the container a second time, so nothing can be swapped in
+    between. A link whose member was not taken is left out.
+
+    Symbolic links, devices and the like are left out. So is a file whose name
+    the archive cannot hold (not UTF-8, or refused by the member name rules of
+    _format/archive.py, or equal to an earlier one once normalised): it is
+    listed in skipped (printable, bytes that are not UTF-8 as \\xNN) and, with
+    why, in a warning appended to warnings, as is a link left out.
+    """
     files, size, skipped = 0, 0, []
-    with tarfile.open(fileobj=IterStream(chunks), mode="r|") as tar:
+    names = MediaNames()
+    chunks, _stat = containers.read_tree(container_id, media_dir.rstrip("/"))
+    with tarfile.open(
+        fileobj=IterStream(chunks), mode="r|", encoding="utf-8", errors="surrogateescape"
+    ) as tar:
         for member in tar:
-            # The tar's top directory is the media dir's own name.
-            parts = member.name.split("/", 1)
-            if len(parts) < 2 or not parts[1]:
+            relative = media_relative(member.name)
+            if relative is None:
                 continue
-            relative = parts[1]
             if is_work_name(relative.split("/", 1)[0]):
                 continue  # a restore's work directory (see _deployment/media.py), never media
             if member.isdir():
                 continue
-            # Deeper down, such a name is media that no archive may hold (_format/archive.py).
-            if not member.isfile() or any(map(is_work_name, relative.split("/"))):
-                skipped.append(relative)
+            if not (member.isfile() or member.islnk()):
+                skipped.append(printable(relative))
                 continue
-            writer.add_stream(MEDIA_PREFIX + relative, tar.extractfile(member), compress=False)
+            problem = names.problem(relative)
+            source = None
+            if problem is None and member.islnk():
+                target = media_relative(member.linkname, within=member.name)
+                if names.taken(target):
+                    source = target
+                else:
+                    problem = (
+                        f"is a hard link of '{printable(target or member.linkname)}',"
+                        " which was not taken into the archive before it"
+                    )
+            if problem is not None:
+                names.leave_out(relative, problem)
+                skipped.append(printable(relative))
+                continue
+            names.take(relative)
+            if source is None:
+                entry = writer.add_stream(
+                    MEDIA_PREFIX + relative, tar.extractfile(member), compress=False
+                )
+            else:
+                entry = writer.copy_member(MEDIA_PREFIX + relative, MEDIA_PREFIX + source)
+            size += entry["size"]
             files += 1
-            size += member.size
+    if warnings is not None:
+        warnings.extend(names.warnings())
     return files, size, skipped
+
+
+def media_relative(name, within=None):
+    """The path under the media root of a name in its tar stream, whose top
+    directory is the media root's own name; None for that directory itself,
+    and for a name outside the top directory of the name `within` (a link's
+    target is looked for under its own link's top directory)."""
+    parts = name.split("/", 1)
+    if len(parts) < 2 or not parts[1]:
+        return None
+    if within is not None and within.split("/", 1)[0] != parts[0]:
+        return None
+    return parts[1]
+
+
+def printable(name):
+    """A media name as text that can be shown and returned on one line: the
+    bytes of a name that are not UTF-8 (held as lone surrogates) and control
+    characters as \\xNN."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class MediaNames:
+    """The media names taken into an archive so far, and those left out.
+
+    A name is refused when the archive cannot hold it: it is not UTF-8 (a ZIP
+    member name is text), the member name rules refuse it (_format/archive.py
+    member_name_problem), or it names the same path as an earlier media file
+    once normalised to Unicode NFC (the first is kept), or a path where an
+    earlier one has a directory or a file. The archive written then verifies
+    whatever names the media root holds.
+    """
+
+    LISTED = 20
+    NOT_UTF8 = "is not valid UTF-8"
+
+    def __init__(self):
+        self.files = {}  # member_path of each media file taken: its name
+        self.directories = set()  # member_path of each directory above them
+        self.not_utf8 = []
+        self.refused = []  # (name, why)
+
+    def problem(self, relative):
+        """Why relative cannot be taken, or None."""
+        try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:
+            return self.NOT_UTF8
+        name = MEDIA_PREFIX + relative
+        problem = member_name_problem(name) or ("names a directory" if name.endswith("/") else None)
+        if problem is not None:
+            return problem
+        path = member_path(name)
+        first = self.files.get(path)
+        if first == relative:
+            return "is in the media twice"
+        if first is not None:
+            return f"names the same path as '{printable(first)}' once normalised to Unicode NFC"
+        if path in self.directories or any(above in self.files for above in parents(path)):
+            return "names a path where another media file has a directory or a file"
+        return None
+
+    def take(self, relative):
+        """Record relative as taken (problem() found none)."""
+        path = member_path(MEDIA_PREFIX + relative)
+        self.files[path] = relative
+        self.directories.update(parents(path))
+
+    def taken(self, relative):
+        """Whether the media file named exactly relative was taken."""
+        if relative is None:
+            return False
+        return self.files.get(member_path(MEDIA_PREFIX + relative)) == relative
+
+    def leave_out(self, relative, why):
+        """Record relative as left out, and why."""
+        if why == self.NOT_UTF8:
+            self.not_utf8.append(printable(relative))
+        else:
+            self.refused.append((relative, why))
+
+    def warnings(self):
+        found = []
+        if self.not_utf8:
+            found.append(
+                "media files left out of the archive, their names are not valid UTF-8: "
+                + self.listed(f"'{name}'" for name in self.not_utf8)
+                + ". Django keeps a file field's name as text in the database (UTF-8),"
+                " so no row can name these files and the application cannot use them;"
+                " rename them to UTF-8 names if they matter"
+            )
+        if self.refused:
+            found.append(
+                "media files left out of the archive: "
+                + self.listed(f"'{printable(name)}' {why}" for name, why in self.refused)
+            )
+        return found
+
+    def listed(self, items):
+        items = list(items)
+        text = "; ".join(items[: self.LISTED])
+        if len(items) > self.LISTED:
+            text += f"; and {len(items) - self.LISTED} more (see media.skipped)"
+        return text
+
+
+def parents(path):
+    """The directories above a member path, outermost first: a/b/c -> a, a/b."""
+    above = path.split("/")[:-1]
+    return ["/".join(above[: depth + 1]) for depth in range(len(above))]
 
 
 def build_metadata(report, created, params, project_name):
@@ -523,9 +676,16 @@ def write_archive(params, plan, containers, result):
             if spool is not None:
                 result["pgdump_snapshot"] = "the fixture's" if watcher.shared else "its own"
 
+            media_warnings = []
             files, media_bytes, skipped = add_media(
-                writer, containers, plan.backend.container_id, params["media_dir_container"]
+                writer,
+                containers,
+                plan.backend.container_id,
+                params["media_dir_container"],
+                media_warnings,
             )
+            if media_warnings:
+                result.setdefault("warnings", []).extend(media_warnings)
             if spool is not None:
                 writer.add_file(PGDUMP, spool.result(), compress=False)
             metadata = build_metadata(

@@ -468,7 +468,9 @@ class ArchiveWriter:
     is never named like an archive.
 
     Members are written as they come, their sha256 and size computed on the
-    way (`members`); finish(metadata) writes metadata.json last.
+    way (`members`); finish(metadata) writes metadata.json last. A stored
+    member can be written again under another name from the partial file
+    itself (copy_member).
     """
 
     def __init__(self, directory, name, mode=0o600):
@@ -478,10 +480,12 @@ class ArchiveWriter:
         self.path = os.path.join(directory, name)
         self.partial_path = os.path.join(directory, f".{name}.partial")
         self._members = {}
+        self._stored = {}  # stored member's name: (ZipInfo, offset of its data)
         self._finished = False
         if os.path.lexists(self.path):
             raise ArchiveError(f"archive '{self.path}' already exists; it is never overwritten")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        # Read as well as written: copy_member reads stored members back through this descriptor.
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.partial_path, flags, mode)
         except FileExistsError:
@@ -525,6 +529,43 @@ class ArchiveWriter:
             member = self._new_member(name, compress, info.st_mtime)
             member.external_attr = (stat.S_IFREG | stat.S_IMODE(info.st_mode)) << 16
             return self._write(member, source)
+
+    def copy_member(self, name, source):
+        """Write member `name` with the data of the stored member `source`
+        written before, read back from the partial file through the
+        descriptor this writer holds (never from a path, and never from where
+        `source` came from). The copy is a member like any other: stored, with
+        the source's file mode, its own CRC, sha256 and size (`members`); the
+        bytes read back must have the sha256 recorded for `source`."""
+        if source not in self._stored:
+            raise ValueError(
+                f"member {source!r} is not a stored member of this archive; "
+                f"member {name!r} not copied from it"
+            )
+        original, offset = self._stored[source]
+        info = self._new_member(name, False, time.time())
+        info.external_attr = original.external_attr
+        self._file.flush()  # the source's bytes in the file, for pread
+        entry = self._write(info, self._read_back(source, offset, original.file_size))
+        if entry["sha256"] != self._members[source]["sha256"]:
+            raise ArchiveError(
+                f"member {source!r} read back from '{self.partial_path}' is not what was "
+                f"written; member {name!r} not copied from it"
+            )
+        return entry
+
+    def _read_back(self, source, offset, size):
+        descriptor = self._file.fileno()
+        end = offset + size
+        while offset < end:
+            block = os.pread(descriptor, min(READ_SIZE, end - offset), offset)
+            if not block:
+                raise ArchiveError(
+                    f"member {source!r} cannot be read back from '{self.partial_path}': "
+                    "the file ends before it"
+                )
+            offset += len(block)
+            yield block
 
     def finish(self, metadata):
         """Write metadata.json (with `members` filled in) last, close, fsync and
@@ -595,11 +636,14 @@ class ArchiveWriter:
         size = 0
         # Sizes are not known in advance: always ZIP64, so no member has a size limit.
         with self._zip.open(info, "w", force_zip64=True) as out:
+            offset = self._file.tell()  # the member's data starts after its local header
             for block in _blocks(source):
                 out.write(block)
                 sha256.update(block)
                 size += len(block)
         self._members[info.filename] = {"sha256": sha256.hexdigest(), "size": size}
+        if info.compress_type == zipfile.ZIP_STORED:
+            self._stored[info.filename] = (info, offset)
         return dict(self._members[info.filename])
 
     def __enter__(self):

@@ -11,6 +11,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format import archive
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE,
     METADATA,
+    READ_SIZE,
     ArchiveError,
     ArchiveReader,
     ArchiveWriter,
@@ -330,6 +331,87 @@ def test_add_file_refuses_a_link(tmp_path):
     out.mkdir()
     with ArchiveWriter(str(out), NAME) as writer, pytest.raises(ArchiveError, match="link"):
         writer.add_file("media/link", str(tmp_path / "link"))
+
+
+def test_copy_member_writes_a_stored_members_bytes_again_under_a_new_name(tmp_path):
+    data = os.urandom(READ_SIZE * 2 + 12345)  # read back in more than one block
+    with ArchiveWriter(str(tmp_path), NAME) as writer:
+        writer.add_stream(FIXTURE, fixture_bytes(objects()))
+        writer.add_stream("media/" + FILE1, data, compress=False)
+        copied = writer.copy_member("media/" + FILE2, "media/" + FILE1)
+        again = writer.copy_member("media/a/copy-of-a-copy.bin", "media/" + FILE2)
+        path = writer.finish(metadata_for(objects()))
+    expected = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert copied == again == expected
+    assert writer.members["media/" + FILE2] == writer.members["media/a/copy-of-a-copy.bin"]
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        infos = {info.filename: info for info in archive.infolist()}
+        for name in ("media/" + FILE1, "media/" + FILE2, "media/a/copy-of-a-copy.bin"):
+            assert archive.read(name) == data
+            assert infos[name].compress_type == zipfile.ZIP_STORED
+            assert infos[name].CRC == infos["media/" + FILE1].CRC
+            assert infos[name].external_attr == infos["media/" + FILE1].external_attr
+        metadata = json.loads(archive.read(METADATA))
+    assert metadata["members"]["media/" + FILE2] == expected
+    result = verify_archive(path)
+    assert result["ok"], result["problems"]
+    assert check_of(result, "member_checksums")["status"] == "pass"
+
+
+def test_copy_member_reads_the_partial_file_through_its_descriptor_not_its_path(tmp_path):
+    with ArchiveWriter(str(tmp_path), NAME) as writer:
+        writer.add_stream(FIXTURE, fixture_bytes(objects()))
+        writer.add_stream("media/" + FILE1, b"one" * 100, compress=False)
+        # Another file at the partial file's path while the copy is made.
+        aside = str(tmp_path / "aside")
+        os.rename(writer.partial_path, aside)
+        with open(writer.partial_path, "wb") as other:
+            other.write(b"x" * 100000)
+        try:
+            writer.copy_member("media/" + FILE2, "media/" + FILE1)
+        finally:
+            os.replace(aside, writer.partial_path)
+        path = writer.finish(metadata_for(objects()))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("media/" + FILE2) == b"one" * 100
+    assert verify_archive(path)["ok"]
+
+
+def test_copy_member_refuses_what_was_not_written_stored_or_is_already_there(tmp_path):
+    with ArchiveWriter(str(tmp_path), NAME) as writer:
+        writer.add_stream(FIXTURE, fixture_bytes(objects()))
+        writer.add_stream("media/" + FILE1, b"one" * 100, compress=False)
+        with pytest.raises(ValueError, match="not a stored member"):
+            writer.copy_member("media/x.bin", FIXTURE)  # deflated
+        with pytest.raises(ValueError, match="not a stored member"):
+            writer.copy_member("media/x.bin", "media/not-written.bin")
+        with pytest.raises(ValueError, match="already in the archive"):
+            writer.copy_member("media/" + FILE1, "media/" + FILE1)
+        with pytest.raises(ValueError, match=r"'\.\.' component"):
+            writer.copy_member("media/../x.bin", "media/" + FILE1)
+        assert sorted(writer.members) == [FIXTURE, "media/" + FILE1]
+        writer.finish({})
+    with pytest.raises(ArchiveError, match="is finished"):
+        writer.copy_member("media/" + FILE2, "media/" + FILE1)
+
+
+def test_copy_member_fails_when_the_bytes_read_back_are_not_those_written(tmp_path):
+    def backup():
+        with ArchiveWriter(str(tmp_path), NAME) as writer:
+            writer.add_stream(FIXTURE, fixture_bytes(objects()))
+            writer.add_stream("media/" + FILE1, b"one" * 100, compress=False)
+            # Something else wrote into the member's data in place (the
+            # writer's buffer is flushed once a member is complete).
+            with open(writer.partial_path, "r+b") as handle:
+                content = handle.read()
+                handle.seek(content.index(b"one" * 100))
+                handle.write(b"ONE")
+            writer.copy_member("media/" + FILE2, "media/" + FILE1)
+
+    with pytest.raises(ArchiveError, match="is not what was written"):
+        backup()
+    assert os.listdir(tmp_path) == []
 
 
 # Reading
