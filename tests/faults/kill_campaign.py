@@ -687,7 +687,7 @@ class Stack:
 
     def clear(self):
         """With --keep-going, after a run that did not resolve: the backend
-        started, a lock whose holder is a sleep ended and removed, maintenance
+        started, the lock's holder ended and the lock removed, maintenance
         containers removed. A restore work directory is left alone (it may
         hold the only copy of media). What was done."""
         done = []
@@ -697,10 +697,12 @@ class Stack:
         if os.path.exists(self.lock):
             try:
                 with open(self.lock, encoding="utf-8") as handle:
-                    pid = json.load(handle).get("pid")
-                with open(f"/proc/{int(pid)}/comm", encoding="ascii") as handle:
-                    if handle.read().strip() == "sleep":
-                        os.kill(int(pid), signal.SIGTERM)
+                    held = json.load(handle)
+                pid, token = int(held.get("pid")), str(held.get("token"))
+                # The lock's own holder carries the lock's token in its environment.
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    if f"EDMS_BACKUP_LOCK={token}".encode() in handle.read().split(b"\0"):
+                        os.kill(pid, signal.SIGTERM)
             except (OSError, ValueError, TypeError, AttributeError):
                 pass
             os.remove(self.lock)
