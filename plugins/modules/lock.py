@@ -69,7 +69,7 @@ options:
       - With O(state=present) and O(token), the progress of the run that holds
         the lock, recorded in it in place of any earlier record.
       - C(stage) is one of V(stopping), V(safety), V(replacing),
-        V(rolling_back), V(starting); C(operation), C(archive), C(services)
+        V(rolling_back), V(starting), V(restarting); C(operation), C(archive), C(services)
         (those stopped), C(safety) (the safety backup) and C(safety_sha256),
         C(token) (the restore token) say what a recovery needs.
     type: dict
@@ -80,9 +80,9 @@ options:
     type: str
   take_over_stale:
     description:
-      - With O(operation=recover) only, also take over a lock whose holder is
-        gone while the run that took it cannot be proven gone (no run
-        recorded, or taken on another host), on the operator's word that
+      - With O(operation=recover) only, also take over a lock whose run cannot
+        be proven gone from this host (its holder gone and no run recorded,
+        or the lock taken on another host), on the operator's word that
         nothing of this project runs.
     type: bool
     default: false

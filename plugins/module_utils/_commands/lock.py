@@ -88,6 +88,7 @@ STAGES = {
     "replacing": "replacing the database and media (they may be partly replaced)",
     "rolling_back": "putting the safety backup back (the data may be partly replaced)",
     "starting": "starting the services (the data replaced and verified)",
+    "restarting": "starting the services (the safety backup put back and verified)",
 }
 # An SSH connection younger than this when the lock is taken was opened for
 # this task: the controller does not keep it, and it ends with the task.
@@ -428,7 +429,7 @@ def acquire(
     ``taken_over`` is that lock (without its token) and ``warnings`` says so.
     take_over_stale (a recovery only, on the operator's word that nothing
     runs): also a lock whose holder is gone while its run cannot be proven
-    gone. Check mode: only say what would happen (no token, nothing written)."""
+    gone, or one this host cannot check (taken on another host). Check mode: only say what would happen (no token, nothing written)."""
     if take_over_stale and operation != RECOVER:
         raise LockError(f"take_over_stale is for the {RECOVER} operation only, not {operation}")
     if not os.path.isdir(project_dir):
@@ -461,7 +462,10 @@ def acquire(
                 # The run just died: its holder ends at its next look.
                 previous = _wait_for_holder(path, previous, poll * 2 + 1)
             found = assess(previous)
-            if found != "dead" and not (take_over_stale and found == "stale"):
+            # On the operator's word: a holder gone while its run cannot be
+            # proven gone, or a lock this host cannot check (another host's).
+            stale_ok = take_over_stale and found in ("stale", "unknown")
+            if found != "dead" and not stale_ok:
                 raise refusal(path, previous, host_name)
             if unfinished(previous):
                 if operation != RECOVER:
