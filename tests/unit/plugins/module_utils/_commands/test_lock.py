@@ -441,6 +441,20 @@ def test_kill_recover_a_stale_lock_with_a_journal_is_never_to_be_removed_by_hand
         release(str(tmp_path), info["token"])
 
 
+def test_kill_recover_a_lock_of_another_host_is_taken_over_only_on_the_operators_word(tmp_path):
+    plant(tmp_path, host="another-host", journal=JOURNAL)
+    with pytest.raises(LockError) as caught:
+        acquire(str(tmp_path), "me", "recover", max_hold=60, host_name="edms-demo")
+    assert "-e edms_recover_stale=true" in str(caught.value)
+    assert "rm " not in str(caught.value)
+    info = acquire(str(tmp_path), "me", "recover", max_hold=60, take_over_stale=True)
+    try:
+        assert info["taken_over"]["journal"] == JOURNAL
+        assert info["taken_over"]["host"] == "another-host"
+    finally:
+        release(str(tmp_path), info["token"])
+
+
 def test_kill_recover_a_live_lock_is_not_taken_over_even_by_a_recovery(held, tmp_path):
     record(str(tmp_path), held["token"], JOURNAL)
     for stale in (False, True):
