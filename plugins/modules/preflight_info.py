@@ -26,6 +26,10 @@ description:
     host's clock, the clock that stamps the archives' C(created_at). A
     problem has the severity O(freshness_severity); no verified backup at all
     (a first run) is a warning unless O(require_verified_backup).
+  - Check C(project_lock) reads the project lock (see M(edms.backup.lock)).
+    The record of a restore or rollback whose run died is an error, with the
+    recovery to run (C(playbooks/recover.yml)); every backup and restore is
+    refused until then.
   - Each finding has a severity (C(ok), C(warning), C(error)) and, when
     something is wrong, a fix hint, like the checklist's known issues.
   - Changes nothing. A deployment with problems is not a module failure; the

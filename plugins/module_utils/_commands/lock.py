@@ -429,7 +429,8 @@ def acquire(
     ``taken_over`` is that lock (without its token) and ``warnings`` says so.
     take_over_stale (a recovery only, on the operator's word that nothing
     runs): also a lock whose holder is gone while its run cannot be proven
-    gone, or one this host cannot check (taken on another host). Check mode: only say what would happen (no token, nothing written)."""
+    gone, or one this host cannot check (taken on another host). Check mode:
+    only say what would happen (no token, nothing written)."""
     if take_over_stale and operation != RECOVER:
         raise LockError(f"take_over_stale is for the {RECOVER} operation only, not {operation}")
     if not os.path.isdir(project_dir):

@@ -20,6 +20,7 @@ import stat
 from datetime import datetime, timezone
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import probe as probe_program
+from ansible_collections.edms.backup.plugins.module_utils._commands import lock as project_lock
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import DatabaseLogin
 from ansible_collections.edms.backup.plugins.module_utils._format.freshness import check_freshness
@@ -386,6 +387,43 @@ def service_mounts(services, containers):
 SPACE_MARGIN = 1.5
 
 
+def check_project_lock(params, findings):
+    """The project lock: a run going on (fine), or the record of a restore or
+    rollback whose run died, which stops every backup and restore until it is
+    recovered (an error, with the recovery)."""
+    found = project_lock.status(params["project_dir"])
+    holder = found["holder"]
+    if holder is None:
+        findings.add("project_lock", "ok", "no backup or restore of the project is running")
+        return
+    if project_lock.unfinished(holder) and found["state"] != "live":
+        findings.add(
+            "project_lock",
+            "error",
+            "a run died in the middle of a {}: the lock {} recorded that {}; every backup,"
+            " restore and rollback is refused until it is recovered".format(
+                holder.get("operation", "?"),
+                found["path"],
+                project_lock.describe_journal(holder.get("journal")),
+            ),
+            f"run {project_lock.recovery_command()}; never remove the lock by hand",
+        )
+        return
+    findings.add(
+        "project_lock",
+        "ok" if found["state"] == "live" else "warning",
+        "{} holds the lock{}".format(
+            holder.get("owner", "?"),
+            f" for {holder.get('operation', '?')} since {holder.get('started_at', '?')}"
+            + ("" if found["state"] == "live" else f" ({found['state']}: its holder is gone)"),
+        ),
+        None
+        if found["state"] == "live"
+        else "the next backup or restore takes over the lock of a run that provably died,"
+        " or says how to clear it",
+    )
+
+
 def check_archive_space(params, freshness, findings):
     """Free space where the archives go, against the newest archive's size
     (min_free_bytes at least); the facts."""
@@ -473,6 +511,7 @@ def preflight(params, runner=None, containers=None, now=None):
     services = list_services(params, runner, result)
     findings = Findings()
     check_services(services, params, findings)
+    check_project_lock(params, findings)
     result["services"] = [s.as_dict() for s in services]
 
     host = host_backup_dir(params["backup_dir"])

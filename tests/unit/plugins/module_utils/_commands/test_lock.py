@@ -460,3 +460,25 @@ def test_kill_recover_a_live_lock_is_not_taken_over_even_by_a_recovery(held, tmp
     for stale in (False, True):
         with pytest.raises(LockError, match="another operation is running"):
             acquire(str(tmp_path), "me", "recover", max_hold=60, take_over_stale=stale)
+
+
+def test_kill_recover_preflight_names_a_dead_runs_record_and_the_recovery(tmp_path):
+    from ansible_collections.edms.backup.plugins.module_utils._commands.preflight_info import (
+        Findings,
+        check_project_lock,
+    )
+
+    params = {"project_dir": str(tmp_path)}
+    found = Findings()
+    check_project_lock(params, found)
+    assert [f["severity"] for f in found.items] == ["ok"]
+    plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+    found = Findings()
+    check_project_lock(params, found)
+    (finding,) = found.items
+    assert finding["check"] == "project_lock"
+    assert finding["severity"] == "error"
+    assert "a run died in the middle of a restore" in finding["message"]
+    assert "its safety backup: " + JOURNAL["safety"] in finding["message"]
+    assert "playbooks/recover.yml" in finding["fix"]
+    assert "f" * 32 not in finding["message"] + finding["fix"]  # never the lock's token
