@@ -686,11 +686,33 @@ class Stack:
         return self.c.content()
 
     def clear(self):
-        """With --keep-going, after a run that did not resolve: the backend
+        """With --keep-going, after a run that did not resolve: the record of
+        a restore that died recovered (playbooks/recover.yml), the backend
         started, the lock's holder ended and the lock removed, maintenance
         containers removed. A restore work directory is left alone (it may
         hold the only copy of media). What was done."""
         done = []
+        held = None
+        try:
+            with open(self.lock, encoding="utf-8") as handle:
+                held = json.load(handle)
+        except (OSError, ValueError):
+            pass
+        if isinstance(held, dict) and "journal" in held:
+            # The record of a restore that died: its documented recovery,
+            # never a backend started over data that may be partly replaced.
+            proc = subprocess.run(
+                self.playbook_argv(
+                    "recover.yml", {"edms_restore_confirm": HOST, "edms_recover_stale": "true"}
+                ),
+                env=self.playbook_env(),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
+            done.append(f"playbooks/recover.yml (rc {proc.returncode})")
         if not container_state(BACKEND_CONTAINER)[0]:
             self.compose_up()
             done.append("docker compose up -d --wait")
@@ -931,7 +953,14 @@ def restart_engine(timeout=120):
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.5)
         if os.path.exists(f"/proc/{pid}"):
-            raise RuntimeError(f"dockerd (pid {pid}) did not stop within {timeout} s")
+            # An engine that hangs on its way down dies as a crash would.
+            os.kill(pid, signal.SIGKILL)
+            record["how"] += f" (SIGKILL after {timeout} s: it did not stop)"
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if os.path.exists(f"/proc/{pid}"):
+                raise RuntimeError(f"dockerd (pid {pid}) did not end, even with SIGKILL")
         log = open("/var/log/edms-dockerd.log", "ab")  # noqa: SIM115 - the engine's own log
         subprocess.Popen(
             argv,

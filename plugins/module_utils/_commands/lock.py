@@ -51,6 +51,7 @@ import secrets
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -131,17 +132,67 @@ def unfinished(info):
 
 
 def read_lock(path):
-    """The lock's content, None when there is no lock."""
+    """The lock's content, None when there is no lock.
+
+    Only a regular file, not reached through a link, owned by this user (or
+    root) and writable by no one else is believed: anything else is
+    "unreadable", with why, and never with its content (a link planted at the
+    lock's name must not print the file it points to)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        return {"unreadable": f"cannot be opened as a file of its own ({exc.strerror})"}
+    with os.fdopen(fd, "rb") as handle:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            return {"unreadable": "it is not a regular file"}
+        if found.st_uid not in (os.geteuid(), 0) or found.st_mode & 0o022:
+            return {
+                "unreadable": f"it is owned by uid {found.st_uid} with mode"
+                f" {stat.S_IMODE(found.st_mode):04o}, not this user's own file"
+            }
+        text = handle.read(1 << 20).decode("utf-8", "replace")
     try:
         data = json.loads(text)
     except ValueError:
-        return {"unreadable": text[:200]}
-    return data if isinstance(data, dict) else {"unreadable": text[:200]}
+        return {"unreadable": "it is not JSON"}
+    return data if isinstance(data, dict) else {"unreadable": "it is not a JSON object"}
+
+
+def _sync_directory(path):
+    """Make a rename or a new file in path's directory last through a crash."""
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_lock(path, info, replace):
+    """Write info as the lock at path: a new file of its own (O_EXCL), or, with
+    replace, in place of the lock there, all at once (a temporary file renamed
+    over it): a failure half way leaves the previous lock as it was."""
+    temporary = f"{path}.{secrets.token_hex(4)}.partial"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # FileExistsError: someone took it, just now
+            os.unlink(temporary)
+        _sync_directory(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # --- Processes ------------------------------------------------------------------
@@ -477,23 +528,23 @@ def acquire(
             warnings.append(taken_over_warning(path, previous))
         if check_mode:
             return dict(info, **result)
-        if previous is not None:
-            os.unlink(path)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # pragma: no cover - someone wrote it by hand, just now
-            raise refusal(path, host_name=host_name) from None
         token = secrets.token_hex(16)
+        holder = start_holder(token, anchor, max_hold, f"edms.backup lock {path}", poll)
+        # Until the holder has replaced the forked copy of this process with
+        # its own program, its environment is not yet its own: another run
+        # that looked then would take it for gone.
+        deadline = time.monotonic() + 5
+        while not _is_holder(holder.pid, token) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        info["pid"] = holder.pid
+        info["token"] = token
         try:
-            holder = start_holder(token, anchor, max_hold, f"edms.backup lock {path}", poll)
-            info["pid"] = holder.pid
-            info["token"] = token
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(info, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
+            _write_lock(path, info, replace=previous is not None)
+        except FileExistsError:  # pragma: no cover - someone wrote it by hand, just now
+            holder.terminate()
+            raise refusal(path, host_name=host_name) from None
         except BaseException:
-            os.unlink(path)
+            holder.terminate()
             raise
     return dict(info, **result)
 
@@ -536,18 +587,7 @@ def record(project_dir, token, journal, check_mode=False):
         if check_mode:
             return public(info)
         info["journal"] = journal
-        temporary = f"{path}.{secrets.token_hex(4)}.partial"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(info, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        _write_lock(path, info, replace=True)
     return public(info)
 
 

@@ -482,3 +482,41 @@ def test_kill_recover_preflight_names_a_dead_runs_record_and_the_recovery(tmp_pa
     assert "its safety backup: " + JOURNAL["safety"] in finding["message"]
     assert "playbooks/recover.yml" in finding["fix"]
     assert "f" * 32 not in finding["message"] + finding["fix"]  # never the lock's token
+
+
+def test_kill_recover_a_take_over_that_fails_keeps_the_dead_runs_record(tmp_path, monkeypatch):
+    from ansible_collections.edms.backup.plugins.module_utils._commands import lock
+
+    plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+
+    def no_fork(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(lock, "start_holder", no_fork)
+    with pytest.raises(BlockingIOError):
+        acquire(str(tmp_path), "me", "recover", max_hold=60)
+    assert read_lock(lock_path(str(tmp_path)))["journal"] == JOURNAL
+    assert os.listdir(tmp_path) == [os.path.basename(lock_path(str(tmp_path)))]
+
+
+def test_kill_recover_a_lock_that_is_not_this_users_own_file_is_never_believed(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text('{"owner": "x", "password": "hunter2"}')
+    os.symlink(secret, lock_path(str(tmp_path)))
+    with pytest.raises(LockError) as caught:
+        acquire(str(tmp_path), "me", "backup", max_hold=60)
+    assert "hunter2" not in str(caught.value) + json.dumps(caught.value.partial)
+    assert "cannot be opened as a file of its own" in str(caught.value)
+    os.unlink(lock_path(str(tmp_path)))
+    planted = plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+    os.chmod(lock_path(str(tmp_path)), 0o666)
+    assert read_lock(lock_path(str(tmp_path))) == {
+        "unreadable": "it is owned by uid {} with mode 0666, not this user's own file".format(
+            os.geteuid()
+        )
+    }
+    with pytest.raises(LockError, match="cannot be read"):
+        acquire(str(tmp_path), "me", "recover", max_hold=60)
+    # Refused, and left as it was.
+    with open(lock_path(str(tmp_path)), encoding="utf-8") as handle:
+        assert json.load(handle)["token"] == planted["token"]
