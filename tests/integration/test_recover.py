@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from .conftest import BIN, ROOT, RUN, ansible_env, content, manage, run, run_module, run_playbook
-from .test_restore import backend_healthy, maintenance_containers, work_dirs
+from .conftest import RUN, content, manage, run, run_module, run_playbook
+from .test_restore import backend_healthy, confirmed_restore, maintenance_containers, work_dirs
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
@@ -54,21 +54,10 @@ def restore_killed_at(archive, stage, after=0.0):
     """Run the confirmed restore and kill its whole process group with SIGKILL
     once it recorded stage (and after more seconds): the controller, its
     workers and the module die; the journal it recorded at that moment."""
-    proc = subprocess.Popen(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            os.path.join(ROOT, "inventories", "demo"),
-            os.path.join(ROOT, "playbooks", "restore.yml"),
-            "-e",
-            f"edms_archive={archive}",
-            "-e",
-            f"edms_restore_confirm={HOST}",
-        ],
+    proc = confirmed_restore(
+        archive,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=ansible_env(),
-        cwd=ROOT,
         start_new_session=True,
     )
     try:

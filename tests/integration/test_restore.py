@@ -89,6 +89,22 @@ def restore(archive, *extra, check=False):
     return run_playbook("restore.yml", f"edms_archive={archive}", *extra, check=check)
 
 
+def confirmed_restore(archive, **popen):
+    """playbooks/restore.yml of archive, confirmed, started in the background."""
+    argv = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        os.path.join(ROOT, "playbooks", "restore.yml"),
+        "-e",
+        f"edms_archive={archive}",
+        "-e",
+        f"edms_restore_confirm={HOST}",
+    ]
+    popen.setdefault("env", ansible_env())
+    return subprocess.Popen(argv, cwd=ROOT, **popen)
+
+
 def differing_from(older):
     """New activity, so that the live content is not the older archive's; that content."""
     activity(1)
@@ -319,17 +335,8 @@ def test_f8_nothing_answers_http_from_the_rollback_point_until_the_restore_is_ve
             time.sleep(0.2)
 
     poller = threading.Thread(target=poll)
-    proc = subprocess.Popen(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            os.path.join(ROOT, "inventories", "demo"),
-            os.path.join(ROOT, "playbooks", "restore.yml"),
-            "-e",
-            f"edms_archive={older['archive']}",
-            "-e",
-            f"edms_restore_confirm={HOST}",
-        ],
+    proc = confirmed_restore(
+        older["archive"],
         stdout=subprocess.PIPE,
         text=True,
         env={
@@ -338,7 +345,6 @@ def test_f8_nothing_answers_http_from_the_rollback_point_until_the_restore_is_ve
             "ANSIBLE_NOCOLOR": "1",
             "PYTHONUNBUFFERED": "1",
         },
-        cwd=ROOT,
     )
     marks = {}
     poller.start()

@@ -511,9 +511,7 @@ def test_kill_recover_a_lock_that_is_not_this_users_own_file_is_never_believed(t
     planted = plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
     os.chmod(lock_path(str(tmp_path)), 0o666)
     assert read_lock(lock_path(str(tmp_path))) == {
-        "unreadable": "it is owned by uid {} with mode 0666, not this user's own file".format(
-            os.geteuid()
-        )
+        "unreadable": f"it is owned by uid {os.geteuid()} with mode 0666, not this user's own file"
     }
     with pytest.raises(LockError, match="cannot be read"):
         acquire(str(tmp_path), "me", "recover", max_hold=60)
