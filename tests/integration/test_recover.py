@@ -39,6 +39,11 @@ def older(stack):
     manage("simulate_activity", "--iterations", "2", "--interval", "0")
     assert content() != taken
     yield {"archive": made["archive"], "state": taken}
+    # Back to the content the module started with, for the tests that follow.
+    rc, result = run_module("archive_restore", {**PROJECT, "archive": made["archive"]})
+    assert rc == 0, result.get("msg")
+    run_module("restore_finish", {**PROJECT, "token": result["token"]})
+    assert content() == taken
     shutil.rmtree(directory, ignore_errors=True)
 
 
