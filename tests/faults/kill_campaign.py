@@ -43,6 +43,7 @@ user that runs the stack (root, for the engine restart). See docs/testing.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import inspect
 import json
@@ -933,6 +934,21 @@ def under_systemd():
         return False
 
 
+def process_ended(pid):
+    """Whether pid has ended. A dockerd this harness started again is its
+    child: once it ends it stays a zombie until reaped, which happens here."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state in ("Z", "X"):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return True
+    return False
+
+
 def restart_engine(timeout=120):
     """Stop the Docker engine and start it again as this machine runs it; a record."""
     record = {"what": "engine"}
@@ -950,16 +966,16 @@ def restart_engine(timeout=120):
         record["how"] = "SIGTERM to dockerd, then " + shlex.join(argv)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        while not process_ended(pid) and time.monotonic() < deadline:
             time.sleep(0.5)
-        if os.path.exists(f"/proc/{pid}"):
+        if not process_ended(pid):
             # An engine that hangs on its way down dies as a crash would.
             os.kill(pid, signal.SIGKILL)
             record["how"] += f" (SIGKILL after {timeout} s: it did not stop)"
             deadline = time.monotonic() + 30
-            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            while not process_ended(pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            if os.path.exists(f"/proc/{pid}"):
+            if not process_ended(pid):
                 raise RuntimeError(f"dockerd (pid {pid}) did not end, even with SIGKILL")
         log = open("/var/log/edms-dockerd.log", "ab")  # noqa: SIM115 - the engine's own log
         subprocess.Popen(
