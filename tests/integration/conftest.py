@@ -1,11 +1,13 @@
 """The running demo stack, brought up once per test session (idempotent)."""
 
+import contextlib
 import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -190,3 +192,62 @@ def checklist_state(stack):
     reset()
     for path in backups_of_compose_file() - copies:
         os.remove(path)
+
+
+HOLD = """
+- hosts: edms
+  gather_facts: false
+  tasks:
+    - name: Take the lock
+      edms.backup.lock:
+        project_dir: {project}
+        owner: {owner}
+        operation: {operation}
+      register: held
+    - name: Hold it until told
+      ansible.builtin.wait_for:
+        path: {flag}
+        timeout: 600
+    - name: Release it
+      edms.backup.lock:
+        project_dir: {project}
+        state: absent
+        token: "{{{{ held.token }}}}"
+"""
+
+LOCK = os.path.join(RUN, ".edms-backup.lock")
+
+
+@contextlib.contextmanager
+def lock_held(directory, owner="first restore", operation="restore"):
+    """The project lock, held by a live ansible-playbook run until the block ends.
+
+    directory: a scratch directory for its playbook and release flag.
+    """
+    flag = os.path.join(directory, "release")
+    playbook = os.path.join(directory, "hold.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write(HOLD.format(project=RUN, flag=flag, owner=owner, operation=operation))
+    holder = subprocess.Popen(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            playbook,
+        ],
+        stdout=subprocess.DEVNULL,
+        env=ansible_env(),
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(LOCK):
+            assert time.monotonic() < deadline, "the holder never took the lock"
+            assert holder.poll() is None, "the holder ended before it took the lock"
+            time.sleep(0.5)
+        yield
+    finally:
+        with open(flag, "w", encoding="utf-8"):
+            pass
+        holder.wait(timeout=120)
+    assert not os.path.exists(LOCK)

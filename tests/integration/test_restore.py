@@ -31,6 +31,7 @@ from .conftest import (
     backend,
     compose,
     content,
+    lock_held,
     manage,
     run,
     run_module,
@@ -165,58 +166,14 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     assert lock_is_free()
 
 
-HOLD = """
-- hosts: edms
-  gather_facts: false
-  tasks:
-    - name: Take the lock
-      edms.backup.lock:
-        project_dir: {project}
-        owner: first restore
-        operation: restore
-      register: held
-    - name: Hold it until told
-      ansible.builtin.wait_for:
-        path: {flag}
-        timeout: 600
-    - name: Release it
-      edms.backup.lock:
-        project_dir: {project}
-        state: absent
-        token: "{{{{ held.token }}}}"
-"""
-
-
 def test_a_second_restore_is_refused_by_the_lock(older, tmp_path):
     before = differing_from(older)
     # Another run that holds the lock and is alive: its lock is no dead run's.
-    flag = tmp_path / "release"
-    playbook = tmp_path / "hold.yml"
-    playbook.write_text(HOLD.format(project=RUN, flag=flag))
-    holder = subprocess.Popen(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            os.path.join(ROOT, "inventories", "demo"),
-            str(playbook),
-        ],
-        stdout=subprocess.DEVNULL,
-        env=ansible_env(),
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while lock_is_free():
-            assert time.monotonic() < deadline
-            assert holder.poll() is None
-            time.sleep(0.5)
+    with lock_held(str(tmp_path)):
         proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
         assert proc.returncode != 0
         assert "another operation is running: first restore" in proc.stdout, proc.stdout[-3000:]
         assert content() == before
-    finally:
-        flag.write_text("")
-        holder.wait(timeout=120)
     assert lock_is_free()
 
 
@@ -373,3 +330,23 @@ def test_f8_nothing_answers_http_from_the_rollback_point_until_the_restore_is_ve
     assert set(window) == {None}, window
     assert answers_http() == 200
     assert maintenance_containers() == []
+
+
+def test_a_restore_whose_safety_backup_leaves_media_out_replaces_nothing(older):
+    """A symbolic link in the media root is left out of the safety backup: a
+    restore would lose it for good, so the run stops before replacing anything,
+    names it and says how to go on."""
+    before = differing_from(older)
+    link = f"{MEDIA}/left-out-link"
+    backend("ln", "-s", "/etc/hostname", link)
+    try:
+        proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
+        assert proc.returncode != 0
+        assert "left out 1 media file(s)" in proc.stdout, proc.stdout[-4000:]
+        assert "left-out-link" in proc.stdout
+        assert "restore_allow_media_left_out=true" in proc.stdout
+        assert "Nothing was replaced yet, so nothing was rolled" in proc.stdout
+        assert backend("readlink", link).stdout.strip() == "/etc/hostname"
+    finally:
+        backend("rm", "-f", link)
+    assert_unchanged(before, proc)

@@ -17,6 +17,7 @@ from .conftest import (
     backend,
     backups_of_compose_file,
     compose,
+    lock_held,
     run,
     run_playbook,
 )
@@ -211,6 +212,19 @@ def test_storage_playbook_in_check_mode_changes_nothing(checklist_state):
     assert "services.backend.volumes: add ./backups:/app/backups" in proc.stdout
     assert "Not proven: check mode: nothing was run" in proc.stdout
     assert "failed=0" in proc.stdout
+    assert read(COMPOSE_FILE) == before
+    assert container_id("backend") == backend_id
+
+
+def test_storage_playbook_is_refused_while_another_operation_holds_the_lock(
+    checklist_state, tmp_path
+):
+    """The storage phase may recreate the backend: never under a running restore."""
+    before, backend_id = read(COMPOSE_FILE), container_id("backend")
+    with lock_held(str(tmp_path), owner="a restore"):
+        proc = run_playbook("storage.yml")
+        assert proc.returncode != 0
+        assert "another operation is running: a restore" in proc.stdout, proc.stdout[-3000:]
     assert read(COMPOSE_FILE) == before
     assert container_id("backend") == backend_id
 
