@@ -42,6 +42,18 @@ options:
         did not make (it lacks the restore's marker) fails the task before
         anything changes; its content is never taken for the previous media.
     type: str
+  copy_token:
+    description:
+      - Names the work directory in which the media are copied from the
+        archive when they are (12 lower-case hexadecimal digits; anything else
+        fails the task before anything changes). The caller records it before
+        the task runs, so that if the run dies during the copy, the next
+        rollback given the same O(copy_token) removes that work directory
+        (what it holds was live before the copy, which the caller's safety
+        backup holds) before it puts the media back. Not given, a new one is
+        made; a run that dies during the copy then leaves a work directory
+        that later restores refuse to start beside.
+    type: str
   archive_sha256:
     description:
       - The archive's sha256 as a run that verified it returned it
@@ -170,6 +182,7 @@ def argument_spec():
         "maintenance",
         archive=dict(type="path", required=True),
         token=dict(type="str", no_log=False),
+        copy_token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
         reset_models=dict(type="list", elements="str"),

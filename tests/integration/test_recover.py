@@ -21,8 +21,14 @@ import time
 
 import pytest
 
-from .conftest import RUN, content, manage, run, run_module, run_playbook
-from .test_restore import backend_healthy, confirmed_restore, maintenance_containers, work_dirs
+from .conftest import RUN, backend, content, manage, run, run_module, run_playbook
+from .test_restore import (
+    MEDIA,
+    backend_healthy,
+    confirmed_restore,
+    maintenance_containers,
+    work_dirs,
+)
 
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
@@ -122,6 +128,22 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
         refused_with_the_recovery(proc, recorded)
     assert journal() == recorded
     assert not backend_running()
+
+    # The copy token names the work directory of a rollback's copy of the
+    # media; one that died half way is removed by the recovery's put-back.
+    assert recorded["copy_token"]
+    assert recorded["copy_token"] != recorded["token"]
+    if recorded["stage"] != "starting":
+        backend(
+            "sh",
+            "-c",
+            'mkdir -p "$1/old/documents" && printf %s "$2" > "$1/restore.token"'
+            ' && echo half > "$1/old/documents/half.pdf"',
+            "sh",
+            f"{MEDIA}/.edms-restore-{recorded['copy_token']}",
+            recorded["copy_token"],
+        )
+        assert f".edms-restore-{recorded['copy_token']}" in work_dirs()
 
     # Unconfirmed, the recovery prints its plan and changes nothing.
     proc = recover()

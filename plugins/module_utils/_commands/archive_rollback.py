@@ -70,6 +70,10 @@ class Rollback(Deployment):
         self.result["archive"] = path
         token = params.get("token")
         message = token and token_error(token)
+        copy_token = params.get("copy_token")
+        message = message or (copy_token and token_error(copy_token, name="copy_token"))
+        if not message and copy_token and copy_token == token:
+            message = "copy_token names the restore's own work directory (token): give another"
         if message:
             self.fail(f"rollback to {path} not started: {message}")
         metadata = verified_archive(
@@ -198,6 +202,13 @@ class Rollback(Deployment):
         """Put the archive's media back; True when they were found equal to the
         archive's and left as they were. hashes: the live media's, if taken
         (without work only: putting the previous media back changes them)."""
+        copy = None
+        if self.params.get("copy_token"):
+            # An earlier run's copy under the same token, which died: what it
+            # holds was live before that copy, and its caller's safety backup
+            # holds it. The media are put back from the archive below.
+            copy = work_dir(self.params["media_dir_container"], self.params["copy_token"])
+            self.media("finish", copy)
         if work:
             if self.media("putback", work).get("previous"):
                 # Removed once they are found equal to the archive's (run()).
@@ -209,7 +220,7 @@ class Rollback(Deployment):
         if not self.media_against(metadata, hashes):
             self.result["media"] = "unchanged (already equal to the archive's)"
             return True
-        work = work_dir(self.params["media_dir_container"], new_token())
+        work = copy or work_dir(self.params["media_dir_container"], new_token())
         swap = swap_in(self, path, work)
         self.media("finish", work)
         self.result["media"] = "copied from the archive ({} files in)".format(swap["moved_in"])

@@ -324,3 +324,69 @@ def test_hostile_a_planted_work_directory_put_back_never_costs_the_live_media(tm
     back = media_script({"action": "putback", "root": str(storage), "work": str(work)})
     assert back["previous"] is True
     assert (work / "discarded" / "documents" / "live.pdf").read_bytes() == b"live"
+
+
+# f14 (hostile review): the work directory of a rollback's own copy of the media
+
+
+@pytest.mark.usefixtures("fresh_traceback_setting")
+@pytest.mark.parametrize("copy_token", [*BAD_TOKENS[:4], TOKEN])
+def test_f14_a_rollback_refuses_a_copy_token_not_of_the_restore_form_or_its_own_token(
+    tmp_path, capsys, monkeypatch, copy_token
+):
+    ran = []
+    monkeypatch.setattr(AnsibleModule, "run_command", lambda *args, **kwargs: ran.append(args))
+    args = {
+        "project_dir": str(tmp_path),
+        "archive": str(tmp_path / "edms_20260101T130029Z.zip"),
+        "token": TOKEN,
+        "copy_token": copy_token,
+    }
+    code, result = run(archive_rollback, args, capsys)
+    assert code == 1
+    assert result["msg"].startswith("rollback to ")
+    if copy_token == TOKEN:
+        assert "copy_token names the restore's own work directory (token)" in result["msg"]
+    else:
+        assert ": copy_token " in result["msg"]
+        assert "is not a restore token" in result["msg"]
+    assert ran == []
+    assert result.get("changed") in (None, False)
+
+
+def test_f14_a_rollback_given_a_copy_token_removes_that_earlier_copy_then_copies_into_it(
+    monkeypatch,
+):
+    """A run that died during the copy left its work directory under the
+    recorded copy token: the next rollback given it removes that one (never
+    another) before it copies the media again, into the same name."""
+    copy = "/app/media/.edms-restore-fedcba987654"
+    calls = []
+
+    class Session(Rollback):
+        def media(self, action, work=None, fail_at=None):
+            calls.append((action, work))
+            return {"removed": True}
+
+        def media_against(self, metadata, hashes=None):
+            return ["documents/a.pdf differs"]
+
+    def swap_in(session, path, work):
+        calls.append(("swap_in", work))
+        return {"moved_in": 1}
+
+    monkeypatch.setattr(
+        "ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback.swap_in",
+        swap_in,
+    )
+    params = {"media_dir_container": "/app/media/", "copy_token": "fedcba987654"}
+    session = Session(params)
+    assert session.restore_media("safety.zip", {}, None, hashes={}) is False
+    assert calls == [("finish", copy), ("swap_in", copy), ("finish", copy)]
+    # Without a copy token: a new name, and nothing removed first.
+    calls.clear()
+    session = Session({"media_dir_container": "/app/media/", "copy_token": None})
+    session.restore_media("safety.zip", {}, None, hashes={})
+    assert [action for action, _work in calls] == ["swap_in", "finish"]
+    assert calls[0][1] != copy
+    assert calls[0][1].startswith("/app/media/.edms-restore-")
