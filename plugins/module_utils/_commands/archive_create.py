@@ -18,6 +18,7 @@ import re
 import socket
 import tarfile
 import threading
+import unicodedata
 from collections import namedtuple
 from datetime import datetime, timezone
 
@@ -100,6 +101,9 @@ SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]{1,16}(-[0-9A-Fa-f]{1,16}){1,2}$")
 SIGNAL_DIR = re.compile(r"^/[A-Za-z0-9._/-]*/edms-snapshot-[A-Za-z0-9_]+$")
 # Characters a media name may hold that a log line should not (printable()).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode categories printable() shows escaped: format characters, line and
+# paragraph separators.
+INVISIBLE = frozenset(("Cf", "Zl", "Zp"))
 
 
 class BackupError(ModuleFailure):
@@ -384,9 +388,14 @@ def media_relative(name, within=None):
 def printable(name):
     """A media name as text that can be shown and returned on one line: the
     bytes of a name that are not UTF-8 (held as lone surrogates) and control
-    characters as \\xNN."""
+    characters as \\xNN; format characters and line or paragraph separators
+    (which can make a name look like another on a terminal: right-to-left
+    overrides, zero-width characters) as \\uNNNN."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    text = CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in INVISIBLE else char for char in text
+    )
 
 
 class MediaNames:

@@ -16,6 +16,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_crea
     add_media,
     against_previous,
     create_backup,
+    printable,
     verify_and_record,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
@@ -341,3 +342,11 @@ def test_f12_a_name_the_archive_rules_refuse_is_left_out_and_the_archive_verifie
     assert f"'{FILE1}' is in the media twice" in warning
     assert "'documents/./dot.pdf' has a '.' component" in warning
     assert backed_up["verification"]["ok"], backed_up["verification"]["problems"]
+
+
+def test_a_left_out_name_is_shown_with_invisible_characters_escaped():
+    """A right-to-left override or a zero-width character in a name would make
+    it look like another in the job's output: shown as \\uNNNN."""
+    assert printable("documents/invoice\u202efdp.exe") == "documents/invoice\\u202efdp.exe"
+    assert printable("a\u200bb\u2028c\u2029d") == "a\\u200bb\\u2028c\\u2029d"
+    assert printable("documents/caf\u00e9 \u4e2d.pdf") == "documents/caf\u00e9 \u4e2d.pdf"
