@@ -148,10 +148,10 @@ def run_module(module, args, check_mode=False, warnings=False):
     return proc.returncode, json.loads(body)
 
 
-def run_playbook(name, *extra_vars, check=False, diff=False):
+def run_playbook(name, *extra_vars, check=False, diff=False, env=None):
     """ansible-playbook playbooks/<name> on the demo inventory, default output,
-    results as JSON; extra_vars are "key=value" strings or dicts. Not checked:
-    returns the CompletedProcess."""
+    results as JSON; extra_vars are "key=value" strings or dicts; env: more
+    environment variables. Not checked: returns the CompletedProcess."""
     argv = [
         os.path.join(BIN, "ansible-playbook"),
         "-i",
@@ -164,10 +164,10 @@ def run_playbook(name, *extra_vars, check=False, diff=False):
         argv.append("--check")
     if diff:
         argv.append("--diff")
-    env = ansible_env()
-    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return run(argv, env=env, check=False, timeout=900)
+    environment = {**ansible_env(), **(env or {})}
+    environment["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    environment["ANSIBLE_NOCOLOR"] = "1"
+    return run(argv, env=environment, check=False, timeout=900)
 
 
 TEMPLATE = os.path.join(DEMO, "docker-compose.prod.yml")
