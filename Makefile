@@ -7,11 +7,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-COLLECTION_LINK := build/collections/ansible_collections/edms/backup
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit integration molecule upgrade kill-subset
+.PHONY: help venv collection collection-deps packaging stack-up stack-down lims-up lims-down browser demo test lint sanity unit integration molecule upgrade kill-subset
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
@@ -20,7 +19,7 @@ help:
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
 	@echo "make lims-up     the second reference stack (lims/, PostgreSQL 18) from nothing"
 	@echo "make lims-down   remove the LIMS stack's containers, networks and volumes"
-	@echo "make lint | sanity | unit | integration | molecule | upgrade | kill-subset"
+	@echo "make lint | sanity | unit | packaging | integration | molecule | upgrade | kill-subset"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,17 +28,21 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/activate
 
-# awx.awx, for awx/configure.yml (lint, syntax check), beside the link below.
+# awx.awx, for awx/configure.yml (lint, syntax check), in build/collections
+# (the second entry of ansible.cfg's collections_path).
 AWX_COLLECTION := build/collections/ansible_collections/awx/awx/MANIFEST.json
 collection-deps: $(AWX_COLLECTION)
 $(AWX_COLLECTION): tools/collection-deps.sh | venv
 	tools/collection-deps.sh
 
-# Ansible finds the collection through this link (see ansible.cfg).
-collection: $(COLLECTION_LINK)
-$(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn ../../../.. $@
+# Nothing to make any more: Ansible finds edms.backup through the links
+# committed in collections/ansible_collections/edms/backup (see ansible.cfg).
+# Kept for the commands that still name it; it removes the link to the whole
+# repository that older checkouts made in build/collections.
+OLD_COLLECTION_LINK := build/collections/ansible_collections/edms/backup
+collection:
+	@if [ -L $(OLD_COLLECTION_LINK) ]; then rm -f $(OLD_COLLECTION_LINK); echo "removed the old link $(OLD_COLLECTION_LINK)"; fi
+	@test -f collections/ansible_collections/edms/backup/galaxy.yml || { echo "collections/ansible_collections/edms/backup: links missing (git checkout?)" >&2; exit 1; }
 
 stack-up:
 	demo/bin/stack up
@@ -54,10 +57,10 @@ lims-down:
 	lims/bin/stack down
 
 # The main job on the demo stack: preflight, storage, a verified backup, its verification, a rehearsal, the catalogue page.
-demo: venv collection stack-up
+demo: venv stack-up
 	$(BIN)/ansible-playbook -i inventories/demo playbooks/site.yml
 
-lint: venv collection collection-deps
+lint: venv collection-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
@@ -70,24 +73,30 @@ sanity: venv
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-unit: venv collection collection-deps
+unit: venv collection-deps
 	$(BIN)/pytest -q tests/unit
 
-integration: venv collection browser stack-up lims-up
+# A fresh clone of HEAD and the built, installed tarball, each syntax-checking
+# every playbook against inventories/staging (tests/install; no Docker, no
+# connection to any host). Commit first: the clone is of HEAD.
+packaging: venv
+	$(BIN)/pytest -q tests/install
+
+integration: venv browser stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
-molecule: venv collection stack-up lims-up
+molecule: venv stack-up lims-up
 	$(BIN)/molecule test --all
 
 # The demo on PostgreSQL 15 (Debian's), the whole cycle there, then its
 # archive restored on PostgreSQL 18: the upgrade operators make. It takes the
 # demo down and leaves it up again on 18.
-upgrade: venv collection
+upgrade: venv
 	$(BIN)/pytest -q tests/upgrade
 
 # The kill campaign's seeded subset (tests/faults, docs/testing.md): four
 # runs killed at seeded points, the Docker engine restarted in one of them.
-kill-subset: venv collection stack-up
+kill-subset: venv stack-up
 	EDMS_KILL_SUBSET=1 $(BIN)/pytest -q tests/faults
 
-test: lint sanity unit integration molecule upgrade kill-subset
+test: lint sanity unit packaging integration molecule upgrade kill-subset

@@ -21,11 +21,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, "build", "collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "edms", "backup")
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(os.path.join("..", "..", "..", ".."), LINK)
+# The links committed in collections/ansible_collections/edms/backup (ansible.cfg).
+COLLECTIONS = os.path.join(ROOT, "collections")
 sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (  # noqa: E402

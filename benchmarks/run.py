@@ -73,7 +73,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_roll
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import FIXTURE, METADATA
 from restore_memory import DATABASE, PROJECT, Sampler
 
-COLLECTIONS = os.path.join(ROOT, "build", "collections")
+COLLECTIONS = os.path.join(ROOT, "collections")
 BIN = os.path.dirname(sys.executable)
 CONTENT_STATE = os.path.join(ROOT, "tests", "content_state.py")
 RESULTS = os.path.join(ROOT, "benchmarks", "RESULTS.md")

@@ -1,18 +1,15 @@
 """Makes the collection importable as ansible_collections.edms.backup.
 
-The repository is the collection; `make collection` links it into
-build/collections. Tests run from a fresh clone, so the link is made here too.
+The repository is the collection; collections/ansible_collections/edms/backup,
+committed to git, links to its galaxy.yml, meta, playbooks, plugins and roles
+(ansible.cfg's collections_path). Its parent directory goes on sys.path.
 """
 
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(ROOT, "build", "collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "edms", "backup")
+COLLECTIONS = os.path.join(ROOT, "collections")
 
-if not os.path.islink(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(os.path.join("..", "..", "..", ".."), LINK)
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)

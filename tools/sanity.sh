@@ -112,11 +112,19 @@ mkdir -p "$tree"
 # Tracked and untracked-but-not-ignored files, as they are in the work tree;
 # tracked files deleted from the work tree are left out, and so are the caches
 # ansible-lint leaves in the work tree (.ansible/, .cache/) should git not ignore them.
+# So are the links in collections/ansible_collections/ (ansible.cfg's
+# collections_path, so that a clone finds the collection): links to the
+# collection's own directories, which ansible-test's symlinks test refuses
+# ("symlinks to directories are not allowed"), and not part of the collection
+# (galaxy.yml's build_ignore leaves collections/ out of the tarball).
 (
     cd "$source_dir"
     git ls-files -z --cached --others --exclude-standard \
         --exclude=/.ansible/ --exclude=/.cache/ \
         | while IFS= read -r -d '' path; do
+            if [[ $path == collections/ansible_collections/* ]]; then
+                continue
+            fi
             if [[ -e $path || -L $path ]]; then
                 printf '%s\0' "$path"
             fi

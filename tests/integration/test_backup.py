@@ -405,7 +405,7 @@ def test_an_interrupted_backup_leaves_nothing_that_lists_as_an_archive(backup_di
         "required_models": ["documents.Document", "users.User", "workflows.Workflow"],
         "pgdump": True,
     }
-    collections = os.path.join(ROOT, "build", "collections")
+    collections = os.path.join(ROOT, "collections")
     proc = subprocess.Popen(
         [os.path.join(BIN, "python"), "-c", BACKUP_PROCESS, collections, json.dumps(params)],
         stdout=subprocess.DEVNULL,

@@ -95,9 +95,7 @@ def test_a_missing_project_dir_is_named(tmp_path):
 # --- The holder follows its run: real processes stand in for the controller -------
 
 # Where tests/conftest.py makes the collection importable, for the children.
-COLLECTIONS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "build", "collections"
-)
+COLLECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 5, "collections")
 
 # What Ansible runs on the host: the module, which takes the lock and ends.
 MODULE = """
