@@ -184,6 +184,13 @@ def test_each_schedule_is_an_rrule_awx_reads_for_a_template_that_exists(schedule
     assert re.match(CONFIGURE["vars"]["__rrule_pattern"], schedule["rrule"]), schedule["rrule"]
 
 
+def test_the_schedules_keep_the_deployments_time_zone():
+    with open(os.path.join(ROOT, "inventories", "staging", "group_vars", "edms.yml")) as handle:
+        zone = yaml.safe_load(handle)["edms_display_timezone"]
+    for schedule in DATA["edms_schedules"]:
+        assert RRULE.match(schedule["rrule"])["tz"] == zone, schedule["name"]
+
+
 def test_a_backup_runs_often_enough_for_the_freshness_check():
     limit = PREFLIGHT["preflight_max_backup_age_hours"]
     backups = [s for s in DATA["edms_schedules"] if runs_a_backup(s["unified_job_template"])]
@@ -339,6 +346,14 @@ SSH_URL = "git@git.example.org:it/edms-backup.git"
 
 ACCEPTED = {
     "public-https": ({"awx_project_scm_public": True}, {}),
+    "own-inventory-kept": (
+        {
+            "awx_project_scm_public": True,
+            "awx_inventory": "EDMS hosts",
+            "awx_inventory_source_path": "",
+        },
+        {},
+    ),
     "existing-credential": ({"awx_project_scm_credential": "Git deploy key"}, {}),
     "ssh-key-env": ({"awx_project_scm_url": SSH_URL}, {"EDMS_AWX_SCM_SSH_KEY": KEY}),
     "https-token-env": ({}, {"EDMS_AWX_SCM_TOKEN": "glpat-secrettoken"}),
@@ -397,6 +412,11 @@ REFUSED = {
         },
         {},
         "a rule is written as AWX stores it",
+    ),
+    "own-inventory-unasked": (
+        {"awx_project_scm_public": True, "awx_inventory": "EDMS hosts"},
+        {},
+        "names an inventory of your own",
     ),
     "inventory-outside-the-project": (
         {"awx_project_scm_public": True, "awx_inventory_source_path": "../elsewhere"},
