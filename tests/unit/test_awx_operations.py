@@ -291,6 +291,10 @@ def test_every_step_of_the_workflow_has_a_failure_path_that_names_it_and_fails()
         assert not target.get("related"), target
         assert "always_nodes" not in step["related"]
     assert not [n for n in NODES if n not in parents and n != "backup"]
+    (task,) = tasks_using("awx.awx.workflow_job_template")
+    nodes = task["awx.awx.workflow_job_template"]["workflow_nodes"]
+    assert "edms_workflow.nodes" in nodes
+    assert "'organization': {'name': __organization}" in nodes
 
 
 def test_node_extra_data_are_survey_answers_awx_accepts():
