@@ -78,8 +78,13 @@ def test_every_job_template_has_a_project_playbook_that_imports_the_collections(
         "EDMS Restore",
         "EDMS Rollback",
         "EDMS Recover",
+        "EDMS Workflow Failure",
     ]
     for template in TEMPLATES["edms_job_templates"]:
+        if template["name"] == "EDMS Workflow Failure":
+            # AWX's own: the workflow's failure path, nothing of the collection's.
+            assert os.path.isfile(os.path.join(ROOT, template["playbook"]))
+            continue
         with open(os.path.join(ROOT, template["playbook"])) as handle:
             plays = yaml.safe_load(handle)
         imported = [play["ansible.builtin.import_playbook"] for play in plays]
