@@ -17,8 +17,9 @@ description:
   - Written into O(report_dir) (the archive directory) as
     C(edms-failure-<UTC time>-<operation>.log), created new (never through a
     link, never over another file), mode 0600. O(report_dir) must be a real
-    directory of the running user's (or root's) that no one else may write;
-    it is made (mode 0700) when missing.
+    directory of the running user's (or root's) that no one else may write.
+    When it is missing, no report is written (a run that failed before it
+    made the archive directory leaves nothing behind).
   - Secrets are taken out before anything is written, replaced by
     C(********). The values of the containers' environment variables whose
     names look like a secret's (password, secret, token, key and the like),

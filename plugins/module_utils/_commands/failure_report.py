@@ -75,16 +75,13 @@ def check_params(params):
 
 def report_directory(path):
     """The directory the report goes into: the archive directory, a real
-    directory of the running user's (or root's) that no one else may write;
-    made (0700) when missing and its parent exists."""
+    directory of the running user's (or root's) that no one else may write.
+    One that is missing is not made: a run that failed before it made the
+    archive directory leaves nothing behind."""
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
-        try:
-            os.mkdir(path, 0o700)
-        except OSError as exc:
-            raise ReportError(f"no report written: cannot make {path}: {exc}") from exc
-        info = os.lstat(path)
+    except OSError as exc:
+        raise ReportError(f"no report written: {path}: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(info.st_mode):
         raise ReportError(f"no report written: {path} is not a directory (a link is not followed)")
     if info.st_uid not in (os.geteuid(), 0) or info.st_mode & 0o022:

@@ -5,7 +5,6 @@ containers' environment) is tested on the demo stack
 (tests/integration/test_failure_report.py)."""
 
 import os
-import stat
 from datetime import UTC, datetime
 
 import pytest
@@ -54,10 +53,13 @@ def test_bad_options_are_refused_naming_them_before_anything(tmp_path, key, valu
     assert os.listdir(tmp_path) == []
 
 
-def test_the_directory_is_made_private_when_missing_and_refused_when_shared(tmp_path):
+def test_the_directory_must_be_there_private_and_no_link(tmp_path):
     made = tmp_path / "archives"
+    with pytest.raises(ReportError, match="No such file or directory"):
+        report_directory(str(made))
+    assert os.listdir(tmp_path) == []
+    made.mkdir(mode=0o700)
     assert report_directory(str(made)) == str(made)
-    assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
