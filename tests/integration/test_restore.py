@@ -350,3 +350,33 @@ def test_a_restore_whose_safety_backup_leaves_media_out_replaces_nothing(older):
     finally:
         backend("rm", "-f", link)
     assert_unchanged(before, proc)
+
+
+def test_a_rollback_whose_safety_backup_leaves_media_out_stops_unless_accepted(older):
+    """rollback.yml takes a safety backup of what it replaces: one that left a
+    media file out stops the run before anything is replaced; accepted, the
+    run goes on and names the file in a warning."""
+    differing_from(older)
+    link = f"{MEDIA}/left-out-link"
+    backend("ln", "-s", "/etc/hostname", link)
+    rollback = ("rollback.yml", f"edms_archive={older['archive']}", f"edms_restore_confirm={HOST}")
+    try:
+        with_link = content()
+        proc = run_playbook(*rollback)
+        assert proc.returncode != 0
+        assert "left out 1 media file(s) that replacing the media may lose" in proc.stdout, (
+            proc.stdout[-4000:]
+        )
+        assert content() == with_link
+        assert backend("readlink", link).stdout.strip() == "/etc/hostname"
+        assert lock_is_free()
+        assert backend_healthy()
+        proc = run_playbook(*rollback, "restore_allow_media_left_out=true")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert "WARNING: the safety backup" in proc.stdout
+        assert "left-out-link" in proc.stdout.split("WARNING: the safety backup", 1)[1]
+    finally:
+        backend("rm", "-f", link)
+    assert content() == older["state"]
+    assert work_dirs() == []
+    assert lock_is_free()
