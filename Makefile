@@ -65,6 +65,7 @@ lint: venv collection-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
+	$(BIN)/antsibull-changelog lint
 
 sanity: venv
 	tools/sanity.sh
