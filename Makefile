@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps packaging stack-up stack-down lims-up lims-down browser demo test lint sanity unit integration molecule upgrade kill-subset
+.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit packaging host-prep integration molecule upgrade kill-subset
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
@@ -19,7 +19,7 @@ help:
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
 	@echo "make lims-up     the second reference stack (lims/, PostgreSQL 18) from nothing"
 	@echo "make lims-down   remove the LIMS stack's containers, networks and volumes"
-	@echo "make lint | sanity | unit | packaging | integration | molecule | upgrade | kill-subset"
+	@echo "make lint | sanity | unit | packaging | host-prep | integration | molecule | upgrade | kill-subset"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,13 @@ unit: venv collection-deps
 packaging: venv
 	$(BIN)/pytest -q tests/install
 
+
+# Host preparation (tests/host): playbooks/prepare_host.yml for real on this
+# machine (local connection) into a temporary virtual environment, then the
+# modules with and without it. No Docker; pip needs its package index.
+host-prep: venv
+	$(BIN)/pytest -q tests/host
+
 integration: venv browser stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
@@ -100,4 +107,4 @@ upgrade: venv
 kill-subset: venv stack-up
 	EDMS_KILL_SUBSET=1 $(BIN)/pytest -q tests/faults
 
-test: lint sanity unit packaging integration molecule upgrade kill-subset
+test: lint sanity unit packaging host-prep integration molecule upgrade kill-subset

@@ -8,7 +8,9 @@ it reports; run_module() does the rest, the same way for every module.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
     hide_secrets,
@@ -16,6 +18,7 @@ from ansible_collections.edms.backup.plugins.module_utils._common import (
     media_dir_argument_spec,
     project_argument_spec,
 )
+from ansible_collections.edms.backup.plugins.module_utils._platform.host import missing_message
 
 SHARED_OPTIONS = {
     "project": project_argument_spec,
@@ -56,8 +59,11 @@ def run_module(
     """Parse the task's arguments, check the libraries, run the command, report.
 
     ``libraries``: ``(name, present, import_error)`` for each Python library
-    the module needs, checked in this order; the first one missing fails the
-    task with ``missing_required_lib(name)`` and its import's traceback.
+    the module needs. When any is missing the task fails before the command
+    runs, naming every missing one, the host and the interpreter the module
+    ran with, and the fix (playbooks/prepare_host.yml, then
+    ansible_python_interpreter: _platform/host.py), with the first missing
+    one's import traceback.
     ``command(module)`` does the work and returns the result for
     ``exit_json``. ``errors``: the exception class (or tuple of classes) the
     command raises for a failure to report; the task fails with its message
@@ -71,9 +77,15 @@ def run_module(
         supports_check_mode=supports_check_mode,
         **module_kwargs,
     )
-    for name, present, import_error in libraries:
-        if not present:
-            module.fail_json(msg=missing_required_lib(name), exception=import_error)
+    missing = [(name, import_error) for name, present, import_error in libraries if not present]
+    if missing:
+        names = [name for name, _error in missing]
+        module.fail_json(
+            msg=missing_message(names),
+            exception=missing[0][1],
+            missing_libraries=names,
+            interpreter=sys.executable,
+        )
     try:
         result = command(module)
     except errors as exc:

@@ -26,6 +26,14 @@ description:
     host's clock, the clock that stamps the archives' C(created_at). A
     problem has the severity O(freshness_severity); no verified backup at all
     (a first run) is a warning unless O(require_verified_backup).
+  - Check C(host_ready) says whether the interpreter running the modules
+    has the Python libraries the collection needs on the managed host
+    (docker, ruamel.yaml; psycopg2 and jmespath optional), and names the
+    interpreter. Without one it is an error whose fix is
+    C(playbooks/prepare_host.yml), then C(ansible_python_interpreter) set to
+    the python of the virtual environment it makes. Without the Docker SDK,
+    everything that asks Docker is skipped (check C(docker_checks) says
+    what) and the checks of the host alone still run.
   - Check C(project_lock) reads the project lock (see M(edms.backup.lock)).
     The record of a restore or rollback whose run died is an error, with the
     recovery to run (C(playbooks/recover.yml)); every backup and restore is
@@ -275,7 +283,6 @@ from ansible_collections.edms.backup.plugins.module_utils._format.freshness impo
     DEFAULT_MIN_SIZE_RATIO,
 )
 from ansible_collections.edms.backup.plugins.module_utils._module import options, run_module
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import DOCKER
 
 
 def argument_spec():
@@ -302,7 +309,9 @@ def command(module):
 
 
 def main():
-    run_module(argument_spec(), command, libraries=[DOCKER], errors=PreflightError)
+    # No libraries=: without the Docker SDK preflight still runs, and says so
+    # (finding host_ready) with the checks of this host alone.
+    run_module(argument_spec(), command, errors=PreflightError)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     CatalogueError,
     list_archives,
 )
+from ansible_collections.edms.backup.plugins.module_utils._platform.host import missing_message
 
 try:
     import jmespath
@@ -35,7 +36,7 @@ def archive_info(params):
     expression = params.get("query")
     if expression:
         if not HAS_JMESPATH:
-            raise CatalogueError("query needs the Python package jmespath on the managed host")
+            raise CatalogueError("query needs jmespath. " + missing_message(["jmespath"]))
         try:
             result["query"] = jmespath.search(expression, result)
         except JMESPathError as exc:

@@ -24,6 +24,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands import lock 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import DatabaseLogin
 from ansible_collections.edms.backup.plugins.module_utils._format.freshness import check_freshness
+from ansible_collections.edms.backup.plugins.module_utils._platform import host as libraries_on_host
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
@@ -204,8 +205,10 @@ def check_backup_storage(params, host, probe, mounts, findings):
                     user["uid"], user["gid"], path
                 ),
             )
-    mount = next((m for m in mounts if m.get("Destination") == inside), None)
-    if mount is None:
+    mount = next((m for m in mounts or () if m.get("Destination") == inside), None)
+    if mounts is None:
+        pass  # the containers' mounts are not known (no Docker SDK: check docker_checks)
+    elif mount is None:
         findings.add(
             "backup_mount",
             "warning",
@@ -276,7 +279,8 @@ def check_archive_store(params, mounts_by_service, findings):
     directory mounted into a container of the project, not owned by anyone but
     the user that runs the collection (or root), not writable by group or
     others, and no directory above it writable by everyone without the sticky
-    bit."""
+    bit. mounts_by_service: None when the containers' mounts are not known
+    (no Docker SDK), and then not checked."""
     path = params.get("archive_dir")
     if not path:
         findings.add(
@@ -295,7 +299,7 @@ def check_archive_store(params, mounts_by_service, findings):
         problems.append(
             f"it is, contains or lies inside the application's backup directory {backup_dir}"
         )
-    for service, mounts in sorted(mounts_by_service.items()):
+    for service, mounts in sorted((mounts_by_service or {}).items()):
         for mount in mounts:
             source = os.path.normpath(mount.get("Source") or "")
             # A bind mount or a volume: both are host directories the container writes.
@@ -362,7 +366,12 @@ def check_archive_store(params, mounts_by_service, findings):
             "archive_store",
             "ok",
             f"the archive directory {path} is the collection's own"
-            f" (mode {stat.S_IMODE(info.st_mode):04o}, no container mounts it)",
+            f" (mode {stat.S_IMODE(info.st_mode):04o}, "
+            + (
+                "no container mounts it)"
+                if mounts_by_service is not None
+                else "the containers' mounts not checked: see docker_checks)"
+            ),
         )
 
 
@@ -504,33 +513,48 @@ def check_clocks(params, probe, findings, host_now, controller_now):
     return clocks
 
 
-def preflight(params, runner=None, containers=None, now=None):
-    """Gather the facts and findings. Raises PreflightError only when it cannot look."""
+def preflight(params, runner=None, containers=None, now=None, libraries=None):
+    """Gather the facts and findings. Raises PreflightError only when it cannot look.
+
+    libraries: what this interpreter has of the collection's libraries
+    (libraries_on_host.check_libraries(), its default). Without the Docker SDK nothing
+    that asks Docker runs: the finding host_ready says what is missing and
+    how to prepare the host, and the checks of this host alone still run."""
     result = {"commands": [], "execs": []}
     labels, controller_now = read_options(params, result)
-    services = list_services(params, runner, result)
     findings = Findings()
-    check_services(services, params, findings)
+    docker_ready = check_host_ready(libraries, findings)
+    if docker_ready:
+        services = list_services(params, runner, result)
+        check_services(services, params, findings)
+    else:
+        services = []
     check_project_lock(params, findings)
     result["services"] = [s.as_dict() for s in services]
 
     host = host_backup_dir(params["backup_dir"])
     result["backup_dir"] = host
     probe, mounts = None, []
-    try:
-        containers = containers or Containers()
-    except ExecError as exc:
-        findings.add(
-            "docker",
-            "error",
-            str(exc),
-            "start the Docker engine, or give this user its socket (the docker group, or become)",
-        )
+    if not docker_ready:
+        containers, mounts = None, None
     else:
-        result["execs"] = containers.execs
-        probe, mounts = probe_backend(params, services, labels, containers, findings, result)
+        try:
+            containers = containers or Containers()
+        except ExecError as exc:
+            findings.add(
+                "docker",
+                "error",
+                str(exc),
+                "start the Docker engine, or give this user its socket (the docker group,"
+                " or become)",
+            )
+        else:
+            result["execs"] = containers.execs
+            probe, mounts = probe_backend(params, services, labels, containers, findings, result)
     check_backup_storage(params, host, probe, mounts, findings)
-    check_archive_store(params, service_mounts(services, containers), findings)
+    check_archive_store(
+        params, service_mounts(services, containers) if docker_ready else None, findings
+    )
     host_now = now or datetime.now(timezone.utc)
     result["freshness"] = check_backup_freshness(params, host_now, findings)
     if params.get("archive_dir"):
@@ -556,6 +580,63 @@ def preflight(params, runner=None, containers=None, now=None):
     result["errors"] = [f for f in findings.items if f["severity"] == "error"]
     result["ok"] = not result["errors"]
     return result
+
+
+# What preflight leaves out without the Docker SDK.
+DOCKER_CHECKS = (
+    "the services (docker compose), the backend probe (settings, directories, clocks,"
+    " counts), the mounts of the backup directory and of the archive directory, the"
+    " database login, its ownership and its published port"
+)
+
+
+def check_host_ready(libraries, findings):
+    """Finding host_ready: whether the interpreter running the modules has the
+    collection's libraries (an error without a required one, a warning
+    without an optional one). True when the Docker SDK is there; otherwise
+    a finding says which checks are skipped, and why."""
+    if libraries is None:
+        libraries = libraries_on_host.check_libraries()
+    broken = [lib for lib in libraries if not lib["ok"]]
+    required = [lib for lib in broken if lib["required"]]
+    if not broken:
+        findings.add(
+            "host_ready",
+            "ok",
+            "the modules run with {}, which has {}".format(
+                libraries_on_host.interpreter(),
+                ", ".join(f"{lib['name']} {lib['version'] or ''}".strip() for lib in libraries),
+            ),
+        )
+    else:
+        findings.add(
+            "host_ready",
+            "error" if required else "warning",
+            "the modules run with {}, which lacks {}: {}".format(
+                libraries_on_host.interpreter(),
+                "a library the collection needs" if required else "an optional library",
+                "; ".join(
+                    "{} ({}{}; for {})".format(
+                        lib["name"],
+                        "required" if lib["required"] else "optional",
+                        f", {lib['error']}" if lib["error"] else "",
+                        lib["used_for"],
+                    )
+                    for lib in broken
+                ),
+            ),
+            libraries_on_host.fix([lib["name"] for lib in broken]),
+        )
+    docker_ready = not any(lib["name"] == "docker" for lib in broken)
+    if not docker_ready:
+        findings.add(
+            "docker_checks",
+            "warning",
+            "not checked, since the Docker SDK (docker) is missing (see host_ready): "
+            + DOCKER_CHECKS,
+            "prepare the host (see host_ready), then run preflight again",
+        )
+    return docker_ready
 
 
 def read_options(params, result):

@@ -1,6 +1,7 @@
 """run_module(): the main() of every module, run in process on real arguments."""
 
 import json
+import sys
 
 import pytest
 from ansible.module_utils._internal import _traceback
@@ -50,7 +51,7 @@ def test_the_command_gets_the_module_and_its_result_is_the_task_result(capsys):
     assert "failed" not in out
 
 
-def test_the_first_missing_library_fails_the_task_before_the_command_runs(capsys):
+def test_missing_libraries_fail_the_task_before_the_command_runs_saying_how_to_fix(capsys):
     ran = []
     code, out = run(
         # Ansible sends this when tracebacks are asked for (ANSIBLE_DISPLAY_TRACEBACK).
@@ -65,10 +66,31 @@ def test_the_first_missing_library_fails_the_task_before_the_command_runs(capsys
     )
     assert code == 1
     assert out["failed"] is True
-    assert "Failed to import the required Python library (ruamel.yaml)" in out["msg"]
-    assert "docker" not in out["msg"]
+    message = out["msg"]
+    # Every missing library, the interpreter the module ran with, the fix.
+    assert message.startswith(
+        "Failed to import the required Python libraries (ruamel.yaml, docker) on "
+    ), message
+    assert f" with the interpreter {sys.executable} (Python " in message
+    assert "run playbooks/prepare_host.yml on this host" in message
+    assert "ansible_python_interpreter: <that environment's python>" in message
+    assert "present.lib" not in message
+    assert out["missing_libraries"] == ["ruamel.yaml", "docker"]
+    assert out["interpreter"] == sys.executable
     assert out["exception"] == "Traceback: no ruamel"
     assert ran == []
+
+
+def test_one_missing_library_is_named_alone(capsys):
+    code, out = run(
+        {"name": "x"},
+        lambda module: {},
+        capsys,
+        libraries=[("docker", False, "Traceback: no docker"), ("jmespath", True, None)],
+    )
+    assert code == 1
+    assert out["msg"].startswith("Failed to import the required Python library (docker) on ")
+    assert out["missing_libraries"] == ["docker"]
 
 
 def test_a_typed_failure_fails_with_its_message_and_its_partial_result(capsys):
