@@ -88,8 +88,9 @@ class Rollback(Deployment):
         self.result["database_method"] = method
         self.locate()
         work = work_dir(params["media_dir_container"], token) if token else None
-        if work:
-            self.check_work(path, work)
+        copy = work_dir(params["media_dir_container"], copy_token) if copy_token else None
+        if work or copy:
+            self.check_work(path, work, copy)
         if self.check_mode:
             self.result["changed"] = True
             self.result["plan"] = [
@@ -166,16 +167,27 @@ class Rollback(Deployment):
         self.result["verified"] = True
         return self.result
 
-    def check_work(self, path, work):
+    def check_work(self, path, work, copy=None):
         """Fail, before anything changes, when the media root holds a directory
         of work's name that no restore made: it is never taken for the
-        previous media."""
+        previous media. The same for copy (copy_token's): a directory planted
+        under that name would stop the copy after the database was put back."""
         try:
             found = self.media("leftovers")
         except STEP_ERRORS as exc:
-            self.fail(f"rollback to {path} not started: cannot look at {work}: {exc}", exc)
+            self.fail(f"rollback to {path} not started: cannot look at {work or copy}: {exc}", exc)
+        unrecognised = found.get("unrecognised") or []
+        if copy and posixpath.basename(copy) in unrecognised:
+            self.fail(
+                f"rollback to {path} not started: {copy}, the work directory copy_token names,"
+                " was not made by a restore or rollback (it lacks the marker with its token);"
+                " nothing was changed. Look at what it holds and remove it, or roll back"
+                " with another copy_token"
+            )
+        if not work:
+            return
         name = posixpath.basename(work)
-        if name in (found.get("unrecognised") or []):
+        if name in unrecognised:
             self.fail(
                 f"rollback to {path} not started: {work} was not made by a restore"
                 " (it lacks the marker with its token), so its content is not put back"

@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 from datetime import datetime, timezone
+from urllib.parse import unquote
 
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     MASK,
@@ -52,6 +53,8 @@ SINCE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 # The password of a URL: scheme://user:password@host.
 URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:([^@/\s]+)@")
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+# The longest log line kept whole, in characters.
+LINE_LIMIT = 4096
 
 
 class ReportError(ModuleFailure):
@@ -94,9 +97,19 @@ def report_directory(path):
     return path
 
 
+def remember(name, value):
+    """secret() value when name looks like a secret's, and the password of
+    any URL in it, as written and URL-decoded."""
+    if looks_secret(name):
+        secret(value)
+    for found in URL_PASSWORD.finditer(value):
+        secret(found.group(1))
+        secret(unquote(found.group(1)))
+
+
 def environment_secrets(containers, services):
-    """Remember (secret()) every value of the services' containers'
-    environment that looks like a secret; the problems met, as text."""
+    """Remember the secrets of the services' containers' environment; the
+    problems met, as text (none: every container's environment was read)."""
     problems = []
     for state in services:
         if not state.container_id:
@@ -108,11 +121,30 @@ def environment_secrets(containers, services):
             continue
         for entry in config.get("Env") or []:
             name, _sep, value = str(entry).partition("=")
-            if looks_secret(name):
-                secret(value)
-            for found in URL_PASSWORD.finditer(value):
-                secret(found.group(1))
+            remember(name, value)
     return problems
+
+
+def dotenv_secrets(project_dir):
+    """Remember the secrets of the project's .env (NAME=value lines), which
+    Compose reads and a log line may quote."""
+    try:
+        with open(os.path.join(project_dir, ".env"), encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 20)
+    except OSError:
+        return
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#"):
+            remember(name.removeprefix("export ").strip(), value.strip().strip("'\""))
+
+
+def capped(text):
+    """Log text with each line cut at LINE_LIMIT characters."""
+    return "\n".join(
+        line if len(line) <= LINE_LIMIT else line[:LINE_LIMIT] + " [cut]"
+        for line in text.splitlines()
+    )
 
 
 def free_space(label, path):
@@ -165,12 +197,16 @@ def failure_report(params, runner=None, containers=None, check_mode=False, now=N
             )
         )
     result["services"] = [state.as_dict() for state in services]
+    dotenv_secrets(params["project_dir"])
+    # The logs are written only once every secret the containers hold is known.
+    unknown = ["the services were not listed"] if not services else []
     if services:
         try:
             containers = containers or Containers()
-            parts.extend(environment_secrets(containers, services))
+            unknown = environment_secrets(containers, services)
         except ExecError as exc:
-            parts.append(f"the containers' environment was not read: {exc}")
+            unknown = [f"the containers' environment was not read: {exc}"]
+    parts.extend(unknown)
     parts += [
         "",
         "== free space",
@@ -180,6 +216,9 @@ def failure_report(params, runner=None, containers=None, check_mode=False, now=N
     lines = {}
     for service in (params["backend_service"], params["db_service"]):
         parts += ["", f"== docker compose logs {service} (since {params['since']})"]
+        if unknown:
+            parts.append("left out: the secrets they may quote are not known (see above)")
+            continue
         argv = [
             *compose.base_argv(),
             "logs",
@@ -195,20 +234,38 @@ def failure_report(params, runner=None, containers=None, check_mode=False, now=N
         if rc != 0:
             parts.append(f"not read (exit {rc}): {(err or out).strip()[-2000:]}")
             continue
-        text = out.rstrip("\n")
+        text = capped(out.rstrip("\n"))
         lines[service] = len(text.splitlines()) if text else 0
         parts.append(text or "(no lines)")
     result["log_lines"] = lines
     report = scrubbed("\n".join(parts) + "\n")
-    path = result["path"]
-    try:
-        fd = os.open(path, CREATE_FLAGS, 0o600)
-    except OSError as exc:
-        raise ReportError(f"no report written: cannot create {path}: {exc}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(report)
-        handle.flush()
-        os.fsync(handle.fileno())
+    result["path"] = write_new(result["path"], report)
     result["changed"] = True
     return result
+
+
+def write_new(path, text):
+    """text in a new file at path (or at path with -2, -3... before .log when
+    one of that name is there: two failures in one second); never through a
+    link or over a file. A write that fails removes what it wrote. The path
+    written."""
+    stem = path[: -len(".log")]
+    for attempt in range(1, 10):
+        candidate = path if attempt == 1 else f"{stem}-{attempt}.log"
+        try:
+            fd = os.open(candidate, CREATE_FLAGS, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ReportError(f"no report written: cannot create {candidate}: {exc}") from exc
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            os.unlink(candidate)
+            raise ReportError(f"no report written: cannot write {candidate}: {exc}") from exc
+        return candidate
+    raise ReportError(f"no report written: {path} and nine more of its name are there")

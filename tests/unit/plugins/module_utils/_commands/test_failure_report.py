@@ -5,16 +5,22 @@ containers' environment) is tested on the demo stack
 (tests/integration/test_failure_report.py)."""
 
 import os
+import stat
 from datetime import UTC, datetime
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils import _common
 from ansible_collections.edms.backup.plugins.module_utils._commands.failure_report import (
+    LINE_LIMIT,
     ReportError,
+    capped,
     check_params,
+    dotenv_secrets,
     failure_report,
+    remember,
     report_directory,
     scrubbed,
+    write_new,
 )
 
 PARAMS = {
@@ -95,3 +101,32 @@ def test_check_mode_says_where_and_writes_nothing(tmp_path):
 
 def test_check_params_takes_what_a_role_gives():
     check_params({**PARAMS, "operation": "rehearsal", "since": "2026-12-04T06:33:23.5Z"})
+
+
+def test_the_project_env_and_url_encoded_passwords_are_masked(tmp_path, no_secrets):
+    (tmp_path / ".env").write_text(
+        "# comment\nPOSTGRES_PASSWORD='pg-secret-value'\nTIME_ZONE=UTC\n"
+        "export DJANGO_SECRET_KEY=dj-secret-value\n"
+    )
+    dotenv_secrets(str(tmp_path))
+    remember("DATABASE_URL", "postgres://edms:p%40ss%2Fword9@db/edms")
+    text = scrubbed(
+        "pg-secret-value dj-secret-value UTC p%40ss%2Fword9 p@ss/word9 postgres://u:other1@h/d"
+    )
+    assert text == "******** ******** UTC ******** ******** postgres://u:********@h/d"
+
+
+def test_log_lines_are_cut_and_reports_never_overwrite_one_another(tmp_path):
+    long = "x" * (LINE_LIMIT + 10)
+    assert capped(f"short\n{long}") == "short\n" + "x" * LINE_LIMIT + " [cut]"
+    path = str(tmp_path / "edms-failure-20261204T070001Z-backup.log")
+    first = write_new(path, "one")
+    second = write_new(path, "two")
+    assert first == path
+    assert second == str(tmp_path / "edms-failure-20261204T070001Z-backup-2.log")
+    with open(first) as handle:
+        assert handle.read() == "one"
+    assert stat.S_IMODE(os.stat(second).st_mode) == 0o600
+    os.symlink("/etc/passwd", str(tmp_path / "edms-failure-20261204T070001Z-backup-3.log"))
+    third = write_new(path, "three")
+    assert third.endswith("-4.log")

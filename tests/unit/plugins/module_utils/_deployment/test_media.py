@@ -390,3 +390,38 @@ def test_f14_a_rollback_given_a_copy_token_removes_that_earlier_copy_then_copies
     assert [action for action, _work in calls] == ["swap_in", "finish"]
     assert calls[0][1] != copy
     assert calls[0][1].startswith("/app/media/.edms-restore-")
+
+
+def test_f14_a_rollback_whose_copy_token_names_a_planted_directory_changes_nothing(tmp_path):
+    """A directory planted under the copy token's name (no marker) would stop
+    the copy after the database was put back: refused before anything."""
+    path = write_archive(tmp_path)
+    copy = "fedcba987654"
+    asked = []
+
+    class Session(Rollback):
+        def locate(self):
+            asked.append("locate")
+
+        def media(self, action, work=None, fail_at=None):
+            asked.append(action)
+            assert action == "leftovers"
+            return {"leftovers": [], "unrecognised": [".edms-restore-" + copy]}
+
+    params = {
+        "archive": path,
+        "token": None,
+        "copy_token": copy,
+        "method": "auto",
+        "media_dir_container": "/app/media",
+        "archive_sha256": None,
+    }
+    for check_mode in (True, False):
+        asked.clear()
+        with pytest.raises(RollbackError) as err:
+            Session(params, check_mode=check_mode).run()
+        assert f"/app/media/.edms-restore-{copy}, the work directory copy_token names" in str(
+            err.value
+        )
+        assert "nothing was changed" in str(err.value)
+        assert asked == ["locate", "leftovers"]
