@@ -1,6 +1,6 @@
 # Entry points. Everything works from a fresh clone on a fresh machine:
 #   make demo    the demo stack up, then the collection's main job against it
-#   make test    every lint, sanity, unit, integration, Molecule and upgrade test
+#   make test    every lint, sanity, unit, packaging, host-preparation, integration, Molecule and upgrade test, and the kill subset
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
-	@echo "make test        lint, sanity, unit, integration and Molecule tests (brings the stack up)"
+	@echo "make test        lint, sanity, unit, packaging, host-prep, integration, Molecule, upgrade and kill-subset tests (brings the stacks up)"
 	@echo "make stack-up    the demo stack from nothing (engine, images, stack, seed)"
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
 	@echo "make lims-up     the second reference stack (lims/, PostgreSQL 18) from nothing"
