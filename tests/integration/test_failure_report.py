@@ -77,7 +77,7 @@ def test_a_failed_backup_leaves_the_report_it_names():
     assert proc.returncode != 0
     assert "BACKUP FAILED at 'Take the backup'" in proc.stdout, proc.stdout[-4000:]
     _path, text = the_report(proc)
-    assert "nosuch.Model" in text.split("== services", 1)[0]
+    assert "nosuch.model" in text.split("== services", 1)[0].lower()
     assert re.search(r"^backend\s+running\s+health healthy", text, re.M), text[:3000]
     assert "== free space" in text
     assert "archive directory " + ARCHIVES in text
