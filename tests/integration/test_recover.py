@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from .conftest import RUN, backend, content, manage, run, run_module, run_playbook
+from .conftest import RUN, compose, content, manage, run, run_module, run_playbook
 from .test_restore import (
     MEDIA,
     backend_healthy,
@@ -134,8 +134,14 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
     assert recorded["copy_token"]
     assert recorded["copy_token"] != recorded["token"]
     if recorded["stage"] != "starting":
-        backend(
+        # The backend is stopped: a one-off container of its image, its volumes.
+        compose(
+            "run",
+            "--rm",
+            "--no-deps",
+            "--entrypoint",
             "sh",
+            "backend",
             "-c",
             'mkdir -p "$1/old/documents" && printf %s "$2" > "$1/restore.token"'
             ' && echo half > "$1/old/documents/half.pdf"',
@@ -143,7 +149,10 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
             f"{MEDIA}/.edms-restore-{recorded['copy_token']}",
             recorded["copy_token"],
         )
-        assert f".edms-restore-{recorded['copy_token']}" in work_dirs()
+        planted = compose(
+            "run", "--rm", "--no-deps", "--entrypoint", "ls", "backend", "-a", MEDIA
+        ).stdout.split()
+        assert f".edms-restore-{recorded['copy_token']}" in planted
 
     # Unconfirmed, the recovery prints its plan and changes nothing.
     proc = recover()
