@@ -10,16 +10,16 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit packaging host-prep integration molecule upgrade kill-subset
+.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit packaging host-prep ssh integration molecule upgrade kill-subset
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
-	@echo "make test        lint, sanity, unit, packaging, host-prep, integration, Molecule, upgrade and kill-subset tests (brings the stacks up)"
+	@echo "make test        lint, sanity, unit, packaging, host-prep, ssh, integration, Molecule, upgrade and kill-subset tests (brings the stacks up)"
 	@echo "make stack-up    the demo stack from nothing (engine, images, stack, seed)"
 	@echo "make stack-down  remove the demo stack's containers, networks and volumes"
 	@echo "make lims-up     the second reference stack (lims/, PostgreSQL 18) from nothing"
 	@echo "make lims-down   remove the LIMS stack's containers, networks and volumes"
-	@echo "make lint | sanity | unit | packaging | host-prep | integration | molecule | upgrade | kill-subset"
+	@echo "make lint | sanity | unit | packaging | host-prep | ssh | integration | molecule | upgrade | kill-subset"
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,13 @@ packaging: venv
 host-prep: venv
 	$(BIN)/pytest -q tests/host
 
+# The operators' path over real SSH (tests/ssh): a user lims, an sshd of its
+# own on 127.0.0.1:2222 and a Compose project edms-ssh in lims's home, made
+# and removed by the tests (root; openssh-server and sudo installed). The
+# whole cycle as lims, and a killed run's lock. About 3 minutes.
+ssh: venv stack-up
+	$(BIN)/pytest -q tests/ssh
+
 integration: venv browser stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
@@ -107,4 +114,4 @@ upgrade: venv
 kill-subset: venv stack-up
 	EDMS_KILL_SUBSET=1 $(BIN)/pytest -q tests/faults
 
-test: lint sanity unit packaging host-prep integration molecule upgrade kill-subset
+test: lint sanity unit packaging host-prep ssh integration molecule upgrade kill-subset

@@ -14,6 +14,7 @@ import os
 import posixpath
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import time
@@ -331,6 +332,37 @@ class ComposeStorage:
         state["state"] = "changed" if todo else "ok"
         return state, todo
 
+    def check_privilege(self, todo, uid, gid, mode):
+        """Fail before any change when this user cannot give the host directory
+        its owner, group or mode (only root can give a directory to another
+        user), saying what to run instead."""
+        euid = os.geteuid()
+        if euid == 0 or not todo:
+            return
+        groups = {os.getegid(), *os.getgroups()}
+        mine = uid == euid and gid in groups
+        if "chmod" in todo and "create" not in todo:
+            try:
+                mine = mine and os.stat(self.host_dir).st_uid == euid
+            except OSError:
+                mine = False
+        if mine:
+            return
+        try:
+            user = pwd.getpwuid(euid).pw_name
+        except KeyError:
+            user = f"uid {euid}"
+        path = shlex.quote(self.host_dir)
+        raise self.error(
+            f"cannot prepare host directory {self.host_dir} as {user}: it must belong to"
+            f" uid {uid}, gid {gid} (the user service '{self.service}' runs as) with mode"
+            f" {mode:04o}, which only root can do. Nothing was changed. Either let the"
+            " storage phase become root (storage_become=true in the inventory, and a sudo"
+            f" rule for {user}), or have root run: install -d -o {uid} -g {gid}"
+            f" -m {mode:04o} {path} && chown {uid}:{gid} {path} && chmod {mode:04o} {path};"
+            " then run playbooks/storage.yml again"
+        )
+
     def make_host_dir(self, todo, uid, gid, mode):
         path = self.host_dir
         try:
@@ -525,6 +557,7 @@ class ComposeStorage:
         mode = parse_mode(self.params.get("host_path_mode", "0775"))
         host_state, todo = self.host_dir_plan(uid, gid, mode)
         self.result["host_dir"] = host_state
+        self.check_privilege(todo, uid, gid, mode)
 
         reasons = []
         if not edited.changed and container_id:
