@@ -141,3 +141,55 @@ def test_f16_compose_mask_covers_every_inline_form():
     # Text that is not YAML is masked line by line.
     broken = "services: [\n  DB_PASSWORD: plain-secret-666\n"
     assert "plain-secret-666" not in mask_secrets(broken)
+
+
+# --- Without root: refused before any change, saying what to run --------------
+
+
+def phase_as(tmp_path, monkeypatch, euid, groups=()):
+    from ansible_collections.edms.backup.plugins.module_utils._commands import compose_storage
+
+    monkeypatch.setattr(compose_storage.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(compose_storage.os, "getegid", lambda: euid)
+    monkeypatch.setattr(compose_storage.os, "getgroups", lambda: list(groups))
+    params = {
+        "project_dir": str(tmp_path),
+        "compose_files": ["docker-compose.yml"],
+        "backend_service": "backend",
+        "host_path": "./backups",
+    }
+    phase = ComposeStorage(params, runner=lambda argv: (0, "", ""), containers=NoContainers())
+    phase.host_dir = str(tmp_path / "back ups")
+    phase.service = "backend"
+    return phase
+
+
+@pytest.mark.parametrize("todo", [["create"], ["chown"], ["chown", "chmod"]])
+def test_without_root_a_directory_for_another_user_is_refused_naming_the_fix(
+    tmp_path, monkeypatch, todo
+):
+    phase = phase_as(tmp_path, monkeypatch, euid=2001)
+    with pytest.raises(StorageError) as caught:
+        phase.check_privilege(todo, 1000, 1000, 0o775)
+    text = str(caught.value)
+    assert "only root can do. Nothing was changed" in text
+    assert "storage_become=true" in text
+    assert f"install -d -o 1000 -g 1000 -m 0775 '{tmp_path}/back ups'" in text
+
+
+def test_without_root_a_directory_for_this_user_and_group_needs_no_root(tmp_path, monkeypatch):
+    phase = phase_as(tmp_path, monkeypatch, euid=2001, groups=[2001, 105])
+    phase.check_privilege(["create"], 2001, 105, 0o775)
+    phase.check_privilege([], 1000, 1000, 0o775)
+
+
+def test_without_root_a_chmod_of_a_directory_someone_else_owns_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "back ups").mkdir()
+    phase = phase_as(tmp_path, monkeypatch, euid=2001, groups=[2001])
+    with pytest.raises(StorageError, match="only root can do"):
+        phase.check_privilege(["chmod"], 2001, 2001, 0o775)
+
+
+def test_root_may_give_the_directory_to_anyone(tmp_path, monkeypatch):
+    phase = phase_as(tmp_path, monkeypatch, euid=0)
+    phase.check_privilege(["create", "chown", "chmod"], 1000, 1000, 0o775)
