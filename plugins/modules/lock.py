@@ -23,6 +23,12 @@ description:
     after the controller does. The holder ends within a few seconds after its
     anchor ends (a pid reused by another process does not count), and after
     O(max_hold) seconds at the latest.
+  - An SSH connection opened just before the task that takes the lock may be
+    one the controller opens for each task, which ends with the task. It is
+    followed only when the controller keeps it, that is when the
+    connection's ssh arguments set ControlMaster with ControlPersist (as
+    Ansible's default C(ssh_args) do). The collection's action plugin reads
+    them on the controller.
   - If no anchor is found (another connection type, or an SSH connection
     opened for this one task because the controller does not keep
     connections), the holder lives O(max_hold) seconds and the result warns

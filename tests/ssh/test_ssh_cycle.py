@@ -9,6 +9,7 @@ whose lock ends with its SSH connection so that the next run proceeds.
 
 import glob
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -204,13 +205,15 @@ def test_a_rollback_over_ssh_puts_back_what_the_restore_replaced(cycle):
 def test_a_killed_run_holding_the_lock_lets_the_next_run_proceed_within_seconds(ssh_host, cycle):
     """The lock's lease is bound to the run: over SSH its anchor is the sshd
     of the controller's connection, which ends ControlPersist seconds after
-    the controller does. A backup is killed (SIGKILL, as a cancelled AWX job's
-    container is) while it holds the lock; the next run, on a connection of
-    its own as a new AWX job's is, takes the lock over and completes."""
+    the controller does. A rehearsal, whose first task on the host takes the
+    lock over a connection opened just before it, is killed (SIGKILL, as a
+    cancelled AWX job's container is) while it holds the lock; the next run,
+    a backup on a connection of its own as a new AWX job's is, takes the lock
+    over and completes."""
     inventory, _entry = ssh_host
     first_cp = tempfile.mkdtemp(prefix="edms-ssh-cp-")
     killed = subprocess.Popen(
-        playbook_argv(inventory, "backup.yml"),
+        playbook_argv(inventory, "rehearse.yml", f"edms_archive={cycle['archive']}"),
         env=ansible_env(first_cp),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -218,9 +221,13 @@ def test_a_killed_run_holding_the_lock_lets_the_next_run_proceed_within_seconds(
     )
     deadline = time.monotonic() + 120
     while not os.path.exists(LOCK):
-        assert killed.poll() is None, "the backup ended before it took the lock"
-        assert time.monotonic() < deadline, "the backup never took the lock"
+        assert killed.poll() is None, "the rehearsal ended before it took the lock"
+        assert time.monotonic() < deadline, "the rehearsal never took the lock"
         time.sleep(0.1)
+    with open(LOCK) as handle:
+        taken = json.load(handle)
+    assert taken["operation"] == "rehearse"
+    assert "kept: ControlPersist" in taken["anchor"]["kind"]
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
     killed_at = time.monotonic()

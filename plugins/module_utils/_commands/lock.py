@@ -19,6 +19,11 @@ holder ends within a few seconds after the anchor ends:
   controller keeps open from task to task (ControlPersist) and which ends
   ControlPersist seconds after the controller does.
 
+An SSH connection opened just before the task that takes the lock is the
+run's only when the controller keeps it (ControlMaster with ControlPersist in
+its ssh arguments, which the lock's action plugin reads on the controller and
+passes in CONNECTION_KEPT_VARIABLE); otherwise it may end with the task.
+
 The anchor is recorded by pid and start time (a pid reused by another process
 does not keep the lock). Without an anchor (another connection type, or an SSH
 connection opened for this one task, which would end with it) the holder lives
@@ -94,6 +99,50 @@ STAGES = {
 # An SSH connection younger than this when the lock is taken was opened for
 # this task: the controller does not keep it, and it ends with the task.
 FRESH_CONNECTION_SECONDS = 5.0
+# Set to "1" in the module's environment by the lock's action plugin when the
+# controller keeps this host's SSH connection from task to task (ControlMaster
+# with ControlPersist in its ssh arguments): a connection opened just before
+# the task that takes the lock is then the run's, and the lock follows it.
+CONNECTION_KEPT_VARIABLE = "EDMS_BACKUP_SSH_CONNECTION_KEPT"
+# ControlMaster values that make the controller's ssh a master.
+MASTER_VALUES = ("auto", "yes", "autoask", "ask")
+
+
+def connection_kept(arguments):
+    """Whether ssh given these argument strings (ssh_args, ssh_common_args,
+    ssh_extra_args, in the order Ansible passes them) keeps its connection
+    after the command: ControlMaster on and ControlPersist not off. ssh takes
+    the first value given for an option, so the first one counts."""
+    found = {}
+    for text in arguments:
+        try:
+            words = shlex.split(text or "")
+        except ValueError:
+            return False
+        options = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word == "-o" and index + 1 < len(words):
+                options.append(words[index + 1])
+                index += 2
+                continue
+            if word.startswith("-o") and len(word) > 2:
+                options.append(word[2:])
+            index += 1
+        for option in options:
+            key, _sep, value = option.replace("=", " ", 1).partition(" ")
+            key = key.strip().lower()
+            if key in ("controlmaster", "controlpersist"):
+                found.setdefault(key, value.strip().lower())
+    persist = found.get("controlpersist")
+    return found.get("controlmaster") in MASTER_VALUES and persist not in (
+        None,
+        "",
+        "no",
+        "false",
+        "0",
+    )
 
 
 class LockError(ModuleFailure):
@@ -260,12 +309,16 @@ def ticks_per_second():
         return 100
 
 
-def find_anchor(pid=None):
+def find_anchor(pid=None, kept=None):
     """The process the lock's holder follows, and a note when there is none.
 
+    kept: whether the controller keeps its SSH connection from task to task
+    (default: what the action plugin put in CONNECTION_KEPT_VARIABLE).
     Returns (anchor, note): anchor is {"pid", "start", "kind", "command"} or
     None; note says why there is none (None with an anchor)."""
     pid = os.getpid() if pid is None else pid
+    if kept is None:
+        kept = os.environ.get(CONNECTION_KEPT_VARIABLE) == "1"
     controller = None
     sshd = None
     for info in ancestors(pid):
@@ -280,11 +333,14 @@ def find_anchor(pid=None):
     if sshd is not None:
         own = process(pid)
         age = (int(own["start"]) - int(sshd["start"])) / ticks_per_second() if own else 0
+        if age < FRESH_CONNECTION_SECONDS and kept:
+            return _anchor(sshd, "ssh connection of the controller (kept: ControlPersist)"), None
         if age < FRESH_CONNECTION_SECONDS:
             return None, (
                 f"the SSH connection of this task (sshd pid {sshd['pid']}) was opened"
                 f" {age:.1f}s before it, so it may be one the controller does not keep"
-                " from task to task (ControlMaster/ControlPersist) and end with this task"
+                " from task to task and end with this task (the controller's ssh arguments"
+                " set no ControlMaster with ControlPersist)"
             )
         return _anchor(sshd, "ssh connection of the controller"), None
     return None, (

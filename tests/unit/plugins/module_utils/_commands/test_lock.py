@@ -9,9 +9,11 @@ import time
 
 import pytest
 from ansible_collections.edms.backup.plugins.module_utils._commands.lock import (
+    CONNECTION_KEPT_VARIABLE,
     POLL_SECONDS,
     LockError,
     acquire,
+    connection_kept,
     lock_path,
     process,
     read_lock,
@@ -130,7 +132,7 @@ def run_chain(tmp_path):
     (the top process, the lock info the module returned)."""
     started = []
 
-    def start(name="ansible-playbook", depth=1, max_hold=60, fresh=5.0, argv0=None):
+    def start(name="ansible-playbook", depth=1, max_hold=60, fresh=5.0, argv0=None, env=None):
         project = tmp_path / "project"
         project.mkdir(exist_ok=True)
         script = tmp_path / name
@@ -141,8 +143,10 @@ def run_chain(tmp_path):
         argv = [sys.executable, str(script), *args]
         if argv0:  # what `ps` shows, as sshd names its processes
             argv = ["bash", "-c", 'exec -a "$0" "$@"', argv0, *argv]
-        env = dict(os.environ, PYTHONPATH=os.path.abspath(COLLECTIONS))
-        top = subprocess.Popen(argv, env=env, start_new_session=True)
+        environment = dict(os.environ, PYTHONPATH=os.path.abspath(COLLECTIONS))
+        environment.pop(CONNECTION_KEPT_VARIABLE, None)
+        environment.update(env or {})
+        top = subprocess.Popen(argv, env=environment, start_new_session=True)
         started.append(top)
         deadline = time.time() + 20
         while not out.exists():
@@ -211,6 +215,43 @@ def test_f16_lock_a_connection_opened_for_the_task_is_not_followed(run_chain):
     time.sleep(POLL_SECONDS + 0.5)
     assert alive(taken["pid"])  # the safe side: held, until max_hold
     assert wait_gone(taken["pid"], seconds=5)
+
+
+def test_lock_follows_a_just_opened_connection_the_controller_keeps(run_chain):
+    # The action plugin says the controller keeps the connection
+    # (ControlMaster with ControlPersist): the first task's connection is the run's.
+    top, taken = run_chain(
+        name="session.py", argv0="sshd: tester@notty", env={CONNECTION_KEPT_VARIABLE: "1"}
+    )
+    assert taken["anchor"]["pid"] == top.pid
+    assert taken["anchor"]["kind"] == "ssh connection of the controller (kept: ControlPersist)"
+    assert taken["warnings"] == []
+    os.kill(top.pid, signal.SIGKILL)
+    top.wait()
+    assert wait_gone(taken["pid"], seconds=POLL_SECONDS + 4)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "kept"),
+    [
+        (["-C -o ControlMaster=auto -o ControlPersist=60s", "", ""], True),  # Ansible's default
+        (["-oControlMaster=yes -oControlPersist=yes"], True),
+        (["-o 'ControlMaster auto' -o 'ControlPersist 5'"], True),
+        (["-o controlmaster=AUTO", "-o ControlPersist=30m"], True),
+        (["-o ControlMaster=auto"], False),  # no ControlPersist: ends with the command
+        (["-o ControlPersist=60s"], False),  # no master
+        (["-o ControlMaster=no -o ControlPersist=60s"], False),
+        (["-o ControlMaster=auto -o ControlPersist=no"], False),
+        (["-o ControlMaster=auto -o ControlPersist=0"], False),
+        # ssh takes the first value given: ssh_args before ssh_extra_args.
+        (["-o ControlMaster=no", "", "-o ControlMaster=auto -o ControlPersist=60s"], False),
+        (["-o ControlMaster=auto -o ControlPersist=60s", "", "-o ControlMaster=no"], True),
+        (["", "", ""], False),
+        (["-o 'unbalanced"], False),
+    ],
+)
+def test_connection_kept_reads_controlmaster_and_controlpersist_as_ssh_does(arguments, kept):
+    assert connection_kept(arguments) is kept
 
 
 def test_f16_lock_max_hold_bounds_a_holder_whose_run_still_runs(run_chain):
