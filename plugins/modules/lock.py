@@ -49,18 +49,38 @@ description:
     over; it inherits the journal and returns it in RV(taken_over).
   - O(state=absent) releases a lock taken with the RV(token) this module
     returned, and ends its holder; another run's lock is refused.
+  - O(state=cleared) clears a lock that no run will clear, on the operator's
+    word (C(playbooks/unlock.yml) gates it with a confirmation). It refuses,
+    changing nothing, a lock whose holder and run are both still there (the
+    lock ends with its run), and a lock with a journal (only
+    C(playbooks/recover.yml) clears that one). Otherwise it appends a record
+    of the clearing to C(<project_dir>/.edms-backup.lock-history) (one JSON
+    line with C(event), C(at), C(by) (O(owner)), C(reason), C(host),
+    C(inventory_host), C(holder) and C(lock), the lock's content without its
+    token), ends the holder when that process provably is the holder (the
+    lock's token in its environment), and removes the lock. The history is
+    written with O_APPEND, mode 0600, never through a symbolic link nor into
+    another user's file; such a history is refused.
+  - Every take-over of a dead run's lock is recorded in the same history
+    (C(event) V(taken_over)).
+  - Every refusal names the holder (owner, operation, host, pid), since when
+    it holds the lock, until when, and the command that clears it.
 options:
   project_dir:
     description: Directory of the Compose project on the managed host.
     type: path
     required: true
   state:
-    description: Take (V(present)) or release (V(absent)) the lock.
+    description:
+      - Take (V(present)) or release (V(absent)) the lock, or clear (V(cleared))
+        a lock no run will clear, recorded in the lock history.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, cleared]
     default: present
   owner:
-    description: Who takes the lock, for the message others see (an AWX job, a user).
+    description:
+      - Who takes the lock, for the message others see (an AWX job, a user).
+      - With O(state=cleared), who clears it, for the lock history.
     type: str
     default: ansible
   operation:
@@ -81,8 +101,9 @@ options:
     type: dict
   host_name:
     description:
-      - The managed host's name in the inventory, for the recovery command a
-        refusal prints (C(-e edms_restore_confirm=...)).
+      - The managed host's name in the inventory, for the commands a refusal
+        prints (C(-e edms_restore_confirm=...), C(-e edms_unlock_confirm=...));
+        with O(state=cleared) it is recorded in the lock history too.
     type: str
   take_over_stale:
     description:
@@ -102,6 +123,16 @@ options:
         and is refused.
     type: int
     default: 172800
+  reason:
+    description:
+      - With O(state=cleared), why the lock is cleared, recorded in the lock history.
+    type: str
+  fingerprint:
+    description:
+      - With O(state=cleared), the RV(fingerprint) of the lock as a check of it
+        showed it. The lock is cleared only if it is still that one; a lock
+        taken or changed since is refused, changing nothing.
+    type: str
   token:
     description:
       - With O(state=absent), the RV(token) returned when the lock was taken.
@@ -110,13 +141,16 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Says whether the lock could be taken, taken over or released; changes nothing.
+    description: >-
+      Says whether the lock could be taken, taken over, released or cleared
+      (and what it would clear); changes nothing.
   diff_mode:
     support: none
     description: The lock file is not shown.
   idempotent:
     support: partial
-    description: Releasing twice is a no-op; taking a held lock fails by design.
+    description: >-
+      Releasing or clearing twice is a no-op; taking a held lock fails by design.
 author:
   - edms.backup developers (@edms-backup)
 """
@@ -142,6 +176,23 @@ EXAMPLES = r"""
     project_dir: /home/lims/edms-staging
     state: absent
     token: "{{ edms_lock.token }}"
+
+- name: See what clearing the lock would clear
+  edms.backup.lock:
+    project_dir: /home/lims/edms-staging
+    state: cleared
+    owner: jdoe
+  check_mode: true
+  register: edms_found
+
+- name: Clear that lock, and that one only, recorded
+  edms.backup.lock:
+    project_dir: /home/lims/edms-staging
+    state: cleared
+    owner: jdoe
+    reason: the controller's VM was restored from a snapshot
+    fingerprint: "{{ edms_found.fingerprint }}"
+  when: edms_found.cleared is not none
 """
 
 RETURN = r"""
@@ -176,11 +227,39 @@ path:
   description: The lock file.
   returned: always
   type: str
+cleared:
+  description:
+    - With O(state=cleared), the lock cleared (or, in check mode, that would
+      be), without its token; null when there was no lock.
+  returned: with O(state=cleared)
+  type: dict
+fingerprint:
+  description:
+    - With O(state=cleared), what names that lock's content, for O(fingerprint);
+      null when there was no lock.
+  returned: with O(state=cleared)
+  type: str
+holder_state:
+  description:
+    - With O(state=cleared), the cleared lock's holder process, V(live) (it
+      provably was the holder), V(gone) or V(unknown) (it cannot be checked
+      from here).
+  returned: with O(state=cleared), when there was a lock
+  type: str
+holder_ended:
+  description: With O(state=cleared), whether the holder process was ended.
+  returned: with O(state=cleared)
+  type: bool
+history:
+  description: The lock history file, where clearings and take-overs are recorded.
+  returned: with O(state=cleared)
+  type: str
 """
 
 from ansible_collections.edms.backup.plugins.module_utils._commands.lock import (
     LockError,
     acquire,
+    clear,
     lock_path,
     record,
     release,
@@ -191,7 +270,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import run_mod
 def argument_spec():
     return dict(
         project_dir=dict(type="path", required=True),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+        state=dict(type="str", choices=["present", "absent", "cleared"], default="present"),
         owner=dict(type="str", default="ansible"),
         operation=dict(type="str", default="operation"),
         max_hold=dict(type="int", default=172800),
@@ -199,11 +278,24 @@ def argument_spec():
         journal=dict(type="dict"),
         take_over_stale=dict(type="bool", default=False),
         host_name=dict(type="str"),
+        reason=dict(type="str"),
+        fingerprint=dict(type="str"),
     )
 
 
 def take_or_release(module):
     params = module.params
+    if params["state"] == "cleared":
+        found = clear(
+            params["project_dir"],
+            params["owner"],
+            reason=params["reason"],
+            host_name=params["host_name"],
+            expected=params["fingerprint"],
+            check_mode=module.check_mode,
+        )
+        found["holder_state"] = found.pop("holder")
+        return dict(found, changed=found["cleared"] is not None)
     if params["state"] == "present" and params["journal"] is not None:
         if not params["token"]:
             raise LockError("journal is recorded in the lock this run holds: give its token")

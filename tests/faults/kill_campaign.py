@@ -20,7 +20,7 @@ falls back to a playbook kill, and the record says so.
 Then the recovery an operator would make: the next ordinary run (backup.yml
 for a killed backup, restore.yml of the same archive for a killed restore),
 up to three times; when a run fails and its message prints a recovery (a
-stale lock and the command that removes it, a playbook with its -e
+stale lock and the unlock playbook that clears it, a playbook with its -e
 variables), that recovery is run and recorded. Then the run is judged: the
 content (every table's count and md5 computed in PostgreSQL, every media
 file's sha256) must equal the state before the operation or, for a restore,
@@ -227,18 +227,14 @@ def _variables(message):
 def parse_recovery(text):
     """The recoveries a failed run's output prints, in the order found:
 
-    {"kind": "rm-lock", "path"}: a stale lock and the rm that clears it;
     {"kind": "wait-lock"}: another operation holds the lock (wait for it);
     {"kind": "playbook", "playbook", "vars"}: a playbook of playbooks/ to run,
-    with the -e variables (and an archive path) the message names;
+    with the -e variables (and an archive path) the message names (a stale
+    lock names playbooks/unlock.yml, which clears it and records that);
     {"kind": "compose-up", "services"}: services to start with docker compose up.
     """
     found = []
     for message in failure_messages(text):
-        for path in re.findall(r"remove the lock: rm (\S+)", message):
-            path = path.rstrip(_STRIP)
-            if os.path.basename(path) == LOCK_NAME:
-                found.append({"kind": "rm-lock", "path": path})
         if "another operation is running" in message:
             found.append({"kind": "wait-lock"})
         for playbook in dict.fromkeys(re.findall(r"playbooks/([A-Za-z0-9_.-]+\.yml)", message)):
@@ -1016,12 +1012,6 @@ def newest_safety_archive(stack):
 def apply_recovery(stack, item, args, log_path):
     """Carry out one printed recovery; a step record."""
     kind = item["kind"]
-    if kind == "rm-lock":
-        if os.path.realpath(item["path"]) != os.path.realpath(stack.lock):
-            return {"step": "rm " + item["path"], "done": False, "why": "not this project's lock"}
-        if os.path.exists(item["path"]):
-            os.remove(item["path"])
-        return {"step": "rm " + item["path"], "done": True}
     if kind == "wait-lock":
         gone = poll(lambda: not os.path.exists(stack.lock), args.lock_wait)
         return {"step": f"wait up to {args.lock_wait:g} s for the lock", "done": bool(gone)}

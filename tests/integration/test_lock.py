@@ -4,14 +4,17 @@ The lock's holder follows the run that took it (the ansible-playbook or
 ansible process here, with a local connection): it outlives each module's
 process, so the lock holds from one task to the next, and it ends with the
 run, so a run that dies leaves a lock the next run takes over, naming it.
+A lock no run will clear is cleared with playbooks/unlock.yml, recorded.
+No Docker: a scratch project directory and the demo inventory's local connection.
 """
 
+import base64
 import json
 import os
 
 import pytest
 
-from .conftest import BIN, ROOT, ansible_env, run, run_module
+from .conftest import BIN, ROOT, ansible_env, run, run_module, run_playbook
 
 PLAY = """
 - hosts: edms
@@ -99,3 +102,109 @@ def test_check_mode_takes_nothing(project):
     assert rc == 0
     assert result["changed"] is True
     assert os.listdir(project) == []
+
+
+# --- playbooks/unlock.yml: clearing a lock no run will clear, recorded --------------
+
+
+def lock_of(project):
+    with open(os.path.join(project, ".edms-backup.lock"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_unlock_shows_the_lock_stops_at_the_gate_then_clears_and_records_it(project):
+    # An ad hoc run that takes the lock with an anchor that never ends here
+    # is not to be had; a lock recorded with no run to follow, its holder
+    # gone, is what a refusal sends the operator to unlock.yml for.
+    rc, taken = run_module("lock", {"project_dir": project, "owner": "AWX job 5"})
+    assert rc == 0, taken
+    planted = lock_of(project)
+    planted.pop("anchor", None)
+    with open(taken["path"], "w", encoding="utf-8") as handle:
+        json.dump(dict(planted, pid=2**22 + 1), handle)
+    rc, refused = run_module("lock", {"project_dir": project, "host_name": "edms-demo"})
+    assert rc != 0
+    assert "playbooks/unlock.yml -e edms_unlock_confirm=edms-demo" in refused["msg"]
+    assert "rm " not in refused["msg"]
+
+    project_var = f"edms_project_dir={project}"
+    checked = run_playbook("unlock.yml", project_var, check=True)
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert "Held by     AWX job 5 for operation" in checked.stdout
+    assert "Would clear the lock of edms-demo" in checked.stdout
+    unconfirmed = run_playbook("unlock.yml", project_var, "edms_unlock_confirm=edms-prod")
+    assert unconfirmed.returncode == 2
+    assert "-e edms_unlock_confirm=edms-demo" in unconfirmed.stdout
+    assert sorted(os.listdir(project)) == [".edms-backup.lock"]  # nothing changed
+
+    cleared = run_playbook(
+        "unlock.yml",
+        project_var,
+        "edms_unlock_confirm=edms-demo",
+        {"edms_unlock_reason": "its holder was killed", "edms_unlock_owner": "jdoe"},
+    )
+    assert cleared.returncode == 0, cleared.stdout[-3000:]
+    assert "CLEARED the lock of edms-demo (AWX job 5" in cleared.stdout
+    assert sorted(os.listdir(project)) == [".edms-backup.lock-history"]
+    with open(os.path.join(project, ".edms-backup.lock-history"), encoding="utf-8") as handle:
+        text = handle.read()
+    (entry,) = [json.loads(line) for line in text.splitlines()]
+    assert planted["token"] not in text
+    assert entry["event"] == "cleared"
+    assert entry["by"] == "jdoe"
+    assert entry["reason"] == "its holder was killed"
+    assert entry["inventory_host"] == "edms-demo"
+    assert entry["lock"]["owner"] == "AWX job 5"
+
+    again = run_playbook("unlock.yml", project_var, "edms_unlock_confirm=edms-demo")
+    assert again.returncode == 0
+    assert "nothing to clear" in again.stdout
+
+
+def test_unlock_refuses_a_lock_whose_run_is_still_there(project, tmp_path):
+    playbook = tmp_path / "hold.yml"
+    playbook.write_text(
+        PLAY.format(project=project).split("    - name: A second taker")[0]
+        + "    - name: Unlock while this run holds it\n"
+        + "      ansible.builtin.command:\n"
+        + f"        argv: [{os.path.join(BIN, 'ansible-playbook')}, -i,"
+        + f" {os.path.join(ROOT, 'inventories', 'demo')},"
+        + f" {os.path.join(ROOT, 'playbooks', 'unlock.yml')},"
+        + f" -e, edms_project_dir={project}, -e, edms_unlock_confirm=edms-demo]\n"
+        + "      register: unlock\n"
+        + "      failed_when: false\n"
+        + "      changed_when: false\n"
+        + "    - name: Show it\n"
+        + "      ansible.builtin.debug:\n"
+        + '        msg: "UNLOCK {{ unlock.rc }} {{ unlock.stdout | b64encode }}"\n'
+    )
+    env = ansible_env()
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    proc = run(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "demo"),
+            str(playbook),
+        ],
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if "UNLOCK " in x)
+    rc, encoded = line.split("UNLOCK ", 1)[1].rstrip('"').split(" ", 1)
+    out = base64.b64decode(encoded).decode()
+    assert rc == "2", out
+    assert "both its holder and the run that took it" in out
+    assert "at the latest. Nothing was changed" in out
+    # The run still held it and, ending, left it behind (never released):
+    # the next run takes it over, recorded in the history.
+    rc, next_run = run_module("lock", {"project_dir": project, "owner": "AWX job 6"})
+    assert rc == 0, next_run
+    assert next_run["taken_over"]["owner"] == "AWX job 1"
+    run_module("lock", {"project_dir": project, "state": "absent", "token": next_run["token"]})
+    with open(os.path.join(project, ".edms-backup.lock-history"), encoding="utf-8") as handle:
+        (entry,) = [json.loads(line) for line in handle]
+    assert entry["event"] == "taken_over"
+    assert entry["by"] == "AWX job 6"

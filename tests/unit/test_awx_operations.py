@@ -87,6 +87,34 @@ def test_become_only_for_the_job_that_needs_root():
     assert task["awx.awx.job_template"]["become_enabled"] == "{{ item.become_enabled }}"
 
 
+def test_the_templates_the_lock_refusals_name_exist_and_ask_for_their_confirmation():
+    from ansible_collections.edms.backup.plugins.module_utils._commands import lock
+
+    for command, confirm in (
+        (lock.unlock_command("edms-staging"), "edms_unlock_confirm"),
+        (lock.recovery_command("edms-staging"), "edms_restore_confirm"),
+    ):
+        (name,) = re.findall(r"AWX: the job template (EDMS [A-Za-z ]+)\)", command)
+        template = TEMPLATES[name]
+        (playbook,) = re.findall(r"playbooks/(\w+\.yml)", command)
+        with open(os.path.join(ROOT, template["playbook"])) as handle:
+            (play,) = yaml.safe_load(handle)
+        assert play["ansible.builtin.import_playbook"] == "edms.backup." + playbook[:-4]
+        assert f"installed collection: edms.backup.{playbook[:-4]};" in command
+        (question,) = [q for q in template["survey"] if q["variable"] == confirm]
+        # Launched unconfirmed, it shows and changes nothing.
+        assert question["required"] is False, name
+
+
+def test_prepare_host_runs_the_host_role_as_the_service_user():
+    template = TEMPLATES["EDMS Prepare Host"]
+    assert template["spec"] == {"role": "host", "entry": "main"}
+    assert template["become_enabled"] is False
+    with open(os.path.join(ROOT, template["playbook"])) as handle:
+        (play,) = yaml.safe_load(handle)
+    assert play["ansible.builtin.import_playbook"] == "edms.backup.prepare_host"
+
+
 # --- notification on failure -----------------------------------------------
 
 

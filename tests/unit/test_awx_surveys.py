@@ -78,6 +78,8 @@ def test_every_job_template_has_a_project_playbook_that_imports_the_collections(
         "EDMS Restore",
         "EDMS Rollback",
         "EDMS Recover",
+        "EDMS Unlock",
+        "EDMS Prepare Host",
         "EDMS Workflow Failure",
     ]
     for template in TEMPLATES["edms_job_templates"]:

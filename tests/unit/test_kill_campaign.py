@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._commands import lock as project_lock
 
 from tests.faults import kill_campaign as kc
 
@@ -28,8 +29,11 @@ def ansible_failure(msg, task="Take the project lock"):
 # The texts the collection prints, as they are rendered.
 STALE_LOCK = (
     f"stale lock: AWX job 12 holds {LOCK} for restore since 2026-12-03T10:15:00Z (holder pid 4242"
-    " on edms-host), and that process is gone. If no backup or restore of this project is"
-    f" running, remove the lock: rm {LOCK}"
+    " on edms-host), and that process is gone. The lock is held until it is cleared. If no"
+    " backup or restore of this project is running, clear it (the clearing is recorded, its"
+    " holder ended if it is still there) with ansible-playbook -i <inventory>"
+    " playbooks/unlock.yml -e edms_unlock_confirm=edms-demo (installed collection:"
+    " edms.backup.unlock; AWX: the job template EDMS Unlock)"
 )
 RUNNING_LOCK = (
     f"another operation is running: AWX job 12 holds {LOCK} for backup since"
@@ -129,13 +133,28 @@ def test_bad_choices_and_durations_are_refused_naming_them():
 # ------------------------------------------------- the recovery a run prints
 
 
-def test_a_stale_lock_gives_the_rm_it_prints():
-    assert kc.parse_recovery(ansible_failure(STALE_LOCK)) == [{"kind": "rm-lock", "path": LOCK}]
+def test_a_stale_lock_gives_the_unlock_playbook_it_prints():
+    assert kc.parse_recovery(ansible_failure(STALE_LOCK)) == [
+        {"kind": "playbook", "playbook": "unlock.yml", "vars": {"edms_unlock_confirm": "edms-demo"}}
+    ]
 
 
-def test_an_rm_of_anything_but_the_lock_file_is_never_taken():
-    text = ansible_failure(STALE_LOCK.replace(LOCK, "/srv/edms/run/docker-compose.prod.yml"))
-    assert kc.parse_recovery(text) == []
+def test_the_commands_the_lock_prints_are_read_as_printed():
+    """The lock's own commands, as its refusals print them (kept in step)."""
+    for command, playbook, variables in (
+        (
+            project_lock.unlock_command("edms-demo"),
+            "unlock.yml",
+            {"edms_unlock_confirm": "edms-demo"},
+        ),
+        (
+            project_lock.recovery_command("edms-demo", stale=True),
+            "recover.yml",
+            {"edms_restore_confirm": "edms-demo", "edms_recover_stale": "true"},
+        ),
+    ):
+        found = kc.parse_recovery(ansible_failure(f"stale lock: x. Run {command}"))
+        assert found == [{"kind": "playbook", "playbook": playbook, "vars": variables}], command
 
 
 def test_a_running_lock_gives_a_wait():
@@ -223,9 +242,8 @@ def test_the_recovery_is_found_in_the_roles_own_text():
             return handle.read()
 
     lock = read("plugins", "module_utils", "_commands", "lock.py")
-    assert "remove the lock: rm {quoted}" in lock
     assert "another operation is running" in lock
-    assert "playbooks/recover.yml -e edms_restore_confirm={}" in lock
+    assert "rm {" not in lock
     put_back = read("roles", "restore", "tasks", "put_back.yml")
     assert "playbooks/recover.yml -e edms_restore_confirm={{ inventory_hostname }}" in put_back
     restore = read("plugins", "module_utils", "_commands", "archive_restore.py")

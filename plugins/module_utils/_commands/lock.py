@@ -42,6 +42,15 @@ restore token). If it dies there, its lock is not taken over by any other
 operation: every later run is refused, changing nothing, with what the dead
 run left and the recovery to run (playbooks/recover.yml), which alone takes
 such a lock over, inherits the journal and finishes or undoes the dead run.
+
+Every refusal names the holder (owner, operation, host, pid), since when and
+until when it holds, and what clears it. A lock no run will clear is cleared
+with playbooks/unlock.yml (clear()), never by hand: it refuses a lock whose
+holder and run are both still there, and a lock with a journal (that is
+recover.yml's); otherwise it ends the holder if that process is provably still
+there, removes the lock and appends a record of the clearing (who, when, why,
+the lock without its token) to ``.edms-backup.lock-history`` beside the lock.
+Every take-over of a dead run's lock is recorded there too.
 """
 
 from __future__ import annotations
@@ -49,11 +58,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import inspect
 import json
 import os
 import secrets
-import shlex
 import signal
 import socket
 import stat
@@ -74,17 +83,33 @@ POLL_SECONDS = 2.0
 # The operation that alone takes over the lock of a run that died in the middle
 # of a restore or rollback (its journal), and what the refusal tells to run.
 RECOVER = "recover"
+# Beside the lock: one JSON line per clearing or take-over of a lock.
+HISTORY_NAME = ".edms-backup.lock-history"
+
+
+def _playbook_command(playbook, confirm, host_name, extra, template):
+    return (
+        "ansible-playbook -i <inventory> playbooks/{name}.yml -e {confirm}={host}{extra}"
+        " (installed collection: edms.backup.{name}; AWX: the job template {template})".format(
+            name=playbook,
+            confirm=confirm,
+            host=host_name or "<inventory host name>",
+            extra=extra,
+            template=template,
+        )
+    )
 
 
 def recovery_command(host_name=None, stale=False):
     """The command that recovers a run that died, for the host the inventory
     names host_name."""
-    return (
-        "ansible-playbook -i <inventory> playbooks/recover.yml -e edms_restore_confirm={}{}"
-        " (AWX: the job template EDMS Recover)".format(
-            host_name or "<inventory host name>", " -e edms_recover_stale=true" if stale else ""
-        )
-    )
+    extra = " -e edms_recover_stale=true" if stale else ""
+    return _playbook_command("recover", "edms_restore_confirm", host_name, extra, "EDMS Recover")
+
+
+def unlock_command(host_name=None):
+    """The command that clears a lock no run will clear (clear()), recorded."""
+    return _playbook_command("unlock", "edms_unlock_confirm", host_name, "", "EDMS Unlock")
 
 
 # The stages a journal may record, in order, and what each says of the state.
@@ -602,6 +627,22 @@ def acquire(
         except BaseException:
             holder.terminate()
             raise
+        if previous is not None:
+            # What a take-over replaced stays on record; a history that cannot
+            # be written does not stop the run (it says so).
+            entry = {
+                "event": "taken_over",
+                "at": info["started_at"],
+                "by": owner,
+                "operation": operation,
+                "host": info["host"],
+                "inventory_host": host_name,
+                "lock": public(previous),
+            }
+            try:
+                append_history(project_dir, entry)
+            except (LockError, OSError) as exc:
+                warnings.append(f"the take-over of {path} is not in the lock history: {exc}")
     return dict(info, **result)
 
 
@@ -658,6 +699,8 @@ def taken_over_warning(path, info):
 
 
 def refusal(path, info=None, host_name=None):
+    """Why the lock at path cannot be taken: who holds it, since when, until
+    when, and what clears it."""
     info = info if info is not None else (read_lock(path) or {})
     text = describe(info, path)
     if unfinished(info) and assess(info) in ("stale", "dead", "unknown"):
@@ -666,55 +709,66 @@ def refusal(path, info=None, host_name=None):
             f"stale lock: {text}, which recorded that"
             f" {describe_journal(info.get('journal'))}; whether the run that took it has"
             f" ended cannot be proven from here ({describe_anchor(info)} recorded)."
-            " Once no backup or restore of this project runs, recover with"
-            f" {recovery_command(host_name, stale=True)}. Do not remove the lock by"
-            " hand: it holds that record",
+            " It is held until that run is recovered: once no backup or restore of this"
+            f" project runs, recover with {recovery_command(host_name, stale=True)}."
+            " Do not remove the lock by hand: it holds that record",
             holder=public(info),
             stale=True,
             unfinished=info.get("journal"),
         )
     state = assess(info)
-    quoted = shlex.quote(path)
     pid = info.get("pid", "?")
+    expires = info.get("expires_at", "?")
+    clear_it = (
+        f"clear it (the clearing is recorded, its holder ended if it is still there) with"
+        f" {unlock_command(host_name)}"
+    )
     if state in ("stale", "dead"):
         if anchor_alive(info):
             anchor = info["anchor"]
             return LockError(
                 f"stale lock: {text}; the holder is gone but the run that took the lock"
                 f" is still there ({describe_anchor(info)}): it may still be working."
-                f" See it with: ps -o pid,lstart,args -p {anchor['pid']}. If it is not a"
-                f" backup or restore of this project, remove the lock: rm {quoted}",
+                f" See it with: ps -o pid,lstart,args -p {anchor['pid']}. The lock is held"
+                " until it is cleared (no run takes it over while that one is there)."
+                f" If that run is not a backup or restore of this project, {clear_it}",
                 holder=public(info),
                 stale=True,
             )
         return LockError(
             f"stale lock: {text}, and that process is gone; whether the run that took"
-            f" it has ended cannot be told ({describe_anchor(info)} recorded). If no"
-            f" backup or restore of this project is running, remove the lock: rm {quoted}",
+            f" it has ended cannot be told ({describe_anchor(info)} recorded). The lock is"
+            " held until it is cleared. If no backup or restore of this project is"
+            f" running, {clear_it}",
             holder=public(info),
             stale=True,
         )
     if state == "unknown":
         return LockError(
-            f"locked: {text}. Its holder cannot be checked from here; if that "
-            f"operation has ended, remove the lock: rm {quoted}",
+            f"locked: {text}. Its holder cannot be checked from here"
+            + (
+                ""
+                if "unreadable" in info
+                else f" (it ends on {info.get('host', '?')} by {expires} at the latest)"
+            )
+            + f"; the lock is held until it is cleared. Once that operation has ended, {clear_it}",
             holder=public(info),
             stale=None,
         )
     anchor = info.get("anchor")
     if isinstance(anchor, dict):
         follows = (
-            f" The lock follows that run ({describe_anchor(info)}) and ends within seconds"
-            " after it does (an SSH connection ends ControlPersist seconds after its"
-            f" controller), at {info.get('expires_at', '?')} at the latest. See both"
-            f" with: ps -o pid,lstart,args -p {pid},{anchor.get('pid', '?')}"
+            f" The lock follows that run ({describe_anchor(info)}): it is held until"
+            " within seconds after that run ends (an SSH connection ends ControlPersist"
+            f" seconds after its controller), at {expires} at the latest, and nothing"
+            " else clears it while that run lasts (the unlock playbook refuses it too)."
+            f" See both with: ps -o pid,lstart,args -p {pid},{anchor.get('pid', '?')}"
         )
     else:
         follows = (
-            " The lock follows no run: it is held until it is released or until"
-            f" {info.get('expires_at', '?')}. See its holder with: ps -o pid,lstart,args"
-            f" -p {pid}; if no backup or restore of this project is running, end it:"
-            f" kill {pid}"
+            " The lock follows no run: it is held until it is released, at"
+            f" {expires} at the latest. See its holder with: ps -o pid,lstart,args"
+            f" -p {pid}; if no backup or restore of this project is running, {clear_it}"
         )
     return LockError(
         f"another operation is running: {text}. Wait for it to end.{follows}",
@@ -743,3 +797,228 @@ def release(project_dir, token, check_mode=False):
                 os.kill(info["pid"], signal.SIGTERM)
         os.unlink(path)
     return True
+
+
+# --- Clearing a lock, recorded ------------------------------------------------------
+
+
+def history_path(project_dir):
+    return os.path.join(project_dir, HISTORY_NAME)
+
+
+def fingerprint(info):
+    """What names one lock's content (without its token): a clearing confirmed
+    on what a check showed clears that lock only, not one taken since."""
+    text = json.dumps(public(info), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _history_refusal(path, why):
+    return LockError(
+        f"the lock history {path} {why}: nothing was changed. Only a regular file of this"
+        " user's own (or root's), writable by no one else and not reached through a link, is"
+        " written; move it aside and run again"
+    )
+
+
+def _check_history(path):
+    """Refuse a history that is not a plain file of this user's own; None when
+    there is none yet. Its content is never read here."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    _check_history_stat(path, found)
+    return found
+
+
+def _check_history_stat(path, found):
+    if stat.S_ISLNK(found.st_mode):
+        raise _history_refusal(path, "is a symbolic link")
+    if not stat.S_ISREG(found.st_mode):
+        raise _history_refusal(path, "is not a regular file")
+    if found.st_uid not in (os.geteuid(), 0) or found.st_mode & 0o022:
+        raise _history_refusal(
+            path,
+            f"is owned by uid {found.st_uid} with mode {stat.S_IMODE(found.st_mode):04o}",
+        )
+
+
+def append_history(project_dir, entry):
+    """Append entry as one JSON line to the project's lock history (0600,
+    O_APPEND; never through a link, never another user's file)."""
+    path = history_path(project_dir)
+    _check_history(path)
+    flags = (
+        os.O_WRONLY
+        | os.O_APPEND
+        | os.O_CREAT
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        why = f"cannot be opened as a file of its own ({exc.strerror})"
+        raise _history_refusal(path, why) from None
+    try:
+        _check_history_stat(path, os.fstat(fd))
+        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _sync_directory(path)
+    return path
+
+
+def _holder_state(info):
+    """ "live" when the holder provably runs (this lock's token in its
+    environment), "gone" when it provably does not, "unknown" otherwise (another
+    host's, another user's process, /proc hidden)."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return "unknown"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        return "unknown"
+    fields = lock_holder.stat(pid)
+    if fields is None:
+        return "unknown"
+    if fields[lock_holder.STATE] in ("Z", "X"):
+        return "gone"
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read().split(b"\0")
+    except FileNotFoundError:
+        return "gone"
+    except OSError:
+        return "unknown"
+    return "live" if ("EDMS_BACKUP_LOCK=" + str(info.get("token"))).encode() in environ else "gone"
+
+
+def _end_holder(pid, token, seconds=3.0):
+    """SIGTERM to pid, which was just seen to be the holder; wait for it to end."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while _is_holder(pid, token) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    return not _is_holder(pid, token)
+
+
+def clear(
+    project_dir,
+    owner,
+    reason=None,
+    host_name=None,
+    expected=None,
+    check_mode=False,
+    now=None,
+):
+    """Clear the project's lock, on the operator's word that no run of its
+    own will: recorded in the lock history, the holder ended when it is
+    provably still there. Refused, changing nothing: a lock whose holder and
+    run are both still there (wait), a lock with a journal (recover.yml), a
+    lock other than the one expected (its fingerprint()). Check mode: only
+    say what would be cleared.
+
+    Returns {"path", "history", "cleared" (the lock without its token, None
+    when there is none), "fingerprint", "holder" ("live", "gone", "unknown"),
+    "holder_ended", "warnings"}."""
+    if not os.path.isdir(project_dir):
+        raise LockError(f"project directory {project_dir} does not exist")
+    path = lock_path(project_dir)
+    history = history_path(project_dir)
+    result = {
+        "path": path,
+        "history": history,
+        "cleared": None,
+        "fingerprint": None,
+        "holder": None,
+        "holder_ended": False,
+        "warnings": [],
+    }
+    with _guard(project_dir):
+        info = read_lock(path)
+        if info is None:
+            return result
+        result["cleared"] = public(info)
+        result["fingerprint"] = fingerprint(info)
+        if expected and expected != result["fingerprint"]:
+            raise LockError(
+                f"not clearing: the lock {path} is not the one confirmed (it changed since it"
+                f" was shown): {describe(info, path)}. Nothing was changed; run the check again"
+                " to see the lock there now",
+                holder=public(info),
+            )
+        holder = "unknown" if "unreadable" in info else _holder_state(info)
+        run = None if "unreadable" in info else anchor_alive(info)
+        result["holder"] = holder
+        text = describe(info, path)
+        if run is True and holder != "gone":
+            raise LockError(
+                f"not clearing: {text}, and both its holder and the run that took it"
+                f" ({describe_anchor(info)}) are still there. Wait for that run to end: the"
+                " lock ends within seconds after its run ends, at"
+                f" {info.get('expires_at', '?')} at the latest. Nothing was changed",
+                holder=public(info),
+                stale=False,
+            )
+        if unfinished(info):
+            provably_dead = holder == "gone" and run is False
+            raise LockError(
+                f"not clearing: {text} recorded that {describe_journal(info.get('journal'))}."
+                " That lock is cleared by the recovery alone, which reads that record and"
+                " finishes or undoes that run: once no backup or restore of this project"
+                f" runs, run {recovery_command(host_name, stale=not provably_dead)}."
+                " Nothing was changed. Do not remove the lock by hand: it holds that record",
+                holder=public(info),
+                stale=True,
+                unfinished=info.get("journal"),
+            )
+        if holder == "unknown" and "unreadable" not in info:
+            result["warnings"].append(
+                f"the holder of {path} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
+                " cannot be checked from here and is not ended; it ends by"
+                f" {info.get('expires_at', '?')} at the latest, and holds nothing once the lock"
+                " is removed"
+            )
+        if check_mode:
+            _check_history(history)
+            return result
+        entry = {
+            "event": "cleared",
+            "at": utc_iso(now or datetime.now(timezone.utc)),
+            "by": owner,
+            "reason": reason or None,
+            "host": socket.gethostname(),
+            "inventory_host": host_name,
+            "holder": holder,
+            "lock": public(info),
+        }
+        # Recorded first: a clearing that fails half way is recorded all the same.
+        append_history(project_dir, entry)
+        if holder == "live":
+            result["holder_ended"] = _end_holder(info["pid"], info.get("token"))
+            if not result["holder_ended"]:
+                result["warnings"].append(
+                    f"the holder pid {info['pid']} did not end within seconds of SIGTERM;"
+                    " it holds nothing once the lock is removed"
+                )
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise LockError(
+                f"the lock {path} was not removed ({exc.strerror}; the attempt is recorded in"
+                f" {history}): look at it before anything else",
+                holder=public(info),
+            ) from None
+        _sync_directory(path)
+    return result

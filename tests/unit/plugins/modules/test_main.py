@@ -135,3 +135,37 @@ def test_kill_lock_module_takes_over_a_dead_runs_lock_and_returns_it(tmp_path, c
 
 def test_f16_lock_module_bounds_its_holder_at_48_hours():
     assert lock.argument_spec()["max_hold"]["default"] == 48 * 3600
+
+
+def test_lock_module_clears_a_stale_lock_recorded_only_the_one_shown(tmp_path, capsys):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    planted = {
+        "owner": "AWX job 3",
+        "operation": "restore",
+        "host": socket.gethostname(),
+        "started_at": "2026-12-01T10:00:00Z",
+        "pid": dead.pid,
+        "token": "f" * 32,
+    }
+    (tmp_path / ".edms-backup.lock").write_text(json.dumps(planted))
+    args = {"project_dir": str(tmp_path), "state": "cleared", "owner": "jdoe", "reason": "why"}
+    code, shown = run(lock, args, capsys, check_mode=True)
+    assert code == 0, shown
+    assert shown["changed"] is True
+    assert shown["cleared"] == {k: v for k, v in planted.items() if k != "token"}
+    assert shown["holder_state"] == "gone"
+    assert sorted(os.listdir(tmp_path)) == [".edms-backup.lock"]
+    code, wrong = run(lock, dict(args, fingerprint="0" * 64), capsys)
+    assert code == 1
+    assert "not the one confirmed" in wrong["msg"]
+    assert "f" * 32 not in json.dumps(wrong)
+    code, cleared = run(lock, dict(args, fingerprint=shown["fingerprint"]), capsys)
+    assert code == 0, cleared
+    assert cleared["changed"] is True
+    assert sorted(os.listdir(tmp_path)) == [".edms-backup.lock-history"]
+    assert (
+        "f" * 32 not in json.dumps(cleared) + (tmp_path / ".edms-backup.lock-history").read_text()
+    )
+    code, again = run(lock, args, capsys)
+    assert (code, again["changed"], again["cleared"]) == (0, False, None)

@@ -24,6 +24,11 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.lock import 
     status,
 )
 
+UNLOCK = (
+    "clear it (the clearing is recorded, its holder ended if it is still there) with"
+    " ansible-playbook -i <inventory> playbooks/unlock.yml -e edms_unlock_confirm="
+)
+
 
 def wait_gone(pid, seconds=5):
     deadline = time.time() + seconds
@@ -76,7 +81,10 @@ def test_a_lock_whose_holder_is_gone_is_stale_and_kept(held, tmp_path):
     with pytest.raises(LockError) as refused:
         acquire(str(tmp_path), "someone else", "backup", max_hold=60)
     assert str(refused.value).startswith("stale lock: AWX job 7 holds")
-    assert str(refused.value).endswith(f"remove the lock: rm {held['path']}")
+    message = str(refused.value)
+    assert "held until it is cleared" in message
+    assert UNLOCK + "<inventory host name> (installed collection: edms.backup.unlock;" in message
+    assert "rm " not in message
     assert os.path.exists(held["path"])  # never broken silently
 
 
@@ -344,15 +352,17 @@ def test_kill_lock_a_stale_lock_whose_run_is_still_there_is_refused(run_chain, t
     message = str(refused.value)
     assert message.startswith("stale lock: AWX job 9 holds")
     assert f"still there (ansible-playbook on this host, pid {top.pid}" in message
-    assert message.endswith(f"remove the lock: rm {taken['path']}")
+    assert "held until it is cleared" in message
+    assert UNLOCK in message
+    assert "rm " not in message
     assert refused.value.partial["stale"] is True
     assert read_lock(taken["path"])["token"] == taken["token"]  # kept
 
 
 def test_kill_lock_a_stale_lock_without_a_run_recorded_is_refused(tmp_path):
     planted = plant(tmp_path)  # as a lock that follows no run, or an older one
-    with pytest.raises(LockError, match=r"^stale lock: AWX job 3 holds .* rm \S+$"):
-        acquire(str(tmp_path), "me", "backup", max_hold=60)
+    with pytest.raises(LockError, match=r"^stale lock: AWX job 3 holds .*unlock_confirm=edms-d"):
+        acquire(str(tmp_path), "me", "backup", max_hold=60, host_name="edms-demo")
     assert read_lock(lock_path(str(tmp_path)))["token"] == planted["token"]
 
 
