@@ -63,6 +63,7 @@ import inspect
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import stat
