@@ -226,7 +226,7 @@ def test_a_killed_run_holding_the_lock_lets_the_next_run_proceed_within_seconds(
         time.sleep(0.1)
     with open(LOCK) as handle:
         taken = json.load(handle)
-    assert taken["operation"] == "rehearse"
+    assert taken["operation"] == "rehearsal"
     assert "kept: ControlPersist" in taken["anchor"]["kind"]
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
