@@ -77,12 +77,19 @@ def test_every_template_and_the_workflow_ask_for_a_limit_on_launch():
     )
 
 
-def test_become_only_for_the_job_that_needs_root():
+def test_become_only_for_the_step_that_needs_root():
     become = {name for name, t in TEMPLATES.items() if t["become_enabled"] is True}
     assert all(isinstance(t["become_enabled"], bool) for t in TEMPLATES.values())
-    # Storage chowns the backup directory to the container's user; the
-    # others run as the service user so that the archives stay its own.
-    assert become == {"EDMS Storage"}
+    # No play runs as root: the archives, the lock and the compose file stay
+    # the service user's. Storage's one step that chowns the backup directory
+    # to the container's user becomes root through storage_become.
+    assert become == set()
+    (question,) = [
+        q for q in TEMPLATES["EDMS Storage"]["survey"] if q["variable"] == "storage_become"
+    ]
+    assert question["choices"] == ["false", "true"]
+    with open(os.path.join(ROOT, "roles", "storage", "tasks", "apply.yml")) as handle:
+        assert 'become: "{{ storage_become | bool }}"' in handle.read()
     (task,) = tasks_using("awx.awx.job_template")
     assert task["awx.awx.job_template"]["become_enabled"] == "{{ item.become_enabled }}"
 
