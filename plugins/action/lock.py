@@ -39,10 +39,9 @@ class ActionModule(NormalAction):
     def _compute_environment_string(self, raw_environment_out=None):
         environment = {}
         super()._compute_environment_string(environment)
-        if kept_by(self._connection):
-            environment[CONNECTION_KEPT_VARIABLE] = "1"
-        else:
-            environment.pop(CONNECTION_KEPT_VARIABLE, None)
+        # Always set, 0 or 1: a value the host's own environment carries
+        # (a shell start-up file) never counts.
+        environment[CONNECTION_KEPT_VARIABLE] = "1" if kept_by(self._connection) else "0"
         if isinstance(raw_environment_out, dict):
             raw_environment_out.clear()
             raw_environment_out.update(environment)

@@ -20,7 +20,9 @@ description:
     C(ansible-pull) or C(ansible-runner) process. Over SSH it is the C(sshd)
     process of the controller's connection, which the controller keeps open
     from task to task (ControlPersist) and which ends ControlPersist seconds
-    after the controller does. The holder ends within a few seconds after its
+    after the controller's last task on the host (when the controller dies,
+    or leaves the host idle longer than that; the collection's playbooks that
+    take the lock run one host at a time). The holder ends within a few seconds after its
     anchor ends (a pid reused by another process does not count), and after
     O(max_hold) seconds at the latest.
   - An SSH connection opened just before the task that takes the lock may be

@@ -341,7 +341,7 @@ class ComposeStorage:
             return
         groups = {os.getegid(), *os.getgroups()}
         mine = uid == euid and gid in groups
-        if "chmod" in todo and "create" not in todo:
+        if ("chmod" in todo or "chown" in todo) and "create" not in todo:
             try:
                 mine = mine and os.stat(self.host_dir).st_uid == euid
             except OSError:

@@ -17,7 +17,10 @@ holder ends within a few seconds after the anchor ends:
   process; its workers are forked per task and end with their task;
 - over SSH, the ``sshd`` process of the controller's connection, which the
   controller keeps open from task to task (ControlPersist) and which ends
-  ControlPersist seconds after the controller does.
+  ControlPersist seconds after the controller's last task on the host: when
+  the controller dies, or when it leaves the host idle longer than that (the
+  playbooks that take the lock run one host at a time, serial 1, so that no
+  host waits for the others).
 
 An SSH connection opened just before the task that takes the lock is the
 run's only when the controller keeps it (ControlMaster with ControlPersist in
@@ -108,6 +111,12 @@ def recovery_command(host_name=None, stale=False):
     return _playbook_command("recover", "edms_restore_confirm", host_name, extra, "EDMS Recover")
 
 
+# What read_lock() says of a lock it read that holds no lock at all (written
+# by hand, or damaged): nothing in it to lose, so the unlock playbook may clear
+# it, keeping its bytes beside. Any other unreadable lock is never cleared.
+CORRUPT = ("it is not JSON", "it is not a JSON object")
+
+
 def unlock_command(host_name=None):
     """The command that clears a lock no run will clear (clear()), recorded."""
     return _playbook_command("unlock", "edms_unlock_confirm", host_name, "", "EDMS Unlock")
@@ -137,8 +146,9 @@ MASTER_VALUES = ("auto", "yes", "autoask", "ask")
 def connection_kept(arguments):
     """Whether ssh given these argument strings (ssh_args, ssh_common_args,
     ssh_extra_args, in the order Ansible passes them) keeps its connection
-    after the command: ControlMaster on and ControlPersist not off. ssh takes
-    the first value given for an option, so the first one counts."""
+    after the command for a while and then ends it: ControlMaster on,
+    ControlPersist a time (not off, not forever), ControlPath not none. ssh
+    takes the first value given for an option, so the first one counts."""
     found = {}
     for text in arguments:
         try:
@@ -149,6 +159,12 @@ def connection_kept(arguments):
         index = 0
         while index < len(words):
             word = words[index]
+            if word == "-S" and index + 1 < len(words):
+                options.append("controlpath " + words[index + 1])
+                index += 2
+                continue
+            if word.startswith("-S") and len(word) > 2:
+                options.append("controlpath " + word[2:])
             if word == "-o" and index + 1 < len(words):
                 options.append(words[index + 1])
                 index += 2
@@ -159,15 +175,16 @@ def connection_kept(arguments):
         for option in options:
             key, _sep, value = option.replace("=", " ", 1).partition(" ")
             key = key.strip().lower()
-            if key in ("controlmaster", "controlpersist"):
+            if key in ("controlmaster", "controlpersist", "controlpath"):
                 found.setdefault(key, value.strip().lower())
+    # ControlPersist yes or 0 keeps the connection forever: a killed run's
+    # lock would then last max_hold all the same; it is not counted as kept
+    # (the lock warns that it follows no run). ControlPath none: no master.
     persist = found.get("controlpersist")
-    return found.get("controlmaster") in MASTER_VALUES and persist not in (
-        None,
-        "",
-        "no",
-        "false",
-        "0",
+    return (
+        found.get("controlmaster") in MASTER_VALUES
+        and persist not in (None, "", "no", "false", "0", "yes", "true")
+        and found.get("controlpath") != "none"
     )
 
 
@@ -731,8 +748,9 @@ def refusal(path, info=None, host_name=None):
                 f"stale lock: {text}; the holder is gone but the run that took the lock"
                 f" is still there ({describe_anchor(info)}): it may still be working."
                 f" See it with: ps -o pid,lstart,args -p {anchor['pid']}. The lock is held"
-                " until it is cleared (no run takes it over while that one is there)."
-                f" If that run is not a backup or restore of this project, {clear_it}",
+                " until it is cleared (no run takes it over, nor clears it, while that one is"
+                " there). If that run is not a backup or restore of this project, end it"
+                f" (kill {anchor['pid']}), then {clear_it}",
                 holder=public(info),
                 stale=True,
             )
@@ -744,15 +762,31 @@ def refusal(path, info=None, host_name=None):
             holder=public(info),
             stale=True,
         )
+    if state == "unknown" and info.get("unreadable") in CORRUPT:
+        return LockError(
+            f"locked: {text}. It holds no lock this collection wrote (written by hand, or"
+            " damaged), so what it was cannot be checked; the lock is held until it is"
+            f" cleared. Once no backup or restore of this project runs, {clear_it} (it keeps"
+            " the file's bytes beside, renamed)",
+            holder=public(info),
+            stale=None,
+        )
+    if state == "unknown" and "unreadable" in info:
+        return LockError(
+            f"locked: {text}. It cannot be read here, so neither its holder nor whether it"
+            " holds the record of a restore or rollback that died can be checked; the lock"
+            " is held until it is cleared. Read it as its owner or as root (sudo cat"
+            f" {shlex.quote(path)}). If it records no journal and its operation has ended,"
+            f" {clear_it}, as a user who can read it (--become, if root wrote it); if it"
+            f" records one, run {recovery_command(host_name, stale=True)}",
+            holder=public(info),
+            stale=None,
+        )
     if state == "unknown":
         return LockError(
-            f"locked: {text}. Its holder cannot be checked from here"
-            + (
-                ""
-                if "unreadable" in info
-                else f" (it ends on {info.get('host', '?')} by {expires} at the latest)"
-            )
-            + f"; the lock is held until it is cleared. Once that operation has ended, {clear_it}",
+            f"locked: {text}. Its holder cannot be checked from here (it ends on"
+            f" {info.get('host', '?')} by {expires} at the latest); the lock is held until it"
+            f" is cleared. Once that operation has ended, {clear_it}",
             holder=public(info),
             stale=None,
         )
@@ -761,7 +795,8 @@ def refusal(path, info=None, host_name=None):
         follows = (
             f" The lock follows that run ({describe_anchor(info)}): it is held until"
             " within seconds after that run ends (an SSH connection ends ControlPersist"
-            f" seconds after its controller), at {expires} at the latest, and nothing"
+            f" seconds after the controller's last task on this host), at {expires} at the"
+            " latest, and nothing"
             " else clears it while that run lasts (the unlock playbook refuses it too)."
             f" See both with: ps -o pid,lstart,args -p {pid},{anchor.get('pid', '?')}"
         )
@@ -959,18 +994,37 @@ def clear(
                 " to see the lock there now",
                 holder=public(info),
             )
-        holder = "unknown" if "unreadable" in info else _holder_state(info)
-        run = None if "unreadable" in info else anchor_alive(info)
+        corrupt = info.get("unreadable") in CORRUPT
+        if "unreadable" in info and not corrupt:
+            # It may hold the journal of a restore that died: never removed unread.
+            raise LockError(
+                f"not clearing: the lock {path} cannot be read here ({info['unreadable']}). It"
+                " may hold the record of a restore or rollback that died, which only the"
+                " recovery may act on. Nothing was changed. Read it as its owner or as root"
+                f" (sudo cat {shlex.quote(path)}); run this playbook again as a user who can"
+                " read it (--become, if root wrote it)",
+                holder=public(info),
+                stale=None,
+            )
+        holder = "unknown" if corrupt else _holder_state(info)
+        run = None if corrupt else anchor_alive(info)
         result["holder"] = holder
         text = describe(info, path)
-        if run is True and holder != "gone":
+        if run is True:
+            anchor = info.get("anchor") or {}
             raise LockError(
-                f"not clearing: {text}, and both its holder and the run that took it"
-                f" ({describe_anchor(info)}) are still there. Wait for that run to end: the"
-                " lock ends within seconds after its run ends, at"
-                f" {info.get('expires_at', '?')} at the latest. Nothing was changed",
+                f"not clearing: {text}, and the run that took it ({describe_anchor(info)}) is"
+                + (
+                    " still there, with the lock's holder"
+                    if holder != "gone"
+                    else " still there (the lock's holder is gone): it may still be working"
+                )
+                + ". Wait for that run to end: the lock ends within seconds after its run ends,"
+                f" at {info.get('expires_at', '?')} at the latest. See it with: ps -o"
+                f" pid,lstart,args -p {anchor.get('pid', '?')}; if it is not a backup or restore"
+                " of this project, end it, then run this playbook again. Nothing was changed",
                 holder=public(info),
-                stale=False,
+                stale=holder == "gone",
             )
         if unfinished(info):
             provably_dead = holder == "gone" and run is False
@@ -984,7 +1038,12 @@ def clear(
                 stale=True,
                 unfinished=info.get("journal"),
             )
-        if holder == "unknown" and "unreadable" not in info:
+        if corrupt:
+            result["warnings"].append(
+                f"the lock {path} is read but {info['unreadable']}: it is kept beside, renamed"
+                f" {os.path.basename(path)}.cleared-<time>, for whoever looks into it"
+            )
+        elif holder == "unknown":
             result["warnings"].append(
                 f"the holder of {path} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
                 " cannot be checked from here and is not ended; it ends by"
@@ -1004,6 +1063,12 @@ def clear(
             "holder": holder,
             "lock": public(info),
         }
+        kept_as = None
+        if corrupt:
+            stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+            kept_as = f"{path}.cleared-{stamp}-{secrets.token_hex(2)}"
+            entry["kept_as"] = kept_as
+            result["kept_as"] = kept_as
         # Recorded first: a clearing that fails half way is recorded all the same.
         append_history(project_dir, entry)
         if holder == "live":
@@ -1014,6 +1079,8 @@ def clear(
                     " it holds nothing once the lock is removed"
                 )
         try:
+            if kept_as:
+                os.link(path, kept_as)  # its bytes kept: never a link followed, never replaced
             os.unlink(path)
         except OSError as exc:
             raise LockError(

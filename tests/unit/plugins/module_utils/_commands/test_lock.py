@@ -243,14 +243,21 @@ def test_lock_follows_a_just_opened_connection_the_controller_keeps(run_chain):
     ("arguments", "kept"),
     [
         (["-C -o ControlMaster=auto -o ControlPersist=60s", "", ""], True),  # Ansible's default
-        (["-oControlMaster=yes -oControlPersist=yes"], True),
+        (["-oControlMaster=yes -oControlPersist=10m"], True),
+        # Forever: a dead run's connection would never end; not counted as kept.
+        (["-oControlMaster=yes -oControlPersist=yes"], False),
         (["-o 'ControlMaster auto' -o 'ControlPersist 5'"], True),
         (["-o controlmaster=AUTO", "-o ControlPersist=30m"], True),
         (["-o ControlMaster=auto"], False),  # no ControlPersist: ends with the command
         (["-o ControlPersist=60s"], False),  # no master
         (["-o ControlMaster=no -o ControlPersist=60s"], False),
         (["-o ControlMaster=auto -o ControlPersist=no"], False),
-        (["-o ControlMaster=auto -o ControlPersist=0"], False),
+        (["-o ControlMaster=auto -o ControlPersist=0"], False),  # 0 is forever too
+        # No control socket: no master, a connection per task.
+        (["-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=none"], False),
+        (["-o ControlMaster=auto -o ControlPersist=60s -S none"], False),
+        (["-o ControlMaster=auto -o ControlPersist=60s -Snone"], False),
+        (["-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=/tmp/cp-%C"], True),
         # ssh takes the first value given: ssh_args before ssh_extra_args.
         (["-o ControlMaster=no", "", "-o ControlMaster=auto -o ControlPersist=60s"], False),
         (["-o ControlMaster=auto -o ControlPersist=60s", "", "-o ControlMaster=no"], True),

@@ -122,8 +122,10 @@ def test_a_lock_whose_holder_and_run_are_both_there_is_refused_saying_until_when
             clear(str(tmp_path), "jdoe", reason="stuck", check_mode=check_mode)
         text = str(refused.value)
         assert text.startswith("not clearing: AWX job 3 holds")
-        assert "both its holder and the run that took it (pytest, pid" in text
-        assert "at 2026-12-03T10:00:00Z at the latest. Nothing was changed" in text
+        assert "and the run that took it (pytest, pid" in text
+        assert "still there, with the lock's holder" in text
+        assert "at 2026-12-03T10:00:00Z at the latest." in text
+        assert text.endswith("Nothing was changed")
         assert TOKEN not in text + json.dumps(refused.value.partial)
     assert running(proc.pid)
     assert read_lock(lock_path(str(tmp_path))) == planted
@@ -267,11 +269,42 @@ def test_an_unreadable_lock_or_another_hosts_is_cleared_on_the_operators_word(tm
     found = clear(str(tmp_path), "jdoe")
     assert found["cleared"] == {"unreadable": "it is not JSON"}
     assert not os.path.exists(path)
+    # Its bytes are kept beside, for whoever looks into it.
+    with open(found["kept_as"], encoding="utf-8") as handle:
+        assert handle.read() == "garbage"
+    assert "kept beside" in found["warnings"][0]
     plant(tmp_path, host="another-host", anchor={"pid": 1, "start": "1"})
     found = clear(str(tmp_path), "jdoe")
     assert found["holder"] == "unknown"
     assert "cannot be checked from here and is not ended" in found["warnings"][0]
     assert [e["lock"].get("host") for e in history(tmp_path)] == [None, "another-host"]
+
+
+def test_a_lock_this_user_cannot_read_is_never_cleared(tmp_path):
+    # It may hold the journal of a restore that died: it stays, and so does
+    # everything else.
+    planted = plant(tmp_path, anchor={"pid": dead_pid(), "start": "1"}, journal=JOURNAL)
+    path = lock_path(str(tmp_path))
+    os.chmod(path, 0o620)  # read_lock refuses a lock others may write
+    before = sorted(os.listdir(tmp_path))
+    for check_mode in (True, False):
+        with pytest.raises(LockError) as refused:
+            clear(str(tmp_path), "jdoe", check_mode=check_mode)
+        assert "cannot be read here" in str(refused.value)
+        assert "Nothing was changed" in str(refused.value)
+    with open(path, encoding="utf-8") as handle:
+        assert json.load(handle)["journal"] == planted["journal"]
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_lock_whose_holder_is_gone_but_whose_run_is_there_is_not_cleared(tmp_path):
+    planted = plant(tmp_path, pid=dead_pid(), anchor=my_anchor())
+    with pytest.raises(LockError) as refused:
+        clear(str(tmp_path), "jdoe")
+    text = str(refused.value)
+    assert "still there (the lock's holder is gone): it may still be working" in text
+    assert f"ps -o pid,lstart,args -p {os.getpid()}" in text
+    assert read_lock(lock_path(str(tmp_path))) == planted
 
 
 def test_a_take_over_of_a_dead_runs_lock_is_recorded_too(tmp_path):
