@@ -53,8 +53,9 @@ description:
     returned, and ends its holder; another run's lock is refused.
   - O(state=cleared) clears a lock that no run will clear, on the operator's
     word (C(playbooks/unlock.yml) gates it with a confirmation). It refuses,
-    changing nothing, a lock whose holder and run are both still there (the
-    lock ends with its run), and a lock with a journal (only
+    changing nothing, a lock whose run is still there, with or without its
+    holder (the lock ends with its run), a lock it cannot read (it may hold
+    a journal), and a lock with a journal (only
     C(playbooks/recover.yml) clears that one). Otherwise it appends a record
     of the clearing to C(<project_dir>/.edms-backup.lock-history) (one JSON
     line with C(event), C(at), C(by) (O(owner)), C(reason), C(host),

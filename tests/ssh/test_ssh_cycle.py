@@ -103,6 +103,11 @@ def cycle(ssh_host):
     found["prepare_again"] = succeeded(play("prepare_host.yml"))
 
     compose_before = sha256(COMPOSE_FILE)
+    found["storage_check"] = run(
+        [*playbook_argv(inventory, "storage.yml"), "--check", "--diff"],
+        check=False,
+        env=ansible_env(),
+    )
     found["storage_refused"] = play("storage.yml")
     found["after_refusal"] = {
         "compose": sha256(COMPOSE_FILE) == compose_before,
@@ -163,6 +168,13 @@ def test_storage_without_root_stops_before_changing_anything_and_says_what_to_ru
     assert "storage_become=true" in text
     assert f"install -d -o 1000 -g 1000 -m 0775 {BACKUPS}" in text
     assert cycle["after_refusal"] == {"compose": True, "backups": False}
+
+
+def test_storage_in_check_mode_shows_the_change_and_warns_that_it_needs_root(cycle):
+    proc = cycle["storage_check"]
+    assert proc.returncode == 0, output(proc)
+    assert "./backups:/app/backups" in proc.stdout  # the diff
+    assert "only root can do" in proc.stdout + proc.stderr
 
 
 def test_storage_with_become_gives_the_directory_to_the_containers_user(cycle):

@@ -356,9 +356,10 @@ class ComposeStorage:
         raise self.error(
             f"cannot prepare host directory {self.host_dir} as {user}: it must belong to"
             f" uid {uid}, gid {gid} (the user service '{self.service}' runs as) with mode"
-            f" {mode:04o}, which only root can do. Nothing was changed. Either let the"
-            " storage phase become root (storage_become=true in the inventory, and a sudo"
-            f" rule for {user}), or have root run: install -d -o {uid} -g {gid}"
+            f" {mode:04o}, which only root can do. Nothing was changed. Either run"
+            " playbooks/storage.yml again with -e storage_become=true (-K if sudo asks for"
+            f" a password; a sudo rule for {user}; AWX: EDMS Storage, 'Become root for the"
+            f" host directory' true), or have root run: install -d -o {uid} -g {gid}"
             f" -m {mode:04o} {path} && chown {uid}:{gid} {path} && chmod {mode:04o} {path};"
             " then run playbooks/storage.yml again"
         )
@@ -557,7 +558,13 @@ class ComposeStorage:
         mode = parse_mode(self.params.get("host_path_mode", "0775"))
         host_state, todo = self.host_dir_plan(uid, gid, mode)
         self.result["host_dir"] = host_state
-        self.check_privilege(todo, uid, gid, mode)
+        try:
+            self.check_privilege(todo, uid, gid, mode)
+        except StorageError as exc:
+            if not self.check_mode:
+                raise
+            # Check mode shows the change all the same, and says it needs root.
+            self.result.setdefault("warnings", []).append(str(exc))
 
         reasons = []
         if not edited.changed and container_id:

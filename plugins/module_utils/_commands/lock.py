@@ -49,7 +49,7 @@ such a lock over, inherits the journal and finishes or undoes the dead run.
 Every refusal names the holder (owner, operation, host, pid), since when and
 until when it holds, and what clears it. A lock no run will clear is cleared
 with playbooks/unlock.yml (clear()), never by hand: it refuses a lock whose
-holder and run are both still there, and a lock with a journal (that is
+run is still there, a lock it cannot read, and a lock with a journal (that is
 recover.yml's); otherwise it ends the holder if that process is provably still
 there, removes the lock and appends a record of the clearing (who, when, why,
 the lock without its token) to ``.edms-backup.lock-history`` beside the lock.
@@ -960,8 +960,8 @@ def clear(
 ):
     """Clear the project's lock, on the operator's word that no run of its
     own will: recorded in the lock history, the holder ended when it is
-    provably still there. Refused, changing nothing: a lock whose holder and
-    run are both still there (wait), a lock with a journal (recover.yml), a
+    provably still there. Refused, changing nothing: a lock whose run is still
+    there (wait), a lock it cannot read, a lock with a journal (recover.yml), a
     lock other than the one expected (its fingerprint()). Check mode: only
     say what would be cleared.
 
