@@ -56,7 +56,14 @@ def run(argv, check=True, env=None, timeout=900, user=None, input=None):
     if user:
         argv = ["runuser", "-u", user, "--", *argv]
     proc = subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=timeout, input=input, cwd="/"
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        input=input,
+        cwd="/",
+        check=False,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -148,7 +155,7 @@ def stop_sshd():
             os.kill(int(handle.read().strip()), signal.SIGTERM)
     except (OSError, ValueError):
         pass
-    for _ in range(50):
+    for _attempt in range(50):
         if not port_open(SSH_PORT):
             return
         time.sleep(0.1)
@@ -164,7 +171,7 @@ def start_sshd():
     os.makedirs("/run/sshd", exist_ok=True)
     run(["/usr/sbin/sshd", "-t", "-f", config])
     run(["/usr/sbin/sshd", "-f", config, "-E", os.path.join(BUILD, "sshd.log")])
-    for _ in range(50):
+    for _attempt in range(50):
         if port_open(SSH_PORT):
             return
         time.sleep(0.1)
