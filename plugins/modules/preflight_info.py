@@ -26,6 +26,9 @@ description:
     host's clock, the clock that stamps the archives' C(created_at). A
     problem has the severity O(freshness_severity); no verified backup at all
     (a first run) is a warning unless O(require_verified_backup).
+  - Check C(backup_copies) warns when the newest verified backup has no
+    verified copy elsewhere recorded beside it (M(edms.backup.archive_copy),
+    C(playbooks/copy.yml)); without one, one disk holds the data and every backup of it.
   - Check C(host_ready) says whether the interpreter running the modules
     has the Python libraries the collection needs on the managed host
     (docker, ruamel.yaml; psycopg2 and jmespath optional), and names the
@@ -223,7 +226,8 @@ freshness:
     - C(newest_verified) and C(previous_verified) are null or have C(name),
       C(path), C(created_at), C(created_at_local), C(age_seconds),
       C(age_hours), C(size) (the archive's bytes), C(data_size) (fixture and
-      media, uncompressed) and C(label).
+      media, uncompressed), C(label) and C(copies) (its verified copies
+      elsewhere, each with C(destination), C(kind), C(location) and C(at)).
     - C(not_verified_newer) lists the archives newer than the newest verified
       one with their state (C(unverified), C(failed), C(stale)).
     - C(problems) is empty when fresh, or holds C(no_verified_backup),

@@ -156,6 +156,19 @@ def _count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def copies_text(copies, display_timezone):
+    """'controller:/srv/... (2026-01-01 21:02 +08); ...' for the verified copies
+    recorded beside the archive (archive_copy), or 'no verified copy elsewhere'."""
+    if not copies:
+        return "no verified copy elsewhere"
+    return "; ".join(
+        "{} at {} ({})".format(
+            copy["destination"], copy["location"], _when(copy["at"], display_timezone)
+        )
+        for copy in copies
+    )
+
+
 def rehearsal_text(rehearsal, display_timezone):
     """'last rehearsed: ok, <when>, 12.3 s' as the list module records it."""
     if not rehearsal:
@@ -375,6 +388,7 @@ def _row(archive, comparison, display_timezone, threshold):
         f"{esc(verification_text(verification, display_timezone, archive.get('unreadable')))}"
         "</td>"
         f"<td>{esc(rehearsal_text(archive.get('rehearsal'), display_timezone))}</td>"
+        f"<td>{esc(copies_text(archive.get('copies'), display_timezone))}</td>"
         f"<td>{counts}</td>"
         f"<td>{_trend_cell(comparison, bool(archive['counts']), threshold)}</td>"
         "</tr>"
@@ -437,8 +451,8 @@ def render_page(catalogue, backup_dir, display_timezone, threshold, comparisons=
         parts.append(
             '<table class="archives"><thead><tr><th>Archive</th><th>Created (UTC)</th>'
             f"<th>Created ({esc(display_timezone)})</th><th>Size</th><th>Verification</th>"
-            "<th>Rehearsal</th><th>Objects per model</th><th>Counts against the previous"
-            " verified archive</th></tr></thead><tbody>"
+            "<th>Rehearsal</th><th>Copies</th><th>Objects per model</th>"
+            "<th>Counts against the previous verified archive</th></tr></thead><tbody>"
         )
         parts.extend(_row(a, comparisons[a["name"]], display_timezone, threshold) for a in archives)
         parts.append("</tbody></table>")

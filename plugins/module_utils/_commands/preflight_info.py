@@ -23,7 +23,10 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import probe 
 from ansible_collections.edms.backup.plugins.module_utils._commands import lock as project_lock
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import DatabaseLogin
-from ansible_collections.edms.backup.plugins.module_utils._format.freshness import check_freshness
+from ansible_collections.edms.backup.plugins.module_utils._format.freshness import (
+    check_freshness,
+    copies_finding,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform import host as libraries_on_host
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
@@ -736,6 +739,8 @@ def check_backup_freshness(params, host_now, findings):
     )
     for finding in fresh:
         findings.add(**finding)
+    if facts.get("newest_verified"):
+        findings.add(**copies_finding(facts["newest_verified"]))
     return facts
 
 

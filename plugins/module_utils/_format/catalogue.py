@@ -371,8 +371,31 @@ def _entry(path, name, layout, size, created, metadata, display_timezone, unread
         "counts": _counts(metadata),
         "verification": dict(verification, state=state),
         "rehearsal": rehearsal,
+        "copies": [] if unreadable else copies_of(status),
         "unreadable": unreadable,
     }
+
+
+def copies_of(status):
+    """The verified copies a status file records (archive_copy, state
+    recorded), by destination name: [{"destination", "kind", "location",
+    "at"}]; empty once the archive changed since they were recorded (the
+    entry is stale), or when what is recorded is not plain text."""
+    record = status.get("copies")
+    if not isinstance(record, dict) or record.get("stale"):
+        return []
+    sha256 = recorded_sha256(record)
+    destinations = record.get("destinations")
+    if sha256 is None or not isinstance(destinations, dict):
+        return []
+    found = []
+    for name, copy in sorted(destinations.items()):
+        if not isinstance(copy, dict) or copy.get("sha256") != sha256:
+            continue
+        fields = {key: copy.get(key) for key in ("kind", "location", "at")}
+        if all(isinstance(value, str) for value in fields.values()):
+            found.append(dict(fields, destination=name))
+    return found
 
 
 def _layout(name, kind):
@@ -476,6 +499,7 @@ def _bare(path, name, layout, reason):
         "counts": {},
         "verification": {"state": "unreadable"},
         "rehearsal": None,
+        "copies": [],
         "unreadable": reason,
     }
 

@@ -120,7 +120,31 @@ def _fact(entry, now):
         "size": entry.get("size"),
         "data_size": entry.get("data_size"),
         "label": entry.get("label", ""),
+        "copies": list(entry.get("copies") or []),
     }
+
+
+def copies_finding(newest):
+    """backup_copies: whether the newest verified backup (a fact of assess())
+    has a verified copy elsewhere (archive_copy's records); a warning when it
+    has none, as one disk then holds the data and every backup of it."""
+    copies = newest.get("copies") or []
+    if copies:
+        return _finding(
+            "backup_copies",
+            "ok",
+            f"the newest verified backup {newest['name']} has verified copies at "
+            + ", ".join(f"{c['destination']} ({c['location']})" for c in copies),
+        )
+    return _finding(
+        "backup_copies",
+        "warning",
+        f"the newest verified backup {newest['name']} has no verified copy off this host:"
+        " a lost disk or a removed project directory would take the data and every"
+        " backup of it at once",
+        "name destinations in edms_copy_destinations (the controller, another host) and"
+        " run playbooks/copy.yml; playbooks/backup.yml then copies after every backup",
+    )
 
 
 def _finding(check, severity, message, fix=None):
