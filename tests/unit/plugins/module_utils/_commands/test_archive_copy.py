@@ -104,7 +104,7 @@ def test_a_received_copy_with_other_bytes_is_removed_and_the_task_fails(destinat
         data = bytearray(handle.read())
     data[len(data) // 2] ^= 0xFF
     partial = receive(destination, source, bytes(data))
-    with pytest.raises(CopyError, match="destination offsite: the copy of .* does not verify"):
+    with pytest.raises(CopyError, match=r"destination offsite: the copy of .* does not verify"):
         copy(present(destination, source), now=NOW)
     assert not os.path.exists(partial)
     assert os.listdir(destination) == []
@@ -114,7 +114,8 @@ def test_a_received_copy_of_another_archive_is_refused_by_its_sha256(destination
     other_dir = tmp_path / "other"
     other_dir.mkdir()
     other = write_verifiable(other_dir, objects()[:-1])
-    receive(destination, source, open(other, "rb").read())
+    with open(other, "rb") as handle:
+        receive(destination, source, handle.read())
     with pytest.raises(CopyError, match="not the source's"):
         copy(present(destination, source), now=NOW)
     assert os.listdir(destination) == []
