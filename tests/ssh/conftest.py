@@ -15,6 +15,11 @@ On this machine, as root (the administrator who sets the host up, once):
 
 Everything the collection does then happens as lims over SSH. A sudo rule for
 lims exists only while a test asks for it (``sudo_rule``).
+
+A second login, ``edmscopy`` (uid 2002, not in the docker group, the system
+Python only), is the host copies go to (inventory host ``copy-host``, group
+``backup_hosts``): another SSH host as far as Ansible can tell, on the same
+sshd.
 """
 
 import contextlib
@@ -40,6 +45,10 @@ SSH_PORT = 2222
 DB_PORT = 55435
 WEB_PORT = 8035
 HOST = "edms-ssh"
+COPY_USER = "edmscopy"
+COPY_UID = 2002
+COPY_HOST = "copy-host"
+COPY_HOME = f"/home/{COPY_USER}"
 PROJECT_NAME = "edms-ssh"
 HOME = f"/home/{USER}"
 PROJECT = f"{HOME}/edms-staging"
@@ -98,24 +107,40 @@ def account():
     return entry
 
 
+def copy_account():
+    """The user edmscopy, which holds the copies of the second host."""
+    try:
+        entry = pwd.getpwnam(COPY_USER)
+    except KeyError:
+        run(["useradd", "--uid", str(COPY_UID), "--create-home", "--shell", "/bin/bash", COPY_USER])
+        entry = pwd.getpwnam(COPY_USER)
+    if entry.pw_uid in (0, 1000):
+        pytest.fail(f"user {COPY_USER} has uid {entry.pw_uid}; the SSH tests need another one")
+    run(["usermod", "-p", "*", COPY_USER])
+    os.chmod(COPY_HOME, 0o750)
+    return entry
+
+
 def chown_tree(path, entry):
     for base, dirs, files in os.walk(path):
         for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
             os.lchown(name, entry.pw_uid, entry.pw_gid)
 
 
-def keys(entry):
+def keys(*entries):
     os.makedirs(BUILD, exist_ok=True)
     for name in ("host_ed25519", "id_ed25519"):
         path = os.path.join(BUILD, name)
         if not os.path.exists(path):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path])
-    ssh_dir = os.path.join(HOME, ".ssh")
-    os.makedirs(ssh_dir, exist_ok=True)
-    shutil.copyfile(os.path.join(BUILD, "id_ed25519.pub"), os.path.join(ssh_dir, "authorized_keys"))
-    os.chmod(ssh_dir, 0o700)
-    os.chmod(os.path.join(ssh_dir, "authorized_keys"), 0o600)
-    chown_tree(ssh_dir, entry)
+    for entry in entries:
+        ssh_dir = os.path.join(entry.pw_dir, ".ssh")
+        os.makedirs(ssh_dir, exist_ok=True)
+        authorized = os.path.join(ssh_dir, "authorized_keys")
+        shutil.copyfile(os.path.join(BUILD, "id_ed25519.pub"), authorized)
+        os.chmod(ssh_dir, 0o700)
+        os.chmod(authorized, 0o600)
+        chown_tree(ssh_dir, entry)
     with open(os.path.join(BUILD, "host_ed25519.pub")) as handle:
         host_key = handle.read().split()[:2]
     with open(os.path.join(BUILD, "known_hosts"), "w") as handle:
@@ -128,7 +153,7 @@ ListenAddress 127.0.0.1
 Port {port}
 HostKey {build}/host_ed25519
 PidFile {build}/sshd.pid
-AllowUsers {user}
+AllowUsers {user} {copy_user}
 PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -167,7 +192,7 @@ def start_sshd():
         pytest.fail(f"127.0.0.1:{SSH_PORT} is taken by something else")
     config = os.path.join(BUILD, "sshd_config")
     with open(config, "w") as handle:
-        handle.write(SSHD_CONFIG.format(port=SSH_PORT, build=BUILD, user=USER))
+        handle.write(SSHD_CONFIG.format(port=SSH_PORT, build=BUILD, user=USER, copy_user=COPY_USER))
     os.makedirs("/run/sshd", exist_ok=True)
     run(["/usr/sbin/sshd", "-t", "-f", config])
     run(["/usr/sbin/sshd", "-f", config, "-E", os.path.join(BUILD, "sshd.log")])
@@ -266,7 +291,23 @@ def inventory():
                     "ansible_python_interpreter": f"{VENV}/bin/python",
                 }
             }
-        }
+        },
+        # Where copies go (tests/ssh/test_ssh_cycle.py, copies): nothing but
+        # the system Python there.
+        "backup_hosts": {
+            "hosts": {
+                COPY_HOST: {
+                    "ansible_host": "127.0.0.1",
+                    "ansible_port": SSH_PORT,
+                    "ansible_user": COPY_USER,
+                    "ansible_ssh_private_key_file": os.path.join(BUILD, "id_ed25519"),
+                    "ansible_ssh_common_args": (
+                        f"-o UserKnownHostsFile={BUILD}/known_hosts -o StrictHostKeyChecking=yes"
+                    ),
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                }
+            }
+        },
     }
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
         yaml.safe_dump(hosts, handle)
@@ -309,7 +350,8 @@ def ssh_host():
     if os.path.exists(SUDOERS):  # left by a run that was killed
         os.remove(SUDOERS)
     entry = account()
-    keys(entry)
+    copy_entry = copy_account()
+    keys(entry, copy_entry)
     start_sshd()
     try:
         project(entry)

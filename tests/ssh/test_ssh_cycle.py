@@ -5,12 +5,17 @@ become; backup, verification, rehearsal, a gated restore and a rollback, each
 proven by per-table digests computed by PostgreSQL and media hashes computed
 by sha256sum (tests/pg_digest.py); and a run killed while it holds the lock,
 whose lock ends with its SSH connection so that the next run proceeds.
+Then copies: to the controller and to a second SSH host, each verified where
+it landed; a copy damaged there found, removed and sent again; each
+destination pruned by its own retention.
 """
 
 import glob
 import hashlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -21,8 +26,11 @@ import pytest
 from tests import pg_digest
 from tests.ssh.conftest import (
     ARCHIVES,
+    BUILD,
     COMPOSE_FILE,
     CONTROL_PERSIST,
+    COPY_HOME,
+    COPY_HOST,
     DB_PORT,
     HOST,
     PROJECT,
@@ -261,3 +269,129 @@ def test_a_killed_run_holding_the_lock_lets_the_next_run_proceed_within_seconds(
     assert "took over the stale lock" in proc.stdout + proc.stderr, output(proc)
     assert waited < 10 * (lease + 5), waited
     assert not os.path.exists(LOCK)
+
+
+CONTROLLER_COPIES = os.path.join(BUILD, "copies", HOST)
+HOST_COPIES = os.path.join(COPY_HOME, "edms-copies", HOST)
+DESTINATIONS = {
+    "edms_copy_destinations": [
+        {"name": "controller", "kind": "controller", "path": CONTROLLER_COPIES},
+        {
+            "name": "offsite",
+            "kind": "host",
+            "host": COPY_HOST,
+            "path": HOST_COPIES,
+            "keep_last": 1,
+            "keep_daily": 0,
+            "keep_weekly": 0,
+        },
+    ]
+}
+
+
+def status_of(path):
+    with open(path + ".status.json") as handle:
+        return json.load(handle)
+
+
+def copies_at(directory):
+    return sorted(glob.glob(os.path.join(directory, "edms_*.zip")))
+
+
+@pytest.fixture(scope="module")
+def copies(ssh_host, cycle):
+    inventory, _entry = ssh_host
+    found = {}
+    for directory in (CONTROLLER_COPIES, HOST_COPIES):
+        shutil.rmtree(directory, ignore_errors=True)
+    destinations = os.path.join(BUILD, "destinations.json")
+    with open(destinations, "w") as handle:
+        json.dump(DESTINATIONS, handle)
+
+    def play(name, *extra):
+        argv = [*playbook_argv(inventory, name, *extra), "-e", "@" + destinations]
+        return run(argv, check=False, env=ansible_env())
+
+    found["preflight_before"] = succeeded(play("preflight.yml"))
+    before = archives()
+    found["backup"] = succeeded(play("backup.yml"))
+    first = new_archive(before)
+    found["first"] = first
+    found["first_sha256"] = sha256(first)
+    found["first_status"] = status_of(first)
+    found["controller_after_first"] = copies_at(CONTROLLER_COPIES)
+    found["host_after_first"] = {
+        path: (sha256(path), os.stat(path)) for path in copies_at(HOST_COPIES)
+    }
+    found["preflight_after"] = succeeded(play("preflight.yml"))
+    found["again"] = succeeded(play("copy.yml"))
+
+    # A copy damaged where it is kept.
+    damaged = os.path.join(HOST_COPIES, os.path.basename(first))
+    with open(damaged, "r+b") as handle:
+        handle.seek(200)
+        byte = handle.read(1)
+        handle.seek(200)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    found["damaged"] = play("copy.yml")
+    found["host_after_damage"] = {path: sha256(path) for path in copies_at(HOST_COPIES)}
+
+    time.sleep(1)  # archive names carry the second
+    before = archives()
+    succeeded(play("backup.yml"))
+    found["second"] = new_archive(before)
+    found["controller_after_second"] = copies_at(CONTROLLER_COPIES)
+    found["host_after_second"] = copies_at(HOST_COPIES)
+    return found
+
+
+def test_preflight_warns_until_the_newest_backup_has_a_verified_copy_elsewhere(copies):
+    assert "WARNING backup_copies" in copies["preflight_before"].stdout
+    after = copies["preflight_after"].stdout
+    assert "OK backup_copies" in after, after[-3000:]
+    line = " ".join(after.split("OK backup_copies", 1)[1][:600].split())
+    assert f"offsite ({COPY_HOST}:{HOST_COPIES}/" in line, line
+
+
+def test_the_backup_is_copied_to_the_controller_and_to_the_second_host_verified_there(copies):
+    name = os.path.basename(copies["first"])
+    assert [os.path.basename(p) for p in copies["controller_after_first"]] == [name]
+    controller_copy = copies["controller_after_first"][0]
+    assert sha256(controller_copy) == copies["first_sha256"]
+    assert status_of(controller_copy)["verification"]["ok"] is True
+    ((host_copy, (digest, st)),) = copies["host_after_first"].items()
+    assert os.path.basename(host_copy) == name
+    assert digest == copies["first_sha256"]
+    assert st.st_uid == pwd.getpwnam("edmscopy").pw_uid
+    assert st.st_mode & 0o077 == 0
+    recorded = copies["first_status"]["copies"]["destinations"]
+    assert sorted(recorded) == ["controller", "offsite"]
+    assert recorded["offsite"]["location"] == f"{COPY_HOST}:{host_copy}"
+    assert recorded["offsite"]["sha256"] == copies["first_sha256"]
+
+
+def test_copying_again_checks_the_copies_in_place_and_sends_nothing(copies):
+    out = copies["again"].stdout
+    assert "already there, sha256 checked" in out
+    fetch = out.split("Fetch the archive to the controller", 1)[1].split("TASK [", 1)[0]
+    assert "skipping:" in fetch, fetch
+    assert "changed:" not in fetch, fetch
+    recap = out.split("PLAY RECAP", 1)[1]
+    assert "failed=0" in recap
+
+
+def test_a_copy_damaged_at_the_destination_is_found_removed_and_sent_again(copies):
+    proc = copies["damaged"]
+    assert proc.returncode != 0, output(proc)
+    assert "destination offsite" in proc.stdout
+    assert "no longer verifies" in proc.stdout
+    # Sent again and verified in the same run: the destination is whole, the
+    # run still fails so that someone looks at that disk.
+    assert list(copies["host_after_damage"].values()) == [copies["first_sha256"]]
+
+
+def test_each_destination_keeps_its_own_retention(copies):
+    first, second = (os.path.basename(copies[k]) for k in ("first", "second"))
+    assert [os.path.basename(p) for p in copies["host_after_second"]] == [second]
+    controller = [os.path.basename(p) for p in copies["controller_after_second"]]
+    assert controller == sorted([first, second])
