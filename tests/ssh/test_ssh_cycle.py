@@ -340,8 +340,21 @@ def copies(ssh_host, cycle):
     before = archives()
     succeeded(play("backup.yml"))
     found["second"] = new_archive(before)
+    found["second_state"] = state()
     found["controller_after_second"] = copies_at(CONTROLLER_COPIES)
     found["host_after_second"] = copies_at(HOST_COPIES)
+
+    # The host loses the archive; the copy on the second host brings it back.
+    writer(3)
+    found["changed_state"] = state()
+    second = found["second"]
+    for path in (second, second + ".status.json"):
+        os.remove(path)
+    remote = f"{COPY_HOST}:{HOST_COPIES}/{os.path.basename(second)}"
+    found["restore_from_host"] = play(
+        "restore.yml", f"edms_archive={remote}", f"edms_restore_confirm={HOST}"
+    )
+    found["restored_from_host"] = state()
     return found
 
 
@@ -395,3 +408,13 @@ def test_each_destination_keeps_its_own_retention(copies):
     assert [os.path.basename(p) for p in copies["host_after_second"]] == [second]
     controller = [os.path.basename(p) for p in copies["controller_after_second"]]
     assert controller == sorted([first, second])
+
+
+def test_a_restore_from_the_second_hosts_copy_gives_back_every_table_and_media_file(copies):
+    proc = copies["restore_from_host"]
+    assert proc.returncode == 0, output(proc)
+    assert f"Brought {COPY_HOST}:" in proc.stdout
+    assert copies["changed_state"]["tables"] != copies["second_state"]["tables"]
+    restored, expected = copies["restored_from_host"], copies["second_state"]
+    assert pg_digest.differences(expected["tables"], restored["tables"]) == []
+    assert restored["media"] == expected["media"]
