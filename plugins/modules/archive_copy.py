@@ -37,9 +37,11 @@ extends_documentation_fragment:
 options:
   state:
     description:
-      - V(present) where the copy lands; V(recorded) beside the source archive.
+      - V(present) where the copy lands; V(recorded) beside the source
+        archive; V(forgotten) beside the source archive, once the
+        destination pruned its copy (nothing to do when the archive is gone).
     type: str
-    choices: [present, recorded]
+    choices: [present, recorded, forgotten]
     default: present
   backup_dir:
     description:
@@ -51,9 +53,10 @@ options:
         O(state=present) the copy is O(backup_dir)/O(name).
     type: str
   sha256:
-    description: The sha256 of the source archive, which the copy must have.
+    description:
+      - The sha256 of the source archive, which the copy must have
+        (O(state=present), O(state=recorded)).
     type: str
-    required: true
   destination:
     description: The destination's name, as the inventory's C(edms_copy_destinations) gives it.
     type: str
@@ -67,7 +70,7 @@ options:
     description: With O(state=present), where the source archive is on that host.
     type: str
   archive:
-    description: With O(state=recorded), the source archive's path.
+    description: With O(state=recorded) or O(state=forgotten), the source archive's path.
     type: path
   kind:
     description: With O(state=recorded), the destination's kind.
@@ -125,8 +128,10 @@ copied:
   returned: when O(state=present)
   type: bool
 copies:
-  description: With O(state=recorded), every recorded copy of the archive, by destination.
-  returned: when O(state=recorded)
+  description:
+    - With O(state=recorded) or O(state=forgotten), every recorded copy of
+      the archive, by destination.
+  returned: when O(state=recorded) or O(state=forgotten)
   type: dict
   sample:
     controller:
@@ -151,9 +156,9 @@ from ansible_collections.edms.backup.plugins.module_utils._module import options
 def argument_spec():
     spec = options(
         "backup_dir",
-        state=dict(type="str", choices=["present", "recorded"], default="present"),
+        state=dict(type="str", choices=["present", "recorded", "forgotten"], default="present"),
         name=dict(type="str"),
-        sha256=dict(type="str", required=True),
+        sha256=dict(type="str"),
         destination=dict(type="str", required=True),
         source_host=dict(type="str"),
         source_path=dict(type="str"),
@@ -171,8 +176,9 @@ def main():
         lambda module: copy(module.params, check_mode=module.check_mode),
         errors=CopyError,
         required_if=[
-            ("state", "present", ("backup_dir", "name", "source_host")),
-            ("state", "recorded", ("archive", "kind", "location")),
+            ("state", "present", ("backup_dir", "name", "source_host", "sha256")),
+            ("state", "recorded", ("archive", "kind", "location", "sha256")),
+            ("state", "forgotten", ("archive",)),
         ],
     )
 

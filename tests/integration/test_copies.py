@@ -117,6 +117,8 @@ def copies(stack):
         found["second_state"] = content()
         found["bucket_after_second"] = objects(s3)
         found["controller_after_second"] = zips(controller)
+        with open(os.path.join(archives, first + ".status.json")) as handle:
+            found["first_status_after_second"] = json.load(handle)
 
         manage("simulate_activity", "--iterations", "2", "--interval", "0")
         found["changed_state"] = content()
@@ -179,6 +181,11 @@ def test_a_copy_damaged_in_the_bucket_is_found_deleted_and_sent_again(copies):
 def test_each_destination_keeps_its_own_retention(copies):
     assert copies["bucket_after_second"] == [copies["second"]]
     assert copies["controller_after_second"] == sorted([copies["first"], copies["second"]])
+
+
+def test_a_copy_its_destination_pruned_is_no_longer_listed_with_the_archive(copies):
+    recorded = copies["first_status_after_second"]["copies"]["destinations"]
+    assert sorted(recorded) == ["controller"]
 
 
 def test_a_copy_in_a_bucket_no_destination_names_is_refused_and_nothing_changes(copies):

@@ -269,9 +269,35 @@ def recorded(params, check_mode=False, now=None):
     return {"changed": True, "copies": destinations}
 
 
+def forgotten(params, check_mode=False):
+    """At the source: the copy at params["destination"] is no longer recorded
+    (its destination pruned it). Nothing to do when the archive is gone."""
+    archive = params["archive"]
+    if not archive:
+        raise CopyError("forgotten needs the archive whose copy is forgotten")
+    check_name(os.path.basename(archive))
+    info = _lstat(archive)
+    if info is None:
+        return {"changed": False, "copies": {}}
+    _regular(archive, info, "source")
+    status = read_status(archive)
+    copies = status.get(COPIES) if isinstance(status.get(COPIES), dict) else {}
+    destinations = copies.get("destinations")
+    destinations = dict(destinations) if isinstance(destinations, dict) else {}
+    if params["destination"] not in destinations:
+        return {"changed": False, "copies": destinations}
+    del destinations[params["destination"]]
+    if not check_mode:
+        sha256 = copies.get("sha256") if not copies.get("stale") else None
+        record_status(archive, COPIES, {"destinations": destinations}, sha256=sha256)
+    return {"changed": True, "copies": destinations}
+
+
 def copy(params, check_mode=False, now=None):
     if params["state"] == "recorded":
         return recorded(params, check_mode=check_mode, now=now)
+    if params["state"] == "forgotten":
+        return forgotten(params, check_mode=check_mode)
     if not params["backup_dir"]:
         raise CopyError("present needs backup_dir, the destination's directory")
     if not params["source_host"]:

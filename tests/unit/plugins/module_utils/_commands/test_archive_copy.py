@@ -237,3 +237,22 @@ def test_a_copy_is_not_recorded_for_an_archive_whose_sha256_changed(source):
     with pytest.raises(CopyError, match="changed while it was copied"):
         copy(recorded(source, sha256="0" * 64), now=NOW)
     assert "copies" not in read_status(source)
+
+
+def test_a_copy_its_destination_pruned_is_forgotten_and_the_others_stay(source):
+    copy(recorded(source), now=NOW)
+    copy(recorded(source, destination="controller", kind="controller", location="c:/x"), now=NOW)
+    forget = recorded(source, state="forgotten", sha256=None, kind=None, location=None)
+    assert copy(forget, now=NOW)["changed"] is True
+    entry = list_archives(os.path.dirname(source), "UTC")["archives"][0]
+    assert [c["destination"] for c in entry["copies"]] == ["controller"]
+    assert copy(forget, now=NOW)["changed"] is False
+
+
+def test_forgetting_a_copy_of_an_archive_that_is_gone_changes_nothing(tmp_path):
+    params = {
+        "state": "forgotten",
+        "archive": str(tmp_path / "edms_20260101T130029Z.zip"),
+        "destination": "offsite",
+    }
+    assert copy(params, now=NOW) == {"changed": False, "copies": {}}
