@@ -38,6 +38,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
 
 try:
     import boto3
+    from boto3.exceptions import S3UploadFailedError
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,7 +46,7 @@ try:
     BOTO3_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the controller's packages
     boto3 = Config = None
-    BotoCoreError = ClientError = Exception
+    BotoCoreError = ClientError = S3UploadFailedError = Exception
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
@@ -115,7 +116,11 @@ class Bucket:
         self.bucket = params["bucket"]
         self.prefix = params.get("prefix") or ""
         self.where = f"destination {params['destination']} ({location(params, '')})"
-        self.s3 = s3 or client(params)
+        try:
+            self.s3 = s3 or client(params)
+        except (ValueError, BotoCoreError) as exc:
+            # An endpoint_url without a scheme, a malformed region...
+            self.fail("cannot use these settings", exc)
 
     def fail(self, what, exc, **partial):
         raise BucketError(f"{self.where}: {what}: {_why(exc)}", **partial) from exc
@@ -185,12 +190,15 @@ def present(params, check_mode=False, s3=None):
         found = bucket.read_sha256(key)
         if found == params["sha256"]:
             return dict(base, changed=False, present=True, copied=False, sha256=found)
-        if not check_mode:
-            bucket.delete(key)
-        raise BucketError(
+        why = (
             f"{bucket.where}: the copy {key} no longer verifies: read back, its sha256 is"
-            f" {found}, not the source's {params['sha256']}. It was deleted; the copy role"
-            " (playbooks/copy.yml) sends a fresh one.",
+            f" {found}, not the source's {params['sha256']}."
+        )
+        if check_mode:
+            raise BucketError(f"{why} In check mode it was not deleted.")
+        bucket.delete(key)
+        raise BucketError(
+            f"{why} It was deleted; the copy role (playbooks/copy.yml) sends a fresh one.",
             removed=[key],
         )
     if not params.get("src"):
@@ -205,7 +213,7 @@ def present(params, check_mode=False, s3=None):
     }
     try:
         bucket.s3.upload_file(params["src"], bucket.bucket, key, ExtraArgs={"Metadata": metadata})
-    except (ClientError, BotoCoreError, OSError) as exc:
+    except (ClientError, BotoCoreError, S3UploadFailedError, OSError) as exc:
         bucket.fail(f"cannot upload {params['src']} as {key}", exc)
     found = bucket.read_sha256(key)
     if found != params["sha256"]:
@@ -237,9 +245,12 @@ def _listing(bucket):
                 if head is None or not bucket.ours(head):
                     continue
                 meta = head.get("Metadata") or {}
-                created = datetime.strptime(
-                    match.group(1) + match.group(2), "%Y%m%d%H%M%S"
-                ).replace(tzinfo=timezone.utc)
+                try:
+                    created = datetime.strptime(
+                        match.group(1) + match.group(2), "%Y%m%d%H%M%S"
+                    ).replace(tzinfo=timezone.utc)
+                except ValueError:  # edms_20261340T...: no time, never touched
+                    continue
                 found.append(
                     {
                         "name": name,
@@ -287,6 +298,8 @@ def fetched(params, check_mode=False, s3=None):
     <name>, kept only once its sha256, computed as it arrives, is the one
     its metadata records (and params["sha256"], when given)."""
     check_name(params["name"])
+    if params.get("sha256"):
+        check_sha256(params["sha256"])
     bucket = Bucket(params, s3)
     key = key_of(bucket.prefix, params["name"])
     head = bucket.head(key)
