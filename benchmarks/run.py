@@ -23,6 +23,12 @@ alternately, --repeat times each, and reports medians and ratios:
 - rollback of the live database and media from the safety snapshot (the
   collection's archive) with ``archive_rollback``, against ``pg_restore
   --single-transaction --clean`` of the same dump by hand;
+- copies of the collection's archive: to a directory (``archive_copy``:
+  the bytes copied to the partial name, then verified in full there and
+  compared with the source's sha256 before the rename) against ``cp`` and
+  ``sha256sum`` by hand; and to an S3-compatible bucket on loopback (moto in
+  server mode, tests/s3server.py: ``archive_bucket``, upload then read back
+  and compare) against boto3's ``upload_file`` alone;
 - a no-op preflight, end to end through ``ansible-playbook``.
 
 Memory: the peak RSS of the module process on the host (its own rusage), and
@@ -72,6 +78,10 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehe
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback import rollback
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import FIXTURE, METADATA
 from restore_memory import DATABASE, PROJECT, Sampler
+
+sys.path.insert(0, ROOT)
+from tests.s3server import client as s3_client
+from tests.s3server import s3_server
 
 COLLECTIONS = os.path.join(ROOT, "collections")
 BIN = os.path.dirname(sys.executable)
@@ -270,6 +280,118 @@ def verify_collection(_stack, archive):
     if not result.get("verification", result).get("ok", True):
         raise SystemExit(f"the benchmark archive does not verify: {result}")
     return {"seconds": seconds, "host_rss_mb": rss}
+
+
+def copy_collection(archive, sha256, destination):
+    """cp to the partial name (the transfer), then archive_copy verifies and renames."""
+    name = os.path.basename(archive)
+    started = now()
+    subprocess.run(["cp", archive, os.path.join(destination, f".{name}.partial")], check=True)
+    copied = now() - started
+    result, seconds, rss = run_module(
+        "archive_copy",
+        {
+            "backup_dir": destination,
+            "name": name,
+            "sha256": sha256,
+            "destination": "bench",
+            "source_host": "bench",
+            "source_path": archive,
+        },
+    )
+    if not result.get("copied"):
+        raise SystemExit(f"archive_copy put no copy in place: {result}")
+    for suffix in ("", ".status.json"):
+        os.unlink(os.path.join(destination, name + suffix))
+    return {"seconds": copied + seconds, "host_rss_mb": rss}
+
+
+def copy_by_hand(archive, sha256, destination):
+    target = os.path.join(destination, os.path.basename(archive))
+    started = now()
+    subprocess.run(["cp", archive, target], check=True)
+    out = subprocess.run(["sha256sum", target], capture_output=True, text=True, check=True)
+    seconds = now() - started
+    if out.stdout.split()[0] != sha256:
+        raise SystemExit("cp made a copy with another sha256")
+    os.unlink(target)
+    return {"seconds": seconds}
+
+
+def bucket_collection(archive, sha256, server):
+    name = os.path.basename(archive)
+    result, seconds, rss = run_module(
+        "archive_bucket",
+        {
+            "bucket": "bench",
+            "prefix": "bench",
+            "endpoint_url": server["endpoint_url"],
+            "region": server["region"],
+            "access_key": server["access_key"],
+            "secret_key": server["secret_key"],
+            "name": name,
+            "sha256": sha256,
+            "source_host": "bench",
+            "src": archive,
+        },
+    )
+    if not result.get("copied"):
+        raise SystemExit(f"archive_bucket put no copy in the bucket: {result}")
+    s3_client(server).delete_object(Bucket="bench", Key=f"bench/{name}")
+    return {"seconds": seconds, "host_rss_mb": rss}
+
+
+def bucket_upload_alone(archive, server):
+    s3 = s3_client(server)
+    key = "bench/by-hand.zip"
+    started = now()
+    s3.upload_file(archive, "bench", key)
+    seconds = now() - started
+    s3.delete_object(Bucket="bench", Key=key)
+    return {"seconds": seconds}
+
+
+def measure_copies(archive, sha256, workdir, repeat):
+    destination = os.path.join(workdir, "copies")
+    os.makedirs(destination, mode=0o700)
+    runs = alternate(
+        repeat,
+        [
+            ("collection", lambda: copy_collection(archive, sha256, destination)),
+            ("cp + sha256sum", lambda: copy_by_hand(archive, sha256, destination)),
+        ],
+    )
+    ours_s = median(runs["collection"], "seconds")
+    rows = [
+        row(
+            "copy",
+            "collection (to a directory: archive_copy, verified there)",
+            runs["collection"],
+            ours_s,
+        ),
+        row("copy", "cp + sha256sum", runs["cp + sha256sum"], ours_s),
+    ]
+    with s3_server() as server:
+        s3_client(server).create_bucket(Bucket="bench")
+        runs = alternate(
+            repeat,
+            [
+                ("collection", lambda: bucket_collection(archive, sha256, server)),
+                ("upload_file", lambda: bucket_upload_alone(archive, server)),
+            ],
+        )
+    ours_s = median(runs["collection"], "seconds")
+    rows += [
+        row(
+            "copy",
+            "collection (to a bucket: archive_bucket, read back)",
+            runs["collection"],
+            ours_s,
+        ),
+        row("copy", "boto3 upload_file alone", runs["upload_file"], ours_s),
+    ]
+    shutil.rmtree(destination, ignore_errors=True)
+    return rows
 
 
 def restore_collection(stack, archive, metadata):
@@ -504,6 +626,9 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
     verify["mb_s"] = facts["archive_mb"] / verify["seconds"]
     verify["fixture_mb_s"] = facts["fixture_in_archive_mb"] / verify["seconds"]
     rows.append(verify)
+
+    print(f"{scale}: copies", file=sys.stderr, flush=True)
+    rows += measure_copies(archive, sha256, workdir, repeat)
 
     print(f"{scale}: restore into {DATABASE}", file=sys.stderr, flush=True)
     dump = "/tmp/edms-bench.pgdump"

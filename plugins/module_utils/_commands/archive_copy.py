@@ -93,6 +93,14 @@ def _regular(path, info, where):
         )
 
 
+def _same_file(info, other):
+    return (
+        info is not None
+        and stat.S_ISREG(info.st_mode)
+        and (info.st_dev, info.st_ino) == (other.st_dev, other.st_ino)
+    )
+
+
 def _remove(path, where):
     try:
         os.unlink(path)
@@ -165,9 +173,18 @@ def _install(partial, path, params, where, now):
             removed=[partial],
             verification=result,
         )
-    os.chmod(partial, 0o600)
+    # What is renamed must be the very file verified: the name may have been
+    # given to another file since (the destination directory is untrusted).
+    verified = os.stat(source)
+    if not _same_file(_lstat(partial), verified):
+        raise CopyError(
+            f"{where}: {partial} was replaced while it was verified; nothing was put in place"
+        )
+    os.chmod(source, 0o600)  # the verified file itself, never through a name
     os.rename(partial, path)
     fsync_directory(os.path.dirname(path))
+    if not _same_file(_lstat(path), verified):
+        raise CopyError(f"{where}: {path} was replaced as it was put in place")
     entry = verification_entry(result, at=now)
     record_status(path, "verification", entry, sha256=found)
     record_status(

@@ -6,6 +6,9 @@ import shutil
 from datetime import UTC, datetime
 
 import pytest
+from ansible_collections.edms.backup.plugins.module_utils._commands import (
+    archive_copy as archive_copy_module,
+)
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_copy import (
     CopyError,
     copy,
@@ -256,3 +259,23 @@ def test_forgetting_a_copy_of_an_archive_that_is_gone_changes_nothing(tmp_path):
         "destination": "offsite",
     }
     assert copy(params, now=NOW) == {"changed": False, "copies": {}}
+
+
+def test_a_partial_replaced_while_it_is_verified_is_not_put_in_place(
+    destination, source, monkeypatch
+):
+    partial = receive(destination, source)
+    real = archive_copy_module.verify_pinned
+
+    def verify_then_swap(path, **options):
+        found = real(path, **options)
+        swapped = partial + ".other"
+        with open(swapped, "wb") as handle:
+            handle.write(b"not the archive verified")
+        os.replace(swapped, partial)
+        return found
+
+    monkeypatch.setattr(archive_copy_module, "verify_pinned", verify_then_swap)
+    with pytest.raises(CopyError, match="was replaced while it was verified"):
+        copy(present(destination, source), now=NOW)
+    assert not os.path.exists(os.path.join(destination, os.path.basename(source)))
