@@ -2,8 +2,11 @@
 
 No AWX is reachable here, so these tests read the data and the playbook, run
 configure.yml's input checks alone (`--tags validate`, which stop before any
-awx.awx task), the inventory source through ansible-inventory as AWX's sync
-does, and the workflow's failure playbook through ansible-playbook.
+awx.awx task), the arguments configure.yml's awx.awx tasks would send
+(rendered by ansible-playbook with the module swapped for debug), the
+inventory source through ansible-inventory as AWX's sync does, the workflow's
+failure playbook through ansible-playbook, and the credential type's
+injectors rendered as AWX renders them, then read by boto3.
 """
 
 import concurrent.futures
@@ -14,10 +17,12 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zoneinfo
 
 import pytest
 import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -27,6 +32,24 @@ with open(os.path.join(ROOT, "awx", "configure.yml")) as _handle:
     CONFIGURE = yaml.safe_load(_handle)[0]
 with open(os.path.join(ROOT, "roles", "preflight", "defaults", "main.yml")) as _handle:
     PREFLIGHT = yaml.safe_load(_handle)
+with open(os.path.join(ROOT, "roles", "backup", "defaults", "main.yml")) as _handle:
+    BACKUP = yaml.safe_load(_handle)
+
+
+class Unsafe(str):
+    """A string Ansible leaves unrendered (YAML tag !unsafe)."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
+with open(os.path.join(ROOT, "awx", "credential_types.yml")) as _handle:
+    CREDENTIAL_TYPES = {
+        t["name"]: t for t in yaml.load(_handle, Loader=_Loader)["edms_credential_types"]
+    }
+BUCKET = "EDMS Copy Bucket"
 TEMPLATES = {t["name"]: t for t in DATA["edms_job_templates"]}
 WORKFLOW = DATA["edms_workflow"]
 NODES = {node["identifier"]: node for node in WORKFLOW["nodes"]}
@@ -40,6 +63,42 @@ def tasks_using(module):
     found = [task for task in CONFIGURE["tasks"] if module in task]
     assert found, module
     return found
+
+
+def sent_to_awx(module, extra_vars, tmp_path):
+    """The arguments configure.yml's task with `module` would send, one per
+    loop item: the task run by ansible-playbook with configure.yml's vars and
+    vars_files, its module swapped for debug (whose msg is templated as module
+    arguments are), its result written out as JSON."""
+    (task,) = tasks_using(module)
+    probe = {k: v for k, v in task.items() if k != module}
+    probe["ansible.builtin.debug"] = {"msg": task[module]}
+    probe["register"] = "__sent"
+    out = tmp_path / "sent.json"
+    play = {
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars_files": [os.path.join(ROOT, "awx", name) for name in CONFIGURE["vars_files"]],
+        "vars": CONFIGURE["vars"],
+        "tasks": [
+            probe,
+            {
+                "ansible.builtin.copy": {
+                    "content": (
+                        "{{ __sent.results | default([__sent]) | map(attribute='msg') | to_json }}"
+                    ),
+                    "dest": str(out),
+                    "mode": "0600",
+                }
+            },
+        ],
+    }
+    playbook = tmp_path / "probe.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    proc = run([os.path.join(BIN, "ansible-playbook"), str(playbook), "-e", json.dumps(extra_vars)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
 
 
 def run(args, env=None, check=False):
@@ -305,7 +364,7 @@ def test_the_inventory_sync_yields_the_edms_hosts_with_their_variables():
 
 def test_every_step_of_the_workflow_has_a_failure_path_that_names_it_and_fails():
     steps = [n for n in WORKFLOW["nodes"] if n["unified_job_template"]["name"] != FAILURE]
-    assert [n["identifier"] for n in steps] == ["backup", "verify", "rehearse"]
+    assert [n["identifier"] for n in steps] == ["backup", "verify", "copy", "rehearse"]
     parents = {}
     for node in WORKFLOW["nodes"]:
         related = node.get("related", {})
@@ -342,7 +401,7 @@ def test_node_extra_data_are_survey_answers_awx_accepts():
                 assert value in questions[name]["choices"], (node["identifier"], name)
 
 
-@pytest.mark.parametrize("step", ["backup", "verify", "rehearse"])
+@pytest.mark.parametrize("step", ["backup", "verify", "copy", "rehearse"])
 def test_the_failure_playbook_fails_naming_the_step_without_reaching_the_host(step):
     # An address nothing answers (TEST-NET-1): the failure must show even when
     # the host is unreachable, which is one way a step fails.
@@ -362,6 +421,265 @@ def test_the_failure_playbook_fails_naming_the_step_without_reaching_the_host(st
     assert "failed=1" in out
     if step != "backup":
         assert "/srv/edms-archives/edms-x.zip" in out
+
+
+# --- the copy step and the bucket's credential --------------------------------
+
+
+def test_the_workflow_copies_in_a_step_of_its_own_after_verify_before_rehearse():
+    copy = NODES["copy"]
+    assert copy["unified_job_template"] == {"name": "EDMS Copy", "type": "job_template"}
+    # Only an archive that verified on its own is copied; the copy does not
+    # wait for the rehearsal, nor depend on it.
+    assert NODES["verify"]["related"]["success_nodes"] == [{"identifier": "copy"}]
+    assert copy["related"]["success_nodes"] == [{"identifier": "rehearse"}]
+    assert copy["related"]["failure_nodes"] == [{"identifier": "copy-failed"}]
+    # The copy node copies the newest verified archive: the one the backup
+    # node made (copy_archive is a file name the workflow cannot know).
+    assert "extra_data" not in copy
+    (question,) = TEMPLATES["EDMS Copy"]["survey"]
+    assert question["variable"] == "copy_archive"
+    assert question["required"] is False
+    assert question["default"] == ""
+    # ...and the backup node does not copy as well (playbooks/backup.yml
+    # would, after every backup, when destinations are set): a copy that
+    # fails is then named the copy step's failure, never the backup's.
+    assert NODES["backup"]["extra_data"]["backup_copy"] == "false"
+    (question,) = [q for q in TEMPLATES["EDMS Backup"]["survey"] if q["variable"] == "backup_copy"]
+    assert question["default"] == "true"
+    assert BACKUP["backup_copy"] is True
+    template = TEMPLATES["EDMS Copy"]
+    with open(os.path.join(ROOT, template["playbook"])) as handle:
+        (play,) = yaml.safe_load(handle)
+    assert play["ansible.builtin.import_playbook"] == "edms.backup.copy"
+    assert template["spec"] == {"role": "copy", "entry": "main"}
+    assert template["become_enabled"] is False
+
+
+def copy_task_runs(cases, check_mode):
+    """Whether playbooks/backup.yml's copy task runs, by its own `when`, for
+    each case's variables (a play each, as the survey's answers would set them)."""
+    with open(os.path.join(ROOT, "playbooks", "backup.yml")) as handle:
+        (play,) = yaml.safe_load(handle)
+    (task,) = [
+        t
+        for t in play["tasks"]
+        if t.get("ansible.builtin.include_role", {}).get("name") == "edms.backup.copy"
+    ]
+    plays = [
+        {
+            "name": f"case {name}",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": variables,
+            "tasks": [
+                {"ansible.builtin.debug": {"msg": f"COPY RUNS {name}"}, "when": task["when"]}
+            ],
+        }
+        for name, variables in cases.items()
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "when.yml")
+        with open(path, "w") as handle:
+            yaml.safe_dump(plays, handle)
+        proc = run(
+            [os.path.join(BIN, "ansible-playbook"), path, *(["--check"] if check_mode else [])]
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {name for name in cases if f"COPY RUNS {name}" in proc.stdout}
+
+
+def test_backup_yml_copies_unless_backup_copy_is_false_as_the_workflow_answers():
+    where = [{"name": "offsite", "kind": "s3", "bucket": "edms-copies"}]
+    cases = {
+        "default": {"edms_copy_destinations": where},
+        "survey-true": {"edms_copy_destinations": where, "backup_copy": "true"},
+        "workflow-false": {"edms_copy_destinations": where, "backup_copy": "false"},
+        "bool-false": {"edms_copy_destinations": where, "backup_copy": False},
+        "no-destinations": {},
+        "none-and-true": {"edms_copy_destinations": [], "backup_copy": "true"},
+    }
+    assert copy_task_runs(cases, check_mode=False) == {"default", "survey-true"}
+    assert copy_task_runs(cases, check_mode=True) == set()
+    # The case that does not copy is the workflow's own answer.
+    assert cases["workflow-false"]["backup_copy"] == NODES["backup"]["extra_data"]["backup_copy"]
+
+
+def awx_injects(credential_type, inputs):
+    """The environment AWX gives a job for a credential of this type, rendered
+    as AWX's CredentialType.inject_credential does: each env injector in a
+    Jinja2 sandbox, with the inputs that are set (not empty) in its namespace."""
+    sandbox = ImmutableSandboxedEnvironment()
+    namespace = {name: value for name, value in inputs.items() if value}
+    return {
+        name: sandbox.from_string(template).render(**namespace)
+        for name, template in credential_type["injectors"]["env"].items()
+    }
+
+
+# A request to a bucket as archive_bucket's client() signs it, stopped before
+# it leaves the process: its headers, or the error that stopped the signing.
+SIGNED = """
+import json, sys
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_bucket import client
+
+class Sent(Exception):
+    pass
+
+def stop(request, **kwargs):
+    raise Sent({k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()})
+
+s3 = client(json.loads(sys.argv[1]))
+s3.meta.events.register("before-send.s3", stop)
+try:
+    s3.list_objects_v2(Bucket="edms-copies", Prefix="edms-staging/")
+except Sent as sent:
+    print(json.dumps(sent.args[0]))
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__}))
+"""
+
+
+def signed_request(destination, env, tmp_path):
+    """The headers boto3 signs a request to `destination` with, in a process
+    whose environment holds `env` and no other credential (no shared files, no
+    instance metadata)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNED, json.dumps(destination)],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "PYTHONPATH": os.path.join(ROOT, "collections"),
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_bucket_credential_type_injects_the_environment_boto3_reads():
+    from botocore.credentials import EnvProvider
+
+    kind = CREDENTIAL_TYPES[BUCKET]
+    assert kind["kind"] == "cloud"
+    fields = {field["id"]: field for field in kind["inputs"]["fields"]}
+    assert list(fields) == ["access_key", "secret_key", "session_token"]
+    assert all(field["type"] == "string" for field in fields.values())
+    assert {name for name, field in fields.items() if field.get("secret")} == {
+        "secret_key",
+        "session_token",
+    }
+    assert kind["inputs"]["required"] == ["access_key", "secret_key"]
+    # The environment only: extra variables are shown with the job's.
+    assert set(kind["injectors"]) == {"env"}
+    env = kind["injectors"]["env"]
+    assert env == {
+        EnvProvider.ACCESS_KEY: "{{ access_key }}",
+        EnvProvider.SECRET_KEY: "{{ secret_key }}",
+        "AWS_SESSION_TOKEN": "{{ session_token }}",
+    }
+    assert "AWS_SESSION_TOKEN" in EnvProvider.TOKENS
+    assert not [name for name in env if name.startswith("ANSIBLE_")]  # AWX drops those
+    # Tagged !unsafe: Ansible leaves them for AWX to render.
+    assert all(isinstance(template, Unsafe) for template in env.values())
+    # The copy role's spec points to it by name.
+    with open(os.path.join(ROOT, "roles", "copy", "meta", "argument_specs.yml")) as handle:
+        assert f"an AWX credential of type {BUCKET}" in " ".join(handle.read().split())
+
+
+@pytest.mark.parametrize("token", ["", "IQoJb3JpZ2luX2VjEXAMPLE"], ids=["user-keys", "temporary"])
+def test_boto3_signs_with_the_keys_the_bucket_credential_injects(token, tmp_path):
+    inputs = {
+        "access_key": "AKIAEDMSCOPYEXAMPLE",
+        "secret_key": "wJalrXUtnFEMIsecretEXAMPLE",
+        "session_token": token,
+    }
+    env = awx_injects(CREDENTIAL_TYPES[BUCKET], inputs)
+    # AWX sets the token's variable even when empty; boto3 ignores it then.
+    assert env == {
+        "AWS_ACCESS_KEY_ID": "AKIAEDMSCOPYEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIsecretEXAMPLE",
+        "AWS_SESSION_TOKEN": token,
+    }
+    # A destination of kind s3 without keys of its own, as the copy role
+    # hands it to archive_bucket (access_key and secret_key omitted).
+    destination = {"endpoint_url": "http://127.0.0.1:9", "region": "us-east-1"}
+    headers = signed_request(destination, env, tmp_path)
+    assert "Credential=AKIAEDMSCOPYEXAMPLE/" in headers["Authorization"], headers
+    if token:
+        assert headers["X-Amz-Security-Token"] == token
+    else:
+        assert "X-Amz-Security-Token" not in headers
+    # Without the credential nothing signs; keys the destination gives win.
+    assert signed_request(destination, {}, tmp_path) == {"error": "NoCredentialsError"}
+    own = {**destination, "access_key": "AKIAINVENTORYEXAMPLE", "secret_key": "vaulted"}
+    headers = signed_request(own, env, tmp_path)
+    assert "Credential=AKIAINVENTORYEXAMPLE/" in headers["Authorization"], headers
+
+
+def test_configure_makes_the_credential_types_with_their_injectors_unrendered(tmp_path):
+    sent = sent_to_awx("awx.awx.credential_type", BASE, tmp_path)
+    assert [args["name"] for args in sent] == list(CREDENTIAL_TYPES)
+    for args in sent:
+        kind = CREDENTIAL_TYPES[args["name"]]
+        assert args["kind"] == kind["kind"]
+        assert args["inputs"] == kind["inputs"]
+        # "{{ access_key }}" as written, for AWX to render at each launch.
+        assert args["injectors"] == kind["injectors"]
+        assert args["description"] == kind["description"]
+    (task,) = tasks_using("awx.awx.credential_type")
+    assert task["loop"] == "{{ edms_credential_types }}"
+    assert "credential_types.yml" in CONFIGURE["vars_files"]
+
+
+def names_the_copy_role(node):
+    if isinstance(node, dict):
+        return any(names_the_copy_role(value) for value in node.values())
+    if isinstance(node, list):
+        return any(names_the_copy_role(value) for value in node)
+    return node == "edms.backup.copy"
+
+
+def reaches_a_bucket(template):
+    """The collection's playbook the template runs copies, or brings a copy,
+    with the copy role (whose s3 tasks read the bucket's keys)."""
+    with open(os.path.join(ROOT, template["playbook"])) as handle:
+        plays = yaml.safe_load(handle)
+    imported = [play.get("ansible.builtin.import_playbook") for play in plays]
+    if imported != [imported[0]] or not imported[0]:
+        return names_the_copy_role(plays)
+    name = imported[0].removeprefix("edms.backup.")
+    with open(os.path.join(ROOT, "playbooks", name + ".yml")) as handle:
+        return names_the_copy_role(yaml.safe_load(handle))
+
+
+@pytest.mark.parametrize("copy_credential", ["EDMS bucket", ""], ids=["given", "none"])
+def test_the_bucket_credential_goes_to_the_templates_that_may_reach_a_bucket(
+    copy_credential, tmp_path
+):
+    reaching = {name for name, template in TEMPLATES.items() if reaches_a_bucket(template)}
+    assert reaching == {"EDMS Backup", "EDMS Verify", "EDMS Copy", "EDMS Rehearse", "EDMS Restore"}
+    assert {name for name, t in TEMPLATES.items() if t.get("bucket_credential")} == reaching
+    assert all(isinstance(t.get("bucket_credential", False), bool) for t in TEMPLATES.values())
+    extra = {**BASE, "awx_project_scm_public": True, "awx_copy_credential": copy_credential}
+    sent = sent_to_awx("awx.awx.job_template", extra, tmp_path)
+    assert [args["name"] for args in sent] == list(TEMPLATES)
+    for args in sent:
+        bucket = [copy_credential] if copy_credential and args["name"] in reaching else []
+        assert args["credentials"] == [BASE["awx_machine_credential"], *bucket], args["name"]
+    spec = CONFIGURE["tasks"][0]["ansible.builtin.validate_argument_spec"]["argument_spec"]
+    assert spec["awx_copy_credential"] == {
+        "type": "str",
+        "default": "",
+        "description": spec["awx_copy_credential"]["description"],
+    }
 
 
 # --- configure.yml's inputs ----------------------------------------------------

@@ -74,6 +74,7 @@ def test_every_job_template_has_a_project_playbook_that_imports_the_collections(
         "EDMS Application Backup",
         "EDMS Backup",
         "EDMS Verify",
+        "EDMS Copy",
         "EDMS Rehearse",
         "EDMS Restore",
         "EDMS Rollback",
@@ -142,7 +143,7 @@ def test_each_survey_asks_each_variable_once_and_every_required_input(template):
     assert required <= set(variables), required - set(variables)
 
 
-def test_the_workflow_runs_backup_verify_rehearse_in_that_order():
+def test_the_workflow_runs_backup_verify_copy_rehearse_in_that_order():
     workflow = TEMPLATES["edms_workflow"]
     by_id = {node["identifier"]: node for node in workflow["nodes"]}
     order, node = [], by_id["backup"]
@@ -152,7 +153,7 @@ def test_the_workflow_runs_backup_verify_rehearse_in_that_order():
         if not following:
             break
         node = by_id[following[0]["identifier"]]
-    assert order == ["EDMS Backup", "EDMS Verify", "EDMS Rehearse"]
+    assert order == ["EDMS Backup", "EDMS Verify", "EDMS Copy", "EDMS Rehearse"]
     known = {t["name"] for t in TEMPLATES["edms_job_templates"]}
     assert set(order) <= known
 
