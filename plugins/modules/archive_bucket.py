@@ -112,6 +112,13 @@ options:
     description: With O(state=pruned), keep the newest copy of each of the last N ISO weeks.
     type: int
     default: 4
+  protect:
+    description:
+      - With O(state=pruned), copies never deleted whatever the counts say
+        (the one just copied).
+    type: list
+    elements: str
+    default: []
   display_timezone:
     description: The IANA time zone days and weeks are counted in for retention.
     type: str
@@ -206,6 +213,7 @@ def argument_spec():
         keep_last=dict(type="int", default=7),
         keep_daily=dict(type="int", default=7),
         keep_weekly=dict(type="int", default=4),
+        protect=dict(type="list", elements="str", default=[]),
         display_timezone=dict(type="str", default="UTC"),
     )
 

@@ -45,7 +45,8 @@ options:
     default: present
   backup_dir:
     description:
-      - With O(state=present), the destination's directory (it must exist).
+      - With O(state=present), the destination's directory. When it does not
+        exist, RV(present=false) and RV(directory=false), and nothing is made.
     required: false
   name:
     description:
@@ -69,6 +70,14 @@ options:
   source_path:
     description: With O(state=present), where the source archive is on that host.
     type: str
+  brought:
+    description:
+      - With O(state=present), the copy is an archive brought back to its own
+        host from a copy elsewhere (C(roles/copy/tasks/bring.yml)); its status
+        file records C(brought_from), not C(copy_of), so that it is never
+        pruned as a copy.
+    type: bool
+    default: false
   archive:
     description: With O(state=recorded) or O(state=forgotten), the source archive's path.
     type: path
@@ -127,6 +136,18 @@ copied:
   description: With O(state=present), whether this task put the copy in place.
   returned: when O(state=present)
   type: bool
+directory:
+  description: With O(state=present), whether O(backup_dir) exists.
+  returned: when O(state=present)
+  type: bool
+destination:
+  description: With O(state=present), O(destination) as given.
+  returned: when O(state=present)
+  type: str
+sha256:
+  description: With O(state=present), the sha256 of the copy in place, as read.
+  returned: when O(state=present) and RV(present)
+  type: str
 copies:
   description:
     - With O(state=recorded) or O(state=forgotten), every recorded copy of
@@ -162,6 +183,7 @@ def argument_spec():
         destination=dict(type="str", required=True),
         source_host=dict(type="str"),
         source_path=dict(type="str"),
+        brought=dict(type="bool", default=False),
         archive=dict(type="path"),
         kind=dict(type="str", choices=["controller", "host", "s3"]),
         location=dict(type="str"),

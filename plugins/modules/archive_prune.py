@@ -51,6 +51,21 @@ options:
     description: Safety backups younger than this many days are kept.
     type: int
     default: 30
+  protect:
+    description:
+      - Archives never deleted whatever the counts say (at a copy
+        destination, the copy just made).
+    type: list
+    elements: str
+    default: []
+  copies_of:
+    description:
+      - At a copy destination (the role M(edms.backup.copy)), the inventory
+        name of the host whose copies are pruned. Only archives whose status
+        file records them as copies from that host (M(edms.backup.archive_copy))
+        are pruned; every other archive there is listed in RV(not_pruned) and
+        left as it is.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -93,7 +108,8 @@ newest_verified:
 not_pruned:
   description:
     - Archives in the directory that are not this collection's (never
-      deleted), and archives whose name is not UTF-8 (shown with the bytes as
+      deleted), with O(copies_of) the archives that are not copies from that
+      host, and archives whose name is not UTF-8 (shown with the bytes as
       C(\xNN)), which are not pruned until they are renamed.
   returned: always
   type: list
@@ -131,6 +147,8 @@ def argument_spec():
         keep_weekly=dict(type="int", default=4),
         safety_labels=dict(type="list", elements="str", default=["pre-restore safety"]),
         safety_min_age_days=dict(type="int", default=30),
+        copies_of=dict(type="str"),
+        protect=dict(type="list", elements="str", default=[]),
     )
 
 

@@ -27,7 +27,10 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     ARCHIVE_TIME,
     SHA256,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.retention import select
+from ansible_collections.edms.backup.plugins.module_utils._format.retention import (
+    protected,
+    select,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
     CREATE_FLAGS,
     fsync_directory,
@@ -281,6 +284,7 @@ def pruned(params, check_mode=False, s3=None, now=None):
         )
     except (ValueError, TimeZoneError) as exc:
         raise BucketError(f"{bucket.where}: cannot prune: {exc}") from exc
+    decision = protected(decision, params.get("protect") or ())
     deleted = [entry["name"] for entry in decision["delete"]]
     if not check_mode:
         for name in deleted:
@@ -305,6 +309,11 @@ def fetched(params, check_mode=False, s3=None):
     head = bucket.head(key)
     if head is None:
         raise BucketError(f"{bucket.where}: there is no copy {key}")
+    if params.get("source_host") and not bucket.ours(head):
+        raise BucketError(
+            f"{bucket.where}: {key} is not recorded as a copy from {params['source_host']};"
+            " a copy from another host is not brought here"
+        )
     recorded = (head.get("Metadata") or {}).get(META_SHA256) or ""
     if not SHA256.match(recorded) or (params.get("sha256") and recorded != params["sha256"]):
         raise BucketError(

@@ -50,6 +50,9 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
 # The status kind of a copy's own record (at the destination) and of the
 # list of copies (beside the source archive).
 ORIGIN = "copy_of"
+# The record of an archive brought back to its host from a copy (bring.yml):
+# not a copy there, so never pruned as one.
+BROUGHT = "brought_from"
 COPIES = "copies"
 # Keys record_status adds to every entry; not part of what a caller records.
 _FINGERPRINT = ("sha256", "archive_size", "archive_mtime_ns", "stale")
@@ -115,7 +118,7 @@ def _origin(status):
     return origin if isinstance(origin, dict) else None
 
 
-def _check_in_place(path, params, where):
+def _check_in_place(path, params, where, check_mode=False):
     """A copy already at the destination: unchanged when it is a copy of this
     archive with the source's sha256; removed (and the task fails) when it is
     a copy of this archive that no longer matches; refused when it is not a
@@ -141,6 +144,11 @@ def _check_in_place(path, params, where):
         raise CopyError(f"{where}: cannot read the copy {path}: {exc.strerror or exc}") from exc
     if found == params["sha256"]:
         return {"changed": False, "present": True, "copied": False, "sha256": found}
+    if check_mode:
+        raise CopyError(
+            f"{where}: the copy {path} no longer verifies: its sha256 is {found}, not the"
+            f" source's {params['sha256']}. Check mode: it was not removed.",
+        )
     _remove(path, where)
     _remove(status_path(path), where)
     raise CopyError(
@@ -181,7 +189,16 @@ def _install(partial, path, params, where, now):
             f"{where}: {partial} was replaced while it was verified; nothing was put in place"
         )
     os.chmod(source, 0o600)  # the verified file itself, never through a name
-    os.rename(partial, path)
+    try:
+        os.link(partial, path, follow_symlinks=False)  # never over a name that appeared
+    except FileExistsError as exc:
+        _remove(partial, where)
+        raise CopyError(
+            f"{where}: {path} appeared while the copy was verified; it was left as it is and"
+            " the copy received was removed",
+            removed=[partial],
+        ) from exc
+    _remove(partial, where)
     fsync_directory(os.path.dirname(path))
     if not _same_file(_lstat(path), verified):
         raise CopyError(f"{where}: {path} was replaced as it was put in place")
@@ -189,7 +206,7 @@ def _install(partial, path, params, where, now):
     record_status(path, "verification", entry, sha256=found)
     record_status(
         path,
-        ORIGIN,
+        BROUGHT if params.get("brought") else ORIGIN,
         {
             "source_host": params["source_host"],
             "source_path": params["source_path"],
@@ -230,7 +247,12 @@ def present(params, check_mode=False, now=None):
     _regular(partial, received, where)
     base = {"path": path, "destination": params["destination"], "directory": True}
     if in_place is not None:
-        result = _check_in_place(path, params, where)
+        try:
+            result = _check_in_place(path, params, where, check_mode)
+        except CopyError:
+            if received is not None and not check_mode:
+                _remove(partial, where)  # this run's transfer, never installed
+            raise
         if received is not None and not check_mode:
             _remove(partial, where)  # a transfer this run need not have made
             result["changed"] = True

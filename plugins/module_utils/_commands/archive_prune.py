@@ -15,9 +15,13 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     CatalogueError,
     confirm_verified,
     list_archives,
+    read_status,
     status_path,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.retention import select
+from ansible_collections.edms.backup.plugins.module_utils._format.retention import (
+    protected,
+    select,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.timezones import parse_instant
 
 # The names this collection's writers give their files before they are
@@ -36,6 +40,13 @@ PARTIAL_NAME = re.compile(
 PARTIAL_MIN_AGE_SECONDS = 3600
 
 
+def _copy_of(path):
+    """The host a copy at a destination comes from, as archive_copy recorded it."""
+    origin = read_status(path).get("copy_of")
+    host = origin.get("source_host") if isinstance(origin, dict) else None
+    return host if isinstance(host, str) else None
+
+
 class PruneError(ModuleFailure):
     """Archives cannot be listed or pruned."""
 
@@ -50,6 +61,14 @@ def prune(params, check_mode=False, now=None):
     # Only this collection's archives are pruned; the EDMS's own backups are
     # listed by archive_info but left to the people who made them.
     ours = [a for a in catalogue["archives"] if a["layout"] == LAYOUT]
+    others = []
+    if params.get("copies_of"):
+        # A copy destination: only the copies archive_copy put there from that
+        # host (its status file's copy_of); another host's, or a file nobody
+        # recorded, is never pruned from here.
+        mine = [a for a in ours if _copy_of(a["path"]) == params["copies_of"]]
+        others = [a["name"] for a in ours if a not in mine]
+        ours = mine
     by_name = {a["name"]: a for a in ours}
     entries = [
         {
@@ -76,6 +95,7 @@ def prune(params, check_mode=False, now=None):
         )
     except ValueError as exc:
         raise PruneError(str(exc)) from exc
+    selection = protected(selection, params.get("protect") or ())
     not_confirmed = [
         {"name": name, "problem": by_name[name]["verification"].get("problem")}
         for name in selection["not_confirmed"]
@@ -96,7 +116,7 @@ def prune(params, check_mode=False, now=None):
         "keep": selection["keep"],
         "newest_verified": selection["newest_verified"],
         "not_confirmed": not_confirmed,
-        "not_pruned": [a["name"] for a in catalogue["archives"] if a["layout"] != LAYOUT],
+        "not_pruned": [a["name"] for a in catalogue["archives"] if a["layout"] != LAYOUT] + others,
         "partials_removed": removed,
     }
     if warnings:

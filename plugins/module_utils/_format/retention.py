@@ -237,3 +237,15 @@ def _field(archive, key):
         return archive[key] if isinstance(archive, Mapping) else getattr(archive, key)
     except (KeyError, AttributeError):
         raise ValueError(f"archive without {key}: {archive!r}") from None
+
+
+def protected(decision, names):
+    """retention.select()'s decision with the archives named kept whatever
+    the counts say ("just copied": the copy a run has just verified)."""
+    names = set(names)
+    spared = [dict(e, reasons=["just copied"]) for e in decision["delete"] if e["name"] in names]
+    return dict(
+        decision,
+        keep=decision["keep"] + spared,
+        delete=[e for e in decision["delete"] if e["name"] not in names],
+    )

@@ -14,15 +14,18 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_copy
     copy,
     partial_path,
 )
+from ansible_collections.edms.backup.plugins.module_utils._commands.archive_prune import prune
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     list_archives,
     read_status,
+    record_status,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
 
 from .._format.test_archive import objects
 from .._format.test_archive import write_archive as write_verifiable
-from .test_archive_catalogue import verified
+from .test_archive_catalogue import verified, write_archive
+from .test_archive_prune import params as prune_params
 
 NOW = datetime(2026, 1, 2, 8, 0, 0, tzinfo=UTC)
 
@@ -279,3 +282,31 @@ def test_a_partial_replaced_while_it_is_verified_is_not_put_in_place(
     with pytest.raises(CopyError, match="was replaced while it was verified"):
         copy(present(destination, source), now=NOW)
     assert not os.path.exists(os.path.join(destination, os.path.basename(source)))
+
+
+def test_a_destinations_prune_deletes_only_this_hosts_copies_and_never_the_one_protected(
+    tmp_path,
+):
+    destination = tmp_path / "shared"
+    destination.mkdir()
+    names = {}
+    for number, host in ((1, "staging"), (2, "staging"), (3, "production"), (4, "staging")):
+        path = verified(write_archive(destination, number, {"users.user": 1}))
+        record_status(path, "copy_of", {"source_host": host})
+        names[number] = os.path.basename(path)
+    result = prune(
+        prune_params(
+            destination,
+            keep_last=1,
+            keep_daily=0,
+            keep_weekly=0,
+            copies_of="staging",
+            protect=[names[1]],
+        ),
+        now=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+    left = sorted(n for n in os.listdir(destination) if n.endswith(".zip"))
+    # staging's second goes; its first is protected, its fourth the newest;
+    # production's copy is not staging's to prune.
+    assert left == sorted([names[1], names[3], names[4]])
+    assert names[3] in result["not_pruned"]
