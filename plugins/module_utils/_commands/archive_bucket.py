@@ -49,7 +49,17 @@ try:
     BOTO3_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - depends on the controller's packages
     boto3 = Config = None
-    BotoCoreError = ClientError = S3UploadFailedError = Exception
+
+    # Stand-ins that nothing raises: run_module stops before any is caught.
+    class BotoCoreError(Exception):
+        pass
+
+    class ClientError(Exception):
+        pass
+
+    class S3UploadFailedError(Exception):
+        pass
+
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
