@@ -26,6 +26,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     ARCHIVE_TIME,
     SHA256,
+    archive_name_problem,
+    sha256_problem,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.retention import (
     protected,
@@ -111,16 +113,15 @@ def location(params, name):
 
 
 def check_name(name):
-    if not isinstance(name, str) or "/" in name or not is_archive_name(name):
-        raise BucketError(
-            f"name {name!r} is not the name of an archive of this collection"
-            " (edms_YYYYMMDDTHHMMSSZ....zip, no directory)"
-        )
+    problem = archive_name_problem(name)
+    if problem:
+        raise BucketError(problem)
 
 
 def check_sha256(value):
-    if not isinstance(value, str) or not SHA256.match(value):
-        raise BucketError(f"sha256 {value!r} is not a sha256 (64 lower-case hexadecimal digits)")
+    problem = sha256_problem(value)
+    if problem:
+        raise BucketError(problem)
 
 
 class Bucket:

@@ -31,12 +31,12 @@ from datetime import datetime, timezone
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     ArchiveError,
-    is_archive_name,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
-    SHA256,
+    archive_name_problem,
     read_status,
     record_status,
+    sha256_problem,
     status_path,
     verification_entry,
 )
@@ -69,16 +69,15 @@ def partial_path(directory, name):
 
 
 def check_name(name):
-    if not isinstance(name, str) or "/" in name or not is_archive_name(name):
-        raise CopyError(
-            f"name {name!r} is not the name of an archive of this collection"
-            " (edms_YYYYMMDDTHHMMSSZ....zip, no directory)"
-        )
+    problem = archive_name_problem(name)
+    if problem:
+        raise CopyError(problem)
 
 
-def check_sha256(value, what="sha256"):
-    if not isinstance(value, str) or not SHA256.match(value):
-        raise CopyError(f"{what} {value!r} is not a sha256 (64 lower-case hexadecimal digits)")
+def check_sha256(value):
+    problem = sha256_problem(value)
+    if problem:
+        raise CopyError(problem)
 
 
 def _lstat(path):

@@ -189,6 +189,23 @@ def verification_entry(result, at=None):
     }
 
 
+def archive_name_problem(name):
+    """Why name is not the bare file name of an archive of this collection, or None."""
+    if not isinstance(name, str) or "/" in name or not is_archive_name(name):
+        return (
+            f"name {name!r} is not the name of an archive of this collection"
+            " (edms_YYYYMMDDTHHMMSSZ....zip, no directory)"
+        )
+    return None
+
+
+def sha256_problem(value):
+    """Why value is not a sha256 as this collection writes one, or None."""
+    if not isinstance(value, str) or not SHA256.match(value):
+        return f"sha256 {value!r} is not a sha256 (64 lower-case hexadecimal digits)"
+    return None
+
+
 def recorded_sha256(entry):
     """The sha256 a status entry records, or None when it has none (or not one
     of 64 lower-case hexadecimal digits)."""
