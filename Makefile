@@ -74,7 +74,11 @@ sanity: venv
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-unit: venv collection-deps
+# The encryption tests check that the age command reads what the collection writes and the other way round.
+age-cli:
+	@command -v age >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q age; }
+
+unit: venv collection-deps age-cli
 	$(BIN)/pytest -q tests/unit
 
 # A fresh clone of HEAD and the built, installed tarball, each syntax-checking

@@ -76,6 +76,11 @@ def media_dir_argument_spec():
     return dict(media_dir_container=dict(type="str", default="/app/storage/media"))
 
 
+def decryption_argument_spec():
+    """The key of encrypted archives (doc fragment decryption); never logged."""
+    return dict(decryption_key=dict(type="str", no_log=True))
+
+
 def maintenance_argument_spec():
     """The application out of service (doc fragment maintenance)."""
     return dict(maintenance=dict(type="bool", default=False))

@@ -13,10 +13,15 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edms.backup.plugins.module_utils._common import (
     backup_dir_argument_spec,
+    decryption_argument_spec,
     hide_secrets,
     maintenance_argument_spec,
     media_dir_argument_spec,
     project_argument_spec,
+)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    ArchiveError,
+    use_decryption_key,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.host import missing_message
 
@@ -25,6 +30,7 @@ SHARED_OPTIONS = {
     "backup_dir": backup_dir_argument_spec,
     "media_dir": media_dir_argument_spec,
     "maintenance": maintenance_argument_spec,
+    "decryption": decryption_argument_spec,
 }
 
 
@@ -86,6 +92,10 @@ def run_module(
             missing_libraries=names,
             interpreter=sys.executable,
         )
+    try:
+        use_decryption_key(module.params.get("decryption_key"))
+    except ArchiveError as exc:  # the message never quotes the key
+        module.fail_json(msg=f"decryption_key: {exc}")
     try:
         result = command(module)
     except errors as exc:

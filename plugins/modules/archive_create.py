@@ -60,6 +60,19 @@ options:
     type: list
     elements: str
     default: []
+  encrypt_to:
+    description:
+      - Encrypt the archive at rest to these age X25519 recipients
+        (C(age1...), public keys; the roles give the inventory's
+        C(edms_encrypt_to)). The archive is written and verified under a
+        partial name, encrypted in the age v1 format, read back and checked
+        with the key only this run holds, and only then put in place; the
+        plain file is removed. The private key is never needed to back up or
+        to copy, only to verify, rehearse or restore (C(decryption_key)).
+      - Empty (the default) writes a plain ZIP archive.
+    type: list
+    elements: str
+    default: []
   pgdump:
     description:
       - Also store C(database.pgdump), taken with the C(pg_dump) inside the db
@@ -195,6 +208,10 @@ verification:
   description: The verification of the written archive (see M(edms.backup.archive_verify)).
   returned: success, not in check mode
   type: dict
+encrypted:
+  description: How the archive is encrypted (C(format) age, C(recipients)); absent when plain.
+  returned: when O(encrypt_to) is given, not in check mode
+  type: dict
 commands:
   description: The C(docker compose) commands run.
   returned: always
@@ -253,6 +270,7 @@ def argument_spec():
         required_models=dict(type="list", elements="str", default=[]),
         pgdump=dict(type="bool", default=True),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
+        encrypt_to=dict(type="list", elements="str", default=[]),
     )
 
 

@@ -36,6 +36,7 @@ description:
     O(database).
   - Records the result beside the archive (shown by M(edms.backup.archive_info)).
 extends_documentation_fragment:
+  - edms.backup.decryption
   - edms.backup.project
   - edms.backup.media_dir
 options:
@@ -191,6 +192,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
 def argument_spec():
     return options(
         "project",
+        "decryption",
         "media_dir",
         archive=dict(type="path"),
         backup_dir=dict(type="path"),

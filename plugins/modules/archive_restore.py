@@ -32,6 +32,7 @@ description:
     a restore runs from E(EDMS_RESTORE_IN_PROGRESS=1) and
     C(settings.EDMS_RESTORE_IN_PROGRESS).
 extends_documentation_fragment:
+  - edms.backup.decryption
   - edms.backup.project
   - edms.backup.media_dir
   - edms.backup.maintenance
@@ -201,6 +202,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
 def argument_spec():
     return options(
         "project",
+        "decryption",
         "media_dir",
         "maintenance",
         archive=dict(type="path", required=True),

@@ -25,6 +25,7 @@ description:
     container. The task fails when the application reads another database
     than the db service's own.
 extends_documentation_fragment:
+  - edms.backup.decryption
   - edms.backup.project
   - edms.backup.media_dir
   - edms.backup.maintenance
@@ -178,6 +179,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.docker impor
 def argument_spec():
     return options(
         "project",
+        "decryption",
         "media_dir",
         "maintenance",
         archive=dict(type="path", required=True),

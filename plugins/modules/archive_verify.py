@@ -24,6 +24,7 @@ description:
   - Records the result beside the archive (C(<archive>.status.json)) so that
     M(edms.backup.archive_info) shows the verification state.
 extends_documentation_fragment:
+  - edms.backup.decryption
   - edms.backup.backup_dir
 options:
   archive:
@@ -109,6 +110,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import options
 def argument_spec():
     spec = options(
         "backup_dir",
+        "decryption",
         archive=dict(type="path"),
         required_models=dict(type="list", elements="str"),
         record=dict(type="bool", default=True),

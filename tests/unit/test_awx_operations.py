@@ -50,6 +50,7 @@ with open(os.path.join(ROOT, "awx", "credential_types.yml")) as _handle:
         t["name"]: t for t in yaml.load(_handle, Loader=_Loader)["edms_credential_types"]
     }
 BUCKET = "EDMS Copy Bucket"
+DECRYPTION = "EDMS Archive Decryption Key"
 TEMPLATES = {t["name"]: t for t in DATA["edms_job_templates"]}
 WORKFLOW = DATA["edms_workflow"]
 NODES = {node["identifier"]: node for node in WORKFLOW["nodes"]}
@@ -680,6 +681,61 @@ def test_the_bucket_credential_goes_to_the_templates_that_may_reach_a_bucket(
         "default": "",
         "description": spec["awx_copy_credential"]["description"],
     }
+
+
+def test_the_decryption_key_credential_gives_the_run_edms_decryption_key():
+    kind = CREDENTIAL_TYPES[DECRYPTION]
+    (field,) = kind["inputs"]["fields"]
+    assert field["id"] == "identity"
+    assert field["secret"] is True
+    assert field["multiline"] is True
+    assert kind["inputs"]["required"] == ["identity"]
+    assert set(kind["injectors"]) == {"extra_vars"}
+    assert kind["injectors"]["extra_vars"] == {"edms_decryption_key": "{{ identity }}"}
+    assert all(isinstance(t, Unsafe) for t in kind["injectors"]["extra_vars"].values())
+    sandbox = ImmutableSandboxedEnvironment()
+    secret = "AGE-SECRET-KEY-1EXAMPLE"
+    rendered = sandbox.from_string(kind["injectors"]["extra_vars"]["edms_decryption_key"])
+    assert rendered.render(identity=secret) == secret
+
+
+def reads_contents(template):
+    """The collection's playbook the template runs reads archives' contents:
+    a module that takes decryption_key is called in it or in its roles."""
+    with open(os.path.join(ROOT, template["playbook"])) as handle:
+        plays = yaml.safe_load(handle)
+    name = plays[0].get("ansible.builtin.import_playbook", "").removeprefix("edms.backup.")
+    if not name:
+        return False
+    found = []
+    with open(os.path.join(ROOT, "playbooks", name + ".yml")) as handle:
+        found.append(handle.read())
+    roles = set(re.findall(r"edms\.backup\.(\w+)", found[0]))
+    for role in roles:
+        directory = os.path.join(ROOT, "roles", role, "tasks")
+        if os.path.isdir(directory):
+            for file_name in sorted(os.listdir(directory)):
+                with open(os.path.join(directory, file_name)) as handle:
+                    found.append(handle.read())
+    return any("decryption_key:" in text for text in found)
+
+
+@pytest.mark.parametrize("key_credential", ["EDMS age key", ""], ids=["given", "none"])
+def test_the_decryption_key_goes_to_the_templates_that_read_contents_only(key_credential, tmp_path):
+    reading = {name for name, template in TEMPLATES.items() if reads_contents(template)}
+    assert reading == {
+        "EDMS Verify",
+        "EDMS Rehearse",
+        "EDMS Restore",
+        "EDMS Rollback",
+        "EDMS Recover",
+    }
+    assert {name for name, t in TEMPLATES.items() if t.get("key_credential")} == reading
+    extra = {**BASE, "awx_project_scm_public": True, "awx_decryption_credential": key_credential}
+    sent = sent_to_awx("awx.awx.job_template", extra, tmp_path)
+    for args in sent:
+        key = [key_credential] if key_credential and args["name"] in reading else []
+        assert args["credentials"] == [BASE["awx_machine_credential"], *key], args["name"]
 
 
 # --- configure.yml's inputs ----------------------------------------------------

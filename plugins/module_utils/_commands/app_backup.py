@@ -33,7 +33,7 @@ from ansible_collections.edms.backup.plugins.module_utils._common import ModuleF
 from ansible_collections.edms.backup.plugins.module_utils._deployment.database import LoginError
 from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment import Deployment
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
-    _renamed,
+    renamed,
     verify_archive,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
@@ -630,7 +630,7 @@ class AppBackup(Deployment):
         host = self.result["backup"]["host_path"]
         verification = verify_archive(self.source)
         if self.source != host:
-            verification = _renamed(verification, self.source, host)
+            verification = renamed(verification, self.source, host)
         self.result["verification"] = verification
         if not verification["ok"]:
             self.fail(

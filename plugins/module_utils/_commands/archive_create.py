@@ -44,6 +44,8 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     archive_name,
     member_name_problem,
     member_path,
+    parse_recipients,
+    seal,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
@@ -58,7 +60,11 @@ from ansible_collections.edms.backup.plugins.module_utils._format.trend import (
     compare,
     drop_warning,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
+from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
+    renamed,
+    verify_archive,
+    verify_pinned,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
@@ -521,7 +527,7 @@ def build_metadata(report, created, params, project_name):
 
 # A backup planned: the running services it reads, the archive's time and name,
 # and the fixture dump's command.
-Plan = namedtuple("Plan", "threshold services backend db created name argv")
+Plan = namedtuple("Plan", "threshold services backend db created name argv recipients")
 # What writing put into the archive; media: {"files", "bytes", "skipped"}.
 Written = namedtuple("Written", "path metadata report media members")
 
@@ -548,9 +554,14 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
     if check_mode:
         result.update(changed=True, name=plan.name, execs=planned_execs(params, plan))
         return result
-    written = write_archive(params, plan, containers, result)
-    summarise_archive(result, plan, written)
-    verify_and_record(result, written)
+    written = write_archive(params, plan, containers, result, sealed=bool(plan.recipients))
+    if plan.recipients:
+        written = verify_and_seal(result, written, plan, params["encrypt_to"])
+        summarise_archive(result, plan, written)
+        record_sealed(result, written, params["encrypt_to"])
+    else:
+        summarise_archive(result, plan, written)
+        verify_and_record(result, written)
     if not params["required_models"] and warn is not None:
         warn(
             "no required models were given, so an archive of an empty database would verify"
@@ -569,6 +580,10 @@ def plan_backup(params, runner, now, result, check_mode=False, containers=None):
     """The options checked, the services found running and the backup directory
     checked; the archive named. Fills result's commands and archive."""
     threshold = check_options(params, result)
+    try:
+        recipients = parse_recipients(params.get("encrypt_to") or [])
+    except ArchiveError as exc:
+        raise BackupError(str(exc), **result) from exc
     services = find_services(params, runner, result, create=not check_mode, containers=containers)
     created = now or datetime.now(timezone.utc)
     name = archive_name(created)
@@ -587,6 +602,7 @@ def plan_backup(params, runner, now, result, check_mode=False, containers=None):
         created=created,
         name=name,
         argv=argv,
+        recipients=recipients,
     )
 
 
@@ -649,9 +665,11 @@ def planned_execs(params, plan):
     return planned
 
 
-def write_archive(params, plan, containers, result):
+def write_archive(params, plan, containers, result, sealed=False):
     """Stream the fixture, the media and the pg_dump (taken meanwhile) into the
-    archive, metadata last, and put it in place. Fills result's execs."""
+    archive, metadata last, and put it in place. Fills result's execs.
+    sealed: leave it at its partial name (Written.path), to be verified and
+    encrypted (verify_and_seal)."""
     backup_dir = params["backup_dir"]
     spool = None
     try:
@@ -710,7 +728,7 @@ def write_archive(params, plan, containers, result):
                         if a.startswith("--exclude-table-data=")
                     ],
                 }
-            path = writer.finish(metadata)
+            path = writer.finish(metadata, place=not sealed)
     except (ExecError, DumpError, DjangoError, ArchiveError, OSError) as exc:
         raise BackupError(
             f"cannot write archive {plan.name} in {backup_dir}: {exc}", **result
@@ -769,6 +787,78 @@ def verify_and_record(result, written):
             ),
             **result,
         )
+
+
+def verify_and_seal(result, written, plan, recipients_text):
+    """Verify the plain archive at its partial name, then encrypt it into
+    place (archive.seal); the plain file is removed either way. Returns the
+    Written of the encrypted archive."""
+    partial = written.path
+    final = os.path.join(os.path.dirname(partial), plan.name)
+    try:
+        verification, source = verify_pinned(
+            partial,
+            required_models=written.metadata["required_models"],
+            recreated_models=written.metadata["recreated_models"],
+        )
+        result["verification"] = renamed(verification, partial, final)
+        if not verification["ok"]:
+            raise BackupError(
+                "archive {} was written but does not verify, so it was not encrypted and"
+                " is not kept (a plain copy is never left): {}".format(
+                    final, "; ".join(verification["problems"])
+                ),
+                **result,
+            )
+        result["sealed_sha256"] = seal(partial, final, plan.recipients, source=source)
+    except ArchiveError as exc:
+        raise BackupError(f"cannot encrypt archive {plan.name}: {exc}", **result) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+    result["encrypted"] = {"format": "age", "recipients": list(recipients_text)}
+    return written._replace(path=final)
+
+
+# What an encrypted archive's status file says of it, for listing without the
+# key: its metadata but the member names (media file names can say too much).
+SEALED_SUMMARY = (
+    "format",
+    "format_version",
+    "label",
+    "reason",
+    "created_at",
+    "created_at_local",
+    "display_timezone",
+    "snapshot_at",
+    "source",
+    "counts",
+    "m2m_tables",
+    "required_models",
+    "recreated_models",
+)
+
+
+def record_sealed(result, written, recipients_text):
+    """Record an encrypted archive's verification (of its plaintext, before it
+    was encrypted and read back) and its encryption beside it."""
+    sha256 = result.pop("sealed_sha256")
+    record_status(
+        written.path,
+        "verification",
+        dict(verification_entry(result["verification"]), encrypted=True),
+        sha256=sha256,
+    )
+    summary = {k: written.metadata[k] for k in SEALED_SUMMARY if k in written.metadata}
+    summary["data_bytes"] = sum(
+        info["size"] for member, info in written.members.items() if member != PGDUMP
+    )
+    record_status(
+        written.path,
+        "encryption",
+        {"format": "age", "recipients": list(recipients_text), "metadata": summary},
+        sha256=sha256,
+    )
 
 
 def against_previous(backup_dir, name, display_timezone, threshold, warn=None):

@@ -48,6 +48,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     MEDIA_PREFIX,
     PGDUMP,
+    ArchiveError,
     ArchiveReader,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
@@ -206,7 +207,10 @@ class Rehearsal(Deployment):
         if entry is not None and entry["layout"] != "edms.backup v1":
             # Named unlike this collection's archives: what it holds decides
             # (a renamed archive of this collection's format takes its path).
-            verification, source = verify_pinned(path)
+            try:
+                verification, source = verify_pinned(path)
+            except ArchiveError as exc:
+                self.fail(f"{exc}; so it is not rehearsed", exc)
             if verification["layout"] != "edms.backup v1":
                 return NativeRehearsal(self).run(path, verification, source)
         metadata = verified_archive(self, path, "rehearsed")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import counts as counts_program
 from ansible_collections.edms.backup.plugins.module_utils._backend.counts import compare_counts
@@ -38,7 +37,11 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
     compare,
     migrations_command,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    METADATA,
+    ArchiveError,
+    open_zip,
+)
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
@@ -341,7 +344,10 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             expected_sha256 = normalized_sha256(expected_sha256)
         except ValueError as exc:
             session.fail(str(exc))
-    verification, source = verify_pinned(path)
+    try:
+        verification, source = verify_pinned(path)
+    except ArchiveError as exc:  # an encrypted archive and no key, or a wrong one
+        session.fail(f"{exc}; so it is not {purpose}. Nothing was changed", exc)
     if expected_sha256 is not None:
         # The pin first: a file that changed is named as such, whatever else is wrong with it.
         try:
@@ -370,5 +376,5 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
     if digest and "sha256" not in session.result:
         session.result["sha256"] = file_sha256(source)
     session.archive_path, session.source = path, source
-    with zipfile.ZipFile(source) as archive:
+    with open_zip(source) as archive:
         return json.loads(archive.read(METADATA))

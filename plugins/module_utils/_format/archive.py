@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.media import 
     WORK_PREFIX,
     is_work_name,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format import age
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import fsync_directory
 
 FORMAT = "edms.backup"
@@ -49,12 +51,106 @@ READ_SIZE = 1 << 20
 _ARCHIVE_NAME = re.compile(r"edms_[0-9]{8}T[0-9]{6}Z[^/\\]*\.zip\Z")
 _SUFFIX = re.compile(r"[A-Za-z0-9._-]*\Z")
 _DRIVE = re.compile(r"[A-Za-z]:")
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, age.AgeError)
 _READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 class ArchiveError(Exception):
     """An archive cannot be read or written, or fails a safety check."""
+
+
+class KeyProblem(ArchiveError):
+    """An encrypted archive cannot be read with the key given, or without one:
+    nothing is learnt of the archive, so no verdict on it is recorded."""
+
+
+# The X25519 identities encrypted archives are read with in this run: set once
+# by a module given a decryption key (use_decryption_key), read by every
+# ArchiveReader.open and open_zip after it. A module is one process and one
+# run, and the key never leaves this list (nor reaches a result or a message).
+_IDENTITIES = []
+
+
+def use_decryption_key(text):
+    """Read encrypted archives with the age identities in ``text`` from now on
+    (None or "": none). Raises ArchiveError, never quoting ``text``."""
+    del _IDENTITIES[:]
+    if text:
+        try:
+            _IDENTITIES.extend(age.parse_identities(text))
+        except age.AgeError as exc:
+            raise ArchiveError(str(exc)) from None
+
+
+def is_encrypted(path):
+    """True when ``path`` is a regular file in age's format (an encrypted
+    archive); ``path`` may also be a binary file open at its start, which is
+    left there."""
+    if hasattr(path, "read"):
+        head = path.read(len(age.MAGIC))
+        path.seek(0)
+        return age.is_encrypted(head)
+    try:
+        return age.file_is_encrypted(path)
+    except OSError:
+        return False
+
+
+def decrypted(path):
+    """A seekable reader of the plaintext of the encrypted archive at ``path``,
+    with the key given to use_decryption_key. Raises ArchiveError with the cause."""
+    if not _IDENTITIES:
+        raise KeyProblem(
+            f"archive '{path}' is encrypted (age) and no decryption key was given;"
+            " reading its contents needs the key (decryption_key, edms_decryption_key)"
+        )
+    try:
+        return age.open_decrypted(path, identities=_IDENTITIES)
+    except age.AgeKeyError as exc:
+        raise KeyProblem(f"archive '{path}' cannot be decrypted: {exc}") from None
+    except age.AgeError as exc:
+        raise ArchiveError(f"archive '{path}' cannot be decrypted: {exc}") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot read archive '{path}': {exc.strerror or exc}") from None
+
+
+def has_decryption_key():
+    """Whether use_decryption_key gave this run a key."""
+    return bool(_IDENTITIES)
+
+
+def plaintext_of(handle, path):
+    """What a ZIP reader reads of the archive open in ``handle`` (binary, at
+    its start): ``handle`` itself, or, when the archive is encrypted, a
+    decrypting reader of its own descriptor (closing it leaves ``handle``
+    open). Raises ArchiveError when it is encrypted and cannot be read."""
+    head = handle.read(len(age.MAGIC))
+    handle.seek(0)
+    if not age.is_encrypted(head):
+        return handle
+    if not _IDENTITIES:
+        raise KeyProblem(
+            f"archive '{path}' is encrypted (age) and no decryption key was given;"
+            " reading its contents needs the key (decryption_key, edms_decryption_key)"
+        )
+    duplicate = open(os.dup(handle.fileno()), "rb")  # noqa: SIM115 - the reader closes it
+    try:
+        return io.BufferedReader(
+            age.DecryptingReader(duplicate, identities=_IDENTITIES, name=path),
+            buffer_size=age.CHUNK,
+        )
+    except age.AgeError as exc:
+        duplicate.close()
+        problem = KeyProblem if isinstance(exc, age.AgeKeyError) else ArchiveError
+        raise problem(f"archive '{path}' cannot be decrypted: {exc}") from None
+
+
+def open_zip(path):
+    """zipfile.ZipFile of the ZIP archive at ``path``, decrypted when it is
+    encrypted. Raises ArchiveError when it is encrypted and cannot be read."""
+    if is_encrypted(path):
+        return zipfile.ZipFile(decrypted(path))
+    return zipfile.ZipFile(path)
 
 
 def is_archive_name(name):
@@ -172,6 +268,8 @@ class ArchiveReader:
     def open(path):
         if os.path.isdir(path):
             return _DirectoryReader(path)
+        if is_encrypted(path):
+            return _ZipReader(path, decrypted(path))
         return _ZipReader(path)
 
     def members(self):
@@ -225,9 +323,12 @@ class ArchiveReader:
 class _ZipReader(ArchiveReader):
     kind = "zip"
 
-    def __init__(self, path):
+    def __init__(self, path, plaintext=None):
+        self.encrypted = plaintext is not None
         try:
-            self._zip = zipfile.ZipFile(path)
+            self._zip = zipfile.ZipFile(path if plaintext is None else plaintext)
+        except age.AgeError as exc:
+            raise ArchiveError(f"archive '{path}' cannot be decrypted: {exc}") from None
         except (zipfile.BadZipFile, EOFError) as exc:
             raise ArchiveError(
                 f"'{path}' is not a complete ZIP file (truncated or damaged): {exc}"
@@ -567,9 +668,11 @@ class ArchiveWriter:
             offset += len(block)
             yield block
 
-    def finish(self, metadata):
+    def finish(self, metadata, place=True):
         """Write metadata.json (with `members` filled in) last, close, fsync and
-        rename into place; return the archive's path."""
+        rename into place; return the archive's path. With place=False the
+        archive stays at its partial name, whose path is returned, and the
+        caller removes it (an archive to be encrypted: seal)."""
         document = dict(metadata, members=self.members)
         data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         info = self._new_member(METADATA, True, time.time(), reserved_ok=True)
@@ -580,6 +683,9 @@ class ArchiveWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        if not place:
+            self._finished = True  # the caller removes the partial file
+            return self.partial_path
         self._place()
         self._finished = True
         return self.path
@@ -651,6 +757,72 @@ class ArchiveWriter:
 
     def __exit__(self, *exc_info):
         self.abort()
+
+
+def parse_recipients(recipients):
+    """The raw X25519 keys of the "age1..." ``recipients``; raises ArchiveError
+    naming the one that is not a recipient."""
+    try:
+        return [age.parse_recipient(text) for text in recipients]
+    except age.AgeError as exc:
+        raise ArchiveError(f"encrypt_to: {exc}") from None
+
+
+class _HashingWriter:
+    def __init__(self, target):
+        self.target = target
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data):
+        self.sha256.update(data)
+        return self.target.write(data)
+
+
+def seal(plain_path, path, recipients, source=None):
+    """Encrypt the finished, verified archive at ``plain_path`` (a partial
+    file) to ``recipients`` (raw X25519 keys) and put the result at ``path``,
+    never over an existing file; return its sha256.
+
+    What was written is read back and decrypted with the file key, which
+    only this process ever holds, before it takes the archive's name: so the
+    encrypted archive is known to hold the very bytes that were verified,
+    though the private key is not on this host. The plain partial file is
+    removed in every case (unlinked: its blocks are free, not overwritten).
+    source: the path to read it through (verify_pinned's), if not plain_path."""
+    directory, name = os.path.split(path)
+    sealed = os.path.join(directory, f".{name}.sealed.partial")
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(sealed, flags, 0o600)
+        with open(descriptor, "wb") as target, open(source or plain_path, "rb") as plain:
+            hashing = _HashingWriter(target)
+            file_key, plain_sha256, _size = age.encrypt(plain, hashing, recipients)
+            target.flush()
+            os.fsync(target.fileno())
+        back = hashlib.sha256()
+        with age.open_decrypted(sealed, file_key=file_key) as reader:
+            for block in _blocks(reader):
+                back.update(block)
+        del file_key
+        if back.hexdigest() != plain_sha256:
+            raise ArchiveError(
+                f"archive '{path}': the encrypted file read back does not hold what was"
+                " encrypted (the disk changed it); nothing was put in place"
+            )
+        try:
+            os.link(sealed, path)
+        except FileExistsError:
+            raise ArchiveError(
+                f"archive '{path}' appeared while this one was written; it is never overwritten"
+            ) from None
+        fsync_directory(directory)
+        return hashing.sha256.hexdigest()
+    except age.AgeError as exc:
+        raise ArchiveError(f"archive '{path}' cannot be encrypted: {exc}") from None
+    finally:
+        for leftover in (sealed, plain_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def pinned(path):

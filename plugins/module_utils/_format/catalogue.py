@@ -39,7 +39,11 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     FIXTURE,
     METADATA,
     METADATA_MAX_SIZE,
+    ArchiveError,
+    has_decryption_key,
     is_archive_name,
+    is_encrypted,
+    plaintext_of,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
     archive_sha256,
@@ -262,17 +266,38 @@ def _read_zip(path):
     try:
         with open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
-            with zipfile.ZipFile(handle) as archive:
+            if not has_decryption_key() and is_encrypted(handle):
+                return (*_sealed_metadata(path), size)
+            with plaintext_of(handle, path) as source, zipfile.ZipFile(source) as archive:
                 has_fixture, metadata = _zip_metadata(archive)
     except FileNotFoundError:
         raise
     except Unreadable:
         raise
+    except ArchiveError as exc:
+        raise Unreadable(str(exc)) from None
     except OSError as exc:
         raise Unreadable(f"cannot be read: {_why(exc)}") from None
     except Exception as exc:  # BadZipFile, a central directory that lies...
         raise Unreadable(f"not a readable ZIP file: {_why(exc)}") from None
     return has_fixture, metadata, size
+
+
+def _sealed_metadata(path):
+    """(has the fixture, metadata) of an encrypted archive read without the
+    key: the summary its status file recorded when it was encrypted
+    (archive_create), as long as the archive has not changed since."""
+    entry = read_status(path).get("encryption")
+    if (
+        not isinstance(entry, dict)
+        or entry.get("stale")
+        or not isinstance(entry.get("metadata"), dict)
+    ):
+        raise Unreadable(
+            "it is encrypted (age) and its status file does not describe it (missing, or"
+            " recorded before the archive last changed); with the decryption key it is read"
+        )
+    return True, entry["metadata"]
 
 
 def _read_directory(path):
@@ -389,6 +414,7 @@ def _entry(path, name, layout, size, created, metadata, display_timezone, unread
         "verification": dict(verification, state=state),
         "rehearsal": rehearsal,
         "copies": [] if unreadable else copies_of(status),
+        "encrypted": False,
         "unreadable": unreadable,
     }
 
@@ -466,7 +492,9 @@ def _describe(path, name, display_timezone):
     created = _created(metadata, name)
     if created is None:
         created = datetime.fromtimestamp(info.st_mtime, timezone.utc)
-    return _entry(path, name, layout, size, created, metadata, display_timezone)
+    entry = _entry(path, name, layout, size, created, metadata, display_timezone)
+    entry["encrypted"] = kind == "zip" and is_encrypted(path)
+    return entry
 
 
 def describe_archive(path, display_timezone):
@@ -517,6 +545,7 @@ def _bare(path, name, layout, reason):
         "verification": {"state": "unreadable"},
         "rehearsal": None,
         "copies": [],
+        "encrypted": False,
         "unreadable": reason,
     }
 

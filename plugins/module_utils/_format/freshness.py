@@ -32,13 +32,20 @@ import stat
 import zipfile
 from datetime import timedelta
 
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import METADATA, PGDUMP
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    METADATA,
+    PGDUMP,
+    has_decryption_key,
+    is_encrypted,
+    plaintext_of,
+)
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     human_size,
     list_archives,
     newest_confirmed,
     percent,
+    read_status,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
     open_directory,
@@ -66,14 +73,25 @@ def data_size(path):
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
             return _directory_data_size(path)
-        with open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
-            return sum(
-                info.file_size
-                for info in archive.infolist()
-                if not info.is_dir() and info.filename not in NOT_DATA
-            )
+        with open_regular(path) as handle:
+            if not has_decryption_key() and is_encrypted(handle):
+                return _sealed_data_size(path)
+            with plaintext_of(handle, path) as source, zipfile.ZipFile(source) as archive:
+                return sum(
+                    info.file_size
+                    for info in archive.infolist()
+                    if not info.is_dir() and info.filename not in NOT_DATA
+                )
     except Exception:  # OSError, BadZipFile, a central directory that lies...
         return None
+
+
+def _sealed_data_size(path):
+    """An encrypted archive's data size as its status file recorded it when it
+    was encrypted (archive_create); None when it has changed since."""
+    entry = read_status(path).get("encryption") or {}
+    size = (entry.get("metadata") or {}).get("data_bytes") if not entry.get("stale") else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
 def _directory_data_size(path):

@@ -26,6 +26,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     METADATA_MAX_SIZE,
     ArchiveError,
     ArchiveReader,
+    KeyProblem,
     bomb_problems,
     link_problems,
     name_problems,
@@ -164,18 +165,18 @@ def verify_pinned(path, **options):
     source = pinned(path)
     result = verify_archive(source, **options)
     if source != path:
-        result = _renamed(result, source, path)
+        result = renamed(result, source, path)
     return result, source
 
 
-def _renamed(value, old, new):
+def renamed(value, old, new):
     """value (plain data) with every string's ``old`` replaced by ``new``."""
     if isinstance(value, str):
         return value.replace(old, new)
     if isinstance(value, list):
-        return [_renamed(item, old, new) for item in value]
+        return [renamed(item, old, new) for item in value]
     if isinstance(value, dict):
-        return {key: _renamed(item, old, new) for key, item in value.items()}
+        return {key: renamed(item, old, new) for key, item in value.items()}
     return value
 
 
@@ -311,9 +312,12 @@ class _Verification:
     def run(self):
         try:
             reader = ArchiveReader.open(self.path)
+        except KeyProblem:
+            raise  # a verdict on the key, not on the archive: the caller says so
         except ArchiveError as exc:
             self.check("archive_opens", FAIL, str(exc))
             return self.result("not run: the archive cannot be opened")
+        self.encrypted = getattr(reader, "encrypted", False)
         with reader:
             if not self.safety(reader):
                 return self.result(
@@ -340,6 +344,7 @@ class _Verification:
         ]
         return {
             "archive": self.path,
+            "encrypted": getattr(self, "encrypted", False),
             "layout": self.layout,
             "ok": all(check["status"] != FAIL for check in checks),
             "checks": checks,
