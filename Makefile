@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser demo test lint sanity unit packaging host-prep ssh integration molecule upgrade kill-subset
+.PHONY: help venv collection collection-deps stack-up stack-down lims-up lims-down browser age-cli demo test lint sanity unit packaging host-prep ssh integration molecule upgrade kill-subset
 
 help:
 	@echo "make demo        bring up the demo stack and run the main job against it"
@@ -101,7 +101,7 @@ host-prep: venv
 ssh: venv stack-up
 	$(BIN)/pytest -q tests/ssh
 
-integration: venv browser stack-up lims-up
+integration: venv browser age-cli stack-up lims-up
 	$(BIN)/pytest -q tests/integration
 
 molecule: venv stack-up lims-up

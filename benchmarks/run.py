@@ -76,6 +76,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rehe
     Rehearsal,
 )
 from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rollback import rollback
+from ansible_collections.edms.backup.plugins.module_utils._format import age
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import FIXTURE, METADATA
 from restore_memory import DATABASE, PROJECT, Sampler
 
@@ -231,13 +232,13 @@ def seed(stack, archive):
     rollback(params)
 
 
-def backup_collection(stack, directory):
+def backup_collection(stack, directory, encrypt_to=()):
     sampler = stack.sampler("EDMS-BACKUP-REPORT")
+    args = {**MODULE_PROJECT, "backup_dir": directory, "label": "benchmark", "pgdump": True}
+    if encrypt_to:
+        args["encrypt_to"] = list(encrypt_to)
     try:
-        result, seconds, rss = run_module(
-            "archive_create",
-            {**MODULE_PROJECT, "backup_dir": directory, "label": "benchmark", "pgdump": True},
-        )
+        result, seconds, rss = run_module("archive_create", args)
     finally:
         sample = sampler.finish()
     return {
@@ -275,8 +276,11 @@ def backup_pgdump(stack, _directory):
     return {"seconds": seconds, "host_rss_mb": None, **sample}
 
 
-def verify_collection(_stack, archive):
-    result, seconds, rss = run_module("archive_verify", {"archive": archive})
+def verify_collection(_stack, archive, decryption_key=None):
+    args = {"archive": archive}
+    if decryption_key:
+        args["decryption_key"] = decryption_key
+    result, seconds, rss = run_module("archive_verify", args)
     if not result.get("verification", result).get("ok", True):
         raise SystemExit(f"the benchmark archive does not verify: {result}")
     return {"seconds": seconds, "host_rss_mb": rss}
@@ -391,6 +395,76 @@ def measure_copies(archive, sha256, workdir, repeat):
         row("copy", "boto3 upload_file alone", runs["upload_file"], ours_s),
     ]
     shutil.rmtree(destination, ignore_errors=True)
+    return rows
+
+
+def by_command(argv):
+    """The seconds of one command (the age command, the by-hand reference)."""
+    started = now()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return {"seconds": now() - started, "host_rss_mb": None}
+
+
+def measure_encryption(stack, archive, workdir, repeat, plain):
+    """Encryption at rest: a backup encrypted (archive_create, encrypt_to)
+    against the plain backup of this run, and the verification of the
+    encrypted archive with its key against the plain archive's; the age
+    command on the same archive for reference. plain: the plain backup's
+    and verification's median seconds."""
+    identity = age.X25519PrivateKey.generate()
+    key, recipient = age.identity_text(identity), age.recipient_of(identity)
+    sealed_dir = os.path.join(workdir, "sealed")
+    os.makedirs(sealed_dir, mode=0o700)
+    made = []
+
+    def ours():
+        run = backup_collection(stack, sealed_dir, encrypt_to=[recipient])
+        made.append(run.pop("archive"))
+        run.pop("sha256")
+        return run
+
+    by_hand = os.path.join(workdir, "by-hand.zip.age")
+    runs = alternate(
+        repeat,
+        [
+            ("collection", ours),
+            ("age -r", lambda: by_command(["age", "-r", recipient, "-o", by_hand, archive])),
+        ],
+    )
+    rows = [
+        row(
+            "encrypted",
+            "backup, encrypted (archive_create, encrypt_to: verified, encrypted, read back)",
+            runs["collection"],
+            plain["backup"],
+        ),
+        row("encrypted", "age -r on the plain archive (the command alone)", runs["age -r"], None),
+    ]
+    sealed = made[-1]
+    with open(os.path.join(workdir, "age.key"), "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    runs = alternate(
+        repeat,
+        [
+            ("collection", lambda: verify_collection(stack, sealed, decryption_key=key)),
+            (
+                "age -d",
+                lambda: by_command(["age", "-d", "-i", handle.name, "-o", os.devnull, by_hand]),
+            ),
+        ],
+    )
+    rows += [
+        row(
+            "encrypted",
+            "verify, encrypted (archive_verify, decryption_key)",
+            runs["collection"],
+            plain["verify"],
+        ),
+        row("encrypted", "age -d to /dev/null (the command alone)", runs["age -d"], None),
+    ]
+    shutil.rmtree(sealed_dir, ignore_errors=True)
+    os.unlink(by_hand)
+    os.unlink(handle.name)
     return rows
 
 
@@ -627,6 +701,10 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
     verify["fixture_mb_s"] = facts["fixture_in_archive_mb"] / verify["seconds"]
     rows.append(verify)
 
+    print(f"{scale}: encryption", file=sys.stderr, flush=True)
+    plain = {"backup": ours_s, "verify": verify["seconds"]}
+    rows += measure_encryption(stack, archive, workdir, repeat, plain)
+
     print(f"{scale}: copies", file=sys.stderr, flush=True)
     rows += measure_copies(archive, sha256, workdir, repeat)
 
@@ -766,7 +844,8 @@ def section(rows, facts, command, machine):
         f"Fixture {facts['fixture_mb']:.1f} MB, archive {facts['archive_mb']:.1f} MB; "
         f"{facts['documents']:,} documents. The whole scale took "
         f"{facts['seconds'] / 60:.1f} min. Medians of the runs; the ratio is the row's time "
-        "over the collection's.",
+        "over the collection's (in the encrypted rows, over the collection's plain backup or"
+        " verification of this run: what encryption costs).",
         "",
         "| operation | side | runs | seconds | over the collection's | module RSS on the host, MB"
         " | worker's peak RSS in the container, MB | container memory above idle, MB |",

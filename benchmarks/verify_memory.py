@@ -10,10 +10,15 @@ processes the peak RSS (VmHWM) and the throughput of
   of the fixture, metadata without its member list): what grows with the
   fixture itself, apart from what grows with the number of members.
 
-Exit 1 when an archive does not verify, or when the largest archive's peak
-RSS for verify_archive exceeds the smallest one's by more than --max-ratio.
+With --encrypted, each archive is also encrypted to a key made for the run
+(age v1, as edms_encrypt_to does) and verified through decryption: its time,
+peak RSS and their ratios to the plain archive's are reported beside.
 
-    .venv/bin/python benchmarks/verify_memory.py --sizes 50 500
+Exit 1 when an archive does not verify, or when the largest archive's peak
+RSS for verify_archive (plain, or encrypted) exceeds the smallest one's by
+more than --max-ratio.
+
+    .venv/bin/python benchmarks/verify_memory.py --sizes 50 500 --encrypted
 """
 
 import argparse
@@ -30,10 +35,12 @@ import time
 from dataset import MB, check_sizes, size_parser, write_archive
 
 # isort: split
+from ansible_collections.edms.backup.plugins.module_utils._format import age
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE,
     METADATA,
     ArchiveReader,
+    use_decryption_key,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.fixture import (
     FixtureAnalysis,
@@ -72,8 +79,10 @@ def child(mode, path):
     fixture and metadata copied out of it into directory `path` (mode
     "fixture"); print what the parent measures, as JSON."""
     baseline = peak_rss_kb()
+    if mode == "verify-encrypted":
+        use_decryption_key(os.environ[KEY_VARIABLE])
     start = time.monotonic()
-    if mode == "verify":
+    if mode in ("verify", "verify-encrypted"):
         result = verify_archive(path)
         ok, problems = result["ok"], result["problems"]
     else:
@@ -102,9 +111,21 @@ def child(mode, path):
     )
 
 
-def measure(mode, path):
+KEY_VARIABLE = "EDMS_BENCH_AGE_KEY"
+
+
+def encrypted_copy(path, identity):
+    """The archive encrypted to ``identity``'s recipient, beside it."""
+    target = path + ".age"
+    recipient = age.parse_recipient(age.recipient_of(identity))
+    with open(path, "rb") as source, open(target, "wb") as out:
+        age.encrypt(source, out, [recipient])
+    return target
+
+
+def measure(mode, path, env=None):
     argv = [sys.executable, os.path.abspath(__file__), "--child", mode, path]
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True)
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"{mode} of {path} failed (exit {proc.returncode}):\n{proc.stderr}")
     return json.loads(proc.stdout)
@@ -114,6 +135,9 @@ def main():
     parser = size_parser(__doc__, "verifications")
     parser.add_argument("--dir", help="where to write the archives (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the archives")
+    parser.add_argument(
+        "--encrypted", action="store_true", help="also verify each archive encrypted (age)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -123,6 +147,8 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="edms-verify-bench-", dir=args.dir)
     rows = []
+    identity = age.X25519PrivateKey.generate() if args.encrypted else None
+    key_env = dict(os.environ, **{KEY_VARIABLE: age.identity_text(identity)}) if identity else None
     try:
         for index, size in enumerate(sorted(args.sizes)):
             start = time.monotonic()
@@ -131,7 +157,13 @@ def main():
             runs = [measure("verify", path) for _run in range(args.repeat)]
             copy = copy_fixture(path, os.path.join(workdir, f"fixture{index}"))
             fixture_runs = [measure("fixture", copy) for _run in range(args.repeat)]
-            bad = [run for run in runs + fixture_runs if not run["ok"]]
+            sealed_runs = []
+            if identity is not None:
+                sealed = encrypted_copy(path, identity)
+                sealed_runs = [
+                    measure("verify-encrypted", sealed, key_env) for _run in range(args.repeat)
+                ]
+            bad = [run for run in runs + fixture_runs + sealed_runs if not run["ok"]]
             if bad:
                 print(f"{path} does not verify: {bad[0]['problems']}", file=sys.stderr)
                 return 1
@@ -152,6 +184,11 @@ def main():
                     / 1024,
                 }
             )
+            if sealed_runs:
+                rows[-1]["sealed_s"] = statistics.median(run["seconds"] for run in sealed_runs)
+                rows[-1]["sealed_peak_mb"] = (
+                    statistics.median(run["peak_kb"] for run in sealed_runs) / 1024
+                )
     finally:
         if args.keep:
             print(f"archives kept in {workdir}")
@@ -171,6 +208,8 @@ def main():
         "peak RSS MB",
         "fixture only",
     )
+    if identity is not None:
+        header += ("encrypted s", "enc/plain s", "encrypted RSS")
     print(" | ".join(f"{title:>12}" for title in header))
     for row in rows:
         values = (
@@ -186,12 +225,24 @@ def main():
             f"{row['peak_mb']:.1f}",
             f"{row['fixture_peak_mb']:.1f}",
         )
+        if identity is not None:
+            values += (
+                f"{row['sealed_s']:.1f}",
+                f"{row['sealed_s'] / row['verify_s']:.2f}",
+                f"{row['sealed_peak_mb']:.1f}",
+            )
         print(" | ".join(f"{value:>12}" for value in values))
     ratio = rows[-1]["peak_mb"] / rows[0]["peak_mb"]
     fixture_ratio = rows[-1]["fixture_peak_mb"] / rows[0]["fixture_peak_mb"]
     print(f"peak RSS, largest over smallest: {ratio:.2f} (limit {args.max_ratio})")
     print(f"fixture pass alone (a plain file, metadata without members): {fixture_ratio:.2f}")
-    return 0 if ratio <= args.max_ratio else 1
+    if identity is None:
+        return 0 if ratio <= args.max_ratio else 1
+    sealed_ratio = rows[-1]["sealed_peak_mb"] / rows[0]["sealed_peak_mb"]
+    print(
+        f"encrypted: peak RSS, largest over smallest: {sealed_ratio:.2f} (limit {args.max_ratio})"
+    )
+    return 0 if max(ratio, sealed_ratio) <= args.max_ratio else 1
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ BENCHMARKS = os.path.join(ROOT, "benchmarks")
 
 
 def test_the_verification_memory_harness_runs():
-    proc = run([sys.executable, os.path.join(BENCHMARKS, "verify_memory.py"), "--sizes", "1", "2"])
-    assert re.search(r"peak RSS, largest over smallest: \d+\.\d\d", proc.stdout), proc.stdout
+    argv = [sys.executable, os.path.join(BENCHMARKS, "verify_memory.py"), "--sizes", "1", "2"]
+    proc = run([*argv, "--encrypted"])
+    assert re.search(r"^peak RSS, largest over smallest: \d+\.\d\d", proc.stdout, re.M), proc.stdout
+    assert re.search(r"encrypted: peak RSS, largest over smallest: \d+\.\d\d", proc.stdout)
 
 
 def test_the_restore_memory_harness_loads_both_ways_and_drops_its_database(stack):
@@ -52,6 +54,10 @@ def test_the_benchmark_harness_runs_small_once_and_puts_the_demo_back(stack, tmp
         ("backup", "manage.py dumpdata + zip"),
         ("backup", "pg_dump -Fc"),
         ("verify", "collection"),
+        ("encrypted", "backup, encrypted"),
+        ("encrypted", "age -r on the plain archive"),
+        ("encrypted", "verify, encrypted"),
+        ("encrypted", "age -d to /dev/null"),
         ("copy", "collection"),
         ("copy", "cp + sha256sum"),
         ("copy", "collection"),

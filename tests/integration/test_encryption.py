@@ -100,6 +100,9 @@ def sealed(stack):
     found["after_wrong_key"] = content()
     found["listing_after_refusals"] = listing(archives)
 
+    found["rehearse_with_key"] = play(
+        "rehearse.yml", f"edms_archive={path}", {"edms_decryption_key": secret}
+    )
     found["verify_with_key"] = play(
         "verify.yml",
         f"edms_archive={path}",
@@ -180,7 +183,8 @@ def test_a_wrong_key_is_refused_and_changes_nothing(sealed):
     assert sealed["listing_after_refusals"] == sealed["listing_before"]
 
 
-def test_with_the_key_it_verifies_and_restores_every_table_and_media_file(sealed):
+def test_with_the_key_it_verifies_rehearses_and_restores_every_table_and_media_file(sealed):
+    succeeded(sealed["rehearse_with_key"])
     succeeded(sealed["verify_with_key"])
     succeeded(sealed["restore_with_key"])
     assert sealed["restored"] == sealed["state"]
@@ -194,7 +198,13 @@ def test_the_safety_backup_of_an_encrypted_deployment_is_encrypted_too(sealed):
 
 
 def test_the_key_never_reaches_the_output(sealed):
-    for key in ("backup", "verify_wrong_key", "verify_with_key", "restore_with_key"):
+    for key in (
+        "backup",
+        "verify_wrong_key",
+        "rehearse_with_key",
+        "verify_with_key",
+        "restore_with_key",
+    ):
         proc = sealed[key]
         assert sealed["secret"] not in proc.stdout + proc.stderr, key
         assert sealed["wrong"] not in proc.stdout + proc.stderr, key
