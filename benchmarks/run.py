@@ -13,6 +13,11 @@ alternately, --repeat times each, and reports medians and ratios:
   against ``pg_dump -Fc`` alone (the floor for a logical dump);
 - verification (``archive_verify``) of the collection's archive, in MB/s of
   archive and of fixture;
+- encryption at rest: a backup encrypted (``archive_create`` with
+  ``encrypt_to``: verified, encrypted, read back) against the plain backup of
+  the same run, and the verification of the encrypted archive with its key
+  against the plain one's; ``age -r`` and ``age -d`` on the same archive for
+  reference;
 - restore into a separate database (edms_bench_restore), freshly migrated:
   the collection's load (the one every restore, rehearsal and fixture
   rollback runs: one transaction, counts and primary keys checked) against

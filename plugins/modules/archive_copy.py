@@ -34,6 +34,7 @@ description:
     C(.partial) and status file) is made or removed.
 extends_documentation_fragment:
   - edms.backup.backup_dir
+  - edms.backup.decryption
 options:
   state:
     description:
@@ -177,6 +178,7 @@ from ansible_collections.edms.backup.plugins.module_utils._module import options
 def argument_spec():
     spec = options(
         "backup_dir",
+        "decryption",
         state=dict(type="str", choices=["present", "recorded", "forgotten"], default="present"),
         name=dict(type="str"),
         sha256=dict(type="str"),

@@ -37,6 +37,17 @@ extends_documentation_fragment:
   - edms.backup.media_dir
   - edms.backup.maintenance
 options:
+  encrypt_to:
+    description:
+      - The age recipients (C(age1...)) archives here are now encrypted to
+        (the role gives the inventory's C(edms_encrypt_to)); the restore's
+        safety backup is encrypted to them. When set, C(decryption_key) must
+        open at least one of them, or the restore is refused before anything
+        changes, even for a plain archive; a restore that fails is put back
+        from that safety backup, which must be readable.
+    type: list
+    elements: str
+    default: []
   archive:
     description: The archive to restore, on the managed host.
     type: path
@@ -211,6 +222,7 @@ def argument_spec():
         verify_only=dict(type="bool", default=False),
         reset_models=dict(type="list", elements="str"),
         token=dict(type="str", no_log=False),
+        encrypt_to=dict(type="list", elements="str", default=[]),
     )
 
 

@@ -30,6 +30,16 @@ extends_documentation_fragment:
   - edms.backup.media_dir
   - edms.backup.maintenance
 options:
+  encrypt_to:
+    description:
+      - The age recipients (C(age1...)) archives here are now encrypted to
+        (the roles give C(edms_encrypt_to)). The rollback's own safety backup
+        is encrypted to them and a rollback that fails is put back from it,
+        so when this is set C(decryption_key) must open one of them, or the
+        rollback is refused before anything changes.
+    type: list
+    elements: str
+    default: []
   archive:
     description: The archive to put back (a safety backup), on the managed host.
     type: path
@@ -188,6 +198,7 @@ def argument_spec():
         archive_sha256=dict(type="str"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
         reset_models=dict(type="list", elements="str"),
+        encrypt_to=dict(type="list", elements="str", default=[]),
     )
 
 

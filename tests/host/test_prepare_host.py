@@ -19,7 +19,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 SYSTEM_PYTHON = "/usr/bin/python3"
-LIBRARIES = ["docker", "ruamel.yaml", "psycopg2", "jmespath"]
+LIBRARIES = ["docker", "ruamel.yaml", "psycopg2", "jmespath", "cryptography"]
 
 
 def env(tmp, **extra):

@@ -66,6 +66,10 @@ def sealed(stack):
     def play(name, *more, env=None):
         return run_playbook(name, base, *more, env=env)
 
+    plain_dir = os.path.join(work, "plain")
+    succeeded(run_playbook("backup.yml", {"edms_archive_dir": plain_dir}))
+    (plain_name,) = zips(plain_dir)
+    found["plain_path"] = os.path.join(plain_dir, plain_name)
     found["backup"] = succeeded(play("backup.yml", env={"ANSIBLE_VERBOSITY": "3"}))
     (name,) = zips(archives)
     found["name"] = name
@@ -98,6 +102,12 @@ def sealed(stack):
     found["after_without_key"] = content()
     found["restore_wrong_key"] = play(*restore, {"edms_decryption_key": wrong})
     found["after_wrong_key"] = content()
+    # A plain archive, while the safety backup would be encrypted: the key
+    # that would put it back must be given, and must open it.
+    plain = ("restore.yml", f"edms_archive={found['plain_path']}", f"edms_restore_confirm={HOST}")
+    found["plain_without_key"] = play(*plain)
+    found["plain_wrong_key"] = play(*plain, {"edms_decryption_key": wrong})
+    found["after_plain_refusals"] = content()
     found["listing_after_refusals"] = listing(archives)
 
     found["rehearse_with_key"] = play(
@@ -176,11 +186,24 @@ def test_a_wrong_key_is_refused_and_changes_nothing(sealed):
     assert sealed["status_after_refusals"]["verification"] == sealed["status"]["verification"]
     for proc in (sealed["restore_without_key"], sealed["restore_wrong_key"]):
         assert proc.returncode != 0, output(proc)
-    assert "not one it is encrypted to" in sealed["restore_wrong_key"].stdout
+    # The restore refuses before its plan: that key could not put it back either.
+    assert "opens none of the recipients" in sealed["restore_wrong_key"].stdout
+    assert "no decryption key was given" in sealed["restore_without_key"].stdout
     assert sealed["changed_state"] != sealed["state"]
     assert sealed["after_without_key"] == sealed["changed_state"]
     assert sealed["after_wrong_key"] == sealed["changed_state"]
     assert sealed["listing_after_refusals"] == sealed["listing_before"]
+
+
+def test_a_restore_whose_safety_backup_could_not_be_read_back_is_refused(sealed):
+    no_key, wrong = sealed["plain_without_key"], sealed["plain_wrong_key"]
+    for proc in (no_key, wrong):
+        assert proc.returncode != 0, output(proc)
+        assert "Nothing was changed" in proc.stdout
+        assert "safety backup is encrypted" in proc.stdout
+    assert "no decryption key was given" in no_key.stdout
+    assert "opens none of the recipients" in wrong.stdout
+    assert sealed["after_plain_refusals"] == sealed["changed_state"]
 
 
 def test_with_the_key_it_verifies_rehearses_and_restores_every_table_and_media_file(sealed):

@@ -710,7 +710,10 @@ def reads_contents(template):
     found = []
     with open(os.path.join(ROOT, "playbooks", name + ".yml")) as handle:
         found.append(handle.read())
-    roles = set(re.findall(r"edms\.backup\.(\w+)", found[0]))
+    # The copy role reads contents only where it brings a copy back (bring.yml).
+    roles = set(re.findall(r"edms\.backup\.(\w+)", found[0])) - {"copy"}
+    if re.search(r"tasks_from: +bring", found[0]):
+        found.append("decryption_key:")
     for role in roles:
         directory = os.path.join(ROOT, "roles", role, "tasks")
         if os.path.isdir(directory):

@@ -162,15 +162,21 @@ def _check_in_place(path, params, where, check_mode=False):
     )
 
 
-def _verify_received(partial):
+def _verify_received(partial, brought=False):
     """(verification, the pinned path) of a received copy. An encrypted copy
     where no key was given (a copy never needs one) is checked as far as can
     be without it: its age header is read whole, and the caller compares its
     sha256 with the source's, whose contents were verified before they were
-    encrypted."""
+    encrypted. A copy brought back has no such source here: without the key
+    it is refused."""
     source = pinned(partial)
     if has_decryption_key() or not is_encrypted(source):
         return verify_pinned(partial, required_models=None)
+    if brought:
+        raise ArchiveError(
+            "it is encrypted and no decryption key was given; a copy brought back is"
+            " verified in full where it lands, so bring it with the key (edms_decryption_key)"
+        )
     with open(source, "rb") as handle:
         age.read_header(handle)
     contents = (
@@ -183,7 +189,7 @@ def _verify_received(partial):
 def _install(partial, path, params, where, now):
     """Verify the received copy in full, then put it in place."""
     try:
-        result, source = _verify_received(partial)
+        result, source = _verify_received(partial, brought=params.get("brought"))
         found = archive_sha256(source, follow_symlinks=True)
     except (ArchiveError, OSError, age.AgeError) as exc:
         _remove(partial, where)
@@ -225,7 +231,9 @@ def _install(partial, path, params, where, now):
         raise CopyError(f"{where}: {path} was replaced as it was put in place")
     entry = verification_entry(result, at=now)
     if result.get("encrypted"):
-        entry.update(encrypted=True, contents=result["contents"])
+        entry["encrypted"] = True
+        if result.get("contents"):  # not read here: said why
+            entry["contents"] = result["contents"]
     record_status(path, "verification", entry, sha256=found)
     record_status(
         path,

@@ -51,6 +51,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.catalogue impo
     CatalogueError,
     list_archives,
     record_status,
+    sealed_entry,
     verification_entry,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.trend import (
@@ -792,7 +793,8 @@ def verify_and_record(result, written):
 def verify_and_seal(result, written, plan, recipients_text):
     """Verify the plain archive at its partial name, then encrypt it into
     place (archive.seal); the plain file is removed either way. Returns the
-    Written of the encrypted archive."""
+    Written of the encrypted archive; record_sealed records the verification
+    and fails the backup when it did not pass."""
     partial = written.path
     final = os.path.join(os.path.dirname(partial), plan.name)
     try:
@@ -801,15 +803,9 @@ def verify_and_seal(result, written, plan, recipients_text):
             required_models=written.metadata["required_models"],
             recreated_models=written.metadata["recreated_models"],
         )
+        # Encrypted whether it verifies or not: one that does not is kept,
+        # recorded as failed (as a plain one is), for someone to look at.
         result["verification"] = renamed(verification, partial, final)
-        if not verification["ok"]:
-            raise BackupError(
-                "archive {} was written but does not verify, so it was not encrypted and"
-                " is not kept (a plain copy is never left): {}".format(
-                    final, "; ".join(verification["problems"])
-                ),
-                **result,
-            )
         result["sealed_sha256"] = seal(partial, final, plan.recipients, source=source)
     except ArchiveError as exc:
         raise BackupError(f"cannot encrypt archive {plan.name}: {exc}", **result) from exc
@@ -818,25 +814,6 @@ def verify_and_seal(result, written, plan, recipients_text):
             os.unlink(partial)
     result["encrypted"] = {"format": "age", "recipients": list(recipients_text)}
     return written._replace(path=final)
-
-
-# What an encrypted archive's status file says of it, for listing without the
-# key: its metadata but the member names (media file names can say too much).
-SEALED_SUMMARY = (
-    "format",
-    "format_version",
-    "label",
-    "reason",
-    "created_at",
-    "created_at_local",
-    "display_timezone",
-    "snapshot_at",
-    "source",
-    "counts",
-    "m2m_tables",
-    "required_models",
-    "recreated_models",
-)
 
 
 def record_sealed(result, written, recipients_text):
@@ -849,16 +826,18 @@ def record_sealed(result, written, recipients_text):
         dict(verification_entry(result["verification"]), encrypted=True),
         sha256=sha256,
     )
-    summary = {k: written.metadata[k] for k in SEALED_SUMMARY if k in written.metadata}
-    summary["data_bytes"] = sum(
-        info["size"] for member, info in written.members.items() if member != PGDUMP
-    )
     record_status(
         written.path,
         "encryption",
-        {"format": "age", "recipients": list(recipients_text), "metadata": summary},
+        sealed_entry(dict(written.metadata, members=written.members), recipients_text),
         sha256=sha256,
     )
+    if not result["verification"]["ok"]:
+        raise BackupError(
+            "archive {} was written but does not verify (it is kept, encrypted, and recorded"
+            " as failed): {}".format(written.path, "; ".join(result["verification"]["problems"])),
+            **result,
+        )
 
 
 def against_previous(backup_dir, name, display_timezone, threshold, warn=None):

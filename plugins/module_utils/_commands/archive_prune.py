@@ -32,7 +32,7 @@ from ansible_collections.edms.backup.plugins.module_utils._platform.timezones im
 _ARCHIVE = r"edms_[0-9]{8}T[0-9]{6}Z[A-Za-z0-9._-]*\.zip"
 _NATIVE = r"[0-9]{8}_[0-9]{6}(?:\.zip)?"
 PARTIAL_NAME = re.compile(
-    rf"\A\.(?:{_ARCHIVE}(?:\.pgdump)?\.partial"
+    rf"\A\.(?:{_ARCHIVE}(?:\.pgdump|\.sealed)?\.partial"
     rf"|(?:{_ARCHIVE}|{_NATIVE})\.status\.json\.[0-9a-f]{{8}}\.partial"
     r"|index\.html\.[0-9a-f]{8}\.tmp)\Z"
 )

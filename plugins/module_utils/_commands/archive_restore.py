@@ -51,7 +51,10 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     work_dir,
 )
 from ansible_collections.edms.backup.plugins.module_utils._faults import FaultError, injected_fault
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveError
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    ArchiveError,
+    key_problem_for,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import DjangoError
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
     ExecError,
@@ -296,4 +299,12 @@ class LiveRestore(Deployment):
 
 
 def restore(params, runner=None, containers=None, check_mode=False):
+    problem = key_problem_for(params.get("encrypt_to"))
+    if problem:
+        raise RestoreError(
+            f"Nothing was changed: {problem}. The restore's safety backup is encrypted to"
+            " those recipients, and a restore that fails is put back from it: give the key"
+            " that opens them (all of them, as identity lines of one key, while keys change)",
+            archive=params["archive"],
+        )
     return LiveRestore(params, runner=runner, containers=containers, check_mode=check_mode).run()

@@ -37,7 +37,10 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.media impo
     token_error,
     work_dir,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import PGDUMP
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    PGDUMP,
+    key_problem_for,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import ExecError
 
 # pg_restore in the db container, logged in as the application
@@ -240,4 +243,12 @@ class Rollback(Deployment):
 
 
 def rollback(params, runner=None, containers=None, check_mode=False):
+    problem = key_problem_for(params.get("encrypt_to"))
+    if problem:
+        raise RollbackError(
+            f"Nothing was changed: {problem}. The rollback's safety backup is encrypted to"
+            " those recipients, and a rollback that fails is put back from it: give the key"
+            " that opens them",
+            archive=params["archive"],
+        )
     return Rollback(params, runner=runner, containers=containers, check_mode=check_mode).run()

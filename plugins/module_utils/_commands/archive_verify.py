@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveError
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    METADATA,
+    ArchiveError,
+    open_zip,
+)
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
     list_archives,
     record_status,
+    sealed_entry,
     verification_entry,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
@@ -37,6 +43,20 @@ def choose_archive(archive, backup_dir, display_timezone):
     return catalogue["newest"]["path"]
 
 
+def describe_sealed(path, source, status):
+    """Record what listing shows of an encrypted archive without the key, when
+    its status file does not say it yet (a copy, or one brought back)."""
+    known = status.get("encryption")
+    if isinstance(known, dict) and isinstance(known.get("metadata"), dict):
+        return
+    try:
+        with open_zip(source) as archive:
+            metadata = json.loads(archive.read(METADATA))
+        record_status(path, "encryption", sealed_entry(metadata), source=source)
+    except (ArchiveError, OSError, ValueError):
+        pass  # verified just now; a listing without the key then says it cannot read it
+
+
 def verify(params):
     path = choose_archive(params["archive"], params["backup_dir"], params["display_timezone"])
     try:
@@ -54,6 +74,8 @@ def verify(params):
                 f"verified archive {path} but cannot record it beside the archive: {exc}",
                 verification=result,
             ) from exc
+    if recorded is not None and result["ok"] and result.get("encrypted"):
+        describe_sealed(path, source, recorded)
     result = dict(result, recorded=recorded is not None)
     if not result["ok"]:
         raise VerifyError(

@@ -397,6 +397,8 @@ def service_mounts(services, containers):
 # A backup needs room for an archive as large as the newest one, and some:
 # data grows, and a restore writes a safety backup of the same size first.
 SPACE_MARGIN = 1.5
+# An encrypted backup holds the plain archive and its encryption at once for a moment.
+SEALED_SPACE_MARGIN = 2.5
 
 
 def check_project_lock(params, findings):
@@ -444,11 +446,12 @@ def check_archive_space(params, freshness, findings):
     usage = shutil.disk_usage(existing)
     newest = (freshness or {}).get("newest_verified") or {}
     size = newest.get("size") if isinstance(newest.get("size"), int) else 0
-    need = max(params["min_free_bytes"], int(size * SPACE_MARGIN))
+    margin = SEALED_SPACE_MARGIN if newest.get("encrypted") else SPACE_MARGIN
+    need = max(params["min_free_bytes"], int(size * margin))
     facts = {"path": path, "free_bytes": usage.free, "needed_bytes": need, "newest_size": size}
     basis = (
-        f"{need / 2**30:.2f} GiB: {SPACE_MARGIN} times the newest verified archive,"
-        f" {size / 2**30:.2f} GiB"
+        f"{need / 2**30:.2f} GiB: {margin} times the newest verified archive"
+        f"{' (encrypted)' if newest.get('encrypted') else ''}, {size / 2**30:.2f} GiB"
         if need > params["min_free_bytes"]
         else f"{need / 2**30:.2f} GiB (preflight_min_free_bytes)"
     )

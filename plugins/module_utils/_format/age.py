@@ -65,9 +65,10 @@ class AgeKeyError(AgeError):
 def require_cryptography():
     if not HAS_CRYPTOGRAPHY:
         raise AgeError(
-            "encrypted archives need the Python package 'cryptography' on the host that"
-            " reads or writes them (Debian and Ubuntu: python3-cryptography;"
-            " RHEL: python3-cryptography; pip: cryptography)"
+            "encrypted archives need the Python package 'cryptography' (38 or newer) in the"
+            " Python the modules run with on this host: run playbooks/prepare_host.yml,"
+            " which installs it into the modules' environment, or"
+            " <that python> -m pip install 'cryptography>=38'"
         )
 
 

@@ -114,6 +114,30 @@ def decrypted(path):
         raise ArchiveError(f"cannot read archive '{path}': {exc.strerror or exc}") from None
 
 
+def key_problem_for(recipients):
+    """Why the key given to use_decryption_key could not read an archive
+    encrypted to ``recipients`` ("age1..."), or None (also when there are
+    none). The recipients are public; the message names them, never the key."""
+    if not recipients:
+        return None
+    try:
+        wanted = {age.bech32_encode("age", age.parse_recipient(r)) for r in recipients}
+    except age.AgeError as exc:
+        return str(exc)
+    if not _IDENTITIES:
+        return (
+            "archives here are encrypted (edms_encrypt_to) and no decryption key was given"
+            " (decryption_key, edms_decryption_key)"
+        )
+    held = {age.recipient_of(identity) for identity in _IDENTITIES}
+    if held & wanted:
+        return None
+    return (
+        "the decryption key given opens none of the recipients archives here are now"
+        " encrypted to (edms_encrypt_to: {})".format(", ".join(sorted(wanted)))
+    )
+
+
 def has_decryption_key():
     """Whether use_decryption_key gave this run a key."""
     return bool(_IDENTITIES)
@@ -133,8 +157,11 @@ def plaintext_of(handle, path):
             f"archive '{path}' is encrypted (age) and no decryption key was given;"
             " reading its contents needs the key (decryption_key, edms_decryption_key)"
         )
+    # A duplicate shares the file offset: the reader seeks before every read,
+    # and ``handle`` is not read while it lives.
     duplicate = open(os.dup(handle.fileno()), "rb")  # noqa: SIM115 - the reader closes it
     try:
+        duplicate.seek(0)
         return io.BufferedReader(
             age.DecryptingReader(duplicate, identities=_IDENTITIES, name=path),
             buffer_size=age.CHUNK,
@@ -692,25 +719,7 @@ class ArchiveWriter:
 
     def _place(self):
         """Rename the partial file to the final name, never over an existing file."""
-        try:
-            os.link(self.partial_path, self.path)
-        except FileExistsError:
-            raise ArchiveError(
-                f"archive '{self.path}' appeared while this one was written; "
-                "it is never overwritten"
-            ) from None
-        except OSError as exc:
-            # File systems without hard links: rename, after a last look.
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
-                raise
-            if os.path.lexists(self.path):
-                raise ArchiveError(
-                    f"archive '{self.path}' appeared while this one was written; "
-                    "it is never overwritten"
-                ) from None
-            os.rename(self.partial_path, self.path)
-        else:
-            os.unlink(self.partial_path)
+        _link_into_place(self.partial_path, self.path)
         fsync_directory(self.directory)
 
     def abort(self):
@@ -757,6 +766,28 @@ class ArchiveWriter:
 
     def __exit__(self, *exc_info):
         self.abort()
+
+
+def _link_into_place(partial, path):
+    """Give the file ``partial`` the name ``path``, never over an existing file;
+    ``partial`` is gone after."""
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise ArchiveError(
+            f"archive '{path}' appeared while this one was written; it is never overwritten"
+        ) from None
+    except OSError as exc:
+        # File systems without hard links: rename, after a last look.
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        if os.path.lexists(path):
+            raise ArchiveError(
+                f"archive '{path}' appeared while this one was written; it is never overwritten"
+            ) from None
+        os.rename(partial, path)
+    else:
+        os.unlink(partial)
 
 
 def parse_recipients(recipients):
@@ -809,16 +840,16 @@ def seal(plain_path, path, recipients, source=None):
                 f"archive '{path}': the encrypted file read back does not hold what was"
                 " encrypted (the disk changed it); nothing was put in place"
             )
-        try:
-            os.link(sealed, path)
-        except FileExistsError:
-            raise ArchiveError(
-                f"archive '{path}' appeared while this one was written; it is never overwritten"
-            ) from None
+        _link_into_place(sealed, path)
         fsync_directory(directory)
         return hashing.sha256.hexdigest()
     except age.AgeError as exc:
         raise ArchiveError(f"archive '{path}' cannot be encrypted: {exc}") from None
+    except OSError as exc:  # a full disk, above all: both files exist for a moment
+        raise ArchiveError(
+            f"archive '{path}' cannot be encrypted: {exc.strerror or exc}; nothing was put"
+            " in place (encrypting needs room for the plain archive and its encryption at once)"
+        ) from None
     finally:
         for leftover in (sealed, plain_path):
             with contextlib.suppress(FileNotFoundError):

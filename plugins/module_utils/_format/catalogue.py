@@ -39,7 +39,9 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     FIXTURE,
     METADATA,
     METADATA_MAX_SIZE,
+    PGDUMP,
     ArchiveError,
+    KeyProblem,
     has_decryption_key,
     is_archive_name,
     is_encrypted,
@@ -185,6 +187,43 @@ def record_status(archive, kind, entry, source=None, sha256=None):
     return status
 
 
+# What an encrypted archive's status file says of it, for listing without the
+# key: its metadata but the member names (media file names can say too much).
+SEALED_SUMMARY = (
+    "format",
+    "format_version",
+    "label",
+    "reason",
+    "created_at",
+    "created_at_local",
+    "display_timezone",
+    "snapshot_at",
+    "source",
+    "counts",
+    "m2m_tables",
+    "required_models",
+    "recreated_models",
+)
+
+
+def sealed_entry(metadata, recipients=None):
+    """The status file's "encryption" entry of an encrypted archive whose
+    metadata.json (members included) is ``metadata``."""
+    summary = {key: metadata[key] for key in SEALED_SUMMARY if key in metadata}
+    members = metadata.get("members") if isinstance(metadata.get("members"), dict) else {}
+    summary["data_bytes"] = sum(
+        info["size"]
+        for name, info in members.items()
+        if name not in (METADATA, PGDUMP)
+        and isinstance(info, dict)
+        and isinstance(info.get("size"), int)
+    )
+    entry = {"format": "age", "metadata": summary}
+    if recipients:
+        entry["recipients"] = list(recipients)
+    return entry
+
+
 def verification_entry(result, at=None):
     return {
         "ok": bool(result["ok"]),
@@ -268,7 +307,11 @@ def _read_zip(path):
             size = os.fstat(handle.fileno()).st_size
             if not has_decryption_key() and is_encrypted(handle):
                 return (*_sealed_metadata(path), size)
-            with plaintext_of(handle, path) as source, zipfile.ZipFile(source) as archive:
+            try:
+                source = plaintext_of(handle, path)
+            except KeyProblem:  # a key that does not open it: as without one
+                return (*_sealed_metadata(path), size)
+            with source, zipfile.ZipFile(source) as archive:
                 has_fixture, metadata = _zip_metadata(archive)
     except FileNotFoundError:
         raise
@@ -281,6 +324,15 @@ def _read_zip(path):
     except Exception as exc:  # BadZipFile, a central directory that lies...
         raise Unreadable(f"not a readable ZIP file: {_why(exc)}") from None
     return has_fixture, metadata, size
+
+
+def _is_sealed(path):
+    """Whether the regular file at path is an encrypted archive (a link is not followed)."""
+    try:
+        with open_regular(path) as handle:
+            return is_encrypted(handle)
+    except OSError:
+        return False
 
 
 def _sealed_metadata(path):
@@ -486,14 +538,16 @@ def _describe(path, name, display_timezone):
     except Unreadable as exc:
         if layout != LAYOUT and not _named_as_archive(name):
             return None  # nothing says it is an archive
-        return _unreadable(path, name, layout, str(exc), display_timezone, info)
+        entry = _unreadable(path, name, layout, str(exc), display_timezone, info)
+        entry["encrypted"] = kind == "zip" and _is_sealed(path)
+        return entry
     if layout != LAYOUT and not has_fixture:
         return None
     created = _created(metadata, name)
     if created is None:
         created = datetime.fromtimestamp(info.st_mtime, timezone.utc)
     entry = _entry(path, name, layout, size, created, metadata, display_timezone)
-    entry["encrypted"] = kind == "zip" and is_encrypted(path)
+    entry["encrypted"] = kind == "zip" and _is_sealed(path)
     return entry
 
 

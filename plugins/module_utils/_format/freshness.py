@@ -35,6 +35,7 @@ from datetime import timedelta
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     METADATA,
     PGDUMP,
+    KeyProblem,
     has_decryption_key,
     is_encrypted,
     plaintext_of,
@@ -76,7 +77,11 @@ def data_size(path):
         with open_regular(path) as handle:
             if not has_decryption_key() and is_encrypted(handle):
                 return _sealed_data_size(path)
-            with plaintext_of(handle, path) as source, zipfile.ZipFile(source) as archive:
+            try:
+                source = plaintext_of(handle, path)
+            except KeyProblem:  # a key that does not open it: as without one
+                return _sealed_data_size(path)
+            with source, zipfile.ZipFile(source) as archive:
                 return sum(
                     info.file_size
                     for info in archive.infolist()
@@ -139,6 +144,7 @@ def _fact(entry, now):
         "data_size": entry.get("data_size"),
         "label": entry.get("label", ""),
         "copies": list(entry.get("copies") or []),
+        "encrypted": bool(entry.get("encrypted")),
     }
 
 

@@ -163,7 +163,10 @@ def verify_pinned(path, **options):
     """(verify_archive's result, source): the archive verified through
     pinned(path), the result naming ``path``; read it from source after."""
     source = pinned(path)
-    result = verify_archive(source, **options)
+    try:
+        result = verify_archive(source, **options)
+    except ArchiveError as exc:  # a KeyProblem: named by the archive's path, not the pin's
+        raise type(exc)(str(exc).replace(source, path)) from None
     if source != path:
         result = renamed(result, source, path)
     return result, source

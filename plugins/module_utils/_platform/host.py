@@ -68,6 +68,13 @@ LIBRARIES = (
         "preflight's login on the published database port (a TCP connect without it)",
     ),
     Library("jmespath", ("jmespath",), "1.0", False, "archive_info's query option"),
+    Library(
+        "cryptography",
+        ("cryptography",),
+        "38",
+        False,
+        "archives encrypted at rest (edms_encrypt_to, decryption_key)",
+    ),
 )
 
 

@@ -132,6 +132,7 @@ def test_f14_interrupted_partial_files_of_the_collection_are_removed_after_an_ho
     ours = [
         tmp_path / f".{archive}.partial",  # ArchiveWriter
         tmp_path / f".{archive}.pgdump.partial",  # PgDumpSpool
+        tmp_path / f".{archive}.sealed.partial",  # archive.seal, encrypting
         tmp_path / f".{archive}.status.json.0123abcd.partial",  # a status file
         tmp_path / ".20260101_130029.zip.status.json.0123abcd.partial",  # a native one's
         tmp_path / ".index.html.89abcdef.tmp",  # the catalogue page

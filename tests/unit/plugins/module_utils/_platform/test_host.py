@@ -30,11 +30,8 @@ def test_the_repository_requirements_say_the_same_lower_bounds():
     for library in host.LIBRARIES:
         assert library.requirement in controller, library.requirement
     # and nothing for the host that the role would not install (boto3 is the
-    # controller's: archive_bucket runs there; cryptography is needed on the
-    # host only for encrypted archives, and _format/age.py names the package
-    # when it is missing)
-    optional = ("ansible-core", "boto3", "cryptography")
-    others = [line for line in controller if not line.startswith(optional)]
+    # controller's: archive_bucket runs there)
+    others = [line for line in controller if not line.startswith(("ansible-core", "boto3"))]
     assert sorted(others) == sorted(library.requirement for library in host.LIBRARIES)
 
 
@@ -42,7 +39,9 @@ def test_every_library_a_module_imports_on_the_host_is_listed():
     """The third-party imports under plugins/modules and module_utils (the
     backend programs run inside the container, Django there, not here)."""
     imported = set()
-    pattern = re.compile(r"^\s+(?:import|from) (docker|ruamel|psycopg2|jmespath|requests|yaml)\b")
+    pattern = re.compile(
+        r"^\s+(?:import|from) (docker|ruamel|psycopg2|jmespath|cryptography|requests|yaml)\b"
+    )
     for top in ("modules", "module_utils"):
         for folder, _dirs, files in os.walk(os.path.join(ROOT, "plugins", top)):
             if folder.endswith("_backend"):
@@ -51,7 +50,7 @@ def test_every_library_a_module_imports_on_the_host_is_listed():
                 if name.endswith(".py"):
                     with open(os.path.join(folder, name)) as handle:
                         imported |= {m.group(1) for m in map(pattern.match, handle) if m}
-    assert imported == {"docker", "ruamel", "psycopg2", "jmespath"}
+    assert imported == {"docker", "ruamel", "psycopg2", "jmespath", "cryptography"}
     assert {library.name.split(".")[0] for library in host.LIBRARIES} == imported
 
 
