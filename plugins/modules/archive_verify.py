@@ -27,6 +27,16 @@ extends_documentation_fragment:
   - edms.backup.decryption
   - edms.backup.backup_dir
 options:
+  encrypt_to:
+    description:
+      - Age recipients (C(age1...)) the key given must also open; when it
+        opens none of them the archive is not verified and nothing is
+        recorded. The recovery (C(playbooks/recover.yml)) gives the
+        inventory's C(edms_encrypt_to) before its gate, since the safety
+        backup it takes is encrypted to them.
+    type: list
+    elements: str
+    default: []
   archive:
     description:
       - Path of the archive on the managed host. When not set, the newest
@@ -114,6 +124,7 @@ def argument_spec():
         archive=dict(type="path"),
         required_models=dict(type="list", elements="str"),
         record=dict(type="bool", default=True),
+        encrypt_to=dict(type="list", elements="str", default=[]),
     )
     spec["backup_dir"]["required"] = False
     return spec

@@ -81,6 +81,15 @@ options:
       - Free space the backup directory's file system must have.
     type: int
     default: 1073741824
+  encrypted:
+    description:
+      - The next archives are encrypted (the role gives whether
+        C(edms_encrypt_to) is set). Check C(archive_space) then wants 2.5
+        times the newest verified archive instead of 1.5 times, the plain
+        archive and its encryption existing at once for a moment; it does
+        the same when the newest verified archive is encrypted.
+    type: bool
+    default: false
   db_port:
     description:
       - The host port the db service's PostgreSQL is published on (C(5433)
@@ -298,6 +307,7 @@ def argument_spec():
         archive_dir=dict(type="path"),
         count_models=dict(type="list", elements="str", default=DEFAULT_COUNT_MODELS),
         min_free_bytes=dict(type="int", default=2**30),
+        encrypted=dict(type="bool", default=False),
         db_port=dict(type="int"),
         max_clock_skew=dict(type="float", default=5.0),
         controller_time=dict(type="str"),

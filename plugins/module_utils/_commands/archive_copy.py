@@ -38,6 +38,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     archive_name_problem,
+    describe_sealed,
     read_status,
     record_status,
     sha256_problem,
@@ -235,6 +236,8 @@ def _install(partial, path, params, where, now):
         if result.get("contents"):  # not read here: said why
             entry["contents"] = result["contents"]
     record_status(path, "verification", entry, sha256=found)
+    if result.get("encrypted") and not result.get("contents"):  # read with the key
+        describe_sealed(path, source, sha256=found)
     record_status(
         path,
         BROUGHT if params.get("brought") else ORIGIN,

@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ansible_collections.edms.backup.plugins.module_utils._common import ModuleFailure
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    METADATA,
     ArchiveError,
-    open_zip,
+    key_problem_for,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     CatalogueError,
+    describe_sealed,
     list_archives,
     record_status,
-    sealed_entry,
     verification_entry,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
@@ -43,22 +41,11 @@ def choose_archive(archive, backup_dir, display_timezone):
     return catalogue["newest"]["path"]
 
 
-def describe_sealed(path, source, status):
-    """Record what listing shows of an encrypted archive without the key, when
-    its status file does not say it yet (a copy, or one brought back)."""
-    known = status.get("encryption")
-    if isinstance(known, dict) and isinstance(known.get("metadata"), dict):
-        return
-    try:
-        with open_zip(source) as archive:
-            metadata = json.loads(archive.read(METADATA))
-        record_status(path, "encryption", sealed_entry(metadata), source=source)
-    except (ArchiveError, OSError, ValueError):
-        pass  # verified just now; a listing without the key then says it cannot read it
-
-
 def verify(params):
     path = choose_archive(params["archive"], params["backup_dir"], params["display_timezone"])
+    problem = key_problem_for(params.get("encrypt_to"))
+    if problem:
+        raise VerifyError(f"{path} was not verified and nothing was recorded: {problem}")
     try:
         result, source = verify_pinned(path, required_models=params["required_models"])
     except ArchiveError as exc:  # only for what verify_archive cannot turn into a check
@@ -75,7 +62,13 @@ def verify(params):
                 verification=result,
             ) from exc
     if recorded is not None and result["ok"] and result.get("encrypted"):
-        describe_sealed(path, source, recorded)
+        known = recorded.get("encryption") if isinstance(recorded.get("encryption"), dict) else {}
+        describe_sealed(
+            path,
+            source,
+            sha256=recorded["verification"].get("sha256"),
+            recipients=known.get("recipients"),
+        )
     result = dict(result, recorded=recorded is not None)
     if not result["ok"]:
         raise VerifyError(

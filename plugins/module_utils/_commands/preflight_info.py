@@ -446,12 +446,13 @@ def check_archive_space(params, freshness, findings):
     usage = shutil.disk_usage(existing)
     newest = (freshness or {}).get("newest_verified") or {}
     size = newest.get("size") if isinstance(newest.get("size"), int) else 0
-    margin = SEALED_SPACE_MARGIN if newest.get("encrypted") else SPACE_MARGIN
+    sealed = params.get("encrypted") or newest.get("encrypted")
+    margin = SEALED_SPACE_MARGIN if sealed else SPACE_MARGIN
     need = max(params["min_free_bytes"], int(size * margin))
     facts = {"path": path, "free_bytes": usage.free, "needed_bytes": need, "newest_size": size}
     basis = (
         f"{need / 2**30:.2f} GiB: {margin} times the newest verified archive"
-        f"{' (encrypted)' if newest.get('encrypted') else ''}, {size / 2**30:.2f} GiB"
+        f"{' (encrypted)' if sealed else ''}, {size / 2**30:.2f} GiB"
         if need > params["min_free_bytes"]
         else f"{need / 2**30:.2f} GiB (preflight_min_free_bytes)"
     )

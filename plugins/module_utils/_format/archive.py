@@ -822,6 +822,7 @@ def seal(plain_path, path, recipients, source=None):
     source: the path to read it through (verify_pinned's), if not plain_path."""
     directory, name = os.path.split(path)
     sealed = os.path.join(directory, f".{name}.sealed.partial")
+    placed = False
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         descriptor = os.open(sealed, flags, 0o600)
@@ -841,11 +842,17 @@ def seal(plain_path, path, recipients, source=None):
                 " encrypted (the disk changed it); nothing was put in place"
             )
         _link_into_place(sealed, path)
+        placed = True
         fsync_directory(directory)
         return hashing.sha256.hexdigest()
     except age.AgeError as exc:
         raise ArchiveError(f"archive '{path}' cannot be encrypted: {exc}") from None
     except OSError as exc:  # a full disk, above all: both files exist for a moment
+        if placed:
+            raise ArchiveError(
+                f"archive '{path}' was encrypted and put in place, but its directory could not"
+                f" be synced ({exc.strerror or exc}): verify it before trusting it"
+            ) from None
         raise ArchiveError(
             f"archive '{path}' cannot be encrypted: {exc.strerror or exc}; nothing was put"
             " in place (encrypting needs room for the plain archive and its encryption at once)"

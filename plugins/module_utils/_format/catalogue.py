@@ -45,6 +45,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     has_decryption_key,
     is_archive_name,
     is_encrypted,
+    open_zip,
     plaintext_of,
 )
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import (
@@ -222,6 +223,25 @@ def sealed_entry(metadata, recipients=None):
     if recipients:
         entry["recipients"] = list(recipients)
     return entry
+
+
+def describe_sealed(path, source, sha256=None, recipients=None):
+    """Record beside the encrypted archive at ``path`` what listing shows of
+    it without the key (sealed_entry), from ``source``, the very file just
+    verified with the key (read through decryption). Never raises: without
+    it a listing says it cannot read the archive."""
+    try:
+        with open_zip(source) as archive:
+            metadata = json.loads(archive.read(METADATA))
+        record_status(
+            path,
+            "encryption",
+            sealed_entry(metadata, recipients),
+            source=None if sha256 else source,
+            sha256=sha256,
+        )
+    except (ArchiveError, OSError, ValueError):
+        pass
 
 
 def verification_entry(result, at=None):
