@@ -12,15 +12,19 @@
 # with natural foreign keys, as the backup's dump writes them, its tables are
 # emptied, and the loader writes them back in one transaction, as a restore
 # does.
+import datetime
+import decimal
 import json
 import sys
 import threading
+import uuid
 
 import django
 import psycopg2
 
 django.setup()
 from django.apps import apps  # noqa: E402
+from django.contrib.postgres.fields import ArrayField  # noqa: E402
 from django.core import serializers  # noqa: E402
 from django.db import DEFAULT_DB_ALIAS, connection, models, transaction  # noqa: E402
 
@@ -149,6 +153,30 @@ def count_parents(sender, instance, raw=False, **kwargs):
 
 models.signals.post_save.connect(count_parents, sender=Child)
 
+# Values of every type the load writes with COPY, and text that COPY's
+# format escapes: the rows must come back as they were dumped.
+Typed = model(
+    "Typed",
+    {
+        "text": models.TextField(),
+        "data": models.BinaryField(),
+        "amount": models.DecimalField(max_digits=12, decimal_places=4, null=True),
+        "ratio": models.FloatField(),
+        "span": models.DurationField(),
+        "day": models.DateField(),
+        "at": models.TimeField(),
+        "when": models.DateTimeField(),
+        "uid": models.UUIDField(),
+        "meta": models.JSONField(),
+        "flag": models.BooleanField(null=True),
+        "count": models.PositiveIntegerField(),
+    },
+)
+# A value COPY's text is not written for (a list): its batch is an INSERT.
+Arrayed = model(
+    "Arrayed", {"numbers": ArrayField(models.IntegerField()), "name": models.TextField()}
+)
+
 SHAPES = {
     "generated_field": [Sum],
     "self_m2m_by_natural_key": [Node],
@@ -156,7 +184,31 @@ SHAPES = {
     "natural_key_that_joins_pending_rows": [Group, Member, Badge],
     "pre_save_change_is_stored": [Stamp],
     "receivers_see_every_earlier_object": [Parent, Child],
+    "copy_writes_every_type_as_it_was": [Typed],
+    "a_value_copy_does_not_write_goes_as_an_insert": [Arrayed],
 }
+
+# {label: ["COPY" or "INSERT", ...]}: the statements the writer was given.
+statements = {}
+_submit = loader.Writer.submit
+
+
+def noting_submit(self, item):
+    statements.setdefault(item[3], []).append(item[0].split(" ", 1)[0])
+    return _submit(self, item)
+
+
+loader.Writer.submit = noting_submit
+
+
+def written_by(label, kind):
+    def check():
+        seen = set(statements.get(label, []))
+        if seen != {kind}:
+            return f"{label} was written by {sorted(seen)}, not by {kind} alone"
+        return None
+
+    return check
 
 
 def all_parents_seen():
@@ -166,7 +218,11 @@ def all_parents_seen():
 
 
 # What else must hold after the load: None, or what does not.
-CHECKS = {"receivers_see_every_earlier_object": all_parents_seen}
+CHECKS = {
+    "receivers_see_every_earlier_object": all_parents_seen,
+    "copy_writes_every_type_as_it_was": written_by("documents.ProbeTyped", "COPY"),
+    "a_value_copy_does_not_write_goes_as_an_insert": written_by("documents.ProbeArrayed", "INSERT"),
+}
 
 # What the load must give, from what was dumped (by default the same rows).
 EXPECT = {
@@ -200,6 +256,25 @@ def make():
         Parent.objects.create(name=f"p{number}")
     for parent in Parent.objects.order_by("pk"):
         Child.objects.create(parent=parent)
+    tricky = ["tab\there", "lines\nand\r\nends", "back\\slash \\N \\.", "\\", "", "ünï ✓"]
+    for number, text in enumerate(tricky):
+        Typed.objects.create(
+            text=text,
+            data=bytes([0, 1, 92, 9, 10, 255, number]),
+            amount=None if number == 2 else decimal.Decimal("-1.2345") * number,
+            ratio=[1.5, float("inf"), float("-inf"), 1e-300, -0.0, 2.0**60][number],
+            span=datetime.timedelta(days=-number, seconds=5, microseconds=7000),
+            day=datetime.date(2024, 2, 29),
+            at=datetime.time(23, 59, 58, 1000 * number),
+            when=datetime.datetime(2024, 2, 29, 1, 2, 3, 4000, tzinfo=datetime.UTC)
+            + datetime.timedelta(hours=number),
+            uid=uuid.UUID(int=number),
+            meta={"text": text, "list": [1, None, number], "nested": {"tab": "\t"}},
+            flag=[True, False, None][number % 3],
+            count=number,
+        )
+    Arrayed.objects.create(numbers=[1, 2, 3], name="tab\tname")
+    Arrayed.objects.create(numbers=[], name="none")
     parents_seen.clear()
 
 
@@ -226,7 +301,10 @@ def rows(models_):
             ]
             columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
             cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}")
-            out[m._meta.db_table] = [list(map(str, row)) for row in cursor.fetchall()]
+            out[m._meta.db_table] = [
+                [bytes(v).hex() if isinstance(v, memoryview) else str(v) for v in row]
+                for row in cursor.fetchall()
+            ]
         return out
 
 

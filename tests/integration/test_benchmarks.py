@@ -67,8 +67,14 @@ def test_the_benchmark_harness_runs_small_once_and_puts_the_demo_back(stack, tmp
         ("restore", "pg_restore into an empty database"),
         ("rollback", "collection"),
         ("rollback", "pg_restore --single-transaction --clean"),
+        ("window", "collection"),
+        ("window", "by hand"),
+        ("window", "collection: the whole restore.yml, for reference"),
         ("preflight", "ansible-playbook playbooks/preflight.yml"),
     ], text
+    targets = [line.split("|")[1].strip() for line in text.splitlines() if " x " in line]
+    assert any(t.startswith("maintenance window ≤ 3 x") for t in targets), text
+    assert any(t.startswith("restore ≤ 2.5 x pg_restore") for t in targets), text
     assert re.search(r"\| restored content: per-table digests .* \| equal \| yes \|", text), text
     assert proc.returncode == 0
     assert content() == before

@@ -12,7 +12,8 @@ import hashlib
 
 
 def key_hash(key):
-    return int(hashlib.sha256(str(key).encode("utf-8")).hexdigest()[:32], 16)
+    """The first 128 bits of the sha256 of str(key), as an integer."""
+    return int.from_bytes(hashlib.sha256(str(key).encode("utf-8")).digest()[:16], "big")
 
 
 def digest_text(count, total):

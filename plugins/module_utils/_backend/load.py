@@ -308,6 +308,47 @@ def remove_written_by_receivers(cursor, connection, parked, fixture_keys):
     return removed
 
 
+# The foreign keys of the emptied tables that the load drops and adds again
+# once every row is in (as pg_restore adds them after its data): adding one
+# checks every row in one query, where a deferred key checks each row
+# written, one by one, at the end. Only validated keys of their table's own
+# (not inherited, not of a partition), of tables the load's role owns, as do
+# the tables they refer to; any other key stays and is checked as before.
+FOREIGN_KEYS_SQL = (
+    "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)"
+    " FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+    " JOIN pg_class r ON r.oid = c.confrelid"
+    " WHERE c.contype = 'f' AND c.convalidated AND c.conparentid = 0 AND c.coninhcount = 0"
+    " AND t.relkind = 'r' AND NOT t.relispartition AND pg_table_is_visible(t.oid)"
+    " AND t.oid = ANY(%s::regclass[])"
+    " AND pg_has_role(t.relowner, 'USAGE') AND pg_has_role(r.relowner, 'USAGE')"
+    " ORDER BY t.relname, c.conname"
+)
+
+
+def drop_foreign_keys(cursor, connection, tables):
+    """Drop the foreign keys of tables (names) that FOREIGN_KEYS_SQL chooses;
+    [(table, name, definition)] to add again (add_foreign_keys)."""
+    quote = connection.ops.quote_name
+    if not tables:
+        return []
+    cursor.execute(FOREIGN_KEYS_SQL, [[quote(t) for t in sorted(tables)]])
+    dropped = cursor.fetchall()
+    for table, name, _definition in dropped:
+        cursor.execute("ALTER TABLE %s DROP CONSTRAINT %s" % (quote(table), quote(name)))
+    return dropped
+
+
+def add_foreign_keys(cursor, connection, dropped):
+    """Add the keys drop_foreign_keys dropped, as they were; each checks every
+    row of its table (a row that refers to nothing fails the load)."""
+    quote = connection.ops.quote_name
+    for table, name, definition in dropped:
+        cursor.execute(
+            "ALTER TABLE %s ADD CONSTRAINT %s %s" % (quote(table), quote(name), definition)
+        )
+
+
 def reset_sequences(cursor, connection, models):
     from django.core.management.color import no_style
 
@@ -375,8 +416,12 @@ def load(request, state):
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         state["stage"] = "empty"
-        empty(cursor, connection, emptied, referencing_tables(cursor, connection, emptied))
+        extra = referencing_tables(cursor, connection, emptied)
+        empty(cursor, connection, emptied, extra)
         parked = park_sequences(cursor, connection, emptied)
+        dropped = drop_foreign_keys(
+            cursor, connection, {m._meta.db_table for m in emptied} | set(extra)
+        )
         inject(request, "empty")
 
         state["stage"] = "load"
@@ -391,7 +436,9 @@ def load(request, state):
         loaded_models = {t.model for t in loader.tables.values() if t.count}
         inject(request, "load")
         written_by_receivers = remove_written_by_receivers(cursor, connection, parked, fixture_keys)
-        # Foreign keys are checked here, inside the transaction.
+        # Foreign keys are checked here, inside the transaction: those dropped
+        # as they are added again, the others (deferred) all at once.
+        add_foreign_keys(cursor, connection, dropped)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         reset_sequences(cursor, connection, set(loaded_models) | set(emptied))
 
@@ -412,6 +459,7 @@ def load(request, state):
         "database": database,
         "identities": {"models": len(identities), "objects": objects, "equal": True},
         "written_by_receivers": written_by_receivers,
+        "foreign_keys_added_again": len(dropped),
     }
 
 
@@ -437,6 +485,7 @@ def main():
             "database": loaded["database"],
             "identities": loaded["identities"],
             "written_by_receivers": loaded["written_by_receivers"],
+            "foreign_keys_added_again": loaded["foreign_keys_added_again"],
         },
         0,
     )

@@ -4,12 +4,20 @@
 One Table per model of the fixture: each object's fields go through the model
 fields' own to_python and get_db_prep_save (what the deserializer and a raw
 save do), natural keys are looked up once each, and the rows go to the
-database as multi-row INSERTs of up to BATCH rows. Django is imported where it
-is used: the module imports without it.
+database in batches of up to BATCH rows: as COPY ... FROM STDIN in its text
+format (copy_text) when the driver is psycopg2 and every value of the batch
+is of a type copy_text writes exactly as the driver would send it, else as
+one multi-row INSERT. Django is imported where it is used: the module imports
+without it.
 """
 
+import datetime
+import decimal
+import io
 import queue
+import sys
 import threading
+import uuid
 
 from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import (
     HIDDEN,
@@ -18,6 +26,88 @@ from ansible_collections.edms.backup.plugins.module_utils._backend.scrub import 
 )
 
 BATCH = 1000
+# Consecutive COPY batches of one table are sent as one COPY of up to this
+# many bytes: each statement costs the writer thread a few hand-overs of the
+# GIL, which the main thread holds while it converts.
+COPY_BYTES = 1 << 20
+
+# {field class: the JSON type} of Django's own fields whose to_python and
+# get_db_prep_save return a value of that exact type unchanged: the load
+# skips both for such a value (plain_type). Filled on first use.
+PLAIN = {}
+
+
+# A UTC time as Django's serializers write it (a 'Z' or +00:00 offset, at
+# most microseconds), with fields in the ranges Python's datetime takes, so
+# that PostgreSQL reads the same instant from the text as the field's
+# to_python would give, and refuses what to_python refuses.
+UTC_TEXT = (
+    r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-]00:00)\Z"
+)
+
+
+def plain_type(field, connection, signals):
+    """(type, check) of the fixture values that are written as they are,
+    without field's to_python and get_db_prep_save, or (None, None).
+
+    - str, int or bool for Django's own text, integer and boolean fields (a
+      foreign key: to an integer one), when a probe value of the type comes
+      back unchanged from both on this connection (a driver may wrap
+      integers in types of its own);
+    - str, with the check UTC_TEXT, for Django's own DateTimeField under
+      USE_TZ on PostgreSQL, for a model without receivers (theirs would see
+      the text instead of a datetime): the database reads the instant.
+    """
+    import re
+
+    from django.conf import settings
+    from django.db import models
+
+    if not PLAIN:
+        for name, kind in (
+            ("CharField", str),
+            ("TextField", str),
+            ("SlugField", str),
+            ("EmailField", str),
+            ("URLField", str),
+            ("IntegerField", int),
+            ("BigIntegerField", int),
+            ("SmallIntegerField", int),
+            ("PositiveIntegerField", int),
+            ("PositiveBigIntegerField", int),
+            ("PositiveSmallIntegerField", int),
+            ("AutoField", int),
+            ("BigAutoField", int),
+            ("SmallAutoField", int),
+            ("BooleanField", bool),
+        ):
+            if hasattr(models, name):
+                PLAIN[getattr(models, name)] = kind
+    if (
+        type(field) is models.DateTimeField
+        and not signals
+        and settings.USE_TZ
+        and connection.vendor == "postgresql"
+    ):
+        return str, re.compile(UTC_TEXT).match
+    target = field
+    if type(field) in (models.ForeignKey, models.OneToOneField):
+        target = field.target_field
+        if type(target) not in PLAIN or PLAIN[type(target)] is not int:
+            return None, None
+    kind = PLAIN.get(type(target))
+    if kind is None:
+        return None, None
+    probe = {str: "7", int: 7, bool: True}[kind]
+    try:
+        prepared = field.get_db_prep_save(probe, connection)
+        converted = target.to_python(probe)
+    except Exception:  # pylint: disable=broad-exception-caught
+        return None, None
+    if all(type(value) is kind and value == probe for value in (prepared, converted)):
+        return kind, None
+    return None, None
 
 
 class Table:
@@ -60,6 +150,19 @@ class Table:
         self.sql = loader.insert_sql(meta.db_table, [f.column for f in self.fields])
         self.signals = pre_save.has_listeners(model) or post_save.has_listeners(model)
         self.signals = self.signals or any(m["signals"] for m in self.m2m.values())
+        connection = loader.connection
+        # [(attname, field, type, check)]: a value of that type (that check
+        # accepts) is written as it is (plain_type, utc_text).
+        self.columns = [
+            (f.attname, f, *plain_type(f, connection, self.signals)) for f in self.fields
+        ]
+        # {name: (attname, type, check)} of the fields whose values of type
+        # are taken as they are.
+        self.plain = {
+            f.name: (attname, kind, check)
+            for attname, f, kind, check in self.columns
+            if kind is not None and f.name != self.pk.name
+        }
         # Pending objects: rows, or for a model with receivers its instances,
         # made rows at the flush, after pre_save (see flush_rows).
         self.rows = []
@@ -74,7 +177,12 @@ class Table:
             )
         values = {self.pk.attname: self.pk.to_python(obj["pk"])}
         m2m_values = {}
+        plain = self.plain
         for name, raw in obj.get("fields", {}).items():
+            kept = plain.get(name)
+            if kept is not None and type(raw) is kept[1] and (kept[2] is None or kept[2](raw)):
+                values[kept[0]] = raw
+                continue
             if name in self.convert:
                 field, convert = self.convert[name]
                 try:
@@ -110,12 +218,15 @@ class Table:
             self.rows.append(instance)
         else:
             connection = loader.connection
-            self.rows.append(
-                tuple(
-                    field.get_db_prep_save(values[field.attname], connection)
-                    for field in self.fields
+            row = []
+            for attname, field, kind, check in self.columns:
+                value = values[attname]
+                row.append(
+                    value
+                    if kind is not None and type(value) is kind and (check is None or check(value))
+                    else field.get_db_prep_save(value, connection)
                 )
-            )
+            self.rows.append(tuple(row))
         for name, raw in m2m_values.items():
             self.add_m2m(self.m2m[name], values[self.pk.attname], instance, raw)
         self.count += 1
@@ -225,6 +336,110 @@ class Table:
 
 DEFER = object()
 
+
+class NotCopied(Exception):
+    """A value copy_text does not write: its batch goes as an INSERT."""
+
+
+# COPY's text format: a backslash, and the delimiter and line ends, escaped.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_str(value):
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+def _copy_float(value):
+    if value != value:  # NaN
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _copy_bytes(value):
+    # bytea's hex input (\x...), its backslash escaped for COPY.
+    return "\\\\x" + bytes(value).hex()
+
+
+def _copy_timedelta(value):
+    # As psycopg2 sends an interval: days, and seconds with microseconds.
+    return "%d days %d.%06d seconds" % (value.days, value.seconds, value.microseconds)
+
+
+# By exact type: a subclass (an enum member, a str with behaviour of its
+# own) may be sent otherwise by the driver's adapters, so its batch is an
+# INSERT.
+_COPY_WRITERS = {
+    str: _copy_str,
+    int: str,
+    bool: lambda value: "t" if value else "f",
+    float: _copy_float,
+    decimal.Decimal: str,
+    uuid.UUID: str,
+    datetime.datetime: lambda value: value.isoformat(" "),
+    datetime.date: datetime.date.isoformat,
+    datetime.time: datetime.time.isoformat,
+    datetime.timedelta: _copy_timedelta,
+    bytes: _copy_bytes,
+    memoryview: _copy_bytes,
+    bytearray: _copy_bytes,
+}
+
+
+def copy_writers():
+    """{type: writer} of copy_text for this driver: _COPY_WRITERS, and
+    psycopg2's adapters that Django's fields prepare: Binary (BinaryField),
+    written as its bytes; Json and its subclasses (JSONField: Django's
+    Jsonb), as the text the adapter would quote, its own dumps() of the
+    value. None when the driver is not psycopg2."""
+    try:
+        from psycopg2.extensions import Binary
+        from psycopg2.extras import Json
+    except ImportError:
+        return None
+
+    def write(value):
+        return _copy_str(value.dumps(value.adapted))
+
+    def write_binary(value):
+        if not isinstance(value.adapted, (bytes, bytearray, memoryview)):
+            raise NotCopied(type(value.adapted).__name__)
+        return _copy_bytes(value.adapted)
+
+    writers = dict(_COPY_WRITERS)
+    writers[Binary] = write_binary
+    pending = [Json]
+    while pending:
+        kind = pending.pop()
+        writers[kind] = write
+        pending.extend(kind.__subclasses__())
+    return writers
+
+
+def copy_text(rows, writers):
+    """rows (tuples of values prepared by get_db_prep_save) in COPY's text
+    format, one line each; raises NotCopied at a value of another type.
+    writers: {type: function}, _COPY_WRITERS and the driver's adapters."""
+    lines = []
+    get = writers.get
+    for row in rows:
+        cells = []
+        for value in row:
+            if value is None:
+                cells.append("\\N")
+                continue
+            write = get(type(value))
+            if write is None:
+                raise NotCopied(type(value).__name__)
+            cells.append(write(value))
+        lines.append("\t".join(cells))
+    lines.append("")
+    return "\n".join(lines)
+
+
 COLLISION = (
     "(a row written during the load, by a signal receiver that ignores raw=True "
     "and the restore marker, or an object given twice, collides with one of the "
@@ -309,7 +524,7 @@ def send(signal, what, **kwargs):
 
 
 class Writer(threading.Thread):
-    """Runs the INSERTs on their own cursor of the load's connection while the
+    """Runs the COPYs and INSERTs on their own cursor of the load's connection while the
     main thread converts the next batch: the database works on one core while
     Python works on the other (psycopg releases the GIL while it waits).
 
@@ -350,7 +565,12 @@ class Writer(threading.Thread):
                 if self.error is None:
                     text, params, count, label = item
                     try:
-                        cursor.execute(text, params)
+                        if isinstance(params, bytes):
+                            # One read of the whole batch: each read takes the
+                            # GIL, which the main thread holds while it converts.
+                            cursor.copy_expert(text, io.BytesIO(params), size=len(params) + 1)
+                        else:
+                            cursor.execute(text, params)
                     except Exception as exc:
                         self.error = (exc, count, label)
             finally:
@@ -394,6 +614,8 @@ class BatchLoader:
         self.keys = {}
         self.deferred_fks, self.deferred_m2m = [], []
         self.writer = None
+        self.copy_writers = None  # {type: writer} once the driver is known to copy
+        self.pending = None  # [COPY statement, [data], bytes, rows, label] not yet queued
 
     def table(self, label):
         table = self.tables.get(label)
@@ -410,26 +632,64 @@ class BatchLoader:
         return table
 
     def insert_sql(self, table, columns):
+        """(INSERT's start, the number of columns, the COPY statement) of table."""
         quote = self.connection.ops.quote_name
-        return "INSERT INTO %s (%s) VALUES " % (
-            quote(table),
-            ", ".join(quote(c) for c in columns),
-        ), len(columns)
+        names = ", ".join(quote(c) for c in columns)
+        return (
+            "INSERT INTO %s (%s) VALUES " % (quote(table), names),
+            len(columns),
+            "COPY %s (%s) FROM STDIN" % (quote(table), names),
+        )
 
     def insert(self, sql, rows, label):
-        """Queue one multi-row INSERT (Writer)."""
-        text, width = sql
-        placeholders = "(" + ", ".join(["%s"] * width) + ")"
-        params = [value for row in rows for value in row]
+        """Queue the rows' writing (Writer): one COPY, or one multi-row INSERT
+        when the driver has no copy_expert (psycopg 3) or a value is of a type
+        copy_text does not write."""
+        text, width, copy = sql
         if self.writer is None:
             self.connection.ensure_connection()
             self.writer = Writer(self.connection.connection)
+            # The writer takes the GIL back after each statement; by default the
+            # main thread, busy converting, gives it up only every 5 ms.
+            sys.setswitchinterval(0.0002)
             self.writer.start()
+            if type(self.connection.connection).__module__.split(".")[0] == "psycopg2":
+                self.copy_writers = copy_writers()
+        if self.copy_writers is not None:
+            try:
+                data = copy_text(rows, self.copy_writers).encode("utf-8")
+            except NotCopied:
+                pass
+            else:
+                pending = self.pending
+                if pending is not None and pending[0] != copy:
+                    self.send_pending()
+                    pending = None
+                if pending is None:
+                    pending = self.pending = [copy, [], 0, 0, label]
+                pending[1].append(data)
+                pending[2] += len(data)
+                pending[3] += len(rows)
+                if pending[2] >= COPY_BYTES:
+                    self.send_pending()
+                return
+        self.send_pending()
+        placeholders = "(" + ", ".join(["%s"] * width) + ")"
+        params = [value for row in rows for value in row]
         self.writer.submit((text + ", ".join([placeholders] * len(rows)), params, len(rows), label))
 
+    def send_pending(self):
+        """Queue the COPY gathered so far (insert), if any."""
+        if self.pending is not None:
+            copy, chunks, _size, count, label = self.pending
+            self.pending = None
+            self.writer.submit((copy, b"".join(chunks), count, label))
+
     def sync(self):
-        """Wait until every queued INSERT ran; raise the first that failed."""
+        """Wait until every row given to insert() is written; raise the first
+        statement that failed."""
         if self.writer is not None:
+            self.send_pending()
             self.writer.sync()
 
     def close(self):
