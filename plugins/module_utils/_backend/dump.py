@@ -490,10 +490,11 @@ def main():
     import django
 
     django.setup()
+    # Written in blocks of 1 MiB: every write to the pipe is relayed by the
+    # container runtime and the Docker engine as one frame of the stream.
+    out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "w", closefd=False), 1 << 20)
     try:
-        report = dump(
-            request, io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", write_through=False)
-        )
+        report = dump(request, io.TextIOWrapper(out, encoding="utf-8", write_through=False))
     except SystemExit:
         raise
     except BaseException:

@@ -99,8 +99,10 @@ TOOL_VERSION_VARIABLE = "EDMS_BACKUP_TOOL_VERSION"
 
 # pg_dump inside the db container (its version is the server's), logged in
 # as the application (_deployment/database.py): the database and the
-# credentials come in its environment.
-PGDUMP_ARGV = ["pg_dump", "-Fc", "--no-password"]
+# credentials come in its environment. Compression level 3 (every version's
+# pg_dump takes -Z 0-9): at the medium scale 1.5 s to 23.5 MB where the
+# default takes 3.8 s to 19.8 MB, on the same cores as the fixture's dump.
+PGDUMP_ARGV = ["pg_dump", "-Fc", "-Z", "3", "--no-password"]
 # What pg_export_snapshot() returns (00000003-0000001B-1), and the signal
 # directory the dump makes (tempfile.mkdtemp): what the container says is
 # checked against both before it is used.

@@ -53,6 +53,11 @@ _SUFFIX = re.compile(r"[A-Za-z0-9._-]*\Z")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, age.AgeError)
 _READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# zlib's level for the compressed members (the fixture, the metadata): at the
+# medium scale's 188 MB fixture, 3 takes 1.3 s to 24.6 MB where the default
+# (6) takes 3.6 s to 20.5 MB, and the backup waits on it (the dump writes
+# into a pipe the compression empties).
+COMPRESS_LEVEL = 3
 
 
 class ArchiveError(Exception):
@@ -627,7 +632,7 @@ class ArchiveWriter:
             ) from None
         os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
         self._file = os.fdopen(fd, "wb")
-        self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
+        self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True, compresslevel=COMPRESS_LEVEL)
 
     @property
     def members(self):
@@ -744,6 +749,12 @@ class ArchiveWriter:
             compress = not (name.startswith(MEDIA_PREFIX) or name == PGDUMP)
         info = zipfile.ZipInfo(name, date_time=_zip_time(mtime))
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        # ZipFile.open(info, "w") compresses at the ZipInfo's own level (named
+        # compress_level since Python 3.13, _compresslevel before).
+        if hasattr(info, "compress_level"):
+            info.compress_level = COMPRESS_LEVEL
+        else:
+            info._compresslevel = COMPRESS_LEVEL  # pylint: disable=protected-access
         return info
 
     def _write(self, info, source):
