@@ -567,7 +567,8 @@ COUNTS_BY_HAND = (
 COUNTS = 'exec psql -qAt -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$1"'
 DEMO_HOST = "edms-demo"
 DEMO_PROJECT = "edms-demo"
-DEMO_ARCHIVES = os.path.join(ROOT, "demo", "run", "backups")
+# Where the demo inventory's restore puts its safety backups (edms_archive_dir).
+DEMO_ARCHIVES = os.path.join(ROOT, "demo", "run", "edms-archives")
 
 
 class Events:
@@ -641,13 +642,14 @@ def window_collection(stack, archive):
     finally:
         seconds = now() - started
         window, _seen = events.window()
-        # The restore's safety backups: the harness's, removed.
-        for name in set(os.listdir(DEMO_ARCHIVES)) - before:
-            path = os.path.join(DEMO_ARCHIVES, name)
-            if os.path.isfile(path):
-                os.unlink(path)
     if os.waitstatus_to_exitcode(status):
+        # Its safety backup stays: the rollback point of a failed restore.
         raise SystemExit(f"restore.yml failed: {said[-3000:]}")
+    # The restore's safety backup, made for the measurement, removed.
+    for name in set(os.listdir(DEMO_ARCHIVES)) - before:
+        path = os.path.join(DEMO_ARCHIVES, name)
+        if os.path.isfile(path):
+            os.unlink(path)
     return {"seconds": window, "playbook_seconds": seconds, "host_rss_mb": usage.ru_maxrss / 1024}
 
 

@@ -308,45 +308,49 @@ def remove_written_by_receivers(cursor, connection, parked, fixture_keys):
     return removed
 
 
-# The foreign keys of the emptied tables that the load drops and adds again
-# once every row is in (as pg_restore adds them after its data): adding one
-# checks every row in one query, where a deferred key checks each row
-# written, one by one, at the end. Only validated keys of their table's own
-# (not inherited, not of a partition), of tables the load's role owns, as do
-# the tables they refer to; any other key stays and is checked as before.
+# The foreign keys between the emptied tables that the load drops and adds
+# again once every row is in (as pg_restore adds them after its data):
+# adding one checks every row in one query, where a deferred key checks each
+# row written, one by one, at the end. Only keys from an emptied table to an
+# emptied table (the TRUNCATE holds both already: no table the restore keeps
+# is locked by dropping or adding one), validated, of their table's own (not
+# inherited, not of a partition), of tables the load's role owns; any other
+# key stays and is checked at the end as before.
 FOREIGN_KEYS_SQL = (
-    "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)"
+    # The statements made by the server: names quoted by format()'s %I and by
+    # regclass (qualified when not on the search path), the definition as
+    # the server gives it back.
+    "SELECT format('ALTER TABLE %%s DROP CONSTRAINT %%I', c.conrelid::regclass, c.conname),"
+    " format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', c.conrelid::regclass, c.conname,"
+    " pg_get_constraintdef(c.oid))"
     " FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
     " JOIN pg_class r ON r.oid = c.confrelid"
     " WHERE c.contype = 'f' AND c.convalidated AND c.conparentid = 0 AND c.coninhcount = 0"
     " AND t.relkind = 'r' AND NOT t.relispartition AND pg_table_is_visible(t.oid)"
-    " AND t.oid = ANY(%s::regclass[])"
+    " AND t.oid = ANY(%s::regclass[]) AND r.oid = ANY(%s::regclass[])"
     " AND pg_has_role(t.relowner, 'USAGE') AND pg_has_role(r.relowner, 'USAGE')"
     " ORDER BY t.relname, c.conname"
 )
 
 
 def drop_foreign_keys(cursor, connection, tables):
-    """Drop the foreign keys of tables (names) that FOREIGN_KEYS_SQL chooses;
-    [(table, name, definition)] to add again (add_foreign_keys)."""
-    quote = connection.ops.quote_name
+    """Drop the foreign keys between tables (names) that FOREIGN_KEYS_SQL
+    chooses; the statements that add them again (add_foreign_keys)."""
     if not tables:
         return []
-    cursor.execute(FOREIGN_KEYS_SQL, [[quote(t) for t in sorted(tables)]])
-    dropped = cursor.fetchall()
-    for table, name, _definition in dropped:
-        cursor.execute("ALTER TABLE %s DROP CONSTRAINT %s" % (quote(table), quote(name)))
-    return dropped
+    names = [connection.ops.quote_name(t) for t in sorted(tables)]
+    cursor.execute(FOREIGN_KEYS_SQL, [names, names])
+    chosen = cursor.fetchall()
+    for drop, _add in chosen:
+        cursor.execute(drop)
+    return [add for _drop, add in chosen]
 
 
-def add_foreign_keys(cursor, connection, dropped):
+def add_foreign_keys(cursor, dropped):
     """Add the keys drop_foreign_keys dropped, as they were; each checks every
     row of its table (a row that refers to nothing fails the load)."""
-    quote = connection.ops.quote_name
-    for table, name, definition in dropped:
-        cursor.execute(
-            "ALTER TABLE %s ADD CONSTRAINT %s %s" % (quote(table), quote(name), definition)
-        )
+    for add in dropped:
+        cursor.execute(add)
 
 
 def reset_sequences(cursor, connection, models):
@@ -436,10 +440,12 @@ def load(request, state):
         loaded_models = {t.model for t in loader.tables.values() if t.count}
         inject(request, "load")
         written_by_receivers = remove_written_by_receivers(cursor, connection, parked, fixture_keys)
-        # Foreign keys are checked here, inside the transaction: those dropped
-        # as they are added again, the others (deferred) all at once.
-        add_foreign_keys(cursor, connection, dropped)
+        # Foreign keys are checked here, inside the transaction: the deferred
+        # ones all at once (which also empties the queue of their pending
+        # checks, without which no table that has some can be altered), then
+        # those dropped as they are added again.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        add_foreign_keys(cursor, dropped)
         reset_sequences(cursor, connection, set(loaded_models) | set(emptied))
 
         state["stage"] = "count_check"

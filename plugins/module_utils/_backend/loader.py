@@ -6,14 +6,16 @@ fields' own to_python and get_db_prep_save (what the deserializer and a raw
 save do), natural keys are looked up once each, and the rows go to the
 database in batches of up to BATCH rows: as COPY ... FROM STDIN in its text
 format (copy_text) when the driver is psycopg2 and every value of the batch
-is of a type copy_text writes exactly as the driver would send it, else as
-one multi-row INSERT. Django is imported where it is used: the module imports
-without it.
+is of a type copy_text writes as the database reads the driver's literal
+of it (where the two differ, COPY keeps the value: -0.0, a Decimal
+infinity, which psycopg2 sends as 0 and NaN), else as one multi-row INSERT.
+Django is imported where it is used: the module imports without it.
 """
 
 import datetime
 import decimal
 import io
+import math
 import queue
 import sys
 import threading
@@ -33,7 +35,9 @@ COPY_BYTES = 1 << 20
 
 # {field class: the JSON type} of Django's own fields whose to_python and
 # get_db_prep_save return a value of that exact type unchanged: the load
-# skips both for such a value (plain_type). Filled on first use.
+# skips both for such a value (plain_type). Filled on first use. The types
+# are compared exactly, never with isinstance(): a subclass (an enum member,
+# a str with behaviour of its own) takes the fields' own conversions.
 PLAIN = {}
 
 
@@ -85,7 +89,7 @@ def plain_type(field, connection, signals):
             if hasattr(models, name):
                 PLAIN[getattr(models, name)] = kind
     if (
-        type(field) is models.DateTimeField
+        type(field) is models.DateTimeField  # pylint: disable=unidiomatic-typecheck
         and not signals
         and settings.USE_TZ
         and connection.vendor == "postgresql"
@@ -105,7 +109,8 @@ def plain_type(field, connection, signals):
         converted = target.to_python(probe)
     except Exception:  # pylint: disable=broad-exception-caught
         return None, None
-    if all(type(value) is kind and value == probe for value in (prepared, converted)):
+    exact = [type(value) is kind for value in (prepared, converted)]  # pylint: disable=unidiomatic-typecheck
+    if all(exact) and prepared == probe and converted == probe:
         return kind, None
     return None, None
 
@@ -180,6 +185,7 @@ class Table:
         plain = self.plain
         for name, raw in obj.get("fields", {}).items():
             kept = plain.get(name)
+            # pylint: disable-next=unidiomatic-typecheck
             if kept is not None and type(raw) is kept[1] and (kept[2] is None or kept[2](raw)):
                 values[kept[0]] = raw
                 continue
@@ -223,6 +229,7 @@ class Table:
                 value = values[attname]
                 row.append(
                     value
+                    # pylint: disable-next=unidiomatic-typecheck
                     if kind is not None and type(value) is kind and (check is None or check(value))
                     else field.get_db_prep_save(value, connection)
                 )
@@ -352,7 +359,7 @@ def _copy_str(value):
 
 
 def _copy_float(value):
-    if value != value:  # NaN
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"
@@ -362,6 +369,16 @@ def _copy_float(value):
 def _copy_bytes(value):
     # bytea's hex input (\x...), its backslash escaped for COPY.
     return "\\\\x" + bytes(value).hex()
+
+
+def _copy_datetime(value):
+    # An aware time as its instant in UTC: the load's session is in UTC
+    # (copy_writers is used only then), where the driver's timestamptz
+    # literal gives the same value in a timestamptz column and the same wall
+    # time in a timestamp one.
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(datetime.timezone.utc)
+    return value.isoformat(" ")
 
 
 def _copy_timedelta(value):
@@ -379,7 +396,7 @@ _COPY_WRITERS = {
     float: _copy_float,
     decimal.Decimal: str,
     uuid.UUID: str,
-    datetime.datetime: lambda value: value.isoformat(" "),
+    datetime.datetime: _copy_datetime,
     datetime.date: datetime.date.isoformat,
     datetime.time: datetime.time.isoformat,
     datetime.timedelta: _copy_timedelta,
@@ -648,13 +665,20 @@ class BatchLoader:
         text, width, copy = sql
         if self.writer is None:
             self.connection.ensure_connection()
+            if type(self.connection.connection).__module__.split(".")[0] == "psycopg2":
+                self.copy_writers = copy_writers()
+                with self.connection.connection.cursor() as cursor:
+                    cursor.execute("SELECT current_setting('TimeZone')")
+                    zone = cursor.fetchone()[0]
+                if zone not in ("UTC", "Etc/UTC"):
+                    # _copy_datetime's text is exact in a session in UTC only
+                    # (Django's under USE_TZ): datetimes go as INSERTs.
+                    del self.copy_writers[datetime.datetime]
             self.writer = Writer(self.connection.connection)
             # The writer takes the GIL back after each statement; by default the
             # main thread, busy converting, gives it up only every 5 ms.
             sys.setswitchinterval(0.0002)
             self.writer.start()
-            if type(self.connection.connection).__module__.split(".")[0] == "psycopg2":
-                self.copy_writers = copy_writers()
         if self.copy_writers is not None:
             try:
                 data = copy_text(rows, self.copy_writers).encode("utf-8")
@@ -694,7 +718,9 @@ class BatchLoader:
 
     def close(self):
         """End the writer thread, after what it has queued (call before the
-        transaction ends, whatever happened)."""
+        transaction ends, whatever happened). A COPY gathered and not yet
+        queued is not sent: finish() and sync() send it; close() alone is
+        the end of a load that failed."""
         if self.writer is not None:
             self.writer.stop()
 

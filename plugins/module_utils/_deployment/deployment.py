@@ -38,16 +38,9 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
     migrations_command,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    FORMAT,
     METADATA,
     ArchiveError,
-    is_encrypted,
     open_zip,
-    pinned,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
-    read_status,
-    recorded_sha256,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
@@ -334,62 +327,28 @@ def normalized_sha256(value, name="archive_sha256"):
     return text
 
 
-def recorded_verification(path, source, sha256):
-    """The metadata of the plain archive source (pinned from path, of that
-    sha256) when path's status file records a passing verification of that
-    sha256 (catalogue.read_status: not stale), and it is of this collection's
-    format; its "__recorded_at" says when. None otherwise: it is then verified.
-    The bytes are those that passed, so reading them again would find what it
-    found; an encrypted archive is always verified (with the key given)."""
-    entry = read_status(path).get("verification")
-    if (
-        not isinstance(entry, dict)
-        or entry.get("stale")
-        or entry.get("ok") is not True
-        or entry.get("problems")
-        or recorded_sha256(entry) != sha256
-    ):
-        return None
-    try:
-        if is_encrypted(source):
-            return None
-        with open_zip(source) as archive:
-            metadata = json.loads(archive.read(METADATA))
-    except (ArchiveError, OSError, KeyError, ValueError):
-        return None
-    if not isinstance(metadata, dict) or (
-        metadata.get("format"),
-        metadata.get("format_version"),
-    ) != (
-        FORMAT,
-        1,
-    ):
-        return None
-    metadata["__recorded_at"] = str(entry.get("at", ""))
-    return metadata
-
-
 def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
     """The metadata of an archive of this collection's format that verifies.
 
     Sets session.source, the path to read the archive from for the rest of
     the run (pinned: the file that was verified, even if another replaces it
     under the same name). Fails the session ("..., so it is not <purpose>") when the
-    archive does not verify or is of another format. expected_sha256 (an
-    earlier step verified the archive and returned it) is a pin: that file
-    must have that sha256, or the session fails, nothing changed. With the
-    pin, a plain archive whose status file records a passing verification of
-    that very sha256 (the backup's own, or archive_verify's) is not read a
-    second time (recorded_verification); any other is verified, from the file
-    it is then read from. With digest, the sha256 is returned in the result
-    for such a later run.
+    archive does not verify or is of another format. The archive is always
+    verified, from the file it is then read from; expected_sha256 (an earlier
+    run verified the archive and returned it) is a pin on top: that file
+    must also have that sha256, or the session fails, nothing changed. With
+    digest, the sha256 is returned in the result for such a later run.
     """
     if expected_sha256 is not None:
         try:
             expected_sha256 = normalized_sha256(expected_sha256)
         except ValueError as exc:
             session.fail(str(exc))
-        source = pinned(path)
+    try:
+        verification, source = verify_pinned(path)
+    except ArchiveError as exc:  # an encrypted archive and no key, or a wrong one
+        session.fail(f"{exc}; so it is not {purpose}. Nothing was changed", exc)
+    if expected_sha256 is not None:
         # The pin first: a file that changed is named as such, whatever else is wrong with it.
         try:
             found = file_sha256(source)
@@ -401,21 +360,6 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
                 f"archive {path} changed since it was verified (sha256 {found},"
                 f" verified {expected_sha256}), so it is not {purpose}; verify it again"
             )
-        metadata = recorded_verification(path, source, found)
-        if metadata is not None:
-            session.result["verification"] = {
-                "ok": True,
-                "problems": [],
-                "recorded_at": metadata.pop("__recorded_at"),
-            }
-            session.archive_path, session.source = path, source
-            return metadata
-    else:
-        source = None
-    try:
-        verification, source = verify_pinned(path, source=source)
-    except ArchiveError as exc:  # an encrypted archive and no key, or a wrong one
-        session.fail(f"{exc}; so it is not {purpose}. Nothing was changed", exc)
     problems = verification["problems"]
     session.result["verification"] = {"ok": verification["ok"], "problems": problems}
     if not verification["ok"]:

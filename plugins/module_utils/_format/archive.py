@@ -751,10 +751,8 @@ class ArchiveWriter:
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         # ZipFile.open(info, "w") compresses at the ZipInfo's own level (named
         # compress_level since Python 3.13, _compresslevel before).
-        if hasattr(info, "compress_level"):
-            info.compress_level = COMPRESS_LEVEL
-        else:
-            info._compresslevel = COMPRESS_LEVEL  # pylint: disable=protected-access
+        level = "compress_level" if hasattr(info, "compress_level") else "_compresslevel"
+        setattr(info, level, COMPRESS_LEVEL)
         return info
 
     def _write(self, info, source):

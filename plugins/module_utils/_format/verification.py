@@ -159,11 +159,10 @@ def verify_archive(
     return verification.run()
 
 
-def verify_pinned(path, source=None, **options):
+def verify_pinned(path, **options):
     """(verify_archive's result, source): the archive verified through
-    pinned(path) (or source, a pin of it already made), the result naming
-    ``path``; read it from source after."""
-    source = source or pinned(path)
+    pinned(path), the result naming ``path``; read it from source after."""
+    source = pinned(path)
     try:
         result = verify_archive(source, **options)
     except ArchiveError as exc:  # a KeyProblem: named by the archive's path, not the pin's

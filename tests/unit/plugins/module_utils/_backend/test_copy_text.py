@@ -52,6 +52,13 @@ def line(*values):
             "2024-02-29 01:02:03.000004+00:00",
         ),
         (datetime.datetime(2024, 2, 29, 1, 2, 3), "2024-02-29 01:02:03"),
+        (
+            # An aware time as its instant in UTC (the load's session is in UTC).
+            datetime.datetime(
+                2024, 2, 29, 6, 2, 3, tzinfo=datetime.timezone(datetime.timedelta(hours=5))
+            ),
+            "2024-02-29 01:02:03+00:00",
+        ),
         (datetime.date(2024, 2, 29), "2024-02-29"),
         (datetime.time(23, 59, 58, 7), "23:59:58.000007"),
         (datetime.timedelta(days=-1, seconds=5, microseconds=7), "-1 days 5.000007 seconds"),

@@ -8,15 +8,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment
     normalized_sha256,
     verified_archive,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
-    ArchiveWriter,
-    KeyProblem,
-    pinned,
-)
-from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
-    record_status,
-    verification_entry,
-)
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import pinned
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
     verify_archive,
 )
@@ -83,8 +75,8 @@ def test_f16_the_pin_is_checked_on_the_file_verified_and_read(tmp_path, monkeypa
     (tmp_path / "other").mkdir()
     other = write_archive(tmp_path / "other", 2, {"app.thing": 2})
 
-    def verify_then_replace(name, source=None):
-        source = source or pinned(name)
+    def verify_then_replace(name):
+        source = pinned(name)
         os.replace(other, name)  # a new file under the verified one's name
         return {"ok": True, "problems": [], "layout": "edms.backup v1"}, source
 
@@ -95,77 +87,3 @@ def test_f16_the_pin_is_checked_on_the_file_verified_and_read(tmp_path, monkeypa
     assert session.result["verification"] == {"ok": True, "problems": []}
     assert file_sha256(session.source) == digest
     assert metadata["counts"] == {"app.thing": 1}
-
-
-def verifications(monkeypatch):
-    """The calls verified_archive makes of verify_pinned (each answered as a pass)."""
-    calls = []
-
-    def verify(name, source=None):
-        calls.append(name)
-        return {"ok": True, "problems": [], "layout": "edms.backup v1"}, source or pinned(name)
-
-    monkeypatch.setattr(deployment, "verify_pinned", verify)
-    return calls
-
-
-def test_a_pinned_archive_whose_passing_verification_is_recorded_is_not_read_again(
-    tmp_path, monkeypatch
-):
-    """The bytes are those that passed (the pin is their sha256, and so is the
-    record's): the metadata is read, the contents are not verified again."""
-    path = write_archive(tmp_path, 1, {"app.thing": 1})
-    digest = file_sha256(path)
-    record_status(path, "verification", verification_entry({"ok": True}))
-    calls = verifications(monkeypatch)
-    session = Deployment({})
-    metadata = verified_archive(session, path, "restored", expected_sha256=digest)
-    assert calls == []
-    assert metadata["counts"] == {"app.thing": 1}
-    assert session.result["sha256"] == digest
-    assert session.result["verification"]["ok"] is True
-    assert session.result["verification"]["recorded_at"]
-    assert file_sha256(session.source) == digest
-
-
-@pytest.mark.parametrize(
-    "record",
-    [
-        "none",
-        "failed",
-        "problems",
-        "other sha256",
-        "stale",
-        "no pin",
-        "encrypted",
-        "other format",
-    ],
-)
-def test_anything_short_of_that_is_verified_in_full(tmp_path, monkeypatch, record):
-    path = write_archive(tmp_path, 1, {"app.thing": 1})
-    if record == "encrypted":
-        with open(path, "wb") as handle:  # what is_encrypted looks for: age's first line
-            handle.write(b"age-encryption.org/v1\n-> X25519 abc\n")
-    if record == "other format":
-        os.unlink(path)
-        with ArchiveWriter(str(tmp_path), os.path.basename(path)) as writer:
-            writer.add_stream("database_backup.json", b"[]")
-            writer.finish({"format": "edms.other", "format_version": 1, "counts": {}})
-    digest = file_sha256(path)
-    entry = verification_entry({"ok": record != "failed"})
-    if record == "problems":
-        entry["problems"] = ["a problem"]
-    if record != "none":
-        other = ("0" if digest[0] != "0" else "1") + digest[1:]
-        record_status(
-            path, "verification", entry, sha256=other if record == "other sha256" else None
-        )
-    if record == "stale":
-        os.utime(path, ns=(1, 1))
-    calls = verifications(monkeypatch)
-    pin = None if record == "no pin" else digest
-    try:
-        verified_archive(Deployment({}), path, "restored", expected_sha256=pin)
-    except KeyProblem:
-        assert record == "encrypted"  # read after the verification, without the key
-    assert calls == [path]
