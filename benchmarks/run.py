@@ -572,30 +572,37 @@ DEMO_ARCHIVES = os.path.join(ROOT, "demo", "run", "edms-archives")
 
 
 class Events:
-    """The demo project's container events while it runs (docker events):
-    when its services were stopped and started again."""
+    """The demo project's container events between two moments (docker events
+    --since --until, read once the moments are past): when its services were
+    stopped and started again."""
 
     def __init__(self):
-        self.proc = subprocess.Popen(
-            [
-                "docker",
-                "events",
-                "--format",
-                "{{json .}}",
-                "--filter",
-                "type=container",
-                "--filter",
-                f"label=com.docker.compose.project={DEMO_PROJECT}",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        self.since = time.time()
+        self.until = None
+
+    def stop(self):
+        self.until = time.time() + 1
 
     def window(self):
-        """Seconds from the first service stopping (its kill, or its stop) to the
-        last one started again; the events seen."""
-        self.proc.terminate()
-        out, _err = self.proc.communicate()
+        """Seconds from the first service stopping (its kill, stop or die) to
+        the last one started again."""
+        argv = [
+            "docker",
+            "events",
+            "--since",
+            f"{self.since:.3f}",
+            "--until",
+            f"{self.until:.3f}",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "type=container",
+            "--filter",
+            f"label=com.docker.compose.project={DEMO_PROJECT}",
+        ]
+        for event in ("kill", "stop", "die", "start"):
+            argv += ["--filter", f"event={event}"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
         events = [json.loads(line) for line in out.splitlines() if line.strip()]
         # The services' own containers, not the one-off ones the collection
         # runs its work in while the application is stopped.
@@ -607,8 +614,9 @@ class Events:
         stops = [e["timeNano"] for e in events if e.get("status") in ("kill", "stop", "die")]
         starts = [e["timeNano"] for e in events if e.get("status") == "start"]
         if not stops or not starts or max(starts) < min(stops):
-            raise SystemExit(f"no stop and start of the services seen: {events}")
-        return (max(starts) - min(stops)) / 1e9, len(events)
+            seen = sorted({(e.get("status"), e["Actor"]["Attributes"].get("name")) for e in events})
+            raise SystemExit(f"no stop and start of the services seen, only: {seen}")
+        return (max(starts) - min(stops)) / 1e9
 
 
 def window_collection(stack, archive):
@@ -641,10 +649,11 @@ def window_collection(stack, archive):
             said = out.read().decode("utf-8", "replace")
     finally:
         seconds = now() - started
-        window, _seen = events.window()
+        events.stop()
     if os.waitstatus_to_exitcode(status):
         # Its safety backup stays: the rollback point of a failed restore.
         raise SystemExit(f"restore.yml failed: {said[-3000:]}")
+    window = events.window()
     # The restore's safety backup, made for the measurement, removed.
     for name in set(os.listdir(DEMO_ARCHIVES)) - before:
         path = os.path.join(DEMO_ARCHIVES, name)
