@@ -77,6 +77,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -187,6 +188,12 @@ class Stack:
     """The demo stack's containers, the separate database and the live content."""
 
     def __init__(self):
+        self.locate()
+
+    def locate(self):
+        """The containers, found again: a playbook may have recreated one
+        (restore.yml's storage step recreates the backend when it changes the
+        compose file)."""
         self.session = Rehearsal(dict(PROJECT))
         self.session.locate()
         self.backend = self.session.backend.container_id
@@ -572,43 +579,49 @@ DEMO_ARCHIVES = os.path.join(ROOT, "demo", "run", "edms-archives")
 
 
 class Events:
-    """The demo project's container events between two moments (docker events
-    --since --until, read once the moments are past): when its services were
-    stopped and started again."""
+    """The demo project's services stopping and starting while a playbook
+    runs: the engine's event stream (the Docker SDK's, filtered by the engine
+    to those events), read by a thread from before the playbook starts. (The
+    engine keeps only its last 256 events for a later ``--since`` query, and
+    every exec of a run makes three.)"""
 
     def __init__(self):
-        self.since = time.time()
-        self.until = None
+        import docker  # pylint: disable=import-outside-toplevel
+
+        self.client = docker.APIClient()
+        self.stream = self.client.events(
+            decode=True,
+            filters={
+                "type": "container",
+                "label": [f"com.docker.compose.project={DEMO_PROJECT}"],
+                "event": ["kill", "stop", "die", "start"],
+            },
+        )
+        self.seen = []
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        try:
+            for event in self.stream:
+                self.seen.append(event)
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass  # the stream closed by stop()
 
     def stop(self):
-        self.until = time.time() + 1
+        time.sleep(1)  # the last events on their way
+        self.stream.close()
+        self.thread.join(10)
+        self.client.close()
 
     def window(self):
         """Seconds from the first service stopping (its kill, stop or die) to
         the last one started again."""
-        argv = [
-            "docker",
-            "events",
-            "--since",
-            f"{self.since:.3f}",
-            "--until",
-            f"{self.until:.3f}",
-            "--format",
-            "{{json .}}",
-            "--filter",
-            "type=container",
-            "--filter",
-            f"label=com.docker.compose.project={DEMO_PROJECT}",
-        ]
-        for event in ("kill", "stop", "die", "start"):
-            argv += ["--filter", f"event={event}"]
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
-        events = [json.loads(line) for line in out.splitlines() if line.strip()]
         # The services' own containers, not the one-off ones the collection
         # runs its work in while the application is stopped.
         events = [
             e
-            for e in events
+            for e in self.seen
             if e.get("Actor", {}).get("Attributes", {}).get("com.docker.compose.oneoff") != "True"
         ]
         stops = [e["timeNano"] for e in events if e.get("status") in ("kill", "stop", "die")]
@@ -650,6 +663,7 @@ def window_collection(stack, archive):
     finally:
         seconds = now() - started
         events.stop()
+        stack.locate()
     if os.waitstatus_to_exitcode(status):
         # Its safety backup stays: the rollback point of a failed restore.
         raise SystemExit(f"restore.yml failed: {said[-3000:]}")
