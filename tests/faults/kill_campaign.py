@@ -743,12 +743,24 @@ class Stack:
             raise RuntimeError("archive_info failed: {}".format(result.get("msg")))
         return result.get("archives") or [], result.get("partials") or []
 
-    def unverifiable(self):
-        """Listed archives that do not verify (each checked once while unchanged)."""
+    def unverifiable(self, kept=None):
+        """Listed archives that do not verify (each checked once while unchanged).
+        A recovery's backup of what was live when the run died in the middle of
+        replacing it may not verify (the archive's media beside the database as
+        it was): recorded as failed, with the recovery's reason, it is evidence
+        kept on purpose (roles/restore/tasks/safety_backup.yml); its name goes
+        to ``kept`` (a list), not among the problems."""
         bad = []
         archives, _partials = self.archives()
         for archive in archives:
             path = archive["path"]
+            if (
+                kept is not None
+                and (archive.get("reason") or "").startswith("before recovering the ")
+                and (archive.get("verification") or {}).get("state") == "failed"
+            ):
+                kept.append(archive["name"])
+                continue
             try:
                 stat = os.stat(path)
                 key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -1186,8 +1198,11 @@ def one_run(stack, plan, older, args, durations, logs):
         problems.append(f"the content cannot be read: {str(exc)[:200]}")
     problems += stack.leftovers()
     try:
-        problems += stack.unverifiable()
+        kept = []
+        problems += stack.unverifiable(kept)
         record["partials"] = len(stack.archives()[1])
+        if kept:
+            record["kept_by_recovery"] = kept
     except (RuntimeError, AssertionError) as exc:
         problems.append(f"the archives cannot be listed: {exc}")
     record["outcome"] = outcome_of(

@@ -33,6 +33,7 @@ from .test_restore import (
 PROJECT = {"project_dir": RUN, "compose_files": ["docker-compose.prod.yml"]}
 HOST = "edms-demo"
 LOCK = os.path.join(RUN, ".edms-backup.lock")
+ARCHIVES = os.path.join(RUN, "edms-archives")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,99 @@ def test_kill_recover_a_restore_killed_while_replacing_is_put_back_by_recover(ol
     # The recovery leaves nothing for the next run to trip on.
     proc = run_playbook("backup.yml")
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def processes():
+    """(pid, argv) of the processes seen from the host (containers' too)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                yield int(name), handle.read().split(b"\0")
+        except OSError:
+            continue
+
+
+def load_process():
+    """The pid of the backend's load (a ``python -c`` running _backend/load.py
+    in the container, seen from the host), or None."""
+    for pid, argv in processes():
+        # The python itself, not a shell that runs it; its program ends by
+        # running the load (other programs carry the load's source too).
+        if (
+            len(argv) > 2
+            and os.path.basename(argv[0]).startswith(b"python")
+            and argv[1] == b"-c"
+            and argv[2].rstrip().rsplit(b"\n", 1)[-1].startswith(b"run(")
+            and b"._backend.load'" in argv[2].rstrip().rsplit(b"\n", 1)[-1]
+        ):
+            return pid
+    return None
+
+
+def restore_killed_in_its_load(archive):
+    """Run the confirmed restore; once its load runs (the archive's media
+    already swapped in), kill with SIGKILL the controller's whole process
+    group, the module's (Ansible starts it in a session of its own: alive, it
+    would put the previous media back once the load dies), then the load in
+    the container: the load's transaction never commits, so the archive's
+    media are live beside the database as it was, and no rescue runs, as when
+    the host loses its power. The journal recorded."""
+    proc = confirmed_restore(
+        archive,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while (pid := load_process()) is None:
+            assert proc.poll() is None, f"the restore ended (rc {proc.returncode}) before its load"
+            assert time.monotonic() < deadline, "the restore's load never started"
+            time.sleep(0.02)
+        # The module's python and the shells that start it, in one group.
+        module = b"AnsiballZ_archive_restore"
+        groups = {os.getpgid(p) for p, argv in processes() if module in b" ".join(argv)}
+        assert len(groups) == 1, groups
+        os.killpg(groups.pop(), signal.SIGKILL)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(5)
+    return journal()
+
+
+def test_kill_recover_a_restore_killed_in_its_load_is_put_back_past_the_half_swapped_media(older):
+    before = content()
+    kept_before = set(os.listdir(ARCHIVES)) if os.path.isdir(ARCHIVES) else set()
+    recorded = restore_killed_in_its_load(older["archive"])
+    assert recorded["stage"] == "replacing", recorded
+    assert not backend_running()
+
+    proc = recover(f"edms_restore_confirm={HOST}")
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    text = " ".join(proc.stdout.split())
+    # What was live (the archive's media, the database as it was) does not
+    # verify: its backup is kept, named, recorded as failed; the recovery
+    # puts back the dead run's verified safety backup all the same.
+    assert "WARNING: the safety backup of what is live" in text, proc.stdout[-5000:]
+    assert "file field values without their file" in text
+    kept = sorted(set(os.listdir(ARCHIVES)) - kept_before - {os.path.basename(recorded["safety"])})
+    kept = [name for name in kept if name.endswith(".zip")]
+    assert len(kept) == 1, kept
+    assert f"Was live kept in {os.path.join(ARCHIVES, kept[0])} (it does NOT verify" in text
+    rc, listed = run_module("archive_info", {"backup_dir": ARCHIVES})
+    assert rc == 0, listed.get("msg")
+    entry = next(a for a in listed["archives"] if a["name"] == kept[0])
+    assert entry["verification"]["state"] == "failed", entry["verification"]
+    assert entry["reason"].startswith("before recovering the restore of ")
+    assert_recovered(before)
+    # Not left for the tests that follow, which verify every archive there.
+    for name in os.listdir(ARCHIVES):
+        if name.startswith(kept[0]):
+            os.remove(os.path.join(ARCHIVES, name))
 
 
 def test_kill_recover_a_restore_killed_during_its_safety_backup_starts_what_it_stopped(older):
