@@ -630,6 +630,10 @@ def maintenance_containers(running_only=False):
 CONTENT_ERRORS = (AssertionError, ValueError, IndexError, subprocess.TimeoutExpired)
 
 
+# The one failed check a recovery's backup of a half-replaced state may have.
+MEDIA_MISSING = "file field values without their file under media/"
+
+
 class Stack:
     """The demo deployment, as the integration tests reach it."""
 
@@ -747,17 +751,22 @@ class Stack:
         """Listed archives that do not verify (each checked once while unchanged).
         A recovery's backup of what was live when the run died in the middle of
         replacing it may not verify (the archive's media beside the database as
-        it was): recorded as failed, with the recovery's reason, it is evidence
-        kept on purpose (roles/restore/tasks/safety_backup.yml); its name goes
-        to ``kept`` (a list), not among the problems."""
+        it was): recorded as failed with the recovery's reason and no other
+        problem than MEDIA_MISSING, it is evidence kept on purpose
+        (roles/restore/tasks/safety_backup.yml); its name goes to ``kept`` (a
+        list), not among the problems."""
         bad = []
         archives, _partials = self.archives()
         for archive in archives:
             path = archive["path"]
+            verification = archive.get("verification") or {}
+            problems = verification.get("problems") or []
             if (
                 kept is not None
                 and (archive.get("reason") or "").startswith("before recovering the ")
-                and (archive.get("verification") or {}).get("state") == "failed"
+                and verification.get("state") == "failed"
+                and problems
+                and all(p.startswith(MEDIA_MISSING) for p in problems)
             ):
                 kept.append(archive["name"])
                 continue
