@@ -177,6 +177,24 @@ Arrayed = model(
     "Arrayed", {"numbers": ArrayField(models.IntegerField()), "name": models.TextField()}
 )
 
+# Keys of every kind PostgreSQL sums for the load's identity check
+# (_backend/load.py server_digest): a UUID, text (tabs, backslashes, non-ASCII),
+# negative integers, a multi-table child (keyed by its parent link to a text
+# key). Checked against the keys' own digest (_backend/digest.py pk_digest).
+KeyedUuid = model("KeyedUuid", {"id": models.UUIDField(primary_key=True)})
+KeyedText = model("KeyedText", {"code": models.CharField(max_length=40, primary_key=True)})
+KeyedNumber = model("KeyedNumber", {"number": models.IntegerField(primary_key=True)})
+KeyedChild = type(
+    "ProbeKeyedChild",
+    (KeyedText,),
+    {
+        "__module__": __name__,
+        "Meta": type("Meta", (), {"app_label": "documents", "db_table": "probe_keyedchild"}),
+        "note": models.CharField(max_length=20, default=""),
+    },
+)
+KEYED = [KeyedUuid, KeyedText, KeyedNumber, KeyedChild]
+
 SHAPES = {
     "generated_field": [Sum],
     "self_m2m_by_natural_key": [Node],
@@ -273,6 +291,13 @@ def make():
             flag=[True, False, None][number % 3],
             count=number,
         )
+    for number in range(40):
+        KeyedUuid.objects.create(id=uuid.UUID(int=(number * 2**121 + number) % 2**128))
+        KeyedNumber.objects.create(number=(number - 20) * 99991)
+    for text in ["tab\there", "back\\slash \\N", "ünï ✓", "", " lead", "Z"]:
+        KeyedText.objects.create(code=text)
+    for text in ["child ✓", "child\tb"]:
+        KeyedChild.objects.create(code=text, note="n")
     Arrayed.objects.create(numbers=[1, 2, 3], name="tab\tname")
     Arrayed.objects.create(numbers=[], name="none")
     parents_seen.clear()
@@ -344,7 +369,7 @@ def load(shape, models_):
 
 
 with connection.schema_editor() as editor:
-    for shape_models in SHAPES.values():
+    for shape_models in [*SHAPES.values(), KEYED]:
         for m in shape_models:
             editor.create_model(m)
 make()
@@ -377,6 +402,31 @@ def writer_without_a_cursor():
     return "ok"
 
 
+def server_digest_is_the_keys_own():
+    """PostgreSQL's sum of every probe model's keys (PK_DIGEST_SQL) is the one
+    the keys give in Python (pk_digest), and every KEYED model is summed there."""
+    from ansible_collections.edms.backup.plugins.module_utils._backend import digest
+    from ansible_collections.edms.backup.plugins.module_utils._backend import load as program
+
+    summed = set()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for m in [m for shape_models in SHAPES.values() for m in shape_models] + KEYED:
+            if not program.server_digest(connection, m):
+                continue
+            table, column = quote(m._meta.db_table), quote(m._meta.pk.column)
+            cursor.execute(digest.PK_DIGEST_SQL.format(column=column, table=table))
+            count, *sums = cursor.fetchone()
+            server = digest.digest_text(count, digest.halves_total(*sums))
+            own = digest.pk_digest(m._base_manager.values_list("pk", flat=True))
+            if server != own or count == 0:
+                return f"{m._meta.label}: the server's sum {server}, the keys' own {own}"
+            summed.add(m)
+    missing = [m._meta.label for m in KEYED if m not in summed]
+    return f"not summed by the server: {missing}" if missing else "ok"
+
+
 results = {shape: load(shape, shape_models) for shape, shape_models in SHAPES.items()}
 results["writer_without_a_cursor"] = writer_without_a_cursor()
+results["server_digest_is_the_keys_own"] = server_digest_is_the_keys_own()
 print(json.dumps(results))

@@ -400,13 +400,15 @@ def test_model_shapes_the_demo_lacks_load_back_row_for_row(stack, scratch_db):
     key to a OneToOne primary key, a natural key whose lookup joins rows not
     written yet, a pre_save receiver that changes a raw save, a post_save
     receiver that reads the models before its own: each dumped with natural
-    keys and loaded back by the batch loader (see tests/load_probe.py)."""
+    keys and loaded back by the batch loader (see tests/load_probe.py). And
+    PostgreSQL's sum of keys of every kind (UUID, text, negative integers, a
+    multi-table child) equals the one Python computes from them."""
     db_sql(f"CREATE DATABASE {scratch_db}", database="postgres")
     env = {"POSTGRES_DB": scratch_db}
     manage("migrate", "--noinput", env=env)
     with open(os.path.join(ROOT, "tests", "load_probe.py"), encoding="utf-8") as handle:
         script = handle.read()
-    out = backend("python", "-c", script, with_backend("", loader), env=env).stdout
+    out = backend("python", "-c", script, with_backend("", loader, load_program), env=env).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {
         "generated_field": "ok",
@@ -418,4 +420,5 @@ def test_model_shapes_the_demo_lacks_load_back_row_for_row(stack, scratch_db):
         "writer_without_a_cursor": "ok",
         "copy_writes_every_type_as_it_was": "ok",
         "a_value_copy_does_not_write_goes_as_an_insert": "ok",
+        "server_digest_is_the_keys_own": "ok",
     }

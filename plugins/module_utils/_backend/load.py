@@ -14,7 +14,9 @@ import time
 
 from ansible_collections.edms.backup.plugins.module_utils._backend.counts import compare_counts
 from ansible_collections.edms.backup.plugins.module_utils._backend.digest import (
+    PK_DIGEST_SQL,
     digest_text,
+    halves_total,
     key_hash,
     pk_digest,
 )
@@ -379,24 +381,76 @@ def check_counts(counted, expected, m2m_tables, using):
     return found
 
 
-def check_identities(by_label, fixture_keys, expected, m2m_tables, using):
-    """Every object kept its primary key (UUIDs included); raises when not."""
-    identities = {}
+# Key fields whose value's str() is the column's text in PostgreSQL (digest.py).
+TEXT_KEYS = (
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+    "UUIDField",
+    "CharField",
+    "TextField",
+    "SlugField",
+)
+
+
+def server_digest(connection, model):
+    """Whether PostgreSQL can sum model's keys (PK_DIGEST_SQL): a key of one of
+    Django's own TEXT_KEYS types (a one-to-one parent link by its target's),
+    on PostgreSQL 11 or later, of a model whose base manager is Django's own
+    (every row of its table; one named in Meta.base_manager_name may filter)."""
+    from django.db import models
+
+    if connection.vendor != "postgresql" or (connection.pg_version or 0) < 110000:
+        return False
+    if model._meta.base_manager_name:
+        return False
+    field = model._meta.pk
+    while type(field) in (models.OneToOneField, models.ForeignKey):
+        field = field.target_field
+    kinds = tuple(getattr(models, name) for name in TEXT_KEYS if hasattr(models, name))
+    return type(field) in kinds  # pylint: disable=unidiomatic-typecheck
+
+
+def check_identities(by_label, fixture_keys, expected, m2m_tables, using, cursor=None):
+    """Every object kept its primary key (UUIDs included); raises when not.
+    The database's side is summed by PostgreSQL where it can (server_digest),
+    else here from every key. Returns {label: (database's, fixture's)}, and
+    how many models the server summed."""
+    from django.db import connections
+
+    connection = connections[using]
+    identities, by_server = {}, 0
     for label in sorted(set(fixture_keys) | (set(expected) - m2m_tables)):
         if label not in by_label:
             continue
-        keys = by_label[label]._base_manager.using(using).values_list("pk", flat=True)
-        identities[label] = (
-            pk_digest(keys.iterator(chunk_size=5000)),
-            digest_text(*fixture_keys.get(label, (0, 0))[:2]),
-        )
+        model = by_label[label]
+        if cursor is not None and server_digest(connection, model):
+            quote = connection.ops.quote_name
+            cursor.execute(
+                PK_DIGEST_SQL.format(
+                    column=quote(model._meta.pk.column), table=quote(model._meta.db_table)
+                )
+            )
+            count, hi_sum, hi_negative, lo_sum, lo_negative = cursor.fetchone()
+            database = digest_text(count, halves_total(hi_sum, hi_negative, lo_sum, lo_negative))
+            by_server += 1
+        else:
+            keys = model._base_manager.using(using).values_list("pk", flat=True)
+            database = pk_digest(keys.iterator(chunk_size=5000))
+        identities[label] = (database, digest_text(*fixture_keys.get(label, (0, 0))[:2]))
     differ = sorted(label for label, (db, fx) in identities.items() if db != fx)
     if differ:
         raise RuntimeError(
             "after the load the primary keys (UUIDs included) of %s "
             "differ from the fixture's" % ", ".join(differ)
         )
-    return identities
+    return identities, by_server
 
 
 def load(request, state):
@@ -452,7 +506,9 @@ def load(request, state):
         counted = {m._meta.label_lower: m for m in emptied}
         counted.update({label: by_label[label] for label in expected})
         found = check_counts(counted, expected, m2m_tables, using)
-        identities = check_identities(by_label, fixture_keys, expected, m2m_tables, using)
+        identities, by_server = check_identities(
+            by_label, fixture_keys, expected, m2m_tables, using, cursor
+        )
         inject(request, "count_check")
 
         state["stage"] = "commit"
@@ -463,7 +519,12 @@ def load(request, state):
         "objects": objects,
         "counts": found,
         "database": database,
-        "identities": {"models": len(identities), "objects": objects, "equal": True},
+        "identities": {
+            "models": len(identities),
+            "summed_by_the_server": by_server,
+            "objects": objects,
+            "equal": True,
+        },
         "written_by_receivers": written_by_receivers,
         "foreign_keys_added_again": len(dropped),
     }
