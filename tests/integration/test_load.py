@@ -278,10 +278,19 @@ CONSTRAINTS = (
 )
 
 
-def dangling_fixture(source):
+def refused_as_dangling(source, scratch_db, env=None):
+    """The source's fixture with a row that refers to nothing, loaded: the
+    load fails on that row's foreign key, naming it."""
     path = FIXTURE_DIR + "/dangling.json"
     backend("python", "-c", DANGLING, source["fixture"], path)
-    return path
+    try:
+        rc, error = load(source, scratch_db, fixture=path, env=env)
+    finally:
+        backend("rm", "-f", path)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert 'on table "documents_documentversion" violates foreign key constraint' in str(error)
+    assert "Key (document_id)=(" in str(error)
 
 
 def test_a_row_that_refers_to_nothing_fails_the_load_and_the_keys_stay(source, scratch_db):
@@ -291,15 +300,7 @@ def test_a_row_that_refers_to_nothing_fails_the_load_and_the_keys_stay(source, s
     env = scratch(scratch_db, seed=True)
     before, constraints = table_digests(env=env), db_sql(CONSTRAINTS, database=scratch_db)
     assert "FOREIGN KEY (document_id)" in constraints
-    path = dangling_fixture(source)
-    try:
-        rc, error = load(source, scratch_db, fixture=path)
-    finally:
-        backend("rm", "-f", path)
-    assert rc != 0
-    assert isinstance(error, LoadError)
-    assert 'on table "documents_documentversion" violates foreign key constraint' in str(error)
-    assert "Key (document_id)=(" in str(error)
+    refused_as_dangling(source, scratch_db)
     assert table_digests(env=env) == before
     assert db_sql(CONSTRAINTS, database=scratch_db) == constraints
     rc, report = load(source, scratch_db)
@@ -336,15 +337,7 @@ def test_keys_of_tables_the_role_does_not_own_are_checked_as_before(source, scra
         assert rc == 0, report
         every = report["foreign_keys_added_again"]
         before, constraints = table_digests(env=env), db_sql(CONSTRAINTS, database=scratch_db)
-        path = dangling_fixture(source)
-        try:
-            rc, error = load(source, scratch_db, fixture=path, env=as_role)
-        finally:
-            backend("rm", "-f", path)
-        assert rc != 0
-        assert isinstance(error, LoadError)
-        assert 'on table "documents_documentversion" violates foreign key constraint' in str(error)
-        assert "Key (document_id)=(" in str(error)
+        refused_as_dangling(source, scratch_db, env=as_role)
         assert table_digests(env=env) == before
         rc, report = load(source, scratch_db, env=as_role)
         assert rc == 0, report
