@@ -632,24 +632,29 @@ class Events:
         return (max(starts) - min(stops)) / 1e9
 
 
+def playbook_argv(name, *variables):
+    """ansible-playbook of playbooks/name on the demo inventory, with -e
+    variables, and the freshness check a warning: what earlier runs and tests
+    left in the demo's backup directory is no part of a measurement."""
+    argv = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", "demo"),
+        os.path.join(ROOT, "playbooks", name),
+    ]
+    for variable in (*variables, "preflight_freshness_severity=warning"):
+        argv += ["-e", variable]
+    return argv
+
+
 def window_collection(stack, archive):
     """playbooks/restore.yml end to end (confirmed, as an operator runs it on
     the demo inventory): the whole playbook's seconds, and the window the
     services were out of service in (Events)."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    argv = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        os.path.join(ROOT, "inventories", "demo"),
-        os.path.join(ROOT, "playbooks", "restore.yml"),
-        "-e",
-        f"edms_archive={archive}",
-        "-e",
-        f"edms_restore_confirm={DEMO_HOST}",
-        # What earlier runs and tests left in the demo's directory is no part of this.
-        "-e",
-        "preflight_freshness_severity=warning",
-    ]
+    argv = playbook_argv(
+        "restore.yml", f"edms_archive={archive}", f"edms_restore_confirm={DEMO_HOST}"
+    )
     before = set(os.listdir(DEMO_ARCHIVES)) if os.path.isdir(DEMO_ARCHIVES) else set()
     events = Events()
     started = now()
@@ -700,16 +705,7 @@ def window_by_hand(stack, _archive):
 
 def preflight(_stack):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    argv = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        os.path.join(ROOT, "inventories", "demo"),
-        os.path.join(ROOT, "playbooks", "preflight.yml"),
-        # The demo's backup directory holds what earlier runs and tests left
-        # there; its freshness is no part of this measurement.
-        "-e",
-        "preflight_freshness_severity=warning",
-    ]
+    argv = playbook_argv("preflight.yml")
     started = now()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     seconds = now() - started

@@ -34,14 +34,16 @@ def pk_digest(keys):
 # The database's side of pk_digest for one key column on PostgreSQL (sha256()
 # is in PostgreSQL 11 and later): the count; the sums of each hash's first and
 # second 64 bits, read as signed integers, with how many of each were negative.
-# The table and column are quoted by the caller.
+# The table and column are quoted by the caller. OFFSET 0 keeps each
+# subquery apart: flattened, the planner computes the hash once per use of it
+# (2.5 times as long, measured).
 PK_DIGEST_SQL = (
     "SELECT count(*), coalesce(sum(hi), 0), count(*) FILTER (WHERE hi < 0),"
     " coalesce(sum(lo), 0), count(*) FILTER (WHERE lo < 0)"
     " FROM (SELECT ('x' || substr(h, 1, 16))::bit(64)::bigint AS hi,"
     " ('x' || substr(h, 17, 16))::bit(64)::bigint AS lo"
     " FROM (SELECT encode(sha256(convert_to({column}::text, 'UTF8')), 'hex') AS h"
-    " FROM {table}) AS hashed) AS halves"
+    " FROM {table} OFFSET 0) AS hashed OFFSET 0) AS halves"
 )
 
 
