@@ -194,6 +194,45 @@ KeyedChild = type(
     },
 )
 KEYED = [KeyedUuid, KeyedText, KeyedNumber, KeyedChild]
+# A text key on a char(n) column (its table made so below): its text drops the padding
+# its value keeps, so the server must not sum it.
+KeyedPadded = model("KeyedPadded", {"code": models.CharField(max_length=10, primary_key=True)})
+
+
+# A base manager that filters, named by a parent: its child inherits it, so
+# neither's keys are summed by the server (which reads every row of a table).
+class OnlyLive(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(live=True)
+
+
+FilteredParent = type(
+    "ProbeFilteredParent",
+    (models.Model,),
+    {
+        "__module__": __name__,
+        "live": models.BooleanField(default=True),
+        "objects": models.Manager(),
+        "only_live": OnlyLive(),
+        "Meta": type(
+            "Meta",
+            (),
+            {
+                "app_label": "documents",
+                "db_table": "probe_filteredparent",
+                "base_manager_name": "only_live",
+            },
+        ),
+    },
+)
+FilteredChild = type(
+    "ProbeFilteredChild",
+    (FilteredParent,),
+    {
+        "__module__": __name__,
+        "Meta": type("Meta", (), {"app_label": "documents", "db_table": "probe_filteredchild"}),
+    },
+)
 
 SHAPES = {
     "generated_field": [Sum],
@@ -372,6 +411,8 @@ with connection.schema_editor() as editor:
     for shape_models in [*SHAPES.values(), KEYED]:
         for m in shape_models:
             editor.create_model(m)
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE probe_keyedpadded (code char(10) PRIMARY KEY)")
 make()
 
 
@@ -412,9 +453,11 @@ def server_digest_is_the_keys_own():
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         for m in [m for shape_models in SHAPES.values() for m in shape_models] + KEYED:
-            if not program.server_digest(connection, m):
-                continue
             table, column = quote(m._meta.db_table), quote(m._meta.pk.column)
+            if not program.server_digest(connection, m) or not program.column_summable(
+                cursor, table, m._meta.pk.column
+            ):
+                continue
             cursor.execute(digest.PK_DIGEST_SQL.format(column=column, table=table))
             count, *sums = cursor.fetchone()
             server = digest.digest_text(count, digest.halves_total(*sums))
@@ -423,7 +466,15 @@ def server_digest_is_the_keys_own():
                 return f"{m._meta.label}: the server's sum {server}, the keys' own {own}"
             summed.add(m)
     missing = [m._meta.label for m in KEYED if m not in summed]
-    return f"not summed by the server: {missing}" if missing else "ok"
+    if missing:
+        return f"not summed by the server: {missing}"
+    with connection.cursor() as cursor:
+        if program.column_summable(cursor, quote("probe_keyedpadded"), "code"):
+            return "a char(n) key would be summed by the server"
+    for m in (FilteredParent, FilteredChild):
+        if program.server_digest(connection, m):
+            return f"{m._meta.label}, whose base manager filters, would be summed by the server"
+    return "ok"
 
 
 results = {shape: load(shape, shape_models) for shape, shape_models in SHAPES.items()}

@@ -40,9 +40,10 @@ def pk_digest(keys):
 PK_DIGEST_SQL = (
     "SELECT count(*), coalesce(sum(hi), 0), count(*) FILTER (WHERE hi < 0),"
     " coalesce(sum(lo), 0), count(*) FILTER (WHERE lo < 0)"
-    " FROM (SELECT ('x' || substr(h, 1, 16))::bit(64)::bigint AS hi,"
-    " ('x' || substr(h, 17, 16))::bit(64)::bigint AS lo"
-    " FROM (SELECT encode(sha256(convert_to({column}::text, 'UTF8')), 'hex') AS h"
+    " FROM (SELECT ('x' || pg_catalog.substr(h, 1, 16))::bit(64)::bigint AS hi,"
+    " ('x' || pg_catalog.substr(h, 17, 16))::bit(64)::bigint AS lo"
+    " FROM (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to("
+    "{column}::text, 'UTF8')), 'hex') AS h"
     " FROM {table} OFFSET 0) AS hashed OFFSET 0) AS halves"
 )
 

@@ -403,25 +403,48 @@ def server_digest(connection, model):
     """Whether PostgreSQL can sum model's keys (PK_DIGEST_SQL): a key of one of
     Django's own TEXT_KEYS types (a one-to-one parent link by its target's),
     on PostgreSQL 11 or later, of a model whose base manager is Django's own
-    (every row of its table; one named in Meta.base_manager_name may filter)."""
+    (every row of its table)."""
     from django.db import models
 
     if connection.vendor != "postgresql" or (connection.pg_version or 0) < 110000:
         return False
-    if model._meta.base_manager_name:
+    # Its base manager Django's own: Meta.base_manager_name, a model's or
+    # (for a child or a proxy) its parent's, may name one that filters.
+    manager = model._base_manager
+    if type(manager) is not models.Manager or not getattr(manager, "auto_created", False):  # pylint: disable=unidiomatic-typecheck
         return False
     field = model._meta.pk
     while type(field) in (models.OneToOneField, models.ForeignKey):
+        if field.target_field is field:
+            return False
         field = field.target_field
     kinds = tuple(getattr(models, name) for name in TEXT_KEYS if hasattr(models, name))
     return type(field) in kinds  # pylint: disable=unidiomatic-typecheck
 
 
+# The column types whose text is str() of what psycopg2 reads from them (not,
+# say, char(n), whose text drops the padding its value keeps).
+TEXT_KEY_TYPES = ("int2", "int4", "int8", "uuid", "varchar", "text")
+
+COLUMN_TYPE_SQL = (
+    "SELECT t.typname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t"
+    " ON t.oid = a.atttypid WHERE a.attrelid = %s::regclass AND a.attname = %s"
+    " AND NOT a.attisdropped AND t.typnamespace = 'pg_catalog'::regnamespace"
+)
+
+
+def column_summable(cursor, table, column):
+    """Whether the column's type in the database is one of TEXT_KEY_TYPES."""
+    cursor.execute(COLUMN_TYPE_SQL, [table, column])
+    found = cursor.fetchone()
+    return found is not None and found[0] in TEXT_KEY_TYPES
+
+
 def check_identities(by_label, fixture_keys, expected, m2m_tables, using, cursor=None):
     """Every object kept its primary key (UUIDs included); raises when not.
-    The database's side is summed by PostgreSQL where it can (server_digest),
-    else here from every key. Returns {label: (database's, fixture's)}, and
-    how many models the server summed."""
+    The database's side is summed by PostgreSQL where it can (server_digest,
+    a column of TEXT_KEY_TYPES), else here from every key. Returns {label:
+    (database's, fixture's)}, and how many models the server summed."""
     from django.db import connections
 
     connection = connections[using]
@@ -430,8 +453,12 @@ def check_identities(by_label, fixture_keys, expected, m2m_tables, using, cursor
         if label not in by_label:
             continue
         model = by_label[label]
-        if cursor is not None and server_digest(connection, model):
-            quote = connection.ops.quote_name
+        quote = connection.ops.quote_name
+        if (
+            cursor is not None
+            and server_digest(connection, model)
+            and column_summable(cursor, quote(model._meta.db_table), model._meta.pk.column)
+        ):
             cursor.execute(
                 PK_DIGEST_SQL.format(
                     column=quote(model._meta.pk.column), table=quote(model._meta.db_table)

@@ -67,5 +67,5 @@ def test_a_sum_past_128_bits_wraps_as_the_python_side_does():
 
 def test_the_statement_names_the_table_and_column_where_the_caller_puts_them():
     sql = PK_DIGEST_SQL.format(column='"id"', table='"t"')
-    assert "convert_to(\"id\"::text, 'UTF8')" in sql
+    assert "pg_catalog.convert_to(\"id\"::text, 'UTF8')" in sql
     assert sql.endswith('FROM "t" OFFSET 0) AS hashed OFFSET 0) AS halves')
