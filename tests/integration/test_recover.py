@@ -11,6 +11,7 @@ held and was verified, to the archive's, with every service running, no work
 directory, no maintenance container and no lock left.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -62,10 +63,12 @@ def journal():
         return None
 
 
-def restore_killed_at(archive, stage, after=0.0):
-    """Run the confirmed restore and kill its whole process group with SIGKILL
-    once it recorded stage (and after more seconds): the controller, its
-    workers and the module die; the journal it recorded at that moment."""
+@contextlib.contextmanager
+def confirmed_restore_until(archive, reached, what, poll):
+    """Run the confirmed restore in a session of its own until reached()
+    returns something other than None, and give that; on the way out (or when
+    the restore ends first, or never gets there) kill its whole process group
+    with SIGKILL: the controller, its workers and the shells it started."""
     proc = confirmed_restore(
         archive,
         stdout=subprocess.DEVNULL,
@@ -74,14 +77,26 @@ def restore_killed_at(archive, stage, after=0.0):
     )
     try:
         deadline = time.monotonic() + 300
-        while (journal() or {}).get("stage") != stage:
-            assert proc.poll() is None, f"the restore ended (rc {proc.returncode}) before {stage}"
-            assert time.monotonic() < deadline, f"the restore never reached {stage}"
-            time.sleep(0.05)
-        time.sleep(after)
+        while (value := reached()) is None:
+            assert proc.poll() is None, f"the restore ended (rc {proc.returncode}) before {what}"
+            assert time.monotonic() < deadline, f"the restore never reached {what}"
+            time.sleep(poll)
+        yield value
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def restore_killed_at(archive, stage, after=0.0):
+    """Run the confirmed restore and kill its whole process group with SIGKILL
+    once it recorded stage (and after more seconds): the controller, its
+    workers and the module die; the journal it recorded at that moment."""
+
+    def recorded():
+        return True if (journal() or {}).get("stage") == stage else None
+
+    with confirmed_restore_until(archive, recorded, stage, 0.05):
+        time.sleep(after)
     # The lock's holder follows the dead controller and ends within seconds.
     time.sleep(5)
     return journal()
@@ -211,28 +226,18 @@ def restore_killed_in_its_load(archive):
     the container: the load's transaction never commits, so the archive's
     media are live beside the database as it was, and no rescue runs, as when
     the host loses its power. The journal recorded."""
-    proc = confirmed_restore(
-        archive,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while (pid := load_process()) is None:
-            assert proc.poll() is None, f"the restore ended (rc {proc.returncode}) before its load"
-            assert time.monotonic() < deadline, "the restore's load never started"
-            time.sleep(0.02)
+    with confirmed_restore_until(archive, load_process, "its load", 0.02) as pid:
         # Held where it is (it must not commit while the others die).
         os.kill(pid, signal.SIGSTOP)
-        # The module's python and the shells that start it, in one group.
-        module = b"AnsiballZ_archive_restore"
-        groups = {os.getpgid(p) for p, argv in processes() if module in b" ".join(argv)}
-        assert len(groups) == 1, groups
-        os.killpg(groups.pop(), signal.SIGKILL)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        try:
+            # The module's python and the shells that start it, in one group.
+            module = b"AnsiballZ_archive_restore"
+            groups = {os.getpgid(p) for p, argv in processes() if module in b" ".join(argv)}
+            assert len(groups) == 1, groups
+            os.killpg(groups.pop(), signal.SIGKILL)
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)  # not left stopped in the container
+            raise
     os.kill(pid, signal.SIGKILL)
     time.sleep(5)
     return journal()
