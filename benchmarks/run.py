@@ -26,7 +26,10 @@ alternately, --repeat times each, and reports medians and ratios:
   empty one; the restored content's per-table digests must equal the live
   database's;
 - rollback of the live database and media from the safety snapshot (the
-  collection's archive) with ``archive_rollback``, against ``pg_restore
+  collection's archive) with ``archive_rollback``, given the archive's
+  sha256 and the proof of a first verification of it on this host (a
+  check-mode run before, not measured), as playbooks/rollback.yml and the
+  restore role give them (so not verified again), against ``pg_restore
   --single-transaction --clean`` of the same dump by hand;
 - copies of the collection's archive: to a directory (``archive_copy``:
   the bytes copied to the partial name, then verified in full there and
@@ -540,15 +543,30 @@ def restore_pgrestore(stack, dump):
     return {"seconds": seconds, "host_rss_mb": None, **sample}
 
 
-def rollback_collection(stack, archive, sha256):
-    # As the restore role rolls back to its safety backup: the archive was
-    # verified when it was taken, its sha256 stands for that.
+def rollback_proof(archive):
+    """The proof of a first verification of the archive on this host, as
+    playbooks/rollback.yml's check before the gate (a check-mode run of
+    archive_rollback, not measured) or the restore role's safety backup
+    (archive_create with make_proof) gives it to the put-back."""
+    result, _seconds, _rss = run_module(
+        "archive_rollback", {**MODULE_PROJECT, "archive": archive, "_ansible_check_mode": True}
+    )
+    if not result.get("proof"):
+        raise SystemExit(f"no proof for the rollback: {result.get('proof_not_made')}")
+    return result["sha256"], result["proof"]
+
+
+def rollback_collection(stack, archive, proven):
+    # As the restore role rolls back to its safety backup: its sha256 and the
+    # proof of its verification on this host (not verified again unless the
+    # proof does not hold).
+    sha256, proof = proven
     sampler = stack.sampler("pg_restore", container="db")
+    args = {**MODULE_PROJECT, "archive": archive, "archive_sha256": sha256, "method": "pgdump"}
     try:
-        _result, seconds, rss = run_module(
-            "archive_rollback",
-            {**MODULE_PROJECT, "archive": archive, "archive_sha256": sha256, "method": "pgdump"},
-        )
+        result, seconds, rss = run_module("archive_rollback", {**args, "proof": proof})
+        if "proven" not in result["verification"]:
+            raise SystemExit(f"the backup's proof did not hold for the rollback: {proof}")
     finally:
         sample = sampler.finish()
     return {"seconds": seconds, "host_rss_mb": rss, **sample}
@@ -903,6 +921,7 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
     facts["restored_equal"] = restored
 
     print(f"{scale}: rollback", file=sys.stderr, flush=True)
+    proven = rollback_proof(archive)
 
     def live_content(name):
         return None if stack.content() == live else f"rollback by {name}: live content differs"
@@ -910,7 +929,7 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
     runs = checked_sides(
         repeat,
         [
-            ("collection", lambda: rollback_collection(stack, archive, sha256)),
+            ("collection", lambda: rollback_collection(stack, archive, proven)),
             ("pg_restore", lambda: rollback_pgrestore(stack, dump)),
         ],
         live_content,

@@ -73,6 +73,18 @@ options:
     type: list
     elements: str
     default: []
+  make_proof:
+    description:
+      - Verify the new archive from a private copy of it (an unnamed file in
+        C(~/.cache/edms-backup) of the user the module runs as, deleted when
+        the task ends; its sha256 taken from the bytes copied) and return
+        RV(proof) for a rollback to it later in the same run, which then need
+        not verify it again. Costs one more write of the archive and room for
+        it there (none is made when the file system would keep less than
+        1 GiB or 5% free); the C(edms.backup.restore) role asks for it for its
+        safety backups. Ignored for an encrypted archive.
+    type: bool
+    default: false
   pgdump:
     description:
       - Also store C(database.pgdump), taken with the C(pg_dump) inside the db
@@ -149,6 +161,25 @@ size:
 sha256:
   description: sha256 of the archive file, to check copies of it against.
   returned: success, not in check mode
+  type: str
+proof:
+  description:
+    - With O(make_proof), proof that this host verified the archive it just
+      wrote, in full, and it passed, for O(edms.backup.archive_rollback#module:proof) (with
+      RV(sha256) as its O(edms.backup.archive_rollback#module:archive_sha256))
+      of a rollback to it later in the same run, which then need not verify
+      it again. An HMAC under a key only the user the modules run as can read
+      on this host; it holds for six hours.
+  returned: >-
+    with O(make_proof), not in check mode, unless the archive is encrypted, no private copy can be
+    made or the proof key cannot be used
+  type: str
+proof_not_made:
+  description:
+    - Why no RV(proof) was returned although O(make_proof) asked for one and
+      the archive verified (it is encrypted, no private copy could be made,
+      or no proof key can be used).
+  returned: with O(make_proof), when the archive verified and no proof was made
   type: str
 created_at:
   description: When the backup started, UTC, ISO 8601 with C(Z).
@@ -269,6 +300,7 @@ def argument_spec():
         excludes=dict(type="list", elements="str", default=DEFAULT_EXCLUDES),
         required_models=dict(type="list", elements="str", default=[]),
         pgdump=dict(type="bool", default=True),
+        make_proof=dict(type="bool", default=False),
         count_drop_threshold=dict(type="float", default=DEFAULT_THRESHOLD),
         encrypt_to=dict(type="list", elements="str", default=[]),
     )

@@ -12,9 +12,11 @@ description:
     of O(archive). Use it through the C(edms.backup.restore) role, which takes
     and verifies a safety backup first, asks for confirmation, stops the
     services that write and rolls back on failure.
-  - Before anything changes, verifies the archive (refusing one that fails,
-    one of another format, and, when O(archive_sha256) is given, one that
-    changed since RV(sha256) was taken), compares its migrations with the live
+  - Before anything changes, verifies the archive (or relies, through a
+    O(proof) that holds, on this host's verification of the same bytes
+    earlier in the run), refusing one that fails, one of another format,
+    and, when O(archive_sha256) is given, one that changed since RV(sha256)
+    was taken; compares its migrations with the live
     database's (refusing a difference unless O(allow_migration_mismatch)), and
     refuses while the work directory of an earlier restore is in the media
     root.
@@ -56,12 +58,31 @@ options:
     description:
       - The archive's sha256 as an earlier O(verify_only) run returned it; the
         archive is refused if it changed since. It pins the archive and never
-        replaces its verification, which runs all the same. Letter case and
+        replaces its verification, which runs all the same unless O(proof)
+        holds for it. Letter case and
         surrounding blanks do not matter; anything but 64 hexadecimal digits
         is refused.
       - The file that was verified and whose sha256 was taken is the one read
         for the rest of the task (media and fixture), even if another file is
         moved to its name meanwhile.
+    type: str
+  proof:
+    description:
+      - The RV(proof) a run that verified this archive on this host returned
+        (an earlier O(verify_only) run of this module). Given with
+        O(archive_sha256), and when it holds (made on this host by this
+        collection's verification code, less than six hours ago, for that
+        sha256) and the file read has that sha256, the archive
+        is not verified again; RV(verification) then says so. A proof that
+        does not hold (of other bytes, from another host, user or version,
+        too old, or not a proof) changes nothing; the archive is verified in
+        full, and RV(proof_not_used) says why.
+      - A proof is an HMAC under a key that only the user the modules run as
+        can read on this host (C(~/.cache/edms-backup/proof.key)); it is made
+        by the modules' own verification, never by the caller, so no value
+        given here can let through an archive that does not verify.
+      - Encrypted archives, and archive files that anyone but their owner
+        (the module user or root) may write, are always verified again.
     type: str
   allow_migration_mismatch:
     description: Go on when the archive's migrations differ from the live database's.
@@ -124,6 +145,26 @@ sha256:
   description: The archive's sha256.
   returned: when the archive was read
   type: str
+proof:
+  description:
+    - Proof that this host verified this archive in full and it passed, for
+      O(proof) (with RV(sha256) as O(archive_sha256)) of a later step of the
+      same run, which then need not verify it again. Not returned for an
+      encrypted archive, for a file others may write, or when the proof key
+      cannot be used.
+  returned: when the archive was verified in full and passed
+  type: str
+proof_not_made:
+  description:
+    - Why no RV(proof) was returned although the archive verified (it is
+      encrypted, no private copy could be made, no proof key can be used, or
+      O(archive_sha256) was given, as only a first verification makes one).
+  returned: when the archive verified and no proof was made
+  type: str
+proof_not_used:
+  description: Why a O(proof) given was not used (the archive was then verified in full).
+  returned: when a proof was given with O(archive_sha256) and did not spare the verification
+  type: str
 stage:
   description:
     - Where the run ended; on failure where it failed (C(verify), C(media_stage),
@@ -179,7 +220,9 @@ database_load:
   returned: when something changed
   type: str
 verification:
-  description: The archive's verification (ok, problems).
+  description:
+    - The archive's verification (ok, problems); with C(proven) when a
+      O(proof) that holds spared verifying it again.
   returned: when the archive was read
   type: dict
 load:
@@ -218,6 +261,7 @@ def argument_spec():
         "maintenance",
         archive=dict(type="path", required=True),
         archive_sha256=dict(type="str"),
+        proof=dict(type="str"),
         allow_migration_mismatch=dict(type="bool", default=False),
         verify_only=dict(type="bool", default=False),
         reset_models=dict(type="list", elements="str"),

@@ -70,13 +70,32 @@ options:
       - The archive's sha256 as a run that verified it returned it
         (RV(edms.backup.archive_create#module:sha256) of the safety backup, or
         RV(sha256) of a check-mode run of this module). It pins the archive
-        and never replaces its verification, which runs all the same; the
-        file verified must also have this sha256, or the task fails before
+        and never replaces its verification, which runs all the same unless
+        O(proof) holds for it; the file read must also have this sha256, or the task fails before
         anything changes. Letter case and surrounding blanks do not matter;
         anything but 64 hexadecimal digits is refused.
       - The file that was verified and whose sha256 was taken is the one read
         for the rest of the task, even if another file is moved to its name
         meanwhile.
+    type: str
+  proof:
+    description:
+      - The RV(proof) a run that verified this archive on this host returned
+        (RV(edms.backup.archive_create#module:proof) of the safety backup, or
+        RV(proof) of a check-mode run of this module). Given with
+        O(archive_sha256), and when it holds (made on this host by this
+        collection's verification code, less than six hours ago, for that
+        sha256) and the file read has that sha256, the archive
+        is not verified again; RV(verification) then says so. A proof that
+        does not hold (of other bytes, from another host, user or version,
+        too old, or not a proof) changes nothing; the archive is verified in
+        full, and RV(proof_not_used) says why.
+      - A proof is an HMAC under a key that only the user the modules run as
+        can read on this host (C(~/.cache/edms-backup/proof.key)); it is made
+        by the modules' own verification, never by the caller, so no value
+        given here can let through an archive that does not verify.
+      - Encrypted archives, and archive files that anyone but their owner
+        (the module user or root) may write, are always verified again.
     type: str
   reset_models:
     description:
@@ -126,6 +145,32 @@ archive:
 sha256:
   description: The archive's sha256, for O(archive_sha256) of a later run.
   returned: when the archive verified
+  type: str
+proof:
+  description:
+    - Proof that this host verified this archive in full and it passed, for
+      O(proof) (with RV(sha256) as O(archive_sha256)) of a later step of the
+      same run, which then need not verify it again. Not returned for an
+      encrypted archive, for a file others may write, or when the proof key
+      cannot be used.
+  returned: when the archive was verified in full and passed
+  type: str
+verification:
+  description:
+    - The archive's verification, C(ok) and C(problems); with C(proven) when
+      a O(proof) that holds spared verifying it again.
+  returned: when the archive was read
+  type: dict
+proof_not_made:
+  description:
+    - Why no RV(proof) was returned although the archive verified (it is
+      encrypted, no private copy could be made, no proof key can be used, or
+      O(archive_sha256) was given, as only a first verification makes one).
+  returned: when the archive verified and no proof was made
+  type: str
+proof_not_used:
+  description: Why a O(proof) given was not used (the archive was then verified in full).
+  returned: when a proof was given with O(archive_sha256) and did not spare the verification
   type: str
 database_method:
   description: C(pgdump) or C(fixture).
@@ -196,6 +241,7 @@ def argument_spec():
         token=dict(type="str", no_log=False),
         copy_token=dict(type="str", no_log=False),
         archive_sha256=dict(type="str"),
+        proof=dict(type="str"),
         method=dict(type="str", choices=["auto", "pgdump", "fixture"], default="auto"),
         reset_models=dict(type="list", elements="str"),
         encrypt_to=dict(type="list", elements="str", default=[]),

@@ -137,6 +137,10 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     archives = set(safety_archives())
     proc = restore(older["archive"], f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    # The plan's verification, before the gate, proves the bytes replaced.
+    assert (
+        "Verified    in full before the gate; not again: the file restored has the" in proc.stdout
+    )
     after = content()
     assert after["tables"] == older["state"]["tables"]
     assert after["media"] == older["state"]["media"]
@@ -162,6 +166,7 @@ def test_a_live_restore_of_an_older_backup_gives_exactly_its_content(older):
     # playbooks/rollback.yml puts the safety backup back on its own.
     proc = run_playbook("rollback.yml", f"edms_archive={safety}", f"edms_restore_confirm={HOST}")
     assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "Checked     the archive in full before the gate; not again: the file put" in proc.stdout
     assert content() == before
     assert lock_is_free()
 

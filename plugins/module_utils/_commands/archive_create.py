@@ -45,6 +45,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.archive import
     member_name_problem,
     member_path,
     parse_recipients,
+    pinned,
     seal,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
@@ -66,6 +67,7 @@ from ansible_collections.edms.backup.plugins.module_utils._format.verification i
     verify_archive,
     verify_pinned,
 )
+from ansible_collections.edms.backup.plugins.module_utils._platform import proof as proofs
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
@@ -563,8 +565,21 @@ def create_backup(params, runner=None, containers=None, now=None, check_mode=Fal
         summarise_archive(result, plan, written)
         record_sealed(result, written, params["encrypt_to"])
     else:
-        summarise_archive(result, plan, written)
-        verify_and_record(result, written)
+        # Hashed and verified through one descriptor: the proof (below) is of
+        # the very bytes verified, whatever is moved to the archive's name.
+        # Hashed and verified from a private copy of it (proof.private_copy):
+        # the proof is of the very bytes verified, whatever is written into
+        # the archive meanwhile.
+        source = pinned(written.path)
+        copy = copy_sha256 = why = None
+        if params.get("make_proof"):
+            why = "the archive could not be kept open"
+            if source != written.path:
+                copy, copy_sha256, why = proofs.private_copy(source)
+        summarise_archive(result, plan, written, copy or source, sha256=copy_sha256)
+        verify_and_record(
+            result, written, copy or source, proof=bool(params.get("make_proof")), why_no_proof=why
+        )
     if not params["required_models"] and warn is not None:
         warn(
             "no required models were given, so an archive of an empty database would verify"
@@ -746,15 +761,18 @@ def write_archive(params, plan, containers, result, sealed=False):
     return Written(path, metadata, report, media, writer.members)
 
 
-def summarise_archive(result, plan, written):
-    """The written archive in the result: size, sha256, time, counts, members."""
+def summarise_archive(result, plan, written, source=None, sha256=None):
+    """The written archive in the result: size, sha256, time, counts, members.
+    source: the path to read it through (pinned, or a private copy), if not
+    its own; sha256: its sha256, when already taken."""
     metadata = written.metadata
+    source = source or written.path
     result["changed"] = True
     result.update(
         archive=written.path,
         name=plan.name,
-        size=os.path.getsize(written.path),
-        sha256=file_sha256(written.path),
+        size=os.path.getsize(source),
+        sha256=sha256 or file_sha256(source),
         created_at=metadata["created_at"],
         created_at_local=metadata["created_at_local"],
         counts=metadata["counts"],
@@ -769,14 +787,26 @@ def summarise_archive(result, plan, written):
     )
 
 
-def verify_and_record(result, written):
-    """Verify the archive as written, record the outcome beside it, and fail
-    the backup when it does not verify."""
-    result["verification"] = verify_archive(
-        written.path,
+def verify_and_record(result, written, source, proof=False, why_no_proof=None):
+    """Verify the archive as written (read through source: the pinned path,
+    or the private copy its sha256 was taken from), record the outcome
+    beside it, and fail the backup when it does not verify. With proof, when
+    it passes: the proof that this host verified those bytes
+    (_platform/proof.py) for a rollback to it, made only when source is that
+    private copy (why_no_proof None), else proof_not_made says why."""
+    verification = verify_archive(
+        source,
         required_models=written.metadata["required_models"],
         recreated_models=written.metadata["recreated_models"],
     )
+    if source != written.path:
+        verification = renamed(verification, source, written.path)
+    result["verification"] = verification
+    if proof and verification["ok"] and verification["layout"] == "edms.backup v1":
+        result["proof"] = None if why_no_proof else proofs.issue(result["sha256"])
+        why_no_proof = why_no_proof or (None if result["proof"] else proofs.NO_KEY)
+        if why_no_proof:
+            result["proof_not_made"] = why_no_proof
     record_status(
         written.path,
         "verification",

@@ -118,7 +118,12 @@ class LiveRestore(Deployment):
         path = params["archive"]
         self.result["archive"] = path
         metadata = verified_archive(
-            self, path, "restored", expected_sha256=params.get("archive_sha256"), digest=True
+            self,
+            path,
+            "restored",
+            expected_sha256=params.get("archive_sha256"),
+            digest=True,
+            proof=params.get("proof"),
         )
         self.locate()
         try:

@@ -80,7 +80,12 @@ class Rollback(Deployment):
         if message:
             self.fail(f"rollback to {path} not started: {message}")
         metadata = verified_archive(
-            self, path, "put back", expected_sha256=params.get("archive_sha256"), digest=True
+            self,
+            path,
+            "put back",
+            expected_sha256=params.get("archive_sha256"),
+            digest=True,
+            proof=params.get("proof"),
         )
         if metadata.get("members", {}).get(PGDUMP) and params["method"] != "fixture":
             method = "pgdump"

@@ -40,9 +40,12 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     METADATA,
     ArchiveError,
+    is_encrypted,
     open_zip,
+    pinned,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_pinned
+from ansible_collections.edms.backup.plugins.module_utils._platform import proof as proofs
 from ansible_collections.edms.backup.plugins.module_utils._platform.compose import (
     ComposeError,
     ComposeProject,
@@ -327,25 +330,49 @@ def normalized_sha256(value, name="archive_sha256"):
     return text
 
 
-def verified_archive(session, path, purpose, expected_sha256=None, digest=False):
+def verified_archive(session, path, purpose, expected_sha256=None, digest=False, proof=None):
     """The metadata of an archive of this collection's format that verifies.
 
     Sets session.source, the path to read the archive from for the rest of
     the run (pinned: the file that was verified, even if another replaces it
     under the same name). Fails the session ("..., so it is not <purpose>") when the
-    archive does not verify or is of another format. The archive is always
-    verified, from the file it is then read from; expected_sha256 (an earlier
-    run verified the archive and returned it) is a pin on top: that file
-    must also have that sha256, or the session fails, nothing changed. With
-    digest, the sha256 is returned in the result for such a later run.
+    archive does not verify or is of another format. The archive is verified
+    from the file it is then read from; expected_sha256 (an earlier run
+    verified the archive and returned it) is a pin on top: that file must
+    also have that sha256, or the session fails, nothing changed. With
+    digest, the sha256 is returned in the result for such a later run, and,
+    for a plain archive, the proof that this host verified it
+    (_platform/proof.py). Given a proof that holds for expected_sha256, a
+    plain archive whose file has that sha256 is not verified again (the
+    result's verification says so); a proof that does not hold changes nothing.
     """
     if expected_sha256 is not None:
         try:
             expected_sha256 = normalized_sha256(expected_sha256)
         except ValueError as exc:
             session.fail(str(exc))
+    source = pinned(path)
+    if proof and expected_sha256 is not None:
+        proven = proven_archive(session, path, source, expected_sha256, proof)
+        if proven is not None:
+            return proven
+    # A first verification (no sha256 to check the file against) of a plain
+    # archive reads a private copy, its sha256 taken from the bytes copied:
+    # the proof it makes is then of the very bytes it verified, whatever is
+    # written into the original meanwhile. Every later read of this run too.
+    copy_sha256 = why = None
+    if digest and expected_sha256 is None:
+        if not source.startswith(PINNED):
+            why = "the archive could not be kept open"
+        elif is_encrypted(source):
+            why = "the archive is encrypted"
+        else:
+            copy, copy_sha256, why = proofs.private_copy(source)
+            source = copy or source
+    elif digest:
+        why = "a proof is made by a first verification only (without archive_sha256)"
     try:
-        verification, source = verify_pinned(path)
+        verification, source = verify_pinned(path, source=source)
     except ArchiveError as exc:  # an encrypted archive and no key, or a wrong one
         session.fail(f"{exc}; so it is not {purpose}. Nothing was changed", exc)
     if expected_sha256 is not None:
@@ -374,7 +401,54 @@ def verified_archive(session, path, purpose, expected_sha256=None, digest=False)
             f" so it is not {purpose}"
         )
     if digest and "sha256" not in session.result:
-        session.result["sha256"] = file_sha256(source)
+        session.result["sha256"] = copy_sha256 or file_sha256(source)
+    if digest:
+        session.result["proof"] = proofs.issue(copy_sha256) if copy_sha256 else None
+        if copy_sha256 and session.result["proof"] is None:
+            why = proofs.NO_KEY
+        if why:
+            session.result["proof_not_made"] = why
     session.archive_path, session.source = path, source
     with open_zip(source) as archive:
         return json.loads(archive.read(METADATA))
+
+
+# The path pinned() gives when it could keep the file open (/proc).
+PINNED = "/proc/self/fd/"
+
+
+def proven_archive(session, path, source, expected_sha256, proof):
+    """verified_archive's metadata without verifying again, when the plain
+    archive read from source has expected_sha256 and proof holds for it
+    (this host verified those bytes in full, with this code, not long ago);
+    else None, and the caller verifies as ever."""
+    try:
+        state = proofs.file_state(source) if source.startswith(PINNED) else None
+        if state is None:
+            why = "the archive is not a file only its owner (this user or root) may write"
+        elif is_encrypted(source):
+            why = "the archive is encrypted"
+        else:
+            why = proofs.refusal(proof, expected_sha256)
+        if why is None and file_sha256(source) != expected_sha256:
+            why = "the file read has another sha256"  # the verification's refusal names it
+        if why is None and proofs.file_state(source) != state:
+            why = "the archive changed while it was checked"
+        if why is None:
+            with open_zip(source) as archive:
+                metadata = json.loads(archive.read(METADATA))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # Whatever it is, verifying in full (next) is always safe.
+        why = f"the archive could not be read for it ({type(exc).__name__})"
+    if why is not None:
+        session.result["proof_not_used"] = why
+        return None
+    session.result["sha256"] = expected_sha256
+    session.result["verification"] = {
+        "ok": True,
+        "problems": [],
+        "proven": "verified in full on this host earlier in the run (its proof holds for"
+        " this sha256); not verified again",
+    }
+    session.archive_path, session.source = path, source
+    return metadata

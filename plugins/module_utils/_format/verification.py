@@ -159,10 +159,11 @@ def verify_archive(
     return verification.run()
 
 
-def verify_pinned(path, **options):
+def verify_pinned(path, source=None, **options):
     """(verify_archive's result, source): the archive verified through
-    pinned(path), the result naming ``path``; read it from source after."""
-    source = pinned(path)
+    pinned(path) (or source, pinned(path) taken earlier), the result naming
+    ``path``; read it from source after."""
+    source = source or pinned(path)
     try:
         result = verify_archive(source, **options)
     except ArchiveError as exc:  # a KeyProblem: named by the archive's path, not the pin's

@@ -19,15 +19,20 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_crea
     printable,
     verify_and_record,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveWriter
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    ArchiveWriter,
+    pinned,
+)
 from ansible_collections.edms.backup.plugins.module_utils._format.catalogue import (
     read_status,
     status_path,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import verify_archive
+from ansible_collections.edms.backup.plugins.module_utils._platform import proof as proofs
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
 
 from .._format.test_archive import FILE1, FILE2, NAME, fixture_bytes, metadata_for, objects
+from .._format.test_archive import write_archive as clean_archive
 from .._format.test_catalogue import member_data_offset, rewrite_keeping_time, zip_with
 from .test_archive_catalogue import verified, write_archive
 
@@ -83,8 +88,42 @@ def test_f1_the_backup_records_the_sha256_of_the_archive_it_wrote(tmp_path):
     result = {"sha256": file_sha256(path)}
     written = Written(path, {"required_models": [], "recreated_models": []}, {}, {}, {})
     with contextlib.suppress(BackupError):  # what it found is beside the point here
-        verify_and_record(result, written)
+        verify_and_record(result, written, path)
     assert read_status(path)["verification"]["sha256"] == result["sha256"]
+
+
+def test_a_backup_that_verifies_gives_the_proof_of_its_bytes(tmp_path, monkeypatch):
+    """What a rollback to it in the same run shows instead of verifying again:
+    only for bytes that passed, through the one descriptor hashed and verified."""
+    monkeypatch.setattr(proofs, "key_directory", lambda: str(tmp_path / "key"))
+    (tmp_path / "good").mkdir()
+    path = clean_archive(tmp_path / "good")
+    metadata = json.loads(zipfile.ZipFile(path).read("metadata.json"))
+    copy, sha256, why = proofs.private_copy(pinned(path))
+    assert why is None
+    result = {"sha256": sha256}
+    verify_and_record(result, Written(path, metadata, {}, {}, {}), copy, proof=True)
+    assert result["verification"]["ok"], result["verification"]["problems"]
+    assert copy not in json.dumps(result["verification"])  # named by its path
+    assert proofs.holds(result["proof"], result["sha256"])
+    # Read through the file itself (no copy could be made): no proof, and why.
+    result = {"sha256": sha256}
+    written = Written(path, metadata, {}, {}, {})
+    verify_and_record(result, written, path, proof=True, why_no_proof="no room")
+    assert result["proof"] is None
+    assert result["proof_not_made"] == "no room"
+    # None asked for: none made, nothing said.
+    result = {"sha256": sha256}
+    verify_and_record(result, written, copy)
+    assert "proof" not in result
+    assert "proof_not_made" not in result
+    # One that does not verify: no proof, the backup fails.
+    bad = write_archive(tmp_path, 1, {"users.user": 1})
+    result = {"sha256": file_sha256(bad)}
+    written = Written(bad, {"required_models": [], "recreated_models": []}, {}, {}, {})
+    with pytest.raises(BackupError, match="does not verify"):
+        verify_and_record(result, written, bad)
+    assert "proof" not in result
 
 
 def test_f6_the_comparison_of_a_new_archive_runs_past_unreadable_ones(tmp_path):

@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import pytest
@@ -8,13 +9,16 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.deployment
     normalized_sha256,
     verified_archive,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format import age, archive
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import pinned
 from ansible_collections.edms.backup.plugins.module_utils._format.verification import (
     verify_archive,
 )
+from ansible_collections.edms.backup.plugins.module_utils._platform import proof as proofs
 from ansible_collections.edms.backup.plugins.module_utils._platform.files import file_sha256
 
 from .._commands.test_archive_catalogue import write_archive
+from .._format.test_archive import write_archive as clean_archive
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -75,8 +79,7 @@ def test_f16_the_pin_is_checked_on_the_file_verified_and_read(tmp_path, monkeypa
     (tmp_path / "other").mkdir()
     other = write_archive(tmp_path / "other", 2, {"app.thing": 2})
 
-    def verify_then_replace(name):
-        source = pinned(name)
+    def verify_then_replace(name, source):
         os.replace(other, name)  # a new file under the verified one's name
         return {"ok": True, "problems": [], "layout": "edms.backup v1"}, source
 
@@ -87,3 +90,208 @@ def test_f16_the_pin_is_checked_on_the_file_verified_and_read(tmp_path, monkeypa
     assert session.result["verification"] == {"ok": True, "problems": []}
     assert file_sha256(session.source) == digest
     assert metadata["counts"] == {"app.thing": 1}
+
+
+# A proof that this host verified the archive (_platform/proof.py)
+
+
+@pytest.fixture
+def proof_key(tmp_path, monkeypatch):
+    """The proof key in a directory of the test's own."""
+    directory = str(tmp_path / "proof-key")
+    monkeypatch.setattr(proofs, "key_directory", lambda: directory)
+    return directory
+
+
+def verifies_never(name, source):
+    raise AssertionError(f"{name} verified again through {source}")
+
+
+def test_a_proof_of_the_same_bytes_spares_verifying_them_again(tmp_path, proof_key, monkeypatch):
+    path = clean_archive(tmp_path)
+    first = Deployment({})
+    metadata = verified_archive(first, path, "restored", digest=True)
+    proof, digest = first.result["proof"], first.result["sha256"]
+    assert proofs.holds(proof, digest)
+    monkeypatch.setattr(deployment, "verify_pinned", verifies_never)
+    second = Deployment({})
+    again = verified_archive(second, path, "restored", expected_sha256=digest, proof=proof)
+    assert again == metadata
+    assert second.result["sha256"] == digest
+    assert second.result["verification"]["ok"] is True
+    assert "not verified again" in second.result["verification"]["proven"]
+    assert file_sha256(second.source) == digest
+
+
+def test_a_proof_never_lets_other_bytes_through(tmp_path, proof_key):
+    """Of another archive, forged, or without the sha256 it was made for:
+    the archive is verified in full and refused."""
+    good = clean_archive(tmp_path)
+    session = Deployment({})
+    verified_archive(session, good, "restored", digest=True)
+    proof = session.result["proof"]
+    (tmp_path / "bad").mkdir()
+    bad = write_archive(tmp_path / "bad", 1, {"app.thing": 1})  # does not verify
+    bad_sha256 = file_sha256(bad)
+    forged = proofs.issue(bad_sha256, key=b"x" * 32)
+    for given in (proof, forged, "v1:1:" + "0" * 64):
+        with pytest.raises(
+            ModuleFailure, match=r"does not verify, so it is not restored"
+        ) as caught:
+            verified_archive(
+                Deployment({}), bad, "restored", expected_sha256=bad_sha256, proof=given
+            )
+        assert "proven" not in caught.value.partial["verification"]
+        assert caught.value.partial["proof_not_used"]
+    # The good archive's proof with its own sha256, on the bad file: the pin refuses.
+    with pytest.raises(ModuleFailure, match=rf"^archive {bad} changed since it was verified"):
+        verified_archive(
+            Deployment({}), bad, "restored", expected_sha256=session.result["sha256"], proof=proof
+        )
+
+
+def test_a_proof_without_the_sha256_is_not_used(tmp_path, proof_key, monkeypatch):
+    path = clean_archive(tmp_path)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    calls = []
+    real = deployment.verify_pinned
+    monkeypatch.setattr(
+        deployment, "verify_pinned", lambda name, source: calls.append(name) or real(name, source)
+    )
+    verified_archive(Deployment({}), path, "restored", proof=session.result["proof"])
+    assert calls == [path]
+
+
+def test_no_proof_without_a_safe_key(tmp_path, proof_key):
+    path = clean_archive(tmp_path)
+    os.makedirs(proof_key, mode=0o755)  # open to others: not used
+    os.chmod(proof_key, 0o755)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    assert session.result["proof"] is None
+    assert "no proof key can be used" in session.result["proof_not_made"]
+    assert session.result["verification"] == {"ok": True, "problems": []}
+
+
+def test_bytes_written_into_the_archive_while_it_is_verified_never_get_its_proof(
+    tmp_path, proof_key, monkeypatch
+):
+    """The first verification reads a private copy, its sha256 taken from the
+    bytes copied: what is written into the original meanwhile (in place, or
+    through a shared mapping that leaves its times as they were) is neither
+    verified nor proven, and a later run refuses the changed file."""
+    path = clean_archive(tmp_path)
+    original = open(path, "rb").read()  # noqa: SIM115 (read whole, closed at once)
+    stamp = os.stat(path)
+    real = deployment.verify_pinned
+
+    def verify_while_written(name, source):
+        with open(name, "r+b") as handle:
+            handle.seek(len(original) // 2)
+            handle.write(bytes([original[len(original) // 2] ^ 0x01]))
+        os.utime(name, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        return real(name, source)
+
+    monkeypatch.setattr(deployment, "verify_pinned", verify_while_written)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    monkeypatch.setattr(deployment, "verify_pinned", real)
+    digest = session.result["sha256"]
+    assert digest == hashlib.sha256(original).hexdigest()
+    assert proofs.holds(session.result["proof"], digest)
+    # What this run reads from here on is the copy: the bytes verified.
+    with open(session.source, "rb") as handle:
+        assert handle.read() == original
+    assert session.source.startswith("/proc/self/fd/")
+    assert not os.path.samefile(session.source, path)
+    # The changed original: refused, its proof or not.
+    with pytest.raises(ModuleFailure, match=rf"^archive {path} changed since it was verified"):
+        verified_archive(
+            Deployment({}), path, "restored", expected_sha256=digest, proof=session.result["proof"]
+        )
+
+
+def test_a_file_others_may_write_gets_no_proof_and_is_not_spared(tmp_path, proof_key):
+    path = clean_archive(tmp_path)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    proof, digest = session.result["proof"], session.result["sha256"]
+    assert proof
+    os.chmod(path, 0o664)  # the group may write it now
+    again = Deployment({})
+    verified_archive(again, path, "restored", expected_sha256=digest, digest=True, proof=proof)
+    assert "proven" not in again.result["verification"]
+    assert "only its owner" in again.result["proof_not_used"]
+    assert again.result["proof"] is None
+    assert "first verification only" in again.result["proof_not_made"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_file_of_another_user_is_not_spared(tmp_path, proof_key):
+    path = clean_archive(tmp_path)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    os.chown(path, 65534, 65534)  # mode 0600 still: only that user may write it
+    again = Deployment({})
+    verified_archive(
+        again,
+        path,
+        "restored",
+        expected_sha256=session.result["sha256"],
+        proof=session.result["proof"],
+    )
+    assert "proven" not in again.result["verification"]
+    assert "only its owner" in again.result["proof_not_used"]
+
+
+def test_a_proof_is_used_only_through_a_pinned_file(tmp_path, proof_key, monkeypatch):
+    path = clean_archive(tmp_path)
+    session = Deployment({})
+    verified_archive(session, path, "restored", digest=True)
+    monkeypatch.setattr(deployment, "pinned", lambda name: name)  # no /proc
+    again = Deployment({})
+    verified_archive(
+        again,
+        path,
+        "restored",
+        expected_sha256=session.result["sha256"],
+        proof=session.result["proof"],
+        digest=True,
+    )
+    assert "proven" not in again.result["verification"]
+    assert again.result["proof"] is None
+
+
+def test_an_encrypted_archive_is_verified_again_whatever_the_proof(tmp_path, proof_key):
+    plain = clean_archive(tmp_path)
+    identity = age.X25519PrivateKey.generate()
+    sealed = str(tmp_path / "sealed.zip")
+    with open(plain, "rb") as source, open(sealed, "wb") as sink:
+        age.encrypt(source, sink, [age.parse_recipient(age.recipient_of(identity))])
+    digest = file_sha256(sealed)
+    proof = proofs.issue(digest)  # as if it held: it is never used for one
+    archive.use_decryption_key(age.identity_text(identity))
+    try:
+        session = Deployment({})
+        verified_archive(session, sealed, "restored", expected_sha256=digest, proof=proof)
+    finally:
+        archive.use_decryption_key(None)
+    assert session.result["verification"] == {"ok": True, "problems": []}
+    assert session.result["proof_not_used"] == "the archive is encrypted"
+    # Without its key it is refused, proof or not.
+    with pytest.raises(ModuleFailure, match="so it is not restored"):
+        verified_archive(Deployment({}), sealed, "restored", expected_sha256=digest, proof=proof)
+
+
+def test_a_proof_over_what_cannot_be_read_falls_back_to_verifying(tmp_path, proof_key):
+    broken = tmp_path / "edms_20260101T130029Z.zip"
+    broken.write_bytes(b"PK\x03\x04" + b"\0" * 200)
+    os.chmod(broken, 0o600)
+    digest = file_sha256(str(broken))
+    proof = proofs.issue(digest)
+    assert proofs.holds(proof, digest)
+    session = Deployment({})
+    with pytest.raises(ModuleFailure, match="so it is not restored") as caught:
+        verified_archive(session, str(broken), "restored", expected_sha256=digest, proof=proof)
+    assert "could not be read for it" in caught.value.partial["proof_not_used"]
