@@ -26,6 +26,7 @@ description:
     than the db service's own.
 extends_documentation_fragment:
   - edms.backup.decryption
+  - edms.backup.proof
   - edms.backup.project
   - edms.backup.media_dir
   - edms.backup.maintenance
@@ -77,25 +78,6 @@ options:
       - The file that was verified and whose sha256 was taken is the one read
         for the rest of the task, even if another file is moved to its name
         meanwhile.
-    type: str
-  proof:
-    description:
-      - The RV(proof) a run that verified this archive on this host returned
-        (RV(edms.backup.archive_create#module:proof) of the safety backup, or
-        RV(proof) of a check-mode run of this module). Given with
-        O(archive_sha256), and when it holds (made on this host by this
-        collection's verification code, less than six hours ago, for that
-        sha256) and the file read has that sha256, the archive
-        is not verified again; RV(verification) then says so. A proof that
-        does not hold (of other bytes, from another host, user or version,
-        too old, or not a proof) changes nothing; the archive is verified in
-        full, and RV(proof_not_used) says why.
-      - A proof is an HMAC under a key that only the user the modules run as
-        can read on this host (C(~/.cache/edms-backup/proof.key)); it is made
-        by the modules' own verification, never by the caller, so no value
-        given here can let through an archive that does not verify.
-      - Encrypted archives, and archive files that anyone but their owner
-        (the module user or root) may write, are always verified again.
     type: str
   reset_models:
     description:

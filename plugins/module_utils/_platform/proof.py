@@ -44,6 +44,8 @@ import stat
 import sys
 import time
 
+from ansible_collections.edms.backup.plugins.module_utils._platform.files import CREATE_FLAGS
+
 KEY_SIZE = 32
 # A proof serves the run that made it: the plan's verification and the
 # replacement it gates, a safety backup and the rollback to it.
@@ -81,13 +83,6 @@ _COPY_SIZE = 1 << 20
 # What a private copy must leave free on its file system: it never fills a disk.
 MIN_LEFT = 1 << 30
 MIN_LEFT_SHARE = 0.05
-_CREATE_FLAGS = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 
 def key_directory():
@@ -157,7 +152,7 @@ def load_key(directory=None, create=True):
         # Written whole under a name of its own, then linked in place: two
         # modules that start at once both end up reading the same key.
         partial = f"proof.key.{secrets.token_hex(8)}"
-        descriptor = os.open(partial, _CREATE_FLAGS, 0o600, dir_fd=directory_fd)
+        descriptor = os.open(partial, CREATE_FLAGS, 0o600, dir_fd=directory_fd)
         try:
             os.write(descriptor, secrets.token_bytes(KEY_SIZE))
             os.fsync(descriptor)

@@ -227,20 +227,27 @@ def test_a_file_others_may_write_gets_no_proof_and_is_not_spared(tmp_path, proof
     assert "first verification only" in again.result["proof_not_made"]
 
 
+def verified_again(path, first):
+    """A session that verified path again, given the first session's sha256 and proof."""
+    again = Deployment({})
+    verified_archive(
+        again,
+        path,
+        "restored",
+        expected_sha256=first.result["sha256"],
+        proof=first.result["proof"],
+        digest=True,
+    )
+    return again
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
 def test_a_file_of_another_user_is_not_spared(tmp_path, proof_key):
     path = clean_archive(tmp_path)
     session = Deployment({})
     verified_archive(session, path, "restored", digest=True)
     os.chown(path, 65534, 65534)  # mode 0600 still: only that user may write it
-    again = Deployment({})
-    verified_archive(
-        again,
-        path,
-        "restored",
-        expected_sha256=session.result["sha256"],
-        proof=session.result["proof"],
-    )
+    again = verified_again(path, session)
     assert "proven" not in again.result["verification"]
     assert "only its owner" in again.result["proof_not_used"]
 
@@ -250,15 +257,7 @@ def test_a_proof_is_used_only_through_a_pinned_file(tmp_path, proof_key, monkeyp
     session = Deployment({})
     verified_archive(session, path, "restored", digest=True)
     monkeypatch.setattr(deployment, "pinned", lambda name: name)  # no /proc
-    again = Deployment({})
-    verified_archive(
-        again,
-        path,
-        "restored",
-        expected_sha256=session.result["sha256"],
-        proof=session.result["proof"],
-        digest=True,
-    )
+    again = verified_again(path, session)
     assert "proven" not in again.result["verification"]
     assert again.result["proof"] is None
 
