@@ -4,6 +4,9 @@ Every test loads into a scratch database of its own, migrated, and drops it
 afterwards; the live database is only read (to make the archive).
 """
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -16,17 +19,23 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import load a
 from ansible_collections.edms.backup.plugins.module_utils._backend import loader
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     LoadError,
+    fixture_input,
     load_command,
     load_request,
     parse_report,
     put_fixture,
     remove_fixture,
+    sent_member,
 )
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import MemberReader
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     backend_program,
     with_backend,
 )
-from ansible_collections.edms.backup.plugins.module_utils._platform.docker import Containers
+from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
+    Containers,
+    ExecError,
+)
 
 from .conftest import (
     ROOT,
@@ -52,7 +61,8 @@ AUDIT_COUNT = "from apps.audit.models import AuditTrail\nprint(AuditTrail.object
 
 @pytest.fixture(scope="module")
 def source(stack):
-    """An archive of the live database, its fixture in the backend, the live digests."""
+    """An archive of the live database, its fixture in the backend (for the
+    tests that load a changed copy of it), the live digests."""
     backup_dir = tempfile.mkdtemp(prefix="edms-load-")
     rc, made = run_module("archive_create", {**PROJECT, "backup_dir": backup_dir, "pgdump": False})
     assert rc == 0, made.get("msg")
@@ -65,6 +75,7 @@ def source(stack):
     yield {
         "containers": containers,
         "backend": backend_id,
+        "archive": made["archive"],
         "fixture": path,
         "metadata": metadata,
         "digests": table_digests(),
@@ -98,10 +109,18 @@ def scratch_db(stack):
 
 def load(source, database, expected=None, fail_at=None, fixture=None, script=None, env=None):
     """(exit code, report or LoadError) of the load (or script) run in the
-    backend; env: variables for that exec (another database role)."""
+    backend, its input sent as a restore sends it: the archive's fixture
+    (fixture_input), or the bytes of `fixture`, a file in the backend, then
+    the end line; env: variables for that exec (another database role)."""
     meta = source["metadata"]
+    if fixture is None:
+        sent, chunks = fixture_input(source["archive"], meta)
+    else:
+        data = source["containers"].exec(source["backend"], ["cat", fixture]).stdout
+        sent = {"size": len(data), "sha256": None}
+        chunks = sent_member(MemberReader(fixture, io.BytesIO(data)), len(data), fixture)
     request = load_request(
-        fixture or source["fixture"],
+        sent,
         meta["counts"] if expected is None else expected,
         meta["m2m_tables"],
         database=database,
@@ -110,15 +129,21 @@ def load(source, database, expected=None, fail_at=None, fixture=None, script=Non
     argv = load_command("python", request)
     if script is not None:
         argv[2] = script
-    if env is not None:
-        proc = backend(*argv, env=env, check=False)
-        result = type("Result", (), {"rc": proc.returncode, "stderr": proc.stderr})
-    else:
-        result = source["containers"].exec(source["backend"], argv, check=False)
+    stream = source["containers"].exec_stream(
+        source["backend"], argv, environment=env, stdin=chunks
+    )
+    return finished(stream)
+
+
+def finished(stream):
+    """(exit code, report or LoadError) of a load's exec stream, run to its end."""
+    with contextlib.suppress(ExecError):
+        for _chunk in stream:
+            pass
     try:
-        return result.rc, parse_report(result.stderr)
+        return stream.rc, parse_report(stream.stderr)
     except LoadError as exc:
-        return result.rc, exc
+        return stream.rc, exc
 
 
 def test_a_load_into_an_empty_database_gives_the_source_content(source, scratch_db):
@@ -205,6 +230,45 @@ def test_counts_that_differ_from_the_archive_fail_and_change_nothing(source, scr
     assert error.stage == "count_check"
     count = source["metadata"]["counts"]["documents.document"]
     assert f"documents.document expected {count + 1}, found {count}" in str(error)
+    assert table_digests(env=env) == before
+
+
+def fixture_bytes(source):
+    with zipfile.ZipFile(source["archive"]) as archive:
+        return archive.read("database_backup.json")
+
+
+@pytest.mark.parametrize("cut", ["no-end-line", "cut-short", "other-bytes"])
+def test_an_input_not_sent_whole_fails_the_load_and_changes_nothing(source, scratch_db, cut):
+    """The host sends the end line only once it read the archive's fixture to
+    its end (its CRC checked); the load checks it, and the sha256 of what it
+    read against the archive's, before anything is committed."""
+    env = scratch(scratch_db, seed=True)
+    before = table_digests(env=env)
+    data = fixture_bytes(source)
+    meta = source["metadata"]
+    sent = {"size": len(data), "sha256": meta["members"]["database_backup.json"]["sha256"]}
+    end = b"EDMS-FIXTURE-END " + hashlib.sha256(data).hexdigest().encode() + b"\n"
+    if cut == "no-end-line":
+        chunks, message = [data], "did not confirm that it sent the fixture whole"
+    elif cut == "cut-short":
+        chunks, message = [data[: len(data) // 2]], "bytes short of its size"
+    else:
+        # Whole, and its end line right, but not the archive's bytes.
+        other = data.replace(b'"is_staff": false', b'"is_staff": true ', 1)
+        assert other != data
+        assert len(other) == len(data)
+        end = b"EDMS-FIXTURE-END " + hashlib.sha256(other).hexdigest().encode() + b"\n"
+        chunks, message = [other, end], "the archive's metadata says " + sent["sha256"]
+    request = load_request(sent, meta["counts"], meta["m2m_tables"], database=scratch_db)
+    stream = source["containers"].exec_stream(
+        source["backend"], load_command("python", request), stdin=iter(chunks)
+    )
+    rc, error = finished(stream)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert error.stage == "load"
+    assert message in str(error)
     assert table_digests(env=env) == before
 
 

@@ -6,6 +6,8 @@ it and the report); the report is one JSON object after REPORT_MARKER, the
 last line of standard error, and the exit code is non-zero on a failure.
 """
 
+import hashlib
+import io
 import json
 import os
 import resource
@@ -42,6 +44,12 @@ REPORT_MARKER = "EDMS-RESTORE-REPORT "
 # counts matched, and as the last statement of the transaction.
 FAIL_STAGES = ("empty", "load", "count_check", "before_commit")
 
+# What the host sends after the fixture on the load's standard input, with
+# the sha256 of the fixture's bytes: only once it read the archive's member
+# to its end (a ZIP member's CRC-32 is checked there). A load that does not
+# get it fails, and its transaction rolls back.
+FIXTURE_END = b"EDMS-FIXTURE-END "
+
 
 def finish(report, code):
     sys.stderr.write(REPORT_MARKER + json.dumps(report) + "\n")
@@ -58,41 +66,100 @@ def inject(request, stage):
         raise RuntimeError("injected failure at %s" % stage)
 
 
-def read_objects(path, state):
-    """The fixture's objects: one per line if it has our layout, else the whole file."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
-        if first.strip() == "[":
-            number = 1
-            for line in handle:
-                number += 1
-                text = line.strip()
-                if not text:
-                    continue
-                if text == "]":
-                    if handle.read().strip():
-                        raise ValueError("the fixture has text after its closing ']'")
-                    return
-                if text.endswith(","):
-                    text = text[:-1]
-                try:
-                    obj = json.loads(text)
-                except ValueError:
-                    obj = None
-                if not isinstance(obj, dict):
-                    if state["read"] == 0:
-                        break  # not one object per line: read it whole below
-                    raise ValueError(
-                        "fixture line %d is not one JSON object, in a fixture that "
-                        "started with one object per line" % number
-                    )
-                state["read"] += 1
-                yield obj
-            else:
-                raise ValueError("the fixture ends without its closing ']'")
+class SentFixture(io.RawIOBase):
+    """The fixture as the host sends it on standard input: exactly `size`
+    bytes of `source`, hashed as they are read; then finish()."""
+
+    def __init__(self, source, size, expected=None):
+        super().__init__()
+        self.source, self.left, self.expected = source, size, expected
+        self.hash = hashlib.sha256()
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.left <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            part = view[: min(len(view), self.left)]
+            count = self.source.readinto(part)
+            if not count:
+                raise ValueError(
+                    "the fixture sent ended %d bytes short of its size: the host did"
+                    " not send it whole" % self.left
+                )
+            self.hash.update(part[:count])
+        self.left -= count
+        return count
+
+    def finish(self):
+        """The end of the input checked: every byte read, then the host's
+        FIXTURE_END with their sha256; and that sha256 the archive's, when
+        the request gives it. Raises ValueError otherwise."""
+        if self.left:
+            raise ValueError("the fixture was not read to its end (%d bytes left)" % self.left)
+        digest = self.hash.hexdigest()
+        end = self.source.read(len(FIXTURE_END) + 65)
+        if end != FIXTURE_END + digest.encode("ascii") + b"\n":
+            raise ValueError(
+                "the host did not confirm that it sent the fixture whole (it could not read"
+                " the archive's fixture to its end, or the input was damaged)"
+            )
+        if self.expected is not None and digest != self.expected:
+            raise ValueError(
+                "the fixture received has sha256 %s; the archive's metadata says %s"
+                % (digest, self.expected)
+            )
+
+
+def open_fixture(request):
+    """The fixture of the request, the load's standard input: (SentFixture,
+    its text)."""
+    sent = request["fixture"]
+    raw = SentFixture(sys.stdin.buffer, int(sent["size"]), sent.get("sha256"))
+    text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 20), encoding="utf-8")
+    return raw, text
+
+
+def read_objects(handle, state):
+    """The fixture's objects from its text: one per line if it has our
+    layout, else the whole text."""
+    first = handle.readline()
+    consumed = [first]
+    if first.strip() == "[":
+        number = 1
+        for line in handle:
+            number += 1
+            text = line.strip()
+            if not text:
+                consumed.append(line)
+                continue
+            if text == "]":
+                if handle.read().strip():
+                    raise ValueError("the fixture has text after its closing ']'")
+                return
+            if text.endswith(","):
+                text = text[:-1]
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                if state["read"] == 0:
+                    consumed.append(line)
+                    break  # not one object per line: read it whole below
+                raise ValueError(
+                    "fixture line %d is not one JSON object, in a fixture that "
+                    "started with one object per line" % number
+                )
+            state["read"] += 1
+            yield obj
+        else:
+            raise ValueError("the fixture ends without its closing ']'")
     state["streamed"] = False
-    with open(path, "rb") as handle:
-        objects = json.load(handle)
+    objects = json.loads("".join(consumed) + handle.read())
+    del consumed
     if not isinstance(objects, list):
         raise ValueError("the fixture is not a JSON array")
     for obj in objects:
@@ -512,11 +579,13 @@ def load(request, state):
         state["stage"] = "load"
         loader = BatchLoader(connection, using, apps)
         fixture_keys, allowed = {}, set()
+        sent, text = open_fixture(request)
         try:
-            objects_read = read_objects(request["fixture"], state)
-            load_all(loader, objects_read, fixture_keys, allowed, using)
+            load_all(loader, read_objects(text, state), fixture_keys, allowed, using)
         finally:
             loader.close()  # before the transaction ends, whatever happened
+        # Before anything is checked or committed: the host sent all of it.
+        sent.finish()
         objects = sum(entry[0] for entry in fixture_keys.values())
         loaded_models = {t.model for t in loader.tables.values() if t.count}
         inject(request, "load")

@@ -22,11 +22,10 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     UNKNOWN,
     LoadError,
     finished_load,
+    fixture_input,
     keep_tables_of,
     load_command,
     load_request,
-    put_fixture,
-    scratch,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
     archive_media,
@@ -209,44 +208,42 @@ class Deployment:
         """The archive's fixture loaded into a database in one transaction
         (_deployment/load.py); its report.
 
-        The fixture is copied into a private directory of the backend, which
-        the load's own command removes when it ends (_deployment/load.py scratch). Raises
-        ExecError, DjangoError, ArchiveError or LoadError before the load
-        started; once it started, only LoadError, whose ``outcome`` says what
-        it did to the database (_deployment/load.py finished_load).
+        The fixture is sent to the load as its standard input while the
+        archive is read (_deployment/load.py fixture_input): it is never
+        written in the container. Raises ExecError, DjangoError, ArchiveError
+        or LoadError before the load started; once it started, only
+        LoadError, whose ``outcome`` says what it did to the database
+        (_deployment/load.py finished_load).
         """
         params = self.params
         backend = self.backend.container_id
         started = False
         try:
-            with scratch(self.containers, backend, "edms-load") as private:
-                fixture = put_fixture(
-                    self.containers, backend, archive, private.path, private.owner
-                )
-                request = load_request(
-                    fixture,
-                    metadata["counts"],
-                    metadata.get("m2m_tables", []),
-                    database=database,
-                    settings_module=django_settings(params),
-                    keep_tables_of=keep_tables_of(metadata),
-                    fail_at=fail_at,
-                    reset_models=reset_models,
-                )
-                stream = self.containers.exec_stream(
-                    backend,
-                    private.command(load_command(params["backend_python"], request)),
-                    what="the load",
-                )
-                started = True
-                lost = None
-                try:
-                    for _chunk in stream:
-                        pass
-                except ExecError as exc:
-                    lost = exc  # an exit code: the report on stderr says why
-                private.removed = stream.rc is not None
-                report = finished_load(stream, lost)
+            fixture, chunks = fixture_input(archive, metadata)
+            request = load_request(
+                fixture,
+                metadata["counts"],
+                metadata.get("m2m_tables", []),
+                database=database,
+                settings_module=django_settings(params),
+                keep_tables_of=keep_tables_of(metadata),
+                fail_at=fail_at,
+                reset_models=reset_models,
+            )
+            stream = self.containers.exec_stream(
+                backend,
+                load_command(params["backend_python"], request),
+                what="the load",
+                stdin=chunks,
+            )
+            started = True
+            lost = None
+            try:
+                for _chunk in stream:
+                    pass
+            except ExecError as exc:
+                lost = exc  # an exit code: the report on stderr says why
+            report = finished_load(stream, lost, stream.input_error)
         except Exception as exc:
             if not started or (isinstance(exc, LoadError) and exc.outcome):
                 raise

@@ -37,8 +37,9 @@ reset), about 20 to 30 times faster (benchmarks/RESULTS.md), and:
 - the tables of ``keep_tables_of`` (content types, permissions: ``migrate``
   recreates them and the fixture refers to them by natural key) and
   ``django_migrations`` are not emptied;
-- the fixture is read one line at a time (one object per line), so memory does
-  not grow with it; a fixture in another layout is read whole and the report
+- the fixture is read one line at a time (one object per line), as the host
+  sends it, so memory does not grow with it and the load runs while the
+  archive is read; a fixture in another layout is read whole and the report
   says ``"streamed": false``;
 - every object is INSERTed into emptied tables, never upserted: a row written
   during the load (by a receiver that ignores ``raw`` and the marker below)
@@ -53,7 +54,13 @@ reset), about 20 to 30 times faster (benchmarks/RESULTS.md), and:
 The request (argv[1], JSON):
 
 - ``settings``: settings module, or null for the container's DJANGO_SETTINGS_MODULE;
-- ``fixture``: absolute path of the fixture inside the container;
+- ``fixture``: ``{"size", "sha256"}`` of the fixture, which the load reads on
+  its standard input: exactly ``size`` bytes, then FIXTURE_END and their
+  sha256, which the host sends only once it read the archive's member to
+  its end (sent_member). A load whose input ends early, or without that
+  line, or whose bytes have another sha256 than ``sha256`` (the archive
+  metadata's, or null) fails before anything is checked or committed, and
+  rolls back. The fixture is never written in the container;
 - ``database``: the database to load into, or null for the app's own; set as
   ``DATABASES["default"]["NAME"]`` before the first connection;
 - ``expected``: ``{model label (lower case): count}`` from metadata;
@@ -84,12 +91,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import tarfile
 
 from ansible_collections.edms.backup.plugins.module_utils._backend import load as load_program
 from ansible_collections.edms.backup.plugins.module_utils._backend.load import (
     FAIL_STAGES,
+    FIXTURE_END,
     REPORT_MARKER,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
@@ -154,12 +163,13 @@ def load_request(
     fail_at=None,
     reset_models=None,
 ):
-    """The request LOAD_SCRIPT reads (see the module docstring)."""
+    """The request LOAD_SCRIPT reads (see the module docstring); fixture:
+    ``{"size", "sha256"}`` (fixture_input)."""
     if fail_at is not None and fail_at not in FAIL_STAGES:
         raise LoadError(f"unknown fail_at stage {fail_at!r} (one of {', '.join(FAIL_STAGES)})")
     return {
         "settings": settings_module,
-        "fixture": fixture,
+        "fixture": {"size": int(fixture["size"]), "sha256": fixture.get("sha256")},
         "database": database,
         "expected": {str(label).lower(): int(count) for label, count in expected.items()},
         "m2m_tables": [str(label).lower() for label in m2m_tables],
@@ -189,33 +199,40 @@ def parse_report(stderr):
     return report
 
 
-def finished_load(stream, lost=None):
+def finished_load(stream, lost=None, input_error=None):
     """The report of a load run through ``stream`` (an ExecStream iterated to
-    its end, or until ``lost``, the ExecError that stopped it).
+    its end, or until ``lost``, the ExecError that stopped it; input_error:
+    what stopped the sending of its input, see sent_member).
 
     Raises LoadError with its ``outcome``: the load's own report of a failure
     (ROLLED_BACK); no end known, the Docker engine lost (UNKNOWN: the load may
     still commit in the container); ended without a readable report: exit 0
     (COMMITTED), else UNKNOWN.
     """
+    why = f"; sending it the fixture stopped: {input_error}" if input_error else ""
     if stream.rc is None:
         raise LoadError(
-            f"{lost or 'the load did not end'}; the load may still commit in the container",
+            f"{lost or 'the load did not end'}; the load may still commit in the container{why}",
             outcome=UNKNOWN,
         )
     try:
-        return parse_report(stream.stderr)
+        report = parse_report(stream.stderr)
     except LoadError as exc:
         if exc.outcome:
-            raise
+            raise LoadError(f"{exc}{why}", stage=exc.stage, outcome=exc.outcome) from exc
         if stream.rc == 0:
             raise LoadError(
-                f"the load ended with exit 0, so it committed, but {exc}", outcome=COMMITTED
+                f"the load ended with exit 0, so it committed, but {exc}{why}", outcome=COMMITTED
             ) from exc
         raise LoadError(
-            f"the load ended with exit {stream.rc} and {exc}, so whether it committed is not known",
+            f"the load ended with exit {stream.rc} and {exc}, so whether it committed is not"
+            f" known{why}",
             outcome=UNKNOWN,
         ) from exc
+    # A load that succeeded read its whole input and the end line, which is
+    # sent last: whatever failed after that (closing the archive) did not
+    # touch the data.
+    return report
 
 
 CHUNK = 1024 * 1024
@@ -341,6 +358,52 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
         finally:
             source.close()
     return path
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def sent_member(source, size, name):
+    """The load's standard input, as chunks: `size` bytes of `source` (a
+    MemberReader, which hashes what it reads), one chunk at a time, then
+    FIXTURE_END and their sha256. That last line goes
+    only once `source` was read to its end (the CRC-32 of a ZIP member is
+    checked there): a load whose input ends before it (the archive damaged,
+    this module gone) fails and rolls back."""
+    left = size
+    while left > 0:
+        data = source.read(min(CHUNK, left))
+        if not data:
+            raise LoadError(f"{name} ended {left} bytes short of its size")
+        left -= len(data)
+        yield data
+    if source.read(1):
+        raise LoadError(f"{name} is longer than its recorded size")
+    yield FIXTURE_END + source.sha256.encode("ascii") + b"\n"
+
+
+def fixture_input(archive_path, metadata):
+    """The archive's fixture as the load reads it: (the request's
+    ``fixture``, the chunks of its standard input). The sha256 is the one
+    metadata lists (verification compared it with the member), so the load
+    checks that it got the verified bytes. The archive is opened again when
+    the chunks are first asked for, and closed when they end or are closed."""
+    with ArchiveReader.open(archive_path) as archive:
+        member = archive.member(FIXTURE)
+        if member is None or member.kind != "file":
+            raise LoadError(f"archive {archive_path} has no {FIXTURE}")
+        size = member.size
+    members = metadata.get("members")
+    listed = members.get(FIXTURE) if isinstance(members, dict) else None
+    sha256 = listed.get("sha256") if isinstance(listed, dict) else None
+    if not (isinstance(sha256, str) and _SHA256.match(sha256)):
+        sha256 = None
+
+    def chunks():
+        with ArchiveReader.open(archive_path) as archive, archive.open_member(FIXTURE) as source:
+            yield from sent_member(source, size, FIXTURE)
+
+    return {"size": size, "sha256": sha256}, chunks()
 
 
 def remove_fixture(containers, container_id, path):

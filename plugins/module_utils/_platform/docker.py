@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 try:
     import docker
+    from docker.utils.socket import demux_adaptor, frames_iter
 
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
@@ -166,10 +168,12 @@ class Containers:
         what=None,
         environment=None,
         on_stderr=None,
+        stdin=None,
     ):
         """An ExecStream: iterate it for the command's stdout as it comes
         (environment: as exec's; on_stderr(bytes) is called with each piece
-        of standard error as it comes)."""
+        of standard error as it comes; stdin: an iterable of bytes sent as
+        the command's standard input while it runs, see ExecStream)."""
         label = what or describe(argv)
         self.execs.append({"container": container_id, "command": describe(argv)})
         return ExecStream(
@@ -181,6 +185,7 @@ class Containers:
             workdir=workdir,
             environment=environment,
             on_stderr=on_stderr,
+            stdin=stdin,
         )
 
     def inspect(self, container_id):
@@ -238,6 +243,66 @@ class Containers:
             )
 
 
+class _Attached:
+    """The connection of an exec started with its standard input attached:
+    its output as (stdout, stderr) pieces, the raw socket input is sent
+    through, and close()."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        # The SDK gives a socket, or a file object around one.
+        self.raw = getattr(sock, "_sock", sock)
+        # Input may wait on the command longer than the client's timeout
+        # (its set-up, a lock): sending is not timed; reading is not either
+        # (the SDK polls before each read).
+        self.raw.settimeout(None)
+
+    def __iter__(self):
+        for stream, data in frames_iter(self.sock, False):
+            yield demux_adaptor(stream, data)
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.raw.shutdown(socket.SHUT_RDWR)
+        for part in (self.sock, self.raw):
+            with contextlib.suppress(OSError):
+                part.close()
+
+
+class _Sender(threading.Thread):
+    """Sends an exec's standard input, an iterable of bytes, then closes the
+    writing half of the connection: the command reads the end of its input.
+
+    What making the input raises is kept in ``failed`` (the input then ends
+    there: the command sees it end early); a connection that will take no
+    more (the command ended, or the engine went) stops it quietly."""
+
+    def __init__(self, raw, chunks):
+        super().__init__(daemon=True)
+        self.raw = raw
+        self.chunks = chunks
+        self.failed = None
+        self.sent = 0
+
+    def run(self):
+        try:
+            for chunk in self.chunks:
+                try:
+                    self.raw.sendall(chunk)
+                except OSError:
+                    return  # the other end takes no more: the command says why
+                self.sent += len(chunk)
+        except Exception as exc:  # whatever the input's maker raises, kept for the caller
+            self.failed = exc
+        finally:
+            close = getattr(self.chunks, "close", None)
+            if close:
+                with contextlib.suppress(Exception):
+                    close()
+            with contextlib.suppress(OSError):
+                self.raw.shutdown(socket.SHUT_WR)
+
+
 class _Reader(threading.Thread):
     """Reads an exec's output frames into a bounded queue, so that the exec
     can be watched while it prints nothing: ("frame", (stdout, stderr)), then
@@ -289,6 +354,11 @@ class ExecStream:
     While the command prints nothing the engine is asked every
     ``poll_seconds`` of the Containers whether it still runs: a long, silent
     command is waited for, a lost engine fails it.
+
+    ``stdin``: an iterable of bytes, sent as the command's standard input
+    while its output is read, then its end. What iterating it raises ends
+    the input there and is kept in ``input_error`` once the command ended
+    (the caller decides what it means: the command saw its input end early).
     """
 
     def __init__(
@@ -302,9 +372,12 @@ class ExecStream:
         environment=None,
         check=True,
         on_stderr=None,
+        stdin=None,
     ):
         self.containers = containers
         self.on_stderr = on_stderr
+        self.stdin = stdin
+        self.input_error = None
         self.environment = dict(environment) if environment else None
         self.container_id = container_id
         self.argv = list(argv)
@@ -377,14 +450,23 @@ class ExecStream:
                 self.argv,
                 stdout=True,
                 stderr=True,
+                stdin=self.stdin is not None,
                 user=self.user or "",
                 workdir=self.workdir,
                 environment=self.environment,
             )["Id"],
         )
-        output = self._engine(
-            "exec start", True, lambda: api.exec_start(exec_id, stream=True, demux=True)
-        )
+        sender = None
+        if self.stdin is None:
+            output = self._engine(
+                "exec start", True, lambda: api.exec_start(exec_id, stream=True, demux=True)
+            )
+        else:
+            output = self._engine(
+                "exec start", True, lambda: _Attached(api.exec_start(exec_id, socket=True))
+            )
+            sender = _Sender(output.raw, self.stdin)
+            sender.start()
         reader = _Reader(output)
         reader.start()
         try:
@@ -402,6 +484,10 @@ class ExecStream:
                 yield item
         finally:
             reader.stop()
+            if sender is not None:
+                # The connection is closed: a send still waiting on it ends.
+                sender.join()
+                self.input_error = sender.failed
         self.rc = self._ended(exec_id)
 
     def _inspect(self, exec_id):

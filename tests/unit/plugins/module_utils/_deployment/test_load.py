@@ -1,3 +1,4 @@
+import hashlib
 import io
 import json
 import os
@@ -12,22 +13,28 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     KEEP_TABLES_OF,
     REPORT_MARKER,
     LoadError,
+    fixture_input,
     keep_tables_of,
     load_command,
     load_request,
     parse_report,
+    sent_member,
     tar_of_one,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
     FIXTURE as FIXTURE_MEMBER,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import ArchiveReader
+from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    ArchiveError,
+    ArchiveReader,
+    MemberReader,
+)
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import backend_program
 
 
 def test_the_request_travels_as_one_json_argument():
     request = load_request(
-        "/tmp/f/database_backup.json",
+        {"size": 1234, "sha256": "ab" * 32},
         {"Users.User": 3, "workflows.workflow_participants": 4},
         ["workflows.workflow_participants"],
         database="edms_scratch",
@@ -37,7 +44,7 @@ def test_the_request_travels_as_one_json_argument():
     assert argv[:3] == ["python3", "-c", backend_program(load)]
     assert json.loads(argv[3]) == {
         "settings": "edms.settings",
-        "fixture": "/tmp/f/database_backup.json",
+        "fixture": {"size": 1234, "sha256": "ab" * 32},
         "database": "edms_scratch",
         "expected": {"users.user": 3, "workflows.workflow_participants": 4},
         "m2m_tables": ["workflows.workflow_participants"],
@@ -55,8 +62,8 @@ def test_the_script_is_python_that_compiles():
 
 def test_an_unknown_fault_stage_is_refused():
     with pytest.raises(LoadError, match="unknown fail_at stage 'later'"):
-        load_request("/f.json", {}, [], fail_at="later")
-    assert load_request("/f.json", {}, [], fail_at="before_commit")["fail_at"] == "before_commit"
+        load_request({"size": 1}, {}, [], fail_at="later")
+    assert load_request({"size": 1}, {}, [], fail_at="before_commit")["fail_at"] == "before_commit"
 
 
 def test_the_report_is_the_last_marked_line_of_stderr():
@@ -235,3 +242,148 @@ def test_a_load_keeps_the_tables_the_archive_left_to_migrate():
     assert keep_tables_of({"recreated_models": []}) == []
     # An archive from before the field: what the default excludes leave out.
     assert keep_tables_of({}) == KEEP_TABLES_OF == ["contenttypes.contenttype", "auth.permission"]
+
+
+# The fixture sent as the load's standard input: the host's half
+# (fixture_input, sent_member) and the load's (_backend/load.py SentFixture,
+# read_objects). The Docker side is tested against the real engine in
+# tests/integration/test_load.py.
+
+OBJECTS = [{"model": "users.user", "pk": n, "fields": {"name": f"u{n}"}} for n in range(1, 2001)]
+LINES = b"[\n" + b",\n".join(json.dumps(o).encode() for o in OBJECTS) + b"\n]\n"
+LINES_SHA256 = hashlib.sha256(LINES).hexdigest()
+
+
+def end_line(data):
+    return load.FIXTURE_END + hashlib.sha256(data).hexdigest().encode() + b"\n"
+
+
+def received(data, size=None, expected=None):
+    """The load's side of an input: (SentFixture, objects read, state)."""
+    sent = load.SentFixture(io.BufferedReader(io.BytesIO(data)), size, expected)
+    text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8")
+    state = {"read": 0, "streamed": True}
+    return sent, list(load.read_objects(text, state)), state
+
+
+def loaded(data, size, expected=None):
+    """The objects of an input the load reads to its end line, or ValueError."""
+    sent, objects, _state = received(data, size, expected)
+    sent.finish()
+    return objects
+
+
+@pytest.fixture(params=["zip", "directory"])
+def lines_archive(request, tmp_path):
+    if request.param == "zip":
+        path = tmp_path / "a.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            out.writestr(FIXTURE_MEMBER, LINES)
+    else:
+        path = tmp_path / "a"
+        os.mkdir(path)
+        (path / FIXTURE_MEMBER).write_bytes(LINES)
+    return str(path)
+
+
+def test_the_fixture_goes_as_its_bytes_then_the_end_line_with_their_sha256(lines_archive):
+    metadata = {"members": {FIXTURE_MEMBER: {"sha256": LINES_SHA256, "size": len(LINES)}}}
+    fixture, chunks = fixture_input(lines_archive, metadata)
+    assert fixture == {"size": len(LINES), "sha256": LINES_SHA256}
+    data = b"".join(chunks)
+    assert data == LINES + end_line(LINES)
+    # The load's half reads the objects, then takes the end line.
+    sent, objects, state = received(data, fixture["size"], fixture["sha256"])
+    assert objects == OBJECTS
+    assert state == {"read": len(OBJECTS), "streamed": True}
+    sent.finish()
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        {},
+        {"members": {}},
+        {"members": {FIXTURE_MEMBER: {"sha256": "AB" * 32}}},
+        {"members": [FIXTURE_MEMBER]},
+        {"members": {FIXTURE_MEMBER: LINES_SHA256}},
+    ],
+    ids=["no-members", "not-listed", "not-lower-hex", "a-list", "not-a-mapping"],
+)
+def test_a_sha256_that_metadata_does_not_give_well_is_not_asked_for(lines_archive, listed):
+    fixture, chunks = fixture_input(lines_archive, listed)
+    assert fixture["sha256"] is None
+    chunks.close()
+
+
+def test_a_damaged_member_never_sends_the_end_line(tmp_path):
+    # More than one chunk, so that some of it is sent before the CRC-32 is
+    # checked, at the member's end.
+    objects = [{"model": "users.user", "pk": n, "fields": {}} for n in range(1, 60001)]
+    data = b"[\n" + b",\n".join(json.dumps(o).encode() for o in objects) + b"\n]\n"
+    assert len(data) > 2 * 1024 * 1024
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as out:
+        out.writestr(FIXTURE_MEMBER, data)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b'"pk": 59000')
+    raw[at + 7] ^= 0x01  # one digit of the data: the CRC-32 no longer matches
+    path.write_bytes(bytes(raw))
+    _fixture, chunks = fixture_input(str(path), {})
+    sent = []
+
+    def send():
+        for chunk in chunks:
+            sent.append(chunk)
+
+    with pytest.raises(ArchiveError, match="cannot be read"):
+        send()
+    assert len(sent) == 2
+    assert load.FIXTURE_END not in b"".join(sent)
+    # What the load got ends early: it fails, before anything is committed.
+    with pytest.raises(ValueError, match="short of its size"):
+        loaded(b"".join(sent), len(data))
+
+
+@pytest.mark.parametrize("change", [-1, 1])
+def test_a_member_of_another_size_than_recorded_is_refused(change):
+    source = MemberReader(FIXTURE_MEMBER, io.BytesIO(LINES))
+    message = "ended 1 bytes short" if change > 0 else "longer than its recorded size"
+    with pytest.raises(LoadError, match=message):
+        list(sent_member(source, len(LINES) + change, FIXTURE_MEMBER))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (LINES[:-50], "ended 50 bytes short of its size"),
+        (LINES, "did not confirm that it sent the fixture whole"),
+        (LINES + load.FIXTURE_END + b"0" * 64 + b"\n", "did not confirm"),
+        (LINES + end_line(LINES)[:-1], "did not confirm"),
+    ],
+    ids=["cut-short", "no-end-line", "another-sha256", "end-line-cut"],
+)
+def test_an_input_the_host_did_not_send_whole_fails_the_load(data, message):
+    with pytest.raises(ValueError, match=message):
+        loaded(data, len(LINES))
+
+
+def test_bytes_other_than_the_archives_fail_the_load_even_when_sent_whole():
+    other = LINES.replace(b'"u7"', b'"u8"')
+    sent, _objects, _state = received(other + end_line(other), len(other), LINES_SHA256)
+    with pytest.raises(ValueError, match="the archive's metadata says " + LINES_SHA256):
+        sent.finish()
+
+
+def test_a_fixture_in_another_layout_is_read_whole_from_the_input():
+    indented = json.dumps(OBJECTS, indent=2).encode() + b"\n"
+    sent, objects, state = received(indented + end_line(indented), len(indented))
+    assert objects == OBJECTS
+    assert state["streamed"] is False
+    sent.finish()
+
+
+def test_text_after_the_closing_bracket_fails_the_load():
+    data = LINES + b"[]\n"
+    with pytest.raises(ValueError, match="text after its closing"):
+        received(data + end_line(data), len(data))

@@ -38,6 +38,7 @@ def test_f3_a_transport_error_at_any_exec_step_is_an_exec_error_with_rc_none(ste
     for run in (
         lambda c: c.exec(CONTAINER, ["true"], what="the step", check=False),
         lambda c: list(c.exec_stream(CONTAINER, ["true"], what="the step")),
+        lambda c: list(c.exec_stream(CONTAINER, ["cat"], what="the step", stdin=[b"in"])),
     ):
         with pytest.raises(ExecError) as caught:
             run(containers(plan))
@@ -142,3 +143,52 @@ def test_f3_put_tree_raises_the_body_own_error_as_it_is():
     refused = containers(Exec(), put=lambda *args: False)
     with pytest.raises(ExecError, match="refused the fixture"):
         refused.put_tree(CONTAINER, "/tmp/x", iter([b"tar"]), "the fixture")
+
+
+# Standard input sent while the output is read.
+
+
+def test_the_input_is_sent_whole_and_then_its_end_while_the_output_is_read():
+    plan = Exec(frames=[(b"out", None), (None, b"err")])
+    chunks = [bytes([n]) * 65536 for n in range(64)]  # 4 MiB: more than any socket buffer
+    stream = containers(plan).exec_stream(CONTAINER, ["cat"], stdin=iter(chunks))
+    assert b"".join(stream) == b"out"
+    assert stream.rc == 0
+    assert stream.stderr == b"err"
+    assert stream.input_error is None
+    assert plan.input_closed  # the command read the end of its input
+    assert bytes(plan.input) == b"".join(chunks)
+
+
+def test_what_making_the_input_raises_ends_the_input_there_and_is_kept():
+    plan = Exec(frames=[(None, b"the load failed: its input ended early")], rc=3)
+
+    def chunks():
+        yield b"first"
+        raise OSError("the archive cannot be read")
+
+    stream = containers(plan).exec_stream(CONTAINER, ["cat"], stdin=chunks())
+    with pytest.raises(ExecError, match="exit 3"):
+        list(stream)
+    assert isinstance(stream.input_error, OSError)
+    assert plan.input_closed
+    assert bytes(plan.input) == b"first"
+
+
+def test_a_command_that_ends_without_reading_its_input_stops_the_sending_quietly():
+    plan = Exec(frames=[(None, b"failed before reading")], rc=2, reads_input=False)
+    closed = []
+
+    def chunks():
+        try:
+            while True:
+                yield b"x" * 65536
+        finally:
+            closed.append(True)
+
+    stream = containers(plan).exec_stream(CONTAINER, ["cat"], stdin=chunks())
+    with pytest.raises(ExecError, match="exit 2"):
+        list(stream)
+    assert stream.rc == 2
+    assert stream.input_error is None
+    assert closed == [True]  # the input's maker was closed: its archive too
