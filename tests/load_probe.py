@@ -234,6 +234,22 @@ FilteredChild = type(
     },
 )
 
+# UUIDs as text: a UUID primary key, a foreign key to it and a UUIDField,
+# which the load writes as the fixture gives them (plain_type), and, in
+# another spelling (upper case, no hyphens), through the fields' own
+# conversions: both give the same rows.
+Folder = model(
+    "Folder",
+    {"id": models.UUIDField(primary_key=True), "name": models.CharField(max_length=20)},
+)
+Sheet = model(
+    "Sheet",
+    {
+        "folder": models.ForeignKey(Folder, models.CASCADE, null=True),
+        "ref": models.UUIDField(null=True),
+    },
+)
+
 SHAPES = {
     "generated_field": [Sum],
     "self_m2m_by_natural_key": [Node],
@@ -243,6 +259,7 @@ SHAPES = {
     "receivers_see_every_earlier_object": [Parent, Child],
     "copy_writes_every_type_as_it_was": [Typed],
     "a_value_copy_does_not_write_goes_as_an_insert": [Arrayed],
+    "uuids_are_written_as_text_or_converted": [Folder, Sheet],
 }
 
 # {label: ["COPY" or "INSERT", ...]}: the statements the writer was given.
@@ -268,6 +285,16 @@ def written_by(label, kind):
     return check
 
 
+def uuids_taken_as_text():
+    for name in ("folder", "ref"):
+        kind, check = loader.plain_type(Sheet._meta.get_field(name), connection, False)
+        if kind is not str or check("0" * 8 + "-0000-0000-0000-" + "0" * 12) is None:
+            return f"{name} is not taken as text"
+        if check("0" * 32) or check("A" * 8 + "-0000-0000-0000-" + "0" * 12):
+            return f"{name} takes a UUID in another spelling as text"
+    return None
+
+
 def all_parents_seen():
     if parents_seen != [5] * 5:
         return f"the receiver saw {parents_seen} parents, not 5 each time"
@@ -278,6 +305,7 @@ def all_parents_seen():
 CHECKS = {
     "receivers_see_every_earlier_object": all_parents_seen,
     "copy_writes_every_type_as_it_was": written_by("documents.ProbeTyped", "COPY"),
+    "uuids_are_written_as_text_or_converted": uuids_taken_as_text,
     "a_value_copy_does_not_write_goes_as_an_insert": written_by("documents.ProbeArrayed", "INSERT"),
 }
 
@@ -337,6 +365,10 @@ def make():
         KeyedText.objects.create(code=text)
     for text in ["child ✓", "child\tb"]:
         KeyedChild.objects.create(code=text, note="n")
+    for number in range(6):
+        folder = Folder.objects.create(id=uuid.UUID(int=number * 7919 + 1), name=f"f{number}")
+        Sheet.objects.create(folder=folder, ref=uuid.UUID(int=number * 104729 + 2))
+    Sheet.objects.create(folder=None, ref=None)
     Arrayed.objects.create(numbers=[1, 2, 3], name="tab\tname")
     Arrayed.objects.create(numbers=[], name="none")
     parents_seen.clear()
@@ -377,6 +409,11 @@ def load(shape, models_):
     for m in models_:
         objects.extend(m._base_manager.order_by("pk"))
     fixture = json.loads(serializers.serialize("json", objects, use_natural_foreign_keys=True))
+    for obj in fixture:
+        if obj["model"] == "documents.probesheet" and obj["fields"]["folder"] and obj["pk"] % 2:
+            # Other spellings of the same UUIDs: through the fields' conversions.
+            obj["fields"]["folder"] = obj["fields"]["folder"].upper()
+            obj["fields"]["ref"] = obj["fields"]["ref"].replace("-", "")
     before = rows(models_)
     expected = EXPECT.get(shape, lambda rows: rows)(before)
     if shape in EXPECT and expected == before:

@@ -482,4 +482,5 @@ def test_model_shapes_the_demo_lacks_load_back_row_for_row(stack, scratch_db):
         "copy_writes_every_type_as_it_was": "ok",
         "a_value_copy_does_not_write_goes_as_an_insert": "ok",
         "server_digest_is_the_keys_own": "ok",
+        "uuids_are_written_as_text_or_converted": "ok",
     }

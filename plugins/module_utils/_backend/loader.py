@@ -51,6 +51,11 @@ UTC_TEXT = (
 )
 
 
+# A UUID as Django's serializers write it (str() of a uuid.UUID: lower case,
+# hyphenated), which PostgreSQL's uuid type reads as the same value.
+UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
+
+
 def plain_type(field, connection, signals):
     """(type, check) of the fixture values that are written as they are,
     without field's to_python and get_db_prep_save, or (None, None).
@@ -61,7 +66,10 @@ def plain_type(field, connection, signals):
       integers in types of its own);
     - str, with the check UTC_TEXT, for Django's own DateTimeField under
       USE_TZ on PostgreSQL, for a model without receivers (theirs would see
-      the text instead of a datetime): the database reads the instant.
+      the text instead of a datetime): the database reads the instant;
+    - str, with the check UUID_TEXT, for Django's own UUIDField (or a
+      foreign key to one) on PostgreSQL, whose uuid type reads the text, for
+      a model without receivers (theirs would see the text, not a UUID).
     """
     import re
 
@@ -95,6 +103,14 @@ def plain_type(field, connection, signals):
         and connection.vendor == "postgresql"
     ):
         return str, re.compile(UTC_TEXT).match
+    related = type(field) in (models.ForeignKey, models.OneToOneField)
+    if (
+        type(field.target_field if related else field) is models.UUIDField  # pylint: disable=unidiomatic-typecheck
+        and not signals
+        and connection.vendor == "postgresql"
+        and connection.features.has_native_uuid_field
+    ):
+        return str, re.compile(UUID_TEXT).match
     target = field
     if type(field) in (models.ForeignKey, models.OneToOneField):
         target = field.target_field
@@ -215,9 +231,10 @@ class Table:
                 raise ValueError(
                     "%s has no field %r (object pk=%s)" % (self.model._meta.label, name, obj["pk"])
                 )
-        for field in self.fields:
-            if field.attname not in values:
-                values[field.attname] = field.get_default()
+        if len(values) != len(self.fields):  # its keys are attnames of self.fields
+            for field in self.fields:
+                if field.attname not in values:
+                    values[field.attname] = field.get_default()
         instance = None
         if self.signals:
             instance = self.model(**values)
@@ -759,11 +776,14 @@ class BatchLoader:
         if not hasattr(model._default_manager, "get_by_natural_key"):
             return lambda value: None if value is None else to_python(value)
 
+        found = self.keys.setdefault((model, field_name), {})  # natural()'s cache
+
         def convert(value):
             if value is None:
                 return None
             if hasattr(value, "__iter__") and not isinstance(value, str):
-                return self.natural(model, value, field_name)
+                hit = found.get(tuple(value), DEFER)
+                return self.natural(model, value, field_name) if hit is DEFER else hit
             return to_python(value)
 
         return convert
