@@ -262,6 +262,9 @@ SHAPES = {
     "uuids_are_written_as_text_or_converted": [Folder, Sheet],
 }
 
+# The BatchLoader of the last shape loaded.
+loaded = {}
+
 # {label: ["COPY" or "INSERT", ...]}: the statements the writer was given.
 statements = {}
 _submit = loader.Writer.submit
@@ -286,10 +289,15 @@ def written_by(label, kind):
 
 
 def uuids_taken_as_text():
+    """The load of the shape took Sheet's UUIDs as text (plain_type), in their
+    serializers' spelling only."""
+    table = loaded["loader"].tables["documents.probesheet"]
     for name in ("folder", "ref"):
-        kind, check = loader.plain_type(Sheet._meta.get_field(name), connection, False)
-        if kind is not str or check("0" * 8 + "-0000-0000-0000-" + "0" * 12) is None:
+        _attname, kind, check = table.plain.get(name, (None, None, None))
+        if kind is not str:
             return f"{name} is not taken as text"
+        if check("0" * 8 + "-0000-0000-0000-" + "0" * 12) is None:
+            return f"{name} does not take a UUID in the serializers' spelling"
         if check("0" * 32) or check("A" * 8 + "-0000-0000-0000-" + "0" * 12):
             return f"{name} takes a UUID in another spelling as text"
     return None
@@ -424,7 +432,7 @@ def load(shape, models_):
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
                 names = [connection.ops.quote_name(m._meta.db_table) for m in tables(models_)]
                 cursor.execute("TRUNCATE " + ", ".join(names))
-            loader = BatchLoader(connection, DEFAULT_DB_ALIAS, apps)
+            loader = loaded["loader"] = BatchLoader(connection, DEFAULT_DB_ALIAS, apps)
             try:
                 for obj in fixture:
                     loader.table(obj["model"]).add(obj)

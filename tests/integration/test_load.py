@@ -6,7 +6,6 @@ afterwards; the live database is only read (to make the archive).
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -25,9 +24,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     parse_report,
     put_fixture,
     remove_fixture,
-    sent_member,
 )
-from ansible_collections.edms.backup.plugins.module_utils._format.archive import MemberReader
 from ansible_collections.edms.backup.plugins.module_utils._platform.django import (
     backend_program,
     with_backend,
@@ -109,16 +106,16 @@ def scratch_db(stack):
 
 def load(source, database, expected=None, fail_at=None, fixture=None, script=None, env=None):
     """(exit code, report or LoadError) of the load (or script) run in the
-    backend, its input sent as a restore sends it: the archive's fixture
-    (fixture_input), or the bytes of `fixture`, a file in the backend, then
-    the end line; env: variables for that exec (another database role)."""
+    backend: the archive's fixture sent on its standard input as a restore
+    sends it (fixture_input), or `fixture`, a file in the backend, read
+    there; env: variables for that exec (another database role)."""
     meta = source["metadata"]
     if fixture is None:
         sent, chunks = fixture_input(source["archive"], meta)
     else:
-        data = source["containers"].exec(source["backend"], ["cat", fixture]).stdout
-        sent = {"size": len(data), "sha256": None}
-        chunks = sent_member(MemberReader(fixture, io.BytesIO(data)), len(data), fixture)
+        # A copy in the container, read where it is (as over TLS or SSH).
+        size = source["containers"].exec(source["backend"], ["stat", "-c", "%s", fixture])
+        sent, chunks = {"size": int(size.stdout), "sha256": None, "path": fixture}, None
     request = load_request(
         sent,
         meta["counts"] if expected is None else expected,

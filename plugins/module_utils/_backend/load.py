@@ -6,11 +6,13 @@ it and the report); the report is one JSON object after REPORT_MARKER, the
 last line of standard error, and the exit code is non-zero on a failure.
 """
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import resource
+import select
 import sys
 import time
 
@@ -49,6 +51,9 @@ FAIL_STAGES = ("empty", "load", "count_check", "before_commit")
 # to its end (a ZIP member's CRC-32 is checked there). A load that does not
 # get it fails, and its transaction rolls back.
 FIXTURE_END = b"EDMS-FIXTURE-END "
+# How long the load waits for the next part of its input: a host that
+# stopped sending fails the load (rolled back) instead of holding its locks.
+INPUT_WAIT = 300
 
 
 def finish(report, code):
@@ -58,7 +63,11 @@ def finish(report, code):
 
 
 def fail(message, state):
-    finish({"error": message, "stage": state["stage"]}, 3)
+    report = {"error": message, "stage": state["stage"]}
+    if state.get("committing"):
+        # The failure came as the transaction ended: it may have committed.
+        report["outcome"] = "unknown"
+    finish(report, 3)
 
 
 def inject(request, stage):
@@ -67,22 +76,32 @@ def inject(request, stage):
 
 
 class SentFixture(io.RawIOBase):
-    """The fixture as the host sends it on standard input: exactly `size`
-    bytes of `source`, hashed as they are read; then finish()."""
+    """The fixture as the host sends it: exactly `size` bytes of `source`
+    (unbuffered), hashed as they are read; then finish(). On standard input
+    (`end`), the host's end line follows, and `wait` seconds without a byte
+    fail the load; a copy in the container (a file) has no end line."""
 
-    def __init__(self, source, size, expected=None):
+    def __init__(self, source, size, expected=None, end=True, wait=None):
         super().__init__()
         self.source, self.left, self.expected = source, size, expected
+        self.end, self.wait = end, wait
         self.hash = hashlib.sha256()
 
     def readable(self):
         return True
+
+    def _ready(self):
+        if self.wait is not None and not select.select([self.source], [], [], self.wait)[0]:
+            raise ValueError(
+                "no part of the fixture came for %d s: the host stopped sending it" % self.wait
+            )
 
     def readinto(self, buffer):
         if self.left <= 0:
             return 0
         with memoryview(buffer) as view:
             part = view[: min(len(view), self.left)]
+            self._ready()
             count = self.source.readinto(part)
             if not count:
                 raise ValueError(
@@ -100,8 +119,17 @@ class SentFixture(io.RawIOBase):
         if self.left:
             raise ValueError("the fixture was not read to its end (%d bytes left)" % self.left)
         digest = self.hash.hexdigest()
-        end = self.source.read(len(FIXTURE_END) + 65)
-        if end != FIXTURE_END + digest.encode("ascii") + b"\n":
+        expected_end = FIXTURE_END + digest.encode("ascii") + b"\n"
+        end = b""
+        while self.end and len(end) < len(expected_end):
+            self._ready()
+            part = self.source.read(len(expected_end) - len(end))
+            if not part:
+                break
+            end += part
+        if not self.end and self.source.read(1):
+            raise ValueError("the fixture's copy in the container is longer than the archive's")
+        if self.end and end != expected_end:
             raise ValueError(
                 "the host did not confirm that it sent the fixture whole (it could not read"
                 " the archive's fixture to its end, or the input was damaged)"
@@ -114,11 +142,19 @@ class SentFixture(io.RawIOBase):
 
 
 def open_fixture(request):
-    """The fixture of the request, the load's standard input: (SentFixture,
-    its text)."""
+    """The fixture of the request: (SentFixture, its text). It is the load's
+    standard input, or, given its ``path``, a copy in the container."""
     sent = request["fixture"]
-    raw = SentFixture(sys.stdin.buffer, int(sent["size"]), sent.get("sha256"))
-    text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 20), encoding="utf-8")
+    if sent.get("path"):
+        # Closed with the load's process, as stdin is.
+        source = open(sent["path"], "rb", buffering=0)  # noqa: SIM115  # pylint: disable=consider-using-with
+        raw = SentFixture(source, int(sent["size"]), sent.get("sha256"), end=False)
+    else:
+        raw = SentFixture(
+            sys.stdin.buffer.raw, int(sent["size"]), sent.get("sha256"), wait=INPUT_WAIT
+        )
+    # utf-8-sig: a byte order mark at the start is not part of the text.
+    text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 20), encoding="utf-8-sig")
     return raw, text
 
 
@@ -610,7 +646,12 @@ def load(request, state):
         state["stage"] = "commit"
         inject(request, "before_commit")
         database = connection.settings_dict["NAME"]
-    connection.close()
+        # Past this line the transaction commits as the blocks end: a failure
+        # there leaves it unknown whether it did.
+        state["committing"] = True
+    # Committed: closing the connection changes nothing of it.
+    with contextlib.suppress(Exception):
+        connection.close()
     return {
         "objects": objects,
         "counts": found,

@@ -8,6 +8,7 @@ container, and fail with what they had done so far. This is that part.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -26,6 +27,8 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     keep_tables_of,
     load_command,
     load_request,
+    put_fixture,
+    scratch,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
     archive_media,
@@ -210,40 +213,56 @@ class Deployment:
 
         The fixture is sent to the load as its standard input while the
         archive is read (_deployment/load.py fixture_input): it is never
-        written in the container. Raises ExecError, DjangoError, ArchiveError
-        or LoadError before the load started; once it started, only
-        LoadError, whose ``outcome`` says what it did to the database
-        (_deployment/load.py finished_load).
+        written in the container. Over a connection to the engine that
+        cannot send input (TLS, SSH: Containers.takes_input), it is copied
+        into a private directory of the backend first, which the load's own
+        command removes when it ends (_deployment/load.py scratch). Raises
+        ExecError, DjangoError, ArchiveError or LoadError before the load
+        started; once it started, only LoadError, whose ``outcome`` says
+        what it did to the database (_deployment/load.py finished_load).
         """
         params = self.params
         backend = self.backend.container_id
         started = False
+        private = None
         try:
-            fixture, chunks = fixture_input(archive, metadata)
-            request = load_request(
-                fixture,
-                metadata["counts"],
-                metadata.get("m2m_tables", []),
-                database=database,
-                settings_module=django_settings(params),
-                keep_tables_of=keep_tables_of(metadata),
-                fail_at=fail_at,
-                reset_models=reset_models,
-            )
-            stream = self.containers.exec_stream(
-                backend,
-                load_command(params["backend_python"], request),
-                what="the load",
-                stdin=chunks,
-            )
-            started = True
-            lost = None
-            try:
-                for _chunk in stream:
-                    pass
-            except ExecError as exc:
-                lost = exc  # an exit code: the report on stderr says why
-            report = finished_load(stream, lost, stream.input_error)
+            with contextlib.ExitStack() as stack:
+                fixture, chunks = fixture_input(archive, metadata)
+                argv_of = list
+                if not self.containers.takes_input():
+                    chunks.close()
+                    chunks = None
+                    private = stack.enter_context(scratch(self.containers, backend, "edms-load"))
+                    fixture["path"] = put_fixture(
+                        self.containers, backend, archive, private.path, private.owner
+                    )
+                    argv_of = private.command
+                request = load_request(
+                    fixture,
+                    metadata["counts"],
+                    metadata.get("m2m_tables", []),
+                    database=database,
+                    settings_module=django_settings(params),
+                    keep_tables_of=keep_tables_of(metadata),
+                    fail_at=fail_at,
+                    reset_models=reset_models,
+                )
+                stream = self.containers.exec_stream(
+                    backend,
+                    argv_of(load_command(params["backend_python"], request)),
+                    what="the load",
+                    stdin=chunks,
+                )
+                started = True
+                lost = None
+                try:
+                    for _chunk in stream:
+                        pass
+                except ExecError as exc:
+                    lost = exc  # an exit code: the report on stderr says why
+                if private is not None:
+                    private.removed = stream.rc is not None
+                report = finished_load(stream, lost, stream.input_error)
         except Exception as exc:
             if not started or (isinstance(exc, LoadError) and exc.outcome):
                 raise

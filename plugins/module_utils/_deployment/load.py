@@ -54,13 +54,17 @@ reset), about 20 to 30 times faster (benchmarks/RESULTS.md), and:
 The request (argv[1], JSON):
 
 - ``settings``: settings module, or null for the container's DJANGO_SETTINGS_MODULE;
-- ``fixture``: ``{"size", "sha256"}`` of the fixture, which the load reads on
-  its standard input: exactly ``size`` bytes, then FIXTURE_END and their
-  sha256, which the host sends only once it read the archive's member to
-  its end (sent_member). A load whose input ends early, or without that
-  line, or whose bytes have another sha256 than ``sha256`` (the archive
-  metadata's, or null) fails before anything is checked or committed, and
-  rolls back. The fixture is never written in the container;
+- ``fixture``: ``{"size", "sha256", "path"}`` of the fixture. Without
+  ``path`` (the host's connection to the engine is a plain socket:
+  Containers.takes_input), the load reads it on its standard input: exactly
+  ``size`` bytes, then FIXTURE_END and their sha256, which the host sends
+  only once it read the archive's member to its end (sent_member); the
+  fixture is then never written in the container, and INPUT_WAIT seconds
+  without a byte fail the load. With ``path`` (over TLS or SSH), it reads
+  the copy put there (put_fixture). A load whose input ends early, or
+  without that line, or whose bytes have another sha256 than ``sha256``
+  (the archive metadata's, or null) fails once every row is written but
+  before anything is counted or committed, and rolls back;
 - ``database``: the database to load into, or null for the app's own; set as
   ``DATABASES["default"]["NAME"]`` before the first connection;
 - ``expected``: ``{model label (lower case): count}`` from metadata;
@@ -83,8 +87,9 @@ identities (new UUIDs) fails.
 
 The report: ``{"objects", "counts", "seconds", "peak_rss_kb", "streamed",
 "database", "identities"}``, or ``{"error", "stage"}`` with stage ``setup`` (before the
-transaction), ``empty``, ``load``, ``count_check`` or ``commit``; the exit code
-is then non-zero.
+transaction), ``empty``, ``load``, ``count_check`` or ``commit``, and
+``"outcome": "unknown"`` when the failure came as the transaction ended (it
+may have committed); the exit code is then non-zero.
 """
 
 from __future__ import annotations
@@ -169,7 +174,11 @@ def load_request(
         raise LoadError(f"unknown fail_at stage {fail_at!r} (one of {', '.join(FAIL_STAGES)})")
     return {
         "settings": settings_module,
-        "fixture": {"size": int(fixture["size"]), "sha256": fixture.get("sha256")},
+        "fixture": {
+            "size": int(fixture["size"]),
+            "sha256": fixture.get("sha256"),
+            "path": fixture.get("path"),
+        },
         "database": database,
         "expected": {str(label).lower(): int(count) for label, count in expected.items()},
         "m2m_tables": [str(label).lower() for label in m2m_tables],
@@ -193,6 +202,14 @@ def parse_report(stderr):
     if "error" in report:
         stage = report.get("stage")
         where = f" (stage {stage})" if stage else ""
+        if report.get("outcome") == "unknown":
+            # It failed as its transaction ended: the commit may have happened.
+            raise LoadError(
+                f"the load failed{where} as its transaction ended, so whether it committed is"
+                f" not known: {report['error']}",
+                stage=stage,
+                outcome=UNKNOWN,
+            )
         raise LoadError(
             f"the load failed{where}: {report['error']}", stage=stage, outcome=ROLLED_BACK
         )
@@ -238,20 +255,27 @@ def finished_load(stream, lost=None, input_error=None):
 CHUNK = 1024 * 1024
 
 
+def sized_chunks(source, size, name):
+    """Exactly `size` bytes of `source`, one chunk at a time, and then its
+    end (read, so that a ZIP member's CRC-32 is checked): LoadError when it
+    has fewer or more."""
+    left = size
+    while left > 0:
+        data = source.read(min(CHUNK, left))
+        if not data:
+            raise LoadError(f"{name} ended {left} bytes short of its size")
+        left -= len(data)
+        yield data
+    if source.read(1):
+        raise LoadError(f"{name} is longer than its recorded size")
+
+
 def tar_member(info, source):
     """One member of a tar stream, as chunks: header, content read from `source`
     (its size known up front) chunk by chunk, padding. Nothing holds more than
     one chunk."""
     yield info.tobuf(format=tarfile.PAX_FORMAT)
-    left = info.size
-    while left > 0:
-        data = source.read(min(CHUNK, left))
-        if not data:
-            raise LoadError(f"{info.name} ended {left} bytes short of its size")
-        left -= len(data)
-        yield data
-    if source.read(1):
-        raise LoadError(f"{info.name} is longer than its recorded size")
+    yield from sized_chunks(source, info.size, info.name)
     remainder = info.size % tarfile.BLOCKSIZE
     if remainder:
         yield tarfile.NUL * (tarfile.BLOCKSIZE - remainder)
@@ -366,19 +390,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 def sent_member(source, size, name):
     """The load's standard input, as chunks: `size` bytes of `source` (a
     MemberReader, which hashes what it reads), one chunk at a time, then
-    FIXTURE_END and their sha256. That last line goes
-    only once `source` was read to its end (the CRC-32 of a ZIP member is
+    FIXTURE_END and their sha256. That last line goes only once `source`
+    was read to its end (the CRC-32 of a ZIP member is
     checked there): a load whose input ends before it (the archive damaged,
     this module gone) fails and rolls back."""
-    left = size
-    while left > 0:
-        data = source.read(min(CHUNK, left))
-        if not data:
-            raise LoadError(f"{name} ended {left} bytes short of its size")
-        left -= len(data)
-        yield data
-    if source.read(1):
-        raise LoadError(f"{name} is longer than its recorded size")
+    yield from sized_chunks(source, size, name)
     yield FIXTURE_END + source.sha256.encode("ascii") + b"\n"
 
 

@@ -45,6 +45,10 @@ ENDING_SECONDS = 1
 ENDING_GRACE = 5
 # Output frames read ahead of the caller (backpressure beyond that).
 READ_AHEAD = 64
+# How long, once an exec's output ended, its input's sender may take to stop
+# (it may be reading its source); past that it is left, and the input said
+# not to have ended.
+SENDER_GRACE = 30
 
 # The Docker SDK as a module's run_module(libraries=...) takes it (_module.py).
 DOCKER = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
@@ -188,6 +192,15 @@ class Containers:
             stdin=stdin,
         )
 
+    def takes_input(self):
+        """Whether an exec's standard input can be sent on this engine's
+        connection (exec_stream's stdin): a plain socket, the local UNIX
+        socket or TCP without TLS, which one thread sends on while another
+        receives, and which half-closes. Not over TLS (an SSL socket shares
+        its state between the two directions) nor SSH."""
+        base = str(getattr(self.client.api, "base_url", ""))
+        return base == "http+docker://localhost" or base.startswith("http://")
+
     def inspect(self, container_id):
         """The engine's description of the container (its Mounts, State...)."""
         self.execs.append({"container": container_id, "command": "inspect"})
@@ -252,6 +265,12 @@ class _Attached:
         self.sock = sock
         # The SDK gives a socket, or a file object around one.
         self.raw = getattr(sock, "_sock", sock)
+        # pylint: disable-next=unidiomatic-typecheck
+        if type(self.raw) is not socket.socket:  # an SSL socket, an SSH channel
+            self.close()
+            raise ExecError(
+                f"standard input cannot be sent on a {type(self.raw).__name__} connection"
+            )
         # Input may wait on the command longer than the client's timeout
         # (its set-up, a lock): sending is not timed; reading is not either
         # (the SDK polls before each read).
@@ -486,8 +505,13 @@ class ExecStream:
             reader.stop()
             if sender is not None:
                 # The connection is closed: a send still waiting on it ends.
-                sender.join()
+                sender.join(SENDER_GRACE)
                 self.input_error = sender.failed
+                if sender.is_alive():
+                    self.input_error = ExecError(
+                        f"the sending of the input did not end within {SENDER_GRACE} s"
+                        " of the command's end"
+                    )
         self.rc = self._ended(exec_id)
 
     def _inspect(self, exec_id):

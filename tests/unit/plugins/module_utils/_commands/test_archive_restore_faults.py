@@ -81,6 +81,16 @@ class Restore(LiveRestore):
         return []
 
 
+@pytest.fixture(autouse=True, params=["http+docker://localhost", "https://engine:2376"])
+def engine_address(request, monkeypatch):
+    """Every test twice: the fixture sent on the load's standard input (a
+    local socket), and copied into the backend first (TLS)."""
+    from .._platform.fake_docker import FakeAPI
+
+    monkeypatch.setattr(FakeAPI, "base_url", request.param)
+    return request.param
+
+
 @pytest.fixture
 def archive(tmp_path, monkeypatch):
     path = tmp_path / "edms.zip"

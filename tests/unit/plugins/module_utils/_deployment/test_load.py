@@ -13,6 +13,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     KEEP_TABLES_OF,
     REPORT_MARKER,
     LoadError,
+    finished_load,
     fixture_input,
     keep_tables_of,
     load_command,
@@ -44,7 +45,7 @@ def test_the_request_travels_as_one_json_argument():
     assert argv[:3] == ["python3", "-c", backend_program(load)]
     assert json.loads(argv[3]) == {
         "settings": "edms.settings",
-        "fixture": {"size": 1234, "sha256": "ab" * 32},
+        "fixture": {"size": 1234, "sha256": "ab" * 32, "path": None},
         "database": "edms_scratch",
         "expected": {"users.user": 3, "workflows.workflow_participants": 4},
         "m2m_tables": ["workflows.workflow_participants"],
@@ -122,18 +123,23 @@ def test_count_differences_name_model_expected_and_found():
 FIXTURE = b'[\n{"model": "users.user", "pk": 1, "fields": {}}\n]\n' * 300
 
 
-@pytest.fixture(params=["zip", "directory"])
-def archive(request, tmp_path):
-    if request.param == "zip":
+def archive_of(kind, tmp_path, fixture):
+    """An archive (a ZIP file or a directory) whose fixture is `fixture`."""
+    if kind == "zip":
         path = tmp_path / "a.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-            out.writestr(FIXTURE_MEMBER, FIXTURE)
+            out.writestr(FIXTURE_MEMBER, fixture)
             out.writestr("metadata.json", "{}")
     else:
         path = tmp_path / "a"
         os.mkdir(path)
-        (path / FIXTURE_MEMBER).write_bytes(FIXTURE)
+        (path / FIXTURE_MEMBER).write_bytes(fixture)
     return str(path)
+
+
+@pytest.fixture(params=["zip", "directory"])
+def archive(request, tmp_path):
+    return archive_of(request.param, tmp_path, FIXTURE)
 
 
 def test_the_fixture_is_sent_as_a_tar_stream_made_on_the_way(archive):
@@ -275,15 +281,7 @@ def loaded(data, size, expected=None):
 
 @pytest.fixture(params=["zip", "directory"])
 def lines_archive(request, tmp_path):
-    if request.param == "zip":
-        path = tmp_path / "a.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-            out.writestr(FIXTURE_MEMBER, LINES)
-    else:
-        path = tmp_path / "a"
-        os.mkdir(path)
-        (path / FIXTURE_MEMBER).write_bytes(LINES)
-    return str(path)
+    return archive_of(request.param, tmp_path, LINES)
 
 
 def test_the_fixture_goes_as_its_bytes_then_the_end_line_with_their_sha256(lines_archive):
@@ -387,3 +385,85 @@ def test_text_after_the_closing_bracket_fails_the_load():
     data = LINES + b"[]\n"
     with pytest.raises(ValueError, match="text after its closing"):
         received(data + end_line(data), len(data))
+
+
+def test_input_that_stops_coming_fails_the_load_after_its_wait():
+    reading, writing = os.pipe()
+    try:
+        os.write(writing, LINES[:100])
+        with open(reading, "rb", buffering=0, closefd=False) as source:
+            sent = load.SentFixture(source, len(LINES), wait=0.2)
+            text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8-sig")
+            with pytest.raises(ValueError, match="no part of the fixture came for 0 s"):
+                list(load.read_objects(text, {"read": 0, "streamed": True}))
+    finally:
+        os.close(reading)
+        os.close(writing)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text():
+    data = b"\xef\xbb\xbf" + LINES
+    sent = load.SentFixture(io.BufferedReader(io.BytesIO(data + end_line(data))), len(data))
+    text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8-sig")
+    state = {"read": 0, "streamed": True}
+    assert list(load.read_objects(text, state)) == OBJECTS
+    assert state["streamed"] is True
+    sent.finish()
+
+
+def copy_in_the_container(tmp_path, data, size=None):
+    """open_fixture of a copy put into the container (the path of the request)."""
+    path = tmp_path / "database_backup.json"
+    path.write_bytes(data)
+    fixture = {"size": len(data) if size is None else size, "sha256": LINES_SHA256}
+    return load.open_fixture({"fixture": {**fixture, "path": str(path)}})
+
+
+def test_a_copy_in_the_container_is_read_without_an_end_line(tmp_path):
+    sent, text = copy_in_the_container(tmp_path, LINES)
+    assert list(load.read_objects(text, {"read": 0, "streamed": True})) == OBJECTS
+    sent.finish()
+
+
+@pytest.mark.parametrize(
+    ("data", "size", "message"),
+    [
+        (LINES.replace(b'"u7"', b'"u8"'), None, "the archive's metadata says"),
+        (LINES + b"\n", len(LINES), "longer than the archive's"),
+    ],
+    ids=["other-bytes", "longer"],
+)
+def test_a_copy_that_is_not_the_archives_fixture_fails_the_load(tmp_path, data, size, message):
+    sent, text = copy_in_the_container(tmp_path, data, size)
+    list(load.read_objects(text, {"read": 0, "streamed": True}))
+    with pytest.raises(ValueError, match=message):
+        sent.finish()
+
+
+class Ended:
+    """An ExecStream that ran to its end (rc) with stderr."""
+
+    def __init__(self, rc, stderr):
+        self.rc, self.stderr = rc, stderr
+
+
+def test_a_load_that_reported_its_failure_rolled_back_and_says_why_its_input_stopped():
+    stderr = (REPORT_MARKER + json.dumps({"error": "ValueError: short", "stage": "load"})).encode()
+    problem = ArchiveError("member 'database_backup.json' cannot be read: Bad CRC-32")
+    with pytest.raises(LoadError) as caught:
+        finished_load(Ended(3, stderr), input_error=problem)
+    assert caught.value.outcome == "rolled back"
+    assert caught.value.stage == "load"
+    assert str(caught.value).endswith(f"; sending it the fixture stopped: {problem}")
+
+
+def test_a_failure_as_the_transaction_ended_leaves_the_outcome_unknown():
+    report = {"error": "OperationalError: server closed the connection", "stage": "commit"}
+    stderr = (REPORT_MARKER + json.dumps({**report, "outcome": "unknown"})).encode()
+    with pytest.raises(LoadError, match="whether it committed is not known") as caught:
+        finished_load(Ended(3, stderr))
+    assert caught.value.outcome == "unknown"
+    # Without the mark, a reported failure rolled back.
+    with pytest.raises(LoadError) as caught:
+        finished_load(Ended(3, (REPORT_MARKER + json.dumps(report)).encode()))
+    assert caught.value.outcome == "rolled back"

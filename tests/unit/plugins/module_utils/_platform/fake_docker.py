@@ -27,6 +27,9 @@ class Exec:
 
 
 class FakeAPI:
+    # The engine's address, as the SDK gives it: a local UNIX socket.
+    base_url = "http+docker://localhost"
+
     def __init__(self, answer, put=None, get=None):
         self.answer = answer  # argv -> Exec
         self.put = put

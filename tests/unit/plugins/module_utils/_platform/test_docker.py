@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import requests
 import urllib3
@@ -192,3 +194,52 @@ def test_a_command_that_ends_without_reading_its_input_stops_the_sending_quietly
     assert stream.rc == 2
     assert stream.input_error is None
     assert closed == [True]  # the input's maker was closed: its archive too
+
+
+@pytest.mark.parametrize(
+    ("base_url", "takes"),
+    [
+        ("http+docker://localhost", True),  # the local UNIX socket
+        ("http://10.0.0.5:2375", True),  # TCP without TLS
+        ("https://10.0.0.5:2376", False),  # TLS: one SSL state for both directions
+        ("http+docker://ssh", False),
+        ("http+docker://localnpipe", False),
+    ],
+)
+def test_input_is_sent_only_on_a_plain_socket(base_url, takes, monkeypatch):
+    from .fake_docker import FakeAPI
+
+    monkeypatch.setattr(FakeAPI, "base_url", base_url)
+    assert containers(Exec()).takes_input() is takes
+
+
+def test_an_ssl_connection_is_not_used_to_send_input():
+    import socket
+    import ssl
+
+    ours, theirs = socket.socketpair()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    wrapped = context.wrap_socket(ours, do_handshake_on_connect=False)
+    with pytest.raises(ExecError, match="cannot be sent on a SSLSocket connection"):
+        docker_utils._Attached(wrapped)
+    assert wrapped.fileno() == -1  # closed
+    theirs.close()
+
+
+def test_a_sender_that_does_not_stop_is_left_and_said_not_to_have_ended(monkeypatch):
+    monkeypatch.setattr(docker_utils, "SENDER_GRACE", 0.2)
+    plan = Exec(frames=[(None, b"ended without its input")], rc=3, reads_input=False)
+    release = threading.Event()
+
+    def chunks():
+        release.wait(10)  # a source that hangs (a read of a lost network mount)
+        yield b"late"
+
+    stream = containers(plan).exec_stream(CONTAINER, ["cat"], stdin=chunks())
+    with pytest.raises(ExecError, match="exit 3"):
+        list(stream)
+    assert isinstance(stream.input_error, ExecError)
+    assert "did not end within 0.2 s" in str(stream.input_error)
+    release.set()
