@@ -47,7 +47,8 @@ alternately, --repeat times each, and reports medians and ratios:
   beside it, and the live content must equal the archive's after both;
 - a no-op preflight, end to end through ``ansible-playbook``.
 
-Memory: the peak RSS of the module process on the host (its own rusage), and
+Memory: the peak RSS of the module process on the host (its own rusage, as
+a small process that starts it sees it: see PEAK), and
 the peak of the backend (or, for pg_restore, db) container's cgroup:
 the process that does the work inside it (VmHWM, sampled every 0.2 s) and
 the container's anonymous memory above what it held just before.
@@ -160,6 +161,37 @@ def docker(*argv, check=True):
     return proc
 
 
+# The peak RSS of a command on the host, measured by a small Python process
+# that starts it and waits for it: the peak the kernel reports for a child
+# started straight from this harness includes this harness's own (a vfork
+# and exec carry the parent's peak into the child's), and this harness grows
+# with the scale. Prints "peak KiB seconds" to the file named first; exits
+# with the command's status.
+PEAK = """
+import os, sys, time
+started = time.monotonic()
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_pid, status, usage = os.wait4(pid, 0)
+seconds = time.monotonic() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{usage.ru_maxrss} {seconds}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_of(argv, rss_file, **popen):
+    """(returncode, seconds, peak RSS MB) of argv, run through PEAK; the
+    seconds are the command's own, without PEAK's start."""
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", PEAK, rss_file, *argv], **popen)
+    proc.wait()
+    try:
+        with open(rss_file, encoding="ascii") as handle:
+            kib, seconds = handle.read().split()
+    except (OSError, ValueError):
+        raise SystemExit(f"{argv[0]} was not measured (status {proc.returncode})") from None
+    return proc.returncode, float(seconds), int(kib) / 1024
+
+
 def run_module(name, args):
     """(result, seconds, peak RSS MB of the module process) of one module run."""
     path = os.path.join(ROOT, "plugins", "modules", name + ".py")
@@ -169,22 +201,22 @@ def run_module(name, args):
             json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
         env = dict(os.environ, PYTHONPATH=COLLECTIONS)
         with open(os.path.join(tmp, "out"), "w+b") as out:
-            started = now()
-            proc = subprocess.Popen(
-                [sys.executable, path, args_file], stdout=out, stderr=subprocess.STDOUT, env=env
+            returncode, seconds, rss = peak_of(
+                [sys.executable, path, args_file],
+                os.path.join(tmp, "peak"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
-            _pid, status, usage = os.wait4(proc.pid, 0)
-            seconds = now() - started
-            proc.returncode = os.waitstatus_to_exitcode(status)
             out.seek(0)
             text = out.read().decode("utf-8", "replace")
     try:
         result = json.loads(text.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise SystemExit(f"{name} printed no result: {text[-2000:]}") from None
-    if result.get("failed") or proc.returncode:
+    if result.get("failed") or returncode:
         raise SystemExit(f"{name} failed: {result.get('msg')}")
-    return result, seconds, usage.ru_maxrss / 1024
+    return result, seconds, rss
 
 
 class Stack:
@@ -677,17 +709,26 @@ def window_collection(stack, archive):
     events = Events()
     started = now()
     try:
-        with tempfile.TemporaryFile() as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        with (
+            tempfile.TemporaryDirectory(prefix="edms-bench-window-") as tmp,
+            open(os.path.join(tmp, "out"), "w+b") as out,
+        ):
             # The peak RSS of the playbook and of every module it ran on the host.
-            _pid, status, usage = os.wait4(proc.pid, 0)
+            returncode, _seconds, rss = peak_of(
+                argv,
+                os.path.join(tmp, "peak"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
             out.seek(0)
             said = out.read().decode("utf-8", "replace")
     finally:
         seconds = now() - started
         events.stop()
         stack.locate()
-    if os.waitstatus_to_exitcode(status):
+    if returncode:
         # Its safety backup stays: the rollback point of a failed restore.
         raise SystemExit(f"restore.yml failed: {said[-3000:]}")
     window = events.window()
@@ -696,7 +737,7 @@ def window_collection(stack, archive):
         path = os.path.join(DEMO_ARCHIVES, name)
         if os.path.isfile(path):
             os.unlink(path)
-    return {"seconds": window, "playbook_seconds": seconds, "host_rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": window, "playbook_seconds": seconds, "host_rss_mb": rss}
 
 
 def window_by_hand(stack, _archive):
@@ -732,19 +773,24 @@ def preflight(_stack):
     return {"seconds": seconds, "host_rss_mb": None}
 
 
-def alternate(repeat, sides):
-    """Run each side `repeat` times, the order turned round every repetition."""
+def alternate(repeat, sides, fewer=None):
+    """Run each side `repeat` times, the order turned round every repetition;
+    fewer: {side name: runs}, for a side run only that many times (in the
+    first repetitions)."""
+    fewer = fewer or {}
     runs = {name: [] for name, _call in sides}
     for repetition in range(repeat):
         order = sides if repetition % 2 == 0 else list(reversed(sides))
         for name, call in order:
+            if len(runs[name]) >= fewer.get(name, repeat):
+                continue
             run = call()
             print(f"  {name}: {short(run)}", file=sys.stderr, flush=True)
             runs[name].append(run)
     return runs
 
 
-def checked_sides(repeat, sides, check, problems):
+def checked_sides(repeat, sides, check, problems, fewer=None):
     """alternate(), each run followed by check(side name): a problem or None,
     added to problems."""
 
@@ -758,7 +804,7 @@ def checked_sides(repeat, sides, check, problems):
 
         return run
 
-    return alternate(repeat, [(name, checked(name, call)) for name, call in sides])
+    return alternate(repeat, [(name, checked(name, call)) for name, call in sides], fewer)
 
 
 def short(run):
@@ -798,9 +844,11 @@ def row(operation, side, runs, baseline=None):
     }
 
 
-def measure_scale(stack, scale, repeat, workdir, by_hand=True):
-    """The rows and facts of one scale (by_hand: with dumpdata and loaddata)."""
+def measure_scale(stack, scale, repeat, workdir, by_hand=True, by_hand_repeat=None):
+    """The rows and facts of one scale (by_hand: with dumpdata and loaddata,
+    by_hand_repeat times each if given, else repeat times)."""
     documents = SCALES[scale]
+    fewer = dict.fromkeys(BY_HAND, by_hand_repeat) if by_hand_repeat else None
     started = now()
     archive, fixture_bytes, objects, media = write_documents(
         workdir, documents, f"_{scale}", version_text=VERSION_TEXT
@@ -844,6 +892,7 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
                 ("pg_dump -Fc", lambda: backup_pgdump(stack, backups)),
             ],
         ),
+        fewer,
     )
     for old, _sha256 in made[:-1]:
         os.unlink(old)
@@ -909,6 +958,7 @@ def measure_scale(stack, scale, repeat, workdir, by_hand=True):
         ),
         restored_tables,
         facts["problems"],
+        fewer,
     )
     stack.exec("backend", "rm", "-rf", fixture_dir)
     stack.drop_database()
@@ -1143,11 +1193,21 @@ def main():
         help="leave out dumpdata + zip and flush + loaddata (the slow sides)",
     )
     parser.add_argument(
+        "--by-hand-repeat",
+        type=int,
+        metavar="N",
+        help="runs of each of those two sides, if fewer than --repeat (they take minutes each)",
+    )
+    parser.add_argument(
         "--dir", help="a directory, made if missing, for the work dir (default: the system's temp)"
     )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.by_hand_repeat is not None and not 1 <= args.by_hand_repeat <= args.repeat:
+        parser.error("--by-hand-repeat must be from 1 to --repeat")
+    if args.by_hand_repeat and args.skip_by_hand:
+        parser.error("--by-hand-repeat and --skip-by-hand: choose one")
     command = "benchmarks/run.py " + " ".join(sys.argv[1:])
 
     if args.dir:
@@ -1168,7 +1228,12 @@ def main():
         try:
             for scale in args.scale:
                 rows, facts = measure_scale(
-                    stack, scale, args.repeat, workdir, by_hand=not args.skip_by_hand
+                    stack,
+                    scale,
+                    args.repeat,
+                    workdir,
+                    by_hand=not args.skip_by_hand,
+                    by_hand_repeat=args.by_hand_repeat,
                 )
                 text = section(rows, facts, command, machine)
                 print(text)

@@ -133,3 +133,63 @@ def test_skip_by_hand_leaves_out_exactly_the_two_slow_sides(harness):
     kept = [side[0] for side in harness.by_hand_or_not(False, restore)]
     assert kept == ["collection", "pg_restore"]
     assert harness.by_hand_or_not(True, backup) == backup
+
+
+def test_fewer_runs_of_a_side_come_first_and_the_others_run_every_time(harness, capsys):
+    calls = []
+
+    def side(name):
+        def call():
+            calls.append(name)
+            return {"seconds": 1.0}
+
+        return call
+
+    sides = [(name, side(name)) for name in ("collection", "dumpdata + zip", "pg_dump -Fc")]
+    runs = harness.alternate(3, sides, {"dumpdata + zip": 1})
+    assert {name: len(made) for name, made in runs.items()} == {
+        "collection": 3,
+        "dumpdata + zip": 1,
+        "pg_dump -Fc": 3,
+    }
+    # The one run is in the first repetition; the order still turns round.
+    assert calls == [
+        "collection",
+        "dumpdata + zip",
+        "pg_dump -Fc",
+        "pg_dump -Fc",
+        "collection",
+        "collection",
+        "pg_dump -Fc",
+    ]
+    capsys.readouterr()
+
+
+def test_a_commands_peak_memory_is_its_own_not_the_harness(harness, tmp_path):
+    # The harness holding 200 MB more must not show in a small command's peak,
+    # as it does in the peak the kernel gives for a child started straight
+    # from it; the command holding 100 MB must.
+    ballast = bytearray(200 << 20)
+    ballast[:: 1 << 12] = b"\1" * len(ballast[:: 1 << 12])
+    code = (
+        "import sys; held = bytearray(int(sys.argv[1]) << 20);"
+        " held[::4096] = b'1' * len(held[::4096])"
+    )
+    returncode, seconds, small = harness.peak_of(
+        [sys.executable, "-c", code, "0"], str(tmp_path / "small")
+    )
+    assert returncode == 0
+    assert seconds > 0
+    _returncode, _seconds, large = harness.peak_of(
+        [sys.executable, "-c", code, "100"], str(tmp_path / "large")
+    )
+    assert small < 100, small
+    assert 90 < large - small < 150, (small, large)
+    del ballast
+
+
+def test_a_failing_command_gives_its_status(harness, tmp_path):
+    returncode, _seconds, _peak = harness.peak_of(
+        [sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "peak")
+    )
+    assert returncode == 3
