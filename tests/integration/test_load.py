@@ -18,6 +18,7 @@ from ansible_collections.edms.backup.plugins.module_utils._backend import load a
 from ansible_collections.edms.backup.plugins.module_utils._backend import loader
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     LoadError,
+    copy_member,
     fixture_input,
     load_command,
     load_request,
@@ -113,9 +114,17 @@ def load(source, database, expected=None, fail_at=None, fixture=None, script=Non
     if fixture is None:
         sent, chunks = fixture_input(source["archive"], meta)
     else:
-        # A copy in the container, read where it is (as over TLS or SSH).
+        # A copy in the container, read where it is (as over TLS or SSH),
+        # with the sha256 of the bytes it holds as what the host sent.
         size = source["containers"].exec(source["backend"], ["stat", "-c", "%s", fixture])
-        sent, chunks = {"size": int(size.stdout), "sha256": None, "path": fixture}, None
+        hashed = source["containers"].exec(source["backend"], ["sha256sum", fixture])
+        sent = {
+            "size": int(size.stdout),
+            "sha256": None,
+            "path": fixture,
+            "sent_sha256": hashed.stdout.split()[0].decode("ascii"),
+        }
+        chunks = None
     request = load_request(
         sent,
         meta["counts"] if expected is None else expected,
@@ -266,6 +275,42 @@ def test_an_input_not_sent_whole_fails_the_load_and_changes_nothing(source, scra
     assert isinstance(error, LoadError)
     assert error.stage == "load"
     assert message in str(error)
+    assert table_digests(env=env) == before
+
+
+def test_a_copy_in_the_container_other_than_the_host_sent_fails_and_changes_nothing(
+    source, scratch_db
+):
+    """Over TLS or SSH the fixture is copied into the backend first. A copy
+    changed after the host sent it (the same length, no sha256 in metadata)
+    fails the load before anything is committed."""
+    env = scratch(scratch_db, seed=True)
+    before = table_digests(env=env)
+    containers, backend_id = source["containers"], source["backend"]
+    directory = FIXTURE_DIR + "/copied"
+    backend("mkdir", "-m", "700", directory)
+    try:
+        path, sent_sha256 = copy_member(
+            containers, backend_id, source["archive"], "database_backup.json", directory
+        )
+        data = fixture_bytes(source)
+        assert sent_sha256 == hashlib.sha256(data).hexdigest()
+        swap = "import sys; p = sys.argv[1]; d = open(p, 'rb').read()\n" + (
+            "open(p, 'wb').write(d.replace(b'\"is_staff\": false', b'\"is_staff\": true ', 1))"
+        )
+        backend("python", "-c", swap, path)
+        sent = {"size": len(data), "sha256": None, "path": path, "sent_sha256": sent_sha256}
+        meta = source["metadata"]
+        request = load_request(sent, meta["counts"], meta["m2m_tables"], database=scratch_db)
+        stream = containers.exec_stream(backend_id, load_command("python", request))
+        rc, error = finished(stream)
+    finally:
+        backend("rm", "-rf", directory)
+    assert rc != 0
+    assert isinstance(error, LoadError)
+    assert error.stage == "load"
+    assert "copy in the container has sha256" in str(error)
+    assert "the host sent " + sent_sha256 in str(error)
     assert table_digests(env=env) == before
 
 

@@ -76,25 +76,24 @@ def inject(request, stage):
 
 
 class SentFixture(io.RawIOBase):
-    """The fixture as the host sends it: exactly `size` bytes of `source`
-    (unbuffered), hashed as they are read; then finish(). On standard input
-    (`end`), the host's end line follows, and `wait` seconds without a byte
-    fail the load; a copy in the container (a file) has no end line."""
+    """The fixture as the host gives it: exactly `size` bytes of `source`
+    (unbuffered), hashed as they are read; then finish(), which checks the
+    end of the input (StreamedFixture, CopiedFixture) and the sha256 the
+    archive's metadata lists (`expected`, when the request gives it)."""
 
-    def __init__(self, source, size, expected=None, end=True, wait=None):
+    # The error of a source that ends early, with the bytes it lacks.
+    SHORT = "the fixture ended %d bytes short of its size"
+
+    def __init__(self, source, size, expected=None):
         super().__init__()
         self.source, self.left, self.expected = source, size, expected
-        self.end, self.wait = end, wait
         self.hash = hashlib.sha256()
 
     def readable(self):
         return True
 
     def _ready(self):
-        if self.wait is not None and not select.select([self.source], [], [], self.wait)[0]:
-            raise ValueError(
-                "no part of the fixture came for %d s: the host stopped sending it" % self.wait
-            )
+        """Before each read of the source."""
 
     def readinto(self, buffer):
         if self.left <= 0:
@@ -104,55 +103,95 @@ class SentFixture(io.RawIOBase):
             self._ready()
             count = self.source.readinto(part)
             if not count:
-                raise ValueError(
-                    "the fixture sent ended %d bytes short of its size: the host did"
-                    " not send it whole" % self.left
-                )
+                raise ValueError(self.SHORT % self.left)
             self.hash.update(part[:count])
         self.left -= count
         return count
 
     def finish(self):
-        """The end of the input checked: every byte read, then the host's
-        FIXTURE_END with their sha256; and that sha256 the archive's, when
-        the request gives it. Raises ValueError otherwise."""
+        """Every byte read, the end of the input as its mode has it
+        (confirm), and their sha256 the archive's. Raises ValueError
+        otherwise."""
         if self.left:
             raise ValueError("the fixture was not read to its end (%d bytes left)" % self.left)
         digest = self.hash.hexdigest()
-        expected_end = FIXTURE_END + digest.encode("ascii") + b"\n"
-        end = b""
-        while self.end and len(end) < len(expected_end):
-            self._ready()
-            part = self.source.read(len(expected_end) - len(end))
-            if not part:
-                break
-            end += part
-        if not self.end and self.source.read(1):
-            raise ValueError("the fixture's copy in the container is longer than the archive's")
-        if self.end and end != expected_end:
-            raise ValueError(
-                "the host did not confirm that it sent the fixture whole (it could not read"
-                " the archive's fixture to its end, or the input was damaged)"
-            )
+        self.confirm(digest)
         if self.expected is not None and digest != self.expected:
             raise ValueError(
                 "the fixture received has sha256 %s; the archive's metadata says %s"
                 % (digest, self.expected)
             )
 
+    def confirm(self, digest):
+        raise NotImplementedError
+
+
+class StreamedFixture(SentFixture):
+    """The load's standard input: the fixture, then the host's FIXTURE_END
+    with the sha256 of what it sent, which the host sends only once it read
+    the archive's member to its end. `wait` seconds without a byte fail the
+    load (None: no wait, for a source that select cannot watch)."""
+
+    SHORT = "the fixture sent ended %d bytes short of its size: the host did not send it whole"
+
+    def __init__(self, source, size, expected=None, wait=INPUT_WAIT):
+        super().__init__(source, size, expected)
+        self.wait = wait
+
+    def _ready(self):
+        if self.wait is not None and not select.select([self.source], [], [], self.wait)[0]:
+            raise ValueError(
+                "no part of the fixture came for %d s: the host stopped sending it" % self.wait
+            )
+
+    def confirm(self, digest):
+        expected_end = FIXTURE_END + digest.encode("ascii") + b"\n"
+        end = b""
+        while len(end) < len(expected_end):
+            self._ready()
+            part = self.source.read(len(expected_end) - len(end))
+            if not part:
+                break
+            end += part
+        if end != expected_end:
+            raise ValueError(
+                "the host did not confirm that it sent the fixture whole (it could not read"
+                " the archive's fixture to its end, or the input was damaged)"
+            )
+
+
+class CopiedFixture(SentFixture):
+    """A copy of the fixture the host put in the container (a file): no
+    more than `size` bytes, and their sha256 the one of the bytes the host
+    sent (`sent`)."""
+
+    SHORT = "the fixture's copy in the container ended %d bytes short of its size"
+
+    def __init__(self, source, size, sent, expected=None):
+        super().__init__(source, size, expected)
+        self.sent = sent
+
+    def confirm(self, digest):
+        if self.source.read(1):
+            raise ValueError("the fixture's copy in the container is longer than the archive's")
+        if digest != self.sent:
+            raise ValueError(
+                "the fixture's copy in the container has sha256 %s; the host sent %s"
+                % (digest, self.sent)
+            )
+
 
 def open_fixture(request):
     """The fixture of the request: (SentFixture, its text). It is the load's
-    standard input, or, given its ``path``, a copy in the container."""
+    standard input, or, given its ``path``, a copy in the container with the
+    sha256 of what the host sent (``sent_sha256``)."""
     sent = request["fixture"]
     if sent.get("path"):
         # Closed with the load's process, as stdin is.
         source = open(sent["path"], "rb", buffering=0)  # noqa: SIM115  # pylint: disable=consider-using-with
-        raw = SentFixture(source, int(sent["size"]), sent.get("sha256"), end=False)
+        raw = CopiedFixture(source, int(sent["size"]), sent["sent_sha256"], sent.get("sha256"))
     else:
-        raw = SentFixture(
-            sys.stdin.buffer.raw, int(sent["size"]), sent.get("sha256"), wait=INPUT_WAIT
-        )
+        raw = StreamedFixture(sys.stdin.buffer.raw, int(sent["size"]), sent.get("sha256"))
     # utf-8-sig: a byte order mark at the start is not part of the text.
     text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 20), encoding="utf-8-sig")
     return raw, text

@@ -22,12 +22,12 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.database i
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     UNKNOWN,
     LoadError,
+    copy_member,
     finished_load,
     fixture_input,
     keep_tables_of,
     load_command,
     load_request,
-    put_fixture,
     scratch,
 )
 from ansible_collections.edms.backup.plugins.module_utils._deployment.media import (
@@ -40,6 +40,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.migrations
     migrations_command,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import (
+    FIXTURE,
     METADATA,
     ArchiveError,
     is_encrypted,
@@ -233,8 +234,9 @@ class Deployment:
                     chunks.close()
                     chunks = None
                     private = stack.enter_context(scratch(self.containers, backend, "edms-load"))
-                    fixture["path"] = put_fixture(
-                        self.containers, backend, archive, private.path, private.owner
+                    # The load checks its copy against the bytes sent.
+                    fixture["path"], fixture["sent_sha256"] = copy_member(
+                        self.containers, backend, archive, FIXTURE, private.path, private.owner
                     )
                     argv_of = private.command
                 request = load_request(

@@ -54,17 +54,19 @@ reset), about 20 to 30 times faster (benchmarks/RESULTS.md), and:
 The request (argv[1], JSON):
 
 - ``settings``: settings module, or null for the container's DJANGO_SETTINGS_MODULE;
-- ``fixture``: ``{"size", "sha256", "path"}`` of the fixture. Without
+- ``fixture``: ``{"size", "sha256", "path", "sent_sha256"}`` of the fixture. Without
   ``path`` (the host's connection to the engine is a plain socket:
   Containers.takes_input), the load reads it on its standard input: exactly
   ``size`` bytes, then FIXTURE_END and their sha256, which the host sends
   only once it read the archive's member to its end (sent_member); the
   fixture is then never written in the container, and INPUT_WAIT seconds
   without a byte fail the load. With ``path`` (over TLS or SSH), it reads
-  the copy put there (put_fixture). A load whose input ends early, or
-  without that line, or whose bytes have another sha256 than ``sha256``
-  (the archive metadata's, or null) fails once every row is written but
-  before anything is counted or committed, and rolls back;
+  the copy put there (copy_member), which must have the sha256 of the bytes
+  the host sent (``sent_sha256``) and no more than ``size`` bytes. A load
+  whose input ends early, or without that line, or whose bytes have another
+  sha256 than the host sent or than ``sha256`` (the archive metadata's, or
+  null) fails once every row is written but before anything is counted or
+  committed, and rolls back;
 - ``database``: the database to load into, or null for the app's own; set as
   ``DATABASES["default"]["NAME"]`` before the first connection;
 - ``expected``: ``{model label (lower case): count}`` from metadata;
@@ -368,8 +370,21 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
     stream is made while it is sent: the Docker SDK passes a generator body on
     to requests, which sends it chunked, so the member is never whole in memory.
     """
+    return copy_member(containers, container_id, archive_path, name, dest_dir, owner)[0]
+
+
+def copy_member(containers, container_id, archive_path, name, dest_dir, owner=None):
+    """put_member's copy, and the sha256 of the bytes it sent: (path there,
+    sha256). The member was read to its end (a ZIP member's CRC-32 checked),
+    and was of its recorded size, or LoadError."""
     uid, gid = owner or container_owner(containers, container_id)
     path = dest_dir.rstrip("/") + "/" + name
+    sent = []
+
+    def whole(info, source):
+        yield from tar_of_one(info, source)
+        sent.append(source.sha256)
+
     with ArchiveReader.open(archive_path) as archive:
         member = archive.member(name)
         source = archive.open_member(name)
@@ -378,10 +393,12 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
             info.size = member.size
             info.mode = 0o600
             info.uid, info.gid = uid, gid
-            containers.put_tree(container_id, dest_dir, tar_of_one(info, source), name)
+            containers.put_tree(container_id, dest_dir, whole(info, source), name)
         finally:
             source.close()
-    return path
+    if not sent:
+        raise LoadError(f"{name} was not sent whole into container {container_id[:12]}")
+    return path, sent[0]
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")

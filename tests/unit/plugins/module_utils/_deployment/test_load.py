@@ -13,6 +13,7 @@ from ansible_collections.edms.backup.plugins.module_utils._deployment.load impor
     KEEP_TABLES_OF,
     REPORT_MARKER,
     LoadError,
+    copy_member,
     finished_load,
     fixture_input,
     keep_tables_of,
@@ -162,6 +163,35 @@ def test_the_fixture_is_sent_as_a_tar_stream_made_on_the_way(archive):
         assert tar.extractfile(member).read() == FIXTURE
 
 
+class Taking:
+    """The one call of an engine copy_member makes (put_tree), taking `chunks`
+    of the tar stream it is given (None: all of them)."""
+
+    def __init__(self, chunks=None):
+        self.chunks, self.data = chunks, b""
+
+    def put_tree(self, container_id, dest_dir, body, what):
+        for n, chunk in enumerate(body):
+            if self.chunks is not None and n >= self.chunks:
+                break
+            self.data += chunk
+        return True
+
+
+def test_a_copy_gives_the_sha256_of_the_bytes_it_sent(archive):
+    engine = Taking()
+    path, sha256 = copy_member(engine, "c" * 64, archive, FIXTURE_MEMBER, "/tmp/x/", (1, 2))
+    assert path == "/tmp/x/" + FIXTURE_MEMBER
+    assert sha256 == hashlib.sha256(FIXTURE).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(engine.data)) as tar:
+        assert tar.extractfile(FIXTURE_MEMBER).read() == FIXTURE
+
+
+def test_a_copy_the_engine_did_not_take_whole_is_refused(archive):
+    with pytest.raises(LoadError, match="was not sent whole into container cccccccccccc"):
+        copy_member(Taking(chunks=2), "c" * 64, archive, FIXTURE_MEMBER, "/tmp/x", (1, 2))
+
+
 HASH = "pbkdf2_sha256$600000$Qx1salt$K2hashvalue="
 TOKEN = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
 
@@ -251,7 +281,7 @@ def test_a_load_keeps_the_tables_the_archive_left_to_migrate():
 
 
 # The fixture sent as the load's standard input: the host's half
-# (fixture_input, sent_member) and the load's (_backend/load.py SentFixture,
+# (fixture_input, sent_member) and the load's (_backend/load.py StreamedFixture,
 # read_objects). The Docker side is tested against the real engine in
 # tests/integration/test_load.py.
 
@@ -265,8 +295,8 @@ def end_line(data):
 
 
 def received(data, size=None, expected=None):
-    """The load's side of an input: (SentFixture, objects read, state)."""
-    sent = load.SentFixture(io.BufferedReader(io.BytesIO(data)), size, expected)
+    """The load's side of an input: (StreamedFixture, objects read, state)."""
+    sent = load.StreamedFixture(io.BufferedReader(io.BytesIO(data)), size, expected, wait=None)
     text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8")
     state = {"read": 0, "streamed": True}
     return sent, list(load.read_objects(text, state)), state
@@ -392,7 +422,7 @@ def test_input_that_stops_coming_fails_the_load_after_its_wait():
     try:
         os.write(writing, LINES[:100])
         with open(reading, "rb", buffering=0, closefd=False) as source:
-            sent = load.SentFixture(source, len(LINES), wait=0.2)
+            sent = load.StreamedFixture(source, len(LINES), wait=0.2)
             text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8-sig")
             with pytest.raises(ValueError, match="no part of the fixture came for 0 s"):
                 list(load.read_objects(text, {"read": 0, "streamed": True}))
@@ -403,7 +433,9 @@ def test_input_that_stops_coming_fails_the_load_after_its_wait():
 
 def test_a_byte_order_mark_is_not_part_of_the_text():
     data = b"\xef\xbb\xbf" + LINES
-    sent = load.SentFixture(io.BufferedReader(io.BytesIO(data + end_line(data))), len(data))
+    sent = load.StreamedFixture(
+        io.BufferedReader(io.BytesIO(data + end_line(data))), len(data), wait=None
+    )
     text = io.TextIOWrapper(io.BufferedReader(sent, 4096), encoding="utf-8-sig")
     state = {"read": 0, "streamed": True}
     assert list(load.read_objects(text, state)) == OBJECTS
@@ -411,32 +443,58 @@ def test_a_byte_order_mark_is_not_part_of_the_text():
     sent.finish()
 
 
-def copy_in_the_container(tmp_path, data, size=None):
-    """open_fixture of a copy put into the container (the path of the request)."""
+def copy_in_the_container(tmp_path, data, size=None, sent=LINES_SHA256, listed=LINES_SHA256):
+    """open_fixture of a copy put into the container (the path of the
+    request), with the sha256 of what the host sent and the one metadata
+    lists."""
     path = tmp_path / "database_backup.json"
     path.write_bytes(data)
-    fixture = {"size": len(data) if size is None else size, "sha256": LINES_SHA256}
-    return load.open_fixture({"fixture": {**fixture, "path": str(path)}})
+    fixture = {"size": len(data) if size is None else size, "sha256": listed}
+    return load.open_fixture({"fixture": {**fixture, "path": str(path), "sent_sha256": sent}})
 
 
 def test_a_copy_in_the_container_is_read_without_an_end_line(tmp_path):
     sent, text = copy_in_the_container(tmp_path, LINES)
+    assert isinstance(sent, load.CopiedFixture)
     assert list(load.read_objects(text, {"read": 0, "streamed": True})) == OBJECTS
     sent.finish()
 
 
+OTHER = LINES.replace(b'"u7"', b'"u8"')
+
+
 @pytest.mark.parametrize(
-    ("data", "size", "message"),
+    ("data", "size", "listed", "message"),
     [
-        (LINES.replace(b'"u7"', b'"u8"'), None, "the archive's metadata says"),
-        (LINES + b"\n", len(LINES), "longer than the archive's"),
+        (OTHER, None, LINES_SHA256, "copy in the container has sha256 .*; the host sent"),
+        # Without a sha256 in metadata, the copy is still checked against
+        # what the host sent.
+        (OTHER, None, None, "copy in the container has sha256 .*; the host sent " + LINES_SHA256),
+        (LINES + b"\n", len(LINES), LINES_SHA256, "longer than the archive's"),
     ],
-    ids=["other-bytes", "longer"],
+    ids=["other-bytes", "other-bytes-no-sha256-listed", "longer"],
 )
-def test_a_copy_that_is_not_the_archives_fixture_fails_the_load(tmp_path, data, size, message):
-    sent, text = copy_in_the_container(tmp_path, data, size)
+def test_a_copy_that_is_not_what_the_host_sent_fails_the_load(
+    tmp_path, data, size, listed, message
+):
+    sent, text = copy_in_the_container(tmp_path, data, size, listed=listed)
     list(load.read_objects(text, {"read": 0, "streamed": True}))
     with pytest.raises(ValueError, match=message):
+        sent.finish()
+
+
+def test_a_copy_cut_short_is_named_as_the_copy(tmp_path):
+    _sent, text = copy_in_the_container(tmp_path, LINES[:-50], size=len(LINES))
+    message = "the fixture's copy in the container ended 50 bytes short"
+    with pytest.raises(ValueError, match=message):
+        list(load.read_objects(text, {"read": 0, "streamed": True}))
+
+
+def test_a_copy_the_host_sent_other_bytes_for_fails_on_metadatas_sha256(tmp_path):
+    # The copy is what the host sent, but not what metadata lists.
+    sent, text = copy_in_the_container(tmp_path, OTHER, sent=hashlib.sha256(OTHER).hexdigest())
+    list(load.read_objects(text, {"read": 0, "streamed": True}))
+    with pytest.raises(ValueError, match="the archive's metadata says " + LINES_SHA256):
         sent.finish()
 
 
