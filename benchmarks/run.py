@@ -5,7 +5,9 @@
 For each scale it seeds the demo stack's live database and media with a
 synthetic EDMS dataset (dataset.py: users, documents with one media file each,
 versions, workflows, steps, audit entries), then measures, both sides
-alternately, --repeat times each, and reports medians and ratios:
+alternately, --repeat times each (``dumpdata`` and ``loaddata``
+--by-hand-repeat times if given, or not at all with --skip-by-hand), and
+reports medians and ratios:
 
 - backup: the collection's ``archive_create`` (fixture, media, metadata,
   ``pg_dump``, verification) against ``manage.py dumpdata`` to a file plus a
@@ -47,8 +49,8 @@ alternately, --repeat times each, and reports medians and ratios:
   beside it, and the live content must equal the archive's after both;
 - a no-op preflight, end to end through ``ansible-playbook``.
 
-Memory: the peak RSS of the module process on the host (its own rusage, as
-a small process that starts it sees it: see PEAK), and
+Memory: the peak RSS of the module process on the host (its own, as a small
+process that starts it sees it: see PEAK), and
 the peak of the backend (or, for pg_restore, db) container's cgroup:
 the process that does the work inside it (VmHWM, sampled every 0.2 s) and
 the container's anonymous memory above what it held just before.
