@@ -74,6 +74,7 @@ measured side fails or when restored content differs.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -184,6 +185,8 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def peak_of(argv, rss_file, **popen):
     """(returncode, seconds, peak RSS MB) of argv, run through PEAK; the
     seconds are the command's own, without PEAK's start."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(rss_file)
     proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", PEAK, rss_file, *argv], **popen)
     proc.wait()
     try:
@@ -777,14 +780,15 @@ def preflight(_stack):
 
 def alternate(repeat, sides, fewer=None):
     """Run each side `repeat` times, the order turned round every repetition;
-    fewer: {side name: runs}, for a side run only that many times (in the
-    first repetitions)."""
+    fewer: {side name: runs}, for a side run only that many times, spread
+    over the repetitions (one run: in the last)."""
     fewer = fewer or {}
     runs = {name: [] for name, _call in sides}
     for repetition in range(repeat):
         order = sides if repetition % 2 == 0 else list(reversed(sides))
         for name, call in order:
-            if len(runs[name]) >= fewer.get(name, repeat):
+            times = fewer.get(name, repeat)
+            if (repetition + 1) * times // repeat == repetition * times // repeat:
                 continue
             run = call()
             print(f"  {name}: {short(run)}", file=sys.stderr, flush=True)

@@ -135,7 +135,7 @@ def test_skip_by_hand_leaves_out_exactly_the_two_slow_sides(harness):
     assert harness.by_hand_or_not(True, backup) == backup
 
 
-def test_fewer_runs_of_a_side_come_first_and_the_others_run_every_time(harness, capsys):
+def test_fewer_runs_of_a_side_are_spread_and_the_others_run_every_time(harness, capsys):
     calls = []
 
     def side(name):
@@ -152,16 +152,20 @@ def test_fewer_runs_of_a_side_come_first_and_the_others_run_every_time(harness, 
         "dumpdata + zip": 1,
         "pg_dump -Fc": 3,
     }
-    # The one run is in the first repetition; the order still turns round.
+    # The one run is in the last repetition; the order still turns round.
     assert calls == [
+        "collection",
+        "pg_dump -Fc",
+        "pg_dump -Fc",
+        "collection",
         "collection",
         "dumpdata + zip",
         "pg_dump -Fc",
-        "pg_dump -Fc",
-        "collection",
-        "collection",
-        "pg_dump -Fc",
     ]
+    # Two of four: spread, in the second and the last.
+    calls.clear()
+    harness.alternate(4, sides, {"dumpdata + zip": 2})
+    assert [n for n, name in enumerate(calls) if name == "dumpdata + zip"] == [3, 8]
     capsys.readouterr()
 
 

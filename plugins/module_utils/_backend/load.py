@@ -187,6 +187,11 @@ def open_fixture(request):
     sha256 of what the host sent (``sent_sha256``)."""
     sent = request["fixture"]
     if sent.get("path"):
+        if not sent.get("sent_sha256"):
+            raise ValueError(
+                "the request names a copy of the fixture without the sha256 of the bytes"
+                " the host sent"
+            )
         # Closed with the load's process, as stdin is.
         source = open(sent["path"], "rb", buffering=0)  # noqa: SIM115  # pylint: disable=consider-using-with
         raw = CopiedFixture(source, int(sent["size"]), sent["sent_sha256"], sent.get("sha256"))

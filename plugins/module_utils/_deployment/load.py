@@ -171,7 +171,8 @@ def load_request(
     reset_models=None,
 ):
     """The request LOAD_SCRIPT reads (see the module docstring); fixture:
-    ``{"size", "sha256"}`` (fixture_input)."""
+    ``{"size", "sha256"}`` (fixture_input), with ``path`` and
+    ``sent_sha256`` for a copy in the container (copy_member)."""
     if fail_at is not None and fail_at not in FAIL_STAGES:
         raise LoadError(f"unknown fail_at stage {fail_at!r} (one of {', '.join(FAIL_STAGES)})")
     return {
@@ -180,6 +181,7 @@ def load_request(
             "size": int(fixture["size"]),
             "sha256": fixture.get("sha256"),
             "path": fixture.get("path"),
+            "sent_sha256": fixture.get("sent_sha256"),
         },
         "database": database,
         "expected": {str(label).lower(): int(count) for label, count in expected.items()},
@@ -375,8 +377,10 @@ def put_member(containers, container_id, archive_path, name, dest_dir, owner=Non
 
 def copy_member(containers, container_id, archive_path, name, dest_dir, owner=None):
     """put_member's copy, and the sha256 of the bytes it sent: (path there,
-    sha256). The member was read to its end (a ZIP member's CRC-32 checked),
-    and was of its recorded size, or LoadError."""
+    sha256). The member was read to its end (a ZIP member's CRC-32 checked)
+    and was of its recorded size, and the engine took the whole tar stream,
+    or LoadError. What landed in the container is not read back here: the
+    fixture's load checks its copy against that sha256 (CopiedFixture)."""
     uid, gid = owner or container_owner(containers, container_id)
     path = dest_dir.rstrip("/") + "/" + name
     sent = []

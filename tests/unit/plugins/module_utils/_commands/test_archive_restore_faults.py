@@ -2,6 +2,7 @@
 first destructive step: the failure always carries the restore token and
 what is live, and never says that nothing was replaced."""
 
+import hashlib
 import json
 import types
 import zipfile
@@ -201,3 +202,40 @@ def test_f3_a_load_that_reported_its_failure_rolled_back_and_the_media_went_back
     assert partial["stage"] == "database_count_check"
     assert partial["media_live"] == "previous"
     assert "the database is as it was (the load is one transaction and rolled back)" in message
+
+
+FIXTURE_BYTES = b'[{"model": "app.thing", "pk": 1, "fields": {}}]\n'
+
+
+def test_the_load_is_sent_the_fixture_or_told_the_sha256_of_its_copy(
+    archive, engine_address, monkeypatch
+):
+    """Deployment.load's two modes: over a local socket the request has no
+    path (the fixture comes on the load's standard input); over TLS it names
+    the copy in a private directory, and the sha256 of the bytes sent there,
+    which the load checks its copy against."""
+    from .._platform.fake_docker import FakeAPI
+
+    commands = []
+    create = FakeAPI.exec_create
+
+    def recorded(self, container, cmd, **kwargs):
+        commands.append(cmd)
+        return create(self, container, cmd, **kwargs)
+
+    monkeypatch.setattr(FakeAPI, "exec_create", recorded)
+    restore = Restore(archive, Exec(frames=[(None, report(objects=1, counts={"app.thing": 1}))]))
+    restore.verify()
+    restore.load(archive, METADATA)
+    (argv,) = [cmd for cmd in commands if LOAD_PROGRAM in cmd]
+    (request,) = [json.loads(word) for word in argv if word.startswith("{")]
+    fixture = request["fixture"]
+    assert fixture["size"] == len(FIXTURE_BYTES)
+    if engine_address.startswith("https"):
+        assert argv[:2] == ["sh", "-c"]  # the load's shell removes the private directory
+        assert fixture["path"].startswith(argv[4] + "/")
+        assert fixture["path"].endswith("/" + FIXTURE)
+        assert fixture["sent_sha256"] == hashlib.sha256(FIXTURE_BYTES).hexdigest()
+    else:
+        assert fixture["path"] is None
+        assert fixture["sent_sha256"] is None

@@ -46,7 +46,7 @@ def test_the_request_travels_as_one_json_argument():
     assert argv[:3] == ["python3", "-c", backend_program(load)]
     assert json.loads(argv[3]) == {
         "settings": "edms.settings",
-        "fixture": {"size": 1234, "sha256": "ab" * 32, "path": None},
+        "fixture": {"size": 1234, "sha256": "ab" * 32, "path": None, "sent_sha256": None},
         "database": "edms_scratch",
         "expected": {"users.user": 3, "workflows.workflow_participants": 4},
         "m2m_tables": ["workflows.workflow_participants"],
@@ -451,6 +451,23 @@ def copy_in_the_container(tmp_path, data, size=None, sent=LINES_SHA256, listed=L
     path.write_bytes(data)
     fixture = {"size": len(data) if size is None else size, "sha256": listed}
     return load.open_fixture({"fixture": {**fixture, "path": str(path), "sent_sha256": sent}})
+
+
+def test_without_a_path_the_fixture_is_the_standard_input_with_its_wait(monkeypatch):
+    reading, writing = os.pipe()
+    os.close(writing)
+    with io.TextIOWrapper(io.BufferedReader(io.FileIO(reading))) as stdin:
+        monkeypatch.setattr(load.sys, "stdin", stdin)
+        sent, _text = load.open_fixture({"fixture": {"size": 10, "sha256": LINES_SHA256}})
+        assert isinstance(sent, load.StreamedFixture)
+        assert sent.source is stdin.buffer.raw
+        assert sent.wait == load.INPUT_WAIT == 300
+        assert sent.expected == LINES_SHA256
+
+
+def test_a_copy_named_without_the_sha256_the_host_sent_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="without the sha256 of the bytes the host sent"):
+        copy_in_the_container(tmp_path, LINES, sent=None)
 
 
 def test_a_copy_in_the_container_is_read_without_an_end_line(tmp_path):
