@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import resource
 import select
+import stat
 import sys
 import time
 
@@ -54,6 +56,8 @@ FIXTURE_END = b"EDMS-FIXTURE-END "
 # How long the load waits for the next part of its input: a host that
 # stopped sending fails the load (rolled back) instead of holding its locks.
 INPUT_WAIT = 300
+# A sha256 as the host writes it.
+SHA256_TEXT = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def finish(report, code):
@@ -187,14 +191,20 @@ def open_fixture(request):
     sha256 of what the host sent (``sent_sha256``)."""
     sent = request["fixture"]
     if sent.get("path"):
-        if not sent.get("sent_sha256"):
+        sent_sha256 = sent.get("sent_sha256")
+        if not (isinstance(sent_sha256, str) and SHA256_TEXT.match(sent_sha256)):
             raise ValueError(
                 "the request names a copy of the fixture without the sha256 of the bytes"
                 " the host sent"
             )
-        # Closed with the load's process, as stdin is.
-        source = open(sent["path"], "rb", buffering=0)  # noqa: SIM115  # pylint: disable=consider-using-with
-        raw = CopiedFixture(source, int(sent["size"]), sent["sent_sha256"], sent.get("sha256"))
+        # Not followed if a link, not waited on if a FIFO: only a regular
+        # file is read. Closed with the load's process, as stdin is.
+        fd = os.open(sent["path"], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError("the fixture's copy in the container is not a regular file")
+        source = os.fdopen(fd, "rb", buffering=0)
+        raw = CopiedFixture(source, int(sent["size"]), sent_sha256, sent.get("sha256"))
     else:
         raw = StreamedFixture(sys.stdin.buffer.raw, int(sent["size"]), sent.get("sha256"))
     # utf-8-sig: a byte order mark at the start is not part of the text.
@@ -645,6 +655,9 @@ def load(request, state):
     if unknown:
         fail("the fixture's models are not in this application: %s" % ", ".join(unknown), state)
 
+    # Opened before the transaction: a copy that cannot be read fails the
+    # load before anything is emptied.
+    sent, text = open_fixture(request)
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         state["stage"] = "empty"
@@ -659,7 +672,6 @@ def load(request, state):
         state["stage"] = "load"
         loader = BatchLoader(connection, using, apps)
         fixture_keys, allowed = {}, set()
-        sent, text = open_fixture(request)
         try:
             load_all(loader, read_objects(text, state), fixture_keys, allowed, using)
         finally:

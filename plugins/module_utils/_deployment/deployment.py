@@ -238,6 +238,12 @@ class Deployment:
                     fixture["path"], fixture["sent_sha256"] = copy_member(
                         self.containers, backend, archive, FIXTURE, private.path, private.owner
                     )
+                    if fixture["sha256"] and fixture["sent_sha256"] != fixture["sha256"]:
+                        raise LoadError(
+                            f"the fixture of {archive} read now has sha256"
+                            f" {fixture['sent_sha256']}; the archive's metadata says"
+                            f" {fixture['sha256']}: the archive changed after it was verified"
+                        )
                     argv_of = private.command
                 request = load_request(
                     fixture,

@@ -379,8 +379,9 @@ def copy_member(containers, container_id, archive_path, name, dest_dir, owner=No
     """put_member's copy, and the sha256 of the bytes it sent: (path there,
     sha256). The member was read to its end (a ZIP member's CRC-32 checked)
     and was of its recorded size, and the engine took the whole tar stream,
-    or LoadError. What landed in the container is not read back here: the
-    fixture's load checks its copy against that sha256 (CopiedFixture)."""
+    or LoadError (ArchiveError for a member missing or unreadable). What
+    landed in the container is not read back here: the fixture's load checks
+    its copy against that sha256 (CopiedFixture)."""
     uid, gid = owner or container_owner(containers, container_id)
     path = dest_dir.rstrip("/") + "/" + name
     sent = []

@@ -17,6 +17,7 @@ from ansible_collections.edms.backup.plugins.module_utils._commands.archive_rest
 from ansible_collections.edms.backup.plugins.module_utils._deployment.load import (
     LOAD_PROGRAM,
     REPORT_MARKER,
+    LoadError,
 )
 from ansible_collections.edms.backup.plugins.module_utils._format.archive import FIXTURE
 from ansible_collections.edms.backup.plugins.module_utils._platform.docker import (
@@ -239,3 +240,33 @@ def test_the_load_is_sent_the_fixture_or_told_the_sha256_of_its_copy(
     else:
         assert fixture["path"] is None
         assert fixture["sent_sha256"] is None
+
+
+def test_a_fixture_other_than_metadata_lists_over_tls_never_reaches_a_load(
+    archive, engine_address, monkeypatch
+):
+    """Over TLS the copy's sha256 is compared with metadata's on the host: an
+    archive changed after its verification never reaches a load. On a local
+    socket the fixture goes on the load's input, and the load compares it
+    before it commits (tests/integration/test_load.py)."""
+    from .._platform.fake_docker import FakeAPI
+
+    commands = []
+    create = FakeAPI.exec_create
+
+    def recorded(self, container, cmd, **kwargs):
+        commands.append(cmd)
+        return create(self, container, cmd, **kwargs)
+
+    monkeypatch.setattr(FakeAPI, "exec_create", recorded)
+    listed = {**METADATA, "members": {FIXTURE: {"sha256": "0" * 64}}}
+    restore = Restore(archive, Exec(frames=[(None, report(objects=1, counts={"app.thing": 1}))]))
+    restore.verify()
+    if not engine_address.startswith("https"):
+        restore.load(archive, listed)  # the canned load reports success
+        assert [cmd for cmd in commands if LOAD_PROGRAM in cmd]
+        return
+    with pytest.raises(LoadError, match="the archive changed after it was verified") as caught:
+        restore.load(archive, listed)
+    assert caught.value.outcome is None  # not started
+    assert not [cmd for cmd in commands if LOAD_PROGRAM in cmd]

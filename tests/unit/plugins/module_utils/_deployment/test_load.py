@@ -465,9 +465,38 @@ def test_without_a_path_the_fixture_is_the_standard_input_with_its_wait(monkeypa
         assert sent.expected == LINES_SHA256
 
 
-def test_a_copy_named_without_the_sha256_the_host_sent_is_refused(tmp_path):
+@pytest.mark.parametrize("sent", [None, "", LINES_SHA256.upper(), 5, LINES_SHA256 + "\n"])
+def test_a_copy_named_without_the_sha256_the_host_sent_is_refused(tmp_path, sent):
     with pytest.raises(ValueError, match="without the sha256 of the bytes the host sent"):
-        copy_in_the_container(tmp_path, LINES, sent=None)
+        copy_in_the_container(tmp_path, LINES, sent=sent)
+
+
+def test_a_copy_that_is_not_a_regular_file_is_not_read(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    request = {"size": 1, "sha256": None, "path": str(fifo), "sent_sha256": LINES_SHA256}
+    # Refused at once, not waited on for a writer.
+    with pytest.raises(ValueError, match="is not a regular file"):
+        load.open_fixture({"fixture": request})
+    link = tmp_path / "link"
+    (tmp_path / "target").write_bytes(LINES)
+    link.symlink_to(tmp_path / "target")
+    with pytest.raises(OSError, match="symbolic links"):
+        load.open_fixture({"fixture": {**request, "path": str(link)}})
+
+
+def test_the_hosts_request_for_a_copy_is_what_the_load_reads(tmp_path):
+    # The fields the host writes (load_request) are the ones the load reads
+    # (open_fixture): a field dropped on the way fails here.
+    path = tmp_path / "database_backup.json"
+    path.write_bytes(LINES)
+    fixture = {"size": len(LINES), "sha256": LINES_SHA256}
+    fixture.update(path=str(path), sent_sha256=LINES_SHA256)
+    request = json.loads(load_command("python3", load_request(fixture, {}, []))[3])
+    sent, text = load.open_fixture(request)
+    assert isinstance(sent, load.CopiedFixture)
+    assert list(load.read_objects(text, {"read": 0, "streamed": True})) == OBJECTS
+    sent.finish()
 
 
 def test_a_copy_in_the_container_is_read_without_an_end_line(tmp_path):
