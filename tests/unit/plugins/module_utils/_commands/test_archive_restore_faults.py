@@ -208,23 +208,29 @@ def test_f3_a_load_that_reported_its_failure_rolled_back_and_the_media_went_back
 FIXTURE_BYTES = b'[{"model": "app.thing", "pk": 1, "fields": {}}]\n'
 
 
+@pytest.fixture
+def commands(monkeypatch):
+    """The commands the fake engine is asked to run, as they come."""
+    from .._platform.fake_docker import FakeAPI
+
+    seen = []
+    create = FakeAPI.exec_create
+
+    def recorded(self, container, cmd, **kwargs):
+        seen.append(cmd)
+        return create(self, container, cmd, **kwargs)
+
+    monkeypatch.setattr(FakeAPI, "exec_create", recorded)
+    return seen
+
+
 def test_the_load_is_sent_the_fixture_or_told_the_sha256_of_its_copy(
-    archive, engine_address, monkeypatch
+    archive, engine_address, commands
 ):
     """Deployment.load's two modes: over a local socket the request has no
     path (the fixture comes on the load's standard input); over TLS it names
     the copy in a private directory, and the sha256 of the bytes sent there,
     which the load checks its copy against."""
-    from .._platform.fake_docker import FakeAPI
-
-    commands = []
-    create = FakeAPI.exec_create
-
-    def recorded(self, container, cmd, **kwargs):
-        commands.append(cmd)
-        return create(self, container, cmd, **kwargs)
-
-    monkeypatch.setattr(FakeAPI, "exec_create", recorded)
     restore = Restore(archive, Exec(frames=[(None, report(objects=1, counts={"app.thing": 1}))]))
     restore.verify()
     restore.load(archive, METADATA)
@@ -243,22 +249,12 @@ def test_the_load_is_sent_the_fixture_or_told_the_sha256_of_its_copy(
 
 
 def test_a_fixture_other_than_metadata_lists_over_tls_never_reaches_a_load(
-    archive, engine_address, monkeypatch
+    archive, engine_address, commands
 ):
     """Over TLS the copy's sha256 is compared with metadata's on the host: an
     archive changed after its verification never reaches a load. On a local
     socket the fixture goes on the load's input, and the load compares it
     before it commits (tests/integration/test_load.py)."""
-    from .._platform.fake_docker import FakeAPI
-
-    commands = []
-    create = FakeAPI.exec_create
-
-    def recorded(self, container, cmd, **kwargs):
-        commands.append(cmd)
-        return create(self, container, cmd, **kwargs)
-
-    monkeypatch.setattr(FakeAPI, "exec_create", recorded)
     listed = {**METADATA, "members": {FIXTURE: {"sha256": "0" * 64}}}
     restore = Restore(archive, Exec(frames=[(None, report(objects=1, counts={"app.thing": 1}))]))
     restore.verify()
